@@ -1,0 +1,205 @@
+"""The command line: `python -m aksfw_core COMMAND` (installed as `aksfw`).
+
+JSON on stdout, warnings on stderr; bad input exits non-zero with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from aksfw_core.errors import AksfwError, InputError
+from aksfw_core.kube import KubernetesServices
+from aksfw_core.model import TagWarning, ip_tags_json
+from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.reconcile import owned_only
+from aksfw_core.selectors import NamedSelector, named_selector
+from aksfw_core.services import ServiceList, parse_service_items, parse_service_list
+from aksfw_core.sync import sync_cluster
+from aksfw_core.tags import ClusterTags, check_cluster_name, compute_tags, ownership
+
+EXIT_FAILED = 1
+"""The work could not be done (Panorama or the cluster refused or failed)."""
+EXIT_BAD_INPUT = 2
+"""The command line or an input file is wrong."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"aksfw: {message} (see --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s %(message)s",
+    )
+    try:
+        return int(args.run(args))
+    except InputError as error:
+        print(f"aksfw: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AksfwError as error:
+        print(f"aksfw: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aksfw", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress on stderr")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    tags = commands.add_parser("tags", help="print the IP-tags a service list calls for")
+    _cluster_arguments(tags)
+    tags.add_argument("file", metavar="FILE|-", help="`kubectl get services -A -o json` output")
+    tags.set_defaults(run=_run_tags)
+
+    registered = commands.add_parser("registered", help="print what is registered now")
+    registered.add_argument("--cluster", help="only the tags this cluster owns")
+    _panorama_arguments(registered)
+    registered.set_defaults(run=_run_registered)
+
+    sync = commands.add_parser("sync", help="make Panorama hold exactly one cluster's tags")
+    _cluster_arguments(sync)
+    source = sync.add_mutually_exclusive_group(required=True)
+    source.add_argument("--services", metavar="FILE|-", help="a saved service list")
+    source.add_argument("--kubeconfig", metavar="PATH", help="list Services from a live cluster")
+    sync.add_argument("--context", help="kubeconfig context (default: the current one)")
+    _panorama_arguments(sync)
+    sync.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    sync.set_defaults(run=_run_sync)
+    return parser
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", required=True, help="cluster name (or alias) used in tags")
+    parser.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="NAME=EXPR[@NAMESPACE]",
+        help="label selector giving aks_NAME.<cluster>.<service> tags; repeatable",
+    )
+
+
+def _panorama_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--panorama",
+        required=True,
+        metavar="URL",
+        help="https://host[:port] (http:// for a local simulator)",
+    )
+    parser.add_argument("--target", metavar="SERIAL", help="act on this managed firewall")
+    parser.add_argument("--vsys", help="virtual system on the target, e.g. vsys1")
+    parser.add_argument("--ca-bundle", metavar="PEM", help="CA certificates to trust")
+    parser.add_argument(
+        "--no-verify-tls", action="store_true", help="do not check the certificate (unsafe)"
+    )
+    parser.add_argument("--batch-size", type=int, default=1000, help="IP entries per request")
+
+
+def _run_tags(args: argparse.Namespace) -> int:
+    wanted = _wanted_tags(args, parse_service_list(_read_json(args.file)))
+    _print_json(ip_tags_json(wanted.tags))
+    return 0
+
+
+def _run_registered(args: argparse.Namespace) -> int:
+    with _panorama(args) as panorama:
+        registered = panorama.registered()
+    if args.cluster:
+        registered = owned_only(registered, ownership(check_cluster_name(args.cluster)))
+    _print_json(ip_tags_json(registered))
+    return 0
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    if args.services:
+        services = parse_service_list(_read_json(args.services))
+    else:
+        source = KubernetesServices.from_kubeconfig(args.kubeconfig, args.context)
+        try:
+            services = parse_service_items(source.list_items())
+        finally:
+            source.close()
+    wanted = _wanted_tags(args, services)
+    with _panorama(args) as panorama:
+        report = sync_cluster(wanted, panorama, dry_run=args.dry_run)
+    _print_json(report.as_json())
+    if report.failures:
+        print(f"aksfw: Panorama refused {len(report.failures)} entries", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _wanted_tags(args: argparse.Namespace, services: ServiceList) -> ClusterTags:
+    selectors = [_selector(text) for text in args.selector]
+    wanted = compute_tags(args.cluster, services.services, selectors)
+    _warn((*services.warnings, *wanted.warnings))
+    return wanted
+
+
+def _selector(text: str) -> NamedSelector:
+    name, equals, rest = text.partition("=")
+    if not equals:
+        raise InputError(f"--selector {text!r}: expected NAME=EXPR[@NAMESPACE]")
+    expression, at, namespace = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    if at and not namespace:
+        raise InputError(f"--selector {text!r}: empty namespace after '@'")
+    return named_selector(name, expression, namespace or None)
+
+
+def _panorama(args: argparse.Namespace) -> PanoramaClient:
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    settings = PanoramaSettings(
+        url=args.panorama,
+        target=args.target,
+        vsys=args.vsys,
+        ca_bundle=args.ca_bundle,
+        verify_tls=not args.no_verify_tls,
+        batch_size=args.batch_size,
+    )
+    if key := os.environ.get("PANORAMA_API_KEY"):
+        return PanoramaClient(settings, ApiKey(key))
+    user, password = os.environ.get("PANORAMA_USER"), os.environ.get("PANORAMA_PASSWORD")
+    if user and password:
+        return PanoramaClient(settings, PanoramaClient.keygen(settings, user, password))
+    raise InputError("set PANORAMA_API_KEY, or PANORAMA_USER and PANORAMA_PASSWORD")
+
+
+def _read_json(path: str) -> Any:
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            return json.load(sys.stdin)
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except OSError as error:
+        raise InputError(f"cannot read {name}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{name} is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"{name} is not JSON: {error.msg} at line {error.lineno}") from None
+
+
+def _warn(warnings: Sequence[TagWarning]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _print_json(document: object) -> None:
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

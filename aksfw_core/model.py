@@ -1,0 +1,56 @@
+"""Plain data shared by the engine: Services as aksfw sees them, IP-tag maps, warnings."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+IpTags = Mapping[str, frozenset[str]]
+"""IP address (normalised text form) → the set of tags registered or wanted on it."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """A Kubernetes Service of type LoadBalancer, reduced to what tagging needs."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ips: tuple[str, ...] = ()
+    """Load-balancer ingress IPs, normalised (IPv6 compressed), in the order Kubernetes gave."""
+
+
+class WarningKind(enum.Enum):
+    """Why something was left out or deserves an operator's eye."""
+
+    TAG_TOO_LONG = "tag-too-long"
+    TAG_INVALID = "tag-invalid"
+    TAG_LIMIT = "tag-limit"
+    DUPLICATE_SERVICE_NAME = "duplicate-service-name"
+    INVALID_IP = "invalid-ip"
+
+
+@dataclass(frozen=True)
+class TagWarning:
+    """One warning about the tags computed for a cluster."""
+
+    kind: WarningKind
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.message}"
+
+
+def ip_tags_json(ip_tags: IpTags) -> dict[str, list[str]]:
+    """`{"<ip>": [sorted tags]}` with IPs in address order (IPv4 before IPv6)."""
+    return {ip: sorted(ip_tags[ip]) for ip in sorted(ip_tags, key=_address_order)}
+
+
+def _address_order(ip: str) -> tuple[int, int, str]:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return (9, 0, ip)
+    return (address.version, int(address), ip)

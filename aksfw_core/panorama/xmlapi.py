@@ -1,0 +1,235 @@
+"""The PAN-OS XML API as data: uid-messages, op commands, and the parsing of responses.
+
+XML is built and read with ElementTree, never by string formatting, so no tag or IP can
+inject markup. Pure code: no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import quote_plus
+
+from aksfw_core.errors import AuthError, NonRetryable, Retryable
+from aksfw_core.reconcile import TagPlan
+
+MAX_REQUEST_BYTES = 5_000_000
+"""PAN-OS refuses XML API requests larger than 5 MB (read as decimal megabytes, the safer)."""
+
+# Room left for the form fields around `cmd` (type, target, vsys) and their separators.
+_FORM_OVERHEAD_BYTES = 4096
+
+# PAN-OS error codes worth another try: internal errors, and 22, session timed out.
+_TRANSIENT_CODES = frozenset({"2", "3", "4", "5", "11", "21", "22"})
+
+_BENIGN_SUFFIXES = ("already exists, ignore", "does not exist, ignore unreg")
+
+Action = Literal["register", "unregister"]
+
+
+@dataclass(frozen=True)
+class UidBatch:
+    """One uid-message, small enough for one request."""
+
+    command: str
+    """The uid-message XML."""
+    register_count: int
+    """IP-tag pairs it registers."""
+    unregister_count: int
+    """IP-tag pairs it unregisters."""
+
+
+@dataclass(frozen=True)
+class EntryMessage:
+    """A per-entry message in a uid-response."""
+
+    action: Action
+    ip: str
+    message: str
+
+    @property
+    def benign(self) -> bool:
+        """True for "already there" / "already gone": the entry is in the wanted state."""
+        return self.message.endswith(_BENIGN_SUFFIXES)
+
+
+def uid_batches(
+    plan: TagPlan,
+    batch_entries: int = 1000,
+    tag_timeout_s: int = 0,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+) -> Iterator[UidBatch]:
+    """Split a plan into uid-messages of at most `batch_entries` IP entries and at most
+    `max_request_bytes` once form-encoded.
+
+    Unregisters come before registers (in earlier batches, or first within a batch) so a
+    changed IP frees room under the 32-tags limit before it gains new tags.
+    """
+    if batch_entries < 1:
+        raise ValueError("batch_entries must be at least 1")
+    budget = max_request_bytes - _FORM_OVERHEAD_BYTES
+    batch = _BatchBuilder()
+    entries: list[tuple[Action, str, frozenset[str]]] = [
+        ("unregister", ip, plan.unregister[ip]) for ip in sorted(plan.unregister)
+    ]
+    entries += [("register", ip, plan.register[ip]) for ip in sorted(plan.register)]
+    for action, ip, tags in entries:
+        entry = _entry(action, ip, tags, tag_timeout_s)
+        size = len(quote_plus(ET.tostring(entry, encoding="unicode")))
+        if batch.entries and (batch.entries >= batch_entries or batch.size + size > budget):
+            yield batch.build()
+            batch = _BatchBuilder()
+        batch.add(action, entry, len(tags), size)
+    if batch.entries:
+        yield batch.build()
+
+
+class _BatchBuilder:
+    def __init__(self) -> None:
+        self.root = ET.Element("uid-message")
+        ET.SubElement(self.root, "version").text = "2.0"
+        ET.SubElement(self.root, "type").text = "update"
+        self.payload = ET.SubElement(self.root, "payload")
+        self.sections: dict[str, ET.Element] = {}
+        self.counts = {"register": 0, "unregister": 0}
+        self.entries = 0
+        self.size = len(quote_plus(ET.tostring(self.root, encoding="unicode"))) + 64
+
+    def add(self, action: Action, entry: ET.Element, pairs: int, size: int) -> None:
+        if action not in self.sections:
+            self.sections[action] = ET.SubElement(self.payload, action)
+            self.size += 2 * len(action) + 16
+        self.sections[action].append(entry)
+        self.counts[action] += pairs
+        self.entries += 1
+        self.size += size
+
+    def build(self) -> UidBatch:
+        return UidBatch(
+            command=ET.tostring(self.root, encoding="unicode"),
+            register_count=self.counts["register"],
+            unregister_count=self.counts["unregister"],
+        )
+
+
+def _entry(action: Action, ip: str, tags: frozenset[str], tag_timeout_s: int) -> ET.Element:
+    entry = ET.Element("entry", ip=ip)
+    if action == "register":
+        entry.set("persistent", "1")
+    tag_element = ET.SubElement(entry, "tag")
+    for tag in sorted(tags):
+        member = ET.SubElement(tag_element, "member")
+        member.text = tag
+        if action == "register" and tag_timeout_s > 0:
+            member.set("timeout", str(tag_timeout_s))
+    return entry
+
+
+def registered_ip_command(limit: int, start_point: int) -> str:
+    """`show object registered-ip` for one page; `start_point` counts from 1."""
+    show = ET.Element("show")
+    query = ET.SubElement(ET.SubElement(show, "object"), "registered-ip")
+    ET.SubElement(query, "limit").text = str(limit)
+    ET.SubElement(query, "start-point").text = str(start_point)
+    return ET.tostring(show, encoding="unicode")
+
+
+def parse_response(http_status: int, body: bytes, retry_after: float | None = None) -> ET.Element:
+    """Check an XML API response and return its root element.
+
+    A `status="error"` response that carries a uid-response is returned, not raised:
+    its per-entry messages are read by `entry_messages`.
+
+    Raises:
+        AuthError: HTTP 401/403 or PAN-OS code 403.
+        Retryable: HTTP 429/5xx, a body that is not a whole XML response, or a PAN-OS
+            error code that means a transient fault (22, session timed out; internal errors).
+        NonRetryable: any other error: the request itself is wrong.
+    """
+    if http_status == 429 or http_status >= 500:
+        raise Retryable(f"HTTP {http_status}", retry_after)
+    root = _parse_xml(body, http_status)
+    code = root.get("code")
+    if http_status in (401, 403) or code == "403":
+        raise AuthError(f"API key or credentials refused (HTTP {http_status}, code {code})")
+    if root.tag != "response":
+        raise Retryable(f"unexpected XML root <{root.tag}> (HTTP {http_status})")
+    if root.get("status") == "success" and http_status == 200:
+        return root
+    if root.get("status") == "error" and code is None and root.find(".//uid-response") is not None:
+        return root
+    detail = _error_text(root)
+    if code in _TRANSIENT_CODES:
+        raise Retryable(f"PAN-OS error code {code}: {detail}")
+    raise NonRetryable(f"PAN-OS error (HTTP {http_status}, code {code}): {detail}")
+
+
+def entry_messages(root: ET.Element) -> list[EntryMessage]:
+    """The per-entry messages of a uid-message response (empty when all went through)."""
+    messages: list[EntryMessage] = []
+    for payload in root.iter("payload"):
+        for action in ("register", "unregister"):
+            for section in payload.findall(action):
+                messages.extend(
+                    EntryMessage(action, entry.get("ip", ""), entry.get("message", ""))
+                    for entry in section.findall("entry")
+                    if entry.get("message")
+                )
+    return messages
+
+
+def registered_page(root: ET.Element) -> list[tuple[str, frozenset[str]]]:
+    """The (ip, tags) entries of one `show object registered-ip` page."""
+    result = root.find("result")
+    if result is None:
+        raise Retryable("registered-ip response without <result>")
+    page: list[tuple[str, frozenset[str]]] = []
+    for entry in result.findall("entry"):
+        ip = _normalise_ip(entry.get("ip", ""))
+        tags = frozenset(m.text for m in entry.findall("tag/member") if m.text)
+        page.append((ip, tags))
+    return page
+
+
+def api_key(root: ET.Element) -> str:
+    """The key of a keygen response.
+
+    Raises:
+        NonRetryable: the response holds no key.
+    """
+    key = root.findtext("result/key")
+    if not key:
+        raise NonRetryable("keygen response holds no key")
+    return key
+
+
+def form_fields(fields: Mapping[str, str | None]) -> dict[str, str]:
+    """Drop unset optional fields (target, vsys) from a request's form."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _parse_xml(body: bytes, http_status: int) -> ET.Element:
+    # PAN-OS never sends a DTD; refusing one rules out entity tricks. The expat that
+    # CPython 3.11+ bundles already stops entity expansion attacks.
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise NonRetryable(f"response holds a DTD (HTTP {http_status}); refused")
+    try:
+        return ET.fromstring(body)  # noqa: S314 - DTDs refused above
+    except ET.ParseError as error:
+        raise Retryable(f"response is not XML (HTTP {http_status}): {error}") from None
+
+
+def _error_text(root: ET.Element) -> str:
+    parts = [text.strip() for text in root.itertext() if text.strip()]
+    text = " ".join(parts) or "no message"
+    return text[:300]
+
+
+def _normalise_ip(ip: str) -> str:
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip

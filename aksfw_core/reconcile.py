@@ -1,0 +1,65 @@
+"""Diff the wanted IP-tags of one cluster against what is registered: a `TagPlan`.
+
+Only tags the cluster owns are ever unregistered; every other tag on the same IPs is left
+alone. Pure code: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aksfw_core.model import IpTags
+
+
+@dataclass(frozen=True)
+class TagPlan:
+    """The register/unregister work that takes the registered state to the wanted one."""
+
+    register: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    unregister: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing needs to change."""
+        return not self.register and not self.unregister
+
+    @property
+    def register_count(self) -> int:
+        """IP-tag pairs to register."""
+        return sum(len(tags) for tags in self.register.values())
+
+    @property
+    def unregister_count(self) -> int:
+        """IP-tag pairs to unregister."""
+        return sum(len(tags) for tags in self.unregister.values())
+
+
+def plan_changes(wanted: IpTags, registered: IpTags, owned: re.Pattern[str]) -> TagPlan:
+    """The plan that makes `registered` hold exactly `wanted` among the tags `owned` matches.
+
+    `registered` may hold tags of anyone; those `owned` does not match are never touched.
+    """
+    register: dict[str, frozenset[str]] = {}
+    unregister: dict[str, frozenset[str]] = {}
+    for ip, tags in wanted.items():
+        missing = tags - registered.get(ip, frozenset())
+        if missing:
+            register[ip] = missing
+    for ip, tags in registered.items():
+        keep = wanted.get(ip, frozenset())
+        stale = frozenset(tag for tag in tags if tag not in keep and owned.match(tag))
+        if stale:
+            unregister[ip] = stale
+    return TagPlan(register=register, unregister=unregister)
+
+
+def owned_only(registered: IpTags, owned: re.Pattern[str]) -> dict[str, frozenset[str]]:
+    """The part of `registered` that `owned` matches, without IPs left empty."""
+    result: dict[str, frozenset[str]] = {}
+    for ip, tags in registered.items():
+        mine = frozenset(tag for tag in tags if owned.match(tag))
+        if mine:
+            result[ip] = mine
+    return result

@@ -1,0 +1,77 @@
+"""The one retry policy for outside calls: transient faults only, exponential backoff with
+jitter, `Retry-After` honoured as a minimum wait, a bounded number of attempts.
+
+Long outages are not waited out here: the queue carries them (DESIGN section 6).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import tenacity
+
+from aksfw_core.errors import Retryable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """How hard to try a call that fails transiently."""
+
+    attempts: int = 4
+    """Attempts in all, the first included."""
+    initial_wait_s: float = 0.5
+    """Seconds before the first retry; doubles with each retry (plus jitter)."""
+    max_wait_s: float = 20.0
+    """Seconds: cap on one backoff wait."""
+    max_retry_after_s: float = 60.0
+    """Seconds: a longer `Retry-After` is not slept through; the error is raised instead."""
+
+
+def retrying(
+    settings: RetrySettings, what: str, sleep: Callable[[float], None] = time.sleep
+) -> tenacity.Retrying:
+    """A tenacity controller that retries `Retryable` errors of the call `what` describes.
+
+    The last error is re-raised as it was once attempts run out.
+    """
+    backoff = tenacity.wait_random_exponential(
+        multiplier=settings.initial_wait_s, max=settings.max_wait_s
+    )
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        return max(backoff(state), _retry_after(state) or 0.0)
+
+    def worth_retrying(error: BaseException) -> bool:
+        if not isinstance(error, Retryable):
+            return False
+        return error.retry_after is None or error.retry_after <= settings.max_retry_after_s
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "%s failed (%s), attempt %d/%d, retrying in %.1fs",
+            what,
+            error,
+            state.attempt_number,
+            settings.attempts,
+            state.upcoming_sleep,
+        )
+
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(settings.attempts),
+        wait=wait,
+        retry=tenacity.retry_if_exception(worth_retrying),
+        before_sleep=before_sleep,
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def _retry_after(state: tenacity.RetryCallState) -> float | None:
+    error = state.outcome.exception() if state.outcome else None
+    return error.retry_after if isinstance(error, Retryable) else None

@@ -1,0 +1,106 @@
+"""Make one Panorama target hold exactly the tags one cluster wants: read what is
+registered, plan the difference over the cluster's own tags, apply it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aksfw_core.logs import log_event
+from aksfw_core.model import ip_tags_json
+from aksfw_core.panorama.client import PanoramaClient
+from aksfw_core.panorama.xmlapi import EntryMessage
+from aksfw_core.reconcile import TagPlan, plan_changes
+from aksfw_core.tags import ClusterTags, ownership
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """The outcome of one sync of one cluster to one target."""
+
+    cluster: str
+    target: str
+    plan: TagPlan
+    wanted_ips: int
+    wanted_tags: int
+    write_requests: int
+    read_requests: int
+    dry_run: bool
+    failures: tuple[EntryMessage, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as printed by `aksfw sync`."""
+        report: dict[str, Any] = {
+            "cluster": self.cluster,
+            "target": self.target,
+            "ips": self.wanted_ips,
+            "tags": self.wanted_tags,
+            "registered": self.plan.register_count,
+            "unregistered": self.plan.unregister_count,
+            "requests": self.write_requests,
+            "readRequests": self.read_requests,
+            "dryRun": self.dry_run,
+            "failures": [
+                {"ip": f.ip, "action": f.action, "message": f.message} for f in self.failures
+            ],
+        }
+        if self.dry_run:
+            report["plan"] = {
+                "register": ip_tags_json(self.plan.register),
+                "unregister": ip_tags_json(self.plan.unregister),
+            }
+        return report
+
+
+def sync_cluster(
+    wanted: ClusterTags, panorama: PanoramaClient, dry_run: bool = False
+) -> SyncReport:
+    """Read the target's registered IP-tags and apply what differs for `wanted.cluster`.
+
+    Tags of other owners on the same IPs are never touched; an unchanged cluster sends no
+    write request.
+
+    Raises:
+        AuthError, NonRetryable, Retryable: from the Panorama client; nothing is
+            unregistered when reading fails.
+    """
+    started = time.monotonic()
+    first_request = panorama.requests_sent
+    registered = panorama.registered()
+    plan = plan_changes(wanted.tags, registered, ownership(wanted.cluster))
+    read_requests = panorama.requests_sent - first_request
+    failures: tuple[EntryMessage, ...] = ()
+    write_requests = 0
+    if not dry_run and not plan.is_empty:
+        result = panorama.apply(plan)
+        failures, write_requests = result.failures, result.requests
+    report = SyncReport(
+        cluster=wanted.cluster,
+        target=panorama.settings.target or "panorama",
+        plan=plan,
+        wanted_ips=len(wanted.tags),
+        wanted_tags=sum(len(tags) for tags in wanted.tags.values()),
+        write_requests=write_requests,
+        read_requests=read_requests,
+        dry_run=dry_run,
+        failures=failures,
+    )
+    log_event(
+        log,
+        "sync.cluster",
+        cluster=report.cluster,
+        target=report.target,
+        ips=report.wanted_ips,
+        registered=plan.register_count,
+        unregistered=plan.unregister_count,
+        write_requests=write_requests,
+        failures=len(failures),
+        dry_run=dry_run,
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    return report
