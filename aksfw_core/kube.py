@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
 import urllib3
@@ -33,18 +31,22 @@ class KubernetesServices:
         page_size: int = 500,
         timeout_s: tuple[float, float] = (5.0, 30.0),
         retry: RetrySettings | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._api = k8s.CoreV1Api(api_client)
         self._api_client = api_client
         self._page_size = page_size
         self._timeout = timeout_s
         self._retry = retry or RetrySettings()
-        self._sleep = sleep
         self._server = getattr(api_client.configuration, "host", "the API server")
 
     @classmethod
-    def from_kubeconfig(cls, path: str, context: str | None = None) -> KubernetesServices:
+    def from_kubeconfig(
+        cls,
+        path: str,
+        context: str | None = None,
+        page_size: int = 500,
+        retry: RetrySettings | None = None,
+    ) -> KubernetesServices:
         """Connect with a kubeconfig file (and optionally one of its contexts).
 
         Raises:
@@ -56,7 +58,7 @@ class KubernetesServices:
             )
         except (ConfigException, OSError, ValueError, TypeError) as error:
             raise InputError(f"kubeconfig {path}: {error}") from None
-        return cls(api_client)
+        return cls(api_client, page_size=page_size, retry=retry)
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -70,7 +72,7 @@ class KubernetesServices:
             Retryable: the server or network failed through every attempt.
             NonRetryable: any other refusal.
         """
-        for attempt in retrying(self._retry, f"list Services on {self._server}", self._sleep):
+        for attempt in retrying(self._retry, f"list Services on {self._server}"):
             with attempt:
                 return self._list_once()
         raise AssertionError("unreachable: tenacity re-raises the last error")

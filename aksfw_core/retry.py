@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import tenacity
@@ -32,9 +31,12 @@ class RetrySettings:
     """Seconds: a longer `Retry-After` is not slept through; the error is raised instead."""
 
 
-def retrying(
-    settings: RetrySettings, what: str, sleep: Callable[[float], None] = time.sleep
-) -> tenacity.Retrying:
+def pause(seconds: float) -> None:
+    """Wait between attempts. Tests replace this one function to skip or record waits."""
+    time.sleep(seconds)
+
+
+def retrying(settings: RetrySettings, what: str) -> tenacity.Retrying:
     """A tenacity controller that retries `Retryable` errors of the call `what` describes.
 
     The last error is re-raised as it was once attempts run out.
@@ -67,7 +69,7 @@ def retrying(
         wait=wait,
         retry=tenacity.retry_if_exception(worth_retrying),
         before_sleep=before_sleep,
-        sleep=sleep,
+        sleep=pause,  # read at each call of retrying(), so tests can swap it
         reraise=True,
     )
 

@@ -38,7 +38,10 @@ def test_service_list_kind_and_missing_items_are_accepted():
 
 def test_invalid_ingress_ip_is_skipped_with_a_warning():
     parsed = parse_service_list(
-        {"kind": "List", "items": [service("web", ingress=[{"ip": "999.1.1.1"}, {"ip": "1.2.3.4"}])]}
+        {
+            "kind": "List",
+            "items": [service("web", ingress=[{"ip": "999.1.1.1"}, {"ip": "1.2.3.4"}])],
+        }
     )
     assert parsed.services[0].ips == ("1.2.3.4",)
     assert [w.kind for w in parsed.warnings] == [WarningKind.INVALID_IP]
@@ -58,7 +61,10 @@ def test_invalid_ingress_ip_is_skipped_with_a_warning():
             {
                 "kind": "List",
                 "items": [
-                    {"metadata": {"name": "a", "labels": {"k": 1}}, "spec": {"type": "LoadBalancer"}}
+                    {
+                        "metadata": {"name": "a", "labels": {"k": 1}},
+                        "spec": {"type": "LoadBalancer"},
+                    }
                 ],
             },
             "labels",

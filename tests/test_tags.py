@@ -99,7 +99,10 @@ def test_tag_of_127_characters_is_kept_and_128_dropped_with_a_warning():
     assert [w.kind for w in result.warnings] == [WarningKind.TAG_TOO_LONG]
 
 
-@pytest.mark.parametrize("bad", ['say"hi', "{x}", "<b>", "a&b", "it's", "a b", "tab\there", "nul\x00", "ünïcode", "del\x7f"])
+@pytest.mark.parametrize(
+    "bad",
+    ['say"hi', "{x}", "<b>", "a&b", "it's", "a b", "tab\there", "nul\x00", "ünïcode", "del\x7f"],
+)
 def test_tag_with_a_forbidden_character_is_dropped_with_a_warning(bad):
     result = compute_tags("c1", [Service("ns", "s", {"k": bad}, ("1.1.1.1",))])
     assert result.tags == {"1.1.1.1": {"aks.c1.s"}}

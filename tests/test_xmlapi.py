@@ -104,10 +104,22 @@ ENTRY_ERRORS = (
     [
         (200, SUCCESS, None),
         (200, ENTRY_ERRORS, None),
-        (403, b'<response status="error" code="403"><result><msg>Invalid</msg></result></response>', AuthError),
-        (200, b'<response status="error" code="403"><msg>Invalid credential</msg></response>', AuthError),
+        (
+            403,
+            b'<response status="error" code="403"><result><msg>Invalid</msg></result></response>',
+            AuthError,
+        ),
+        (
+            200,
+            b'<response status="error" code="403"><msg>Invalid credential</msg></response>',
+            AuthError,
+        ),
         (401, b"<html>no</html>", AuthError),
-        (200, b'<response status="error" code="22"><msg><line>Session timed out</line></msg></response>', Retryable),
+        (
+            200,
+            b'<response status="error" code="22"><msg><line>Session timed out</line></msg></response>',
+            Retryable,
+        ),
         (200, b'<response status="error" code="5"><msg>Internal error</msg></response>', Retryable),
         (500, b"oops", Retryable),
         (503, b"", Retryable),
@@ -115,9 +127,17 @@ ENTRY_ERRORS = (
         (200, b'<response status="success"><result><uid-resp', Retryable),
         (200, b"<html><body>proxy error</body></html>", Retryable),
         (200, b"", Retryable),
-        (200, b'<response status="error" code="400"><result><msg>Bad request</msg></result></response>', NonRetryable),
-        (200, b'<response status="error" code="17"><msg><line>invalid</line></msg></response>', NonRetryable),
-        (200, b'<!DOCTYPE x [<!ENTITY a "b">]><response status="success"/>', NonRetryable),
+        (
+            200,
+            b'<response status="error" code="400"><result><msg>Bad request</msg></result></response>',
+            NonRetryable,
+        ),
+        (
+            200,
+            b'<response status="error" code="17"><msg><line>invalid</line></msg></response>',
+            NonRetryable,
+        ),
+        (200, b'<!DOCTYPE x [<!ENTITY a "b">]><response status="success"/>', Retryable),
     ],
 )
 def test_response_classification(status, body, raises):
@@ -149,7 +169,7 @@ def test_registered_page_normalises_ips():
     root = ET.fromstring(
         '<response status="success"><result>'
         '<entry ip="2001:DB8::0:1" from_agent="0" persistent="1"><tag><member>a</member>'
-        "<member>b</member></tag></entry><entry ip=\"1.1.1.1\"><tag/></entry><count>2</count>"
+        '<member>b</member></tag></entry><entry ip="1.1.1.1"><tag/></entry><count>2</count>'
         "</result></response>"
     )
     assert xmlapi.registered_page(root) == [

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -117,10 +116,9 @@ class PanoramaClient:
         self,
         settings: PanoramaSettings,
         key: ApiKey,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self._transport = _Transport(settings, key, sleep)
+        self._transport = _Transport(settings, key)
 
     @property
     def requests_sent(self) -> int:
@@ -133,7 +131,6 @@ class PanoramaClient:
         settings: PanoramaSettings,
         user: str,
         password: str,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> ApiKey:
         """Generate an API key from a user name and password (sent in the POST body).
 
@@ -141,7 +138,7 @@ class PanoramaClient:
             AuthError: the credentials were refused.
             Retryable: Panorama stayed unreachable through every attempt.
         """
-        transport = _Transport(settings, None, sleep)
+        transport = _Transport(settings, None)
         try:
             fields = {"type": "keygen", "user": user, "password": password}
             return ApiKey(xmlapi.api_key(transport.post(fields, "keygen")))
@@ -218,20 +215,17 @@ class PanoramaClient:
 class _Transport:
     """POSTs form requests to one endpoint under the retry policy, counting them."""
 
-    def __init__(
-        self, settings: PanoramaSettings, key: ApiKey | None, sleep: Callable[[float], None]
-    ) -> None:
+    def __init__(self, settings: PanoramaSettings, key: ApiKey | None) -> None:
         self._settings = settings
         self._endpoint = panorama_url(settings.url) + "/api/"
         self._host = urlsplit(self._endpoint).netloc
         self._headers = {"X-PAN-KEY": key.reveal()} if key else {}
-        self._sleep = sleep
         self._session = requests.Session()
+        # Given with each request: requests lets REQUESTS_CA_BUNDLE override Session.verify.
+        self._verify: bool | str = settings.ca_bundle or True
         if not settings.verify_tls:
             log_event(log, "panorama.tls_verification_off", logging.WARNING, host=self._host)
-            self._session.verify = False
-        elif settings.ca_bundle:
-            self._session.verify = settings.ca_bundle
+            self._verify = False
         self.sent = 0
 
     def close(self) -> None:
@@ -239,12 +233,16 @@ class _Transport:
 
     def post(self, fields: dict[str, str], what: str) -> ET.Element:
         timeout = (self._settings.connect_timeout_s, self._settings.read_timeout_s)
-        for attempt in retrying(self._settings.retry, f"{what} on {self._host}", self._sleep):
+        for attempt in retrying(self._settings.retry, f"{what} on {self._host}"):
             with attempt:
                 self.sent += 1
                 try:
                     response = self._session.post(
-                        self._endpoint, data=fields, headers=self._headers, timeout=timeout
+                        self._endpoint,
+                        data=fields,
+                        headers=self._headers,
+                        timeout=timeout,
+                        verify=self._verify,
                     )
                 except requests.exceptions.SSLError as error:
                     raise NonRetryable(

@@ -212,10 +212,10 @@ def form_fields(fields: Mapping[str, str | None]) -> dict[str, str]:
 
 
 def _parse_xml(body: bytes, http_status: int) -> ET.Element:
-    # PAN-OS never sends a DTD; refusing one rules out entity tricks. The expat that
-    # CPython 3.11+ bundles already stops entity expansion attacks.
+    # PAN-OS never sends a DTD (an HTML error page from a proxy does): such a body is not
+    # parsed at all, which also rules out entity tricks.
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise NonRetryable(f"response holds a DTD (HTTP {http_status}); refused")
+        raise Retryable(f"response is not a PAN-OS XML document (HTTP {http_status})")
     try:
         return ET.fromstring(body)  # noqa: S314 - DTDs refused above
     except ET.ParseError as error:

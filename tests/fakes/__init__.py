@@ -1,0 +1,1 @@
+"""Test fakes: in-process simulators of Panorama and the Kubernetes API."""

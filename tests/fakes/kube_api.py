@@ -1,0 +1,472 @@
+"""A fake Kubernetes API server (Services only) that the real ``kubernetes`` client accepts.
+
+Serves HTTPS on 127.0.0.1 with a throw-away CA (``tls.py``) and bearer-token auth:
+
+* ``GET /api/v1/services`` and ``GET /api/v1/namespaces/{ns}/services`` return a
+  ``ServiceList``, paged with ``limit`` / ``continue`` like the real API server: the
+  first page takes a snapshot, later pages are served from it, the continue token is
+  opaque and an unknown or expired one answers ``410 Gone`` (``reason: Expired``).
+  ``labelSelector`` (equality forms) and ``fieldSelector`` (``metadata.name``,
+  ``metadata.namespace``) are honoured.
+* ``GET /api/v1/namespaces/{ns}/services/{name}`` returns one Service.
+
+Tests set ``services`` (see ``service()`` for a realistic Service dict), queue HTTP
+errors with ``inject`` and read the request log in ``requests``.
+``write_kubeconfig`` writes a kubeconfig (as JSON, which is valid YAML) for
+``kubernetes.config.new_client_from_config``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hmac
+import itertools
+import json
+import re
+import secrets
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+from .tls import (
+    HttpRequest,
+    HttpResponse,
+    LoopbackHTTPServer,
+    TlsMaterial,
+    make_tls_material,
+    server_context,
+)
+
+_JSON = "application/json"
+_MAX_SNAPSHOTS = 64
+_LIST_PATH = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?services/?$")
+_GET_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<name>[^/]+)$")
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    410: "Expired",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+_EXPIRED_MESSAGE = (
+    "The provided continue parameter is too old to display a consistent list result. "
+    "You can start a new list without the continue parameter."
+)
+_resource_versions = itertools.count(1000)
+_node_ports = itertools.count()
+
+
+class RecordedRequest(NamedTuple):
+    """One request as the fake received it."""
+
+    path: str
+    query: dict[str, str]
+    had_valid_token: bool
+
+
+def status_body(code: int, message: str, reason: str | None = None) -> dict[str, Any]:
+    """A Kubernetes ``Status`` object for a failed request."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason or _REASONS.get(code, "Unknown"),
+        "code": code,
+    }
+
+
+def service(
+    name: str,
+    namespace: str = "default",
+    type: str = "LoadBalancer",
+    ips: Iterable[str] = (),
+    hostnames: Iterable[str] = (),
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A realistic Service as the API server returns it in a list (no kind/apiVersion).
+
+    ``ips`` and ``hostnames`` become ``status.loadBalancer.ingress`` entries.
+    """
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "uid": str(uuid.uuid4()),
+        "resourceVersion": str(next(_resource_versions)),
+        "creationTimestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if labels:
+        metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+
+    spec: dict[str, Any] = {"type": type, "sessionAffinity": "None"}
+    if type == "ExternalName":
+        spec["externalName"] = f"{name}.example.invalid"
+    else:
+        octets = uuid.uuid4().bytes
+        cluster_ip = f"10.0.{octets[0]}.{max(octets[1], 1)}"
+        port: dict[str, Any] = {"name": "https", "protocol": "TCP", "port": 443, "targetPort": 8443}
+        if type in ("NodePort", "LoadBalancer"):
+            port["nodePort"] = 30000 + next(_node_ports) % 2768
+            spec["externalTrafficPolicy"] = "Cluster"
+        if type == "LoadBalancer":
+            spec["allocateLoadBalancerNodePorts"] = True
+        spec.update(
+            {
+                "ports": [port],
+                "selector": {"app": name},
+                "clusterIP": cluster_ip,
+                "clusterIPs": [cluster_ip],
+                "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack",
+                "internalTrafficPolicy": "Cluster",
+            }
+        )
+
+    ingress: list[dict[str, Any]] = [{"ip": ip, "ipMode": "VIP"} for ip in ips]
+    ingress.extend({"hostname": hostname} for hostname in hostnames)
+    load_balancer: dict[str, Any] = {"ingress": ingress} if ingress else {}
+    return {"metadata": metadata, "spec": spec, "status": {"loadBalancer": load_balancer}}
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int
+    on_page: int | None
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    scope: tuple[str | None, str, str]  # namespace, labelSelector, fieldSelector
+    items: list[dict[str, Any]]
+
+
+def _json(status: int, payload: Mapping[str, Any]) -> HttpResponse:
+    return HttpResponse(status, json.dumps(payload).encode(), _JSON)
+
+
+def _status(code: int, message: str, reason: str | None = None) -> HttpResponse:
+    headers = {"Retry-After": "1"} if code == 429 else {}
+    return HttpResponse(
+        code, json.dumps(status_body(code, message, reason)).encode(), _JSON, headers
+    )
+
+
+class _SelectorError(ValueError):
+    pass
+
+
+def _label_matcher(selector: str) -> list[tuple[str, str, str]]:
+    """Parse equality-based label selectors into (op, key, value) terms."""
+    if "(" in selector or re.search(r"\s(in|notin)\s", selector):
+        raise _SelectorError("set-based label selectors are not supported by this fake")
+    terms: list[tuple[str, str, str]] = []
+    for raw in selector.split(","):
+        term = raw.strip()
+        if not term:
+            continue
+        if term.startswith("!"):
+            terms.append(("absent", term[1:].strip(), ""))
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            terms.append(("ne", key.strip(), value.strip()))
+        elif "==" in term or "=" in term:
+            key, value = term.split("==", 1) if "==" in term else term.split("=", 1)
+            terms.append(("eq", key.strip(), value.strip()))
+        else:
+            terms.append(("exists", term, ""))
+    return terms
+
+
+def _labels_match(labels: Mapping[str, str], terms: list[tuple[str, str, str]]) -> bool:
+    for op, key, value in terms:
+        if op == "absent" and key in labels:
+            return False
+        if op == "exists" and key not in labels:
+            return False
+        if op == "eq" and labels.get(key) != value:
+            return False
+        if op == "ne" and labels.get(key) == value:
+            return False
+    return True
+
+
+def _field_matcher(selector: str) -> list[tuple[bool, str, str]]:
+    """Parse a fieldSelector into (negated, field, value); only metadata name/namespace."""
+    terms: list[tuple[bool, str, str]] = []
+    for raw in selector.split(","):
+        term = raw.strip()
+        if not term:
+            continue
+        negated = "!=" in term
+        field_name, value = re.split(r"!=|==|=", term, maxsplit=1)
+        field_name = field_name.strip()
+        if field_name not in ("metadata.name", "metadata.namespace"):
+            raise _SelectorError(f'field label not supported: "{field_name}"')
+        terms.append((negated, field_name, value.strip()))
+    return terms
+
+
+def _fields_match(item: Mapping[str, Any], terms: list[tuple[bool, str, str]]) -> bool:
+    metadata = item.get("metadata", {})
+    for negated, field_name, value in terms:
+        actual = metadata.get(field_name.split(".", 1)[1])
+        if (actual == value) == negated:
+            return False
+    return True
+
+
+class FakeKubeApi:
+    """In-process HTTPS Kubernetes API serving ``services`` (see the module docstring)."""
+
+    def __init__(self, token: str = "fake-token", tls_dir: Path | None = None) -> None:
+        self.token = token
+        self.services: list[dict[str, Any]] = []
+        self.requests: list[RecordedRequest] = []
+        self.resource_version = "1"
+        self._tls_dir = tls_dir
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tls: TlsMaterial | None = None
+        self._server: LoopbackHTTPServer | None = None
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._generation = secrets.token_hex(8)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeKubeApi:
+        if self._server is not None:
+            raise RuntimeError("already started")
+        if self._tls is None:
+            directory = self._tls_dir
+            if directory is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="fake-kube-tls-")
+                directory = Path(self._tmp.name)
+            self._tls = make_tls_material(directory)
+        server = LoopbackHTTPServer(self._handle, server_context(self._tls))
+        server.start()
+        self._server = server
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+            self._tls = None
+
+    def __enter__(self) -> FakeKubeApi:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("server is not running")
+        return self._server.url
+
+    @property
+    def ca_file(self) -> Path:
+        if self._tls is None:
+            raise RuntimeError("server is not running")
+        return self._tls.ca_file
+
+    @property
+    def ca_pem(self) -> bytes:
+        if self._tls is None:
+            raise RuntimeError("server is not running")
+        return self._tls.ca_pem
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Unexpected exceptions inside the fake; tests may assert it is empty."""
+        return self._server.errors if self._server is not None else []
+
+    # ------------------------------------------------------------------ test helpers
+
+    def inject(self, status_code: int, count: int = 1, on_page: int | None = None) -> None:
+        """Answer the next ``count`` list requests (only page ``on_page``, 0-based, if
+        given) with ``status_code`` and a Status body; the state is left unchanged."""
+        with self._lock:
+            self._faults.append(_Fault(status_code, count, on_page))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def expire_continue_tokens(self) -> None:
+        """Make every continue token issued so far answer 410 Expired."""
+        with self._lock:
+            self._snapshots.clear()
+            self._generation = secrets.token_hex(8)
+
+    def write_kubeconfig(
+        self, path: Path, context: str = "fake", namespace: str | None = None
+    ) -> Path:
+        """Write a kubeconfig for this server (bearer token, embedded CA) to ``path``."""
+        context_body: dict[str, str] = {"cluster": f"{context}-cluster", "user": f"{context}-user"}
+        if namespace is not None:
+            context_body["namespace"] = namespace
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [
+                {
+                    "name": f"{context}-cluster",
+                    "cluster": {
+                        "server": self.url,
+                        "certificate-authority-data": base64.b64encode(self.ca_pem).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": f"{context}-user", "user": {"token": self.token}}],
+            "contexts": [{"name": context, "context": context_body}],
+            "current-context": context,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(config, indent=2))
+        path.chmod(0o600)
+        return path
+
+    # ------------------------------------------------------------------ request handling
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
+        split = urlsplit(request.path)
+        query = {name: values[0] for name, values in parse_qs(split.query).items()}
+        authorization = request.headers.get("Authorization", "")
+        valid = hmac.compare_digest(authorization.encode(), f"Bearer {self.token}".encode())
+        with self._lock:
+            self.requests.append(RecordedRequest(split.path, query, valid))
+        if not valid:
+            return _status(401, "Unauthorized")
+        if request.method != "GET":
+            return _status(405, f"the server does not allow this method on {split.path}")
+        match = _LIST_PATH.match(split.path)
+        if match is not None:
+            return self._list(match.group("ns"), query)
+        match = _GET_PATH.match(split.path)
+        if match is not None:
+            return self._get(match.group("ns"), match.group("name"))
+        return _status(404, "the server could not find the requested resource")
+
+    def _get(self, namespace: str, name: str) -> HttpResponse:
+        for item in list(self.services):
+            metadata = item.get("metadata", {})
+            if metadata.get("namespace") == namespace and metadata.get("name") == name:
+                return _json(200, {"kind": "Service", "apiVersion": "v1", **item})
+        return _status(404, f'services "{name}" not found')
+
+    def _token(self, snapshot_id: str, offset: int, page: int) -> str:
+        raw = json.dumps({"g": self._generation, "s": snapshot_id, "o": offset, "p": page})
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    def _cursor(self, token: str) -> tuple[str, _Snapshot, int, int] | None:
+        """Snapshot id, snapshot, offset and page index of a token, or None if unusable."""
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            data = json.loads(raw)
+            generation, snapshot_id = str(data["g"]), str(data["s"])
+            offset, page = int(data["o"]), int(data["p"])
+        except (binascii.Error, ValueError, TypeError, KeyError):
+            return None
+        snapshot = self._snapshots.get(snapshot_id)
+        if generation != self._generation or snapshot is None or offset < 0:
+            return None
+        return snapshot_id, snapshot, offset, page
+
+    def _take_fault(self, page: int) -> int | None:
+        for fault in self._faults:
+            if fault.on_page is None or fault.on_page == page:
+                fault.remaining -= 1
+                if fault.remaining <= 0:
+                    self._faults.remove(fault)
+                return fault.status
+        return None
+
+    def _list(self, namespace: str | None, query: dict[str, str]) -> HttpResponse:
+        if query.get("watch", "").lower() in ("true", "1"):
+            return _status(400, "watch is not supported by this fake")
+        try:
+            limit = int(query.get("limit") or 0)
+        except ValueError:
+            return _status(400, f"invalid limit: {query.get('limit')!r}")
+        label_selector = query.get("labelSelector", "")
+        field_selector = query.get("fieldSelector", "")
+        try:
+            label_terms = _label_matcher(label_selector)
+            field_terms = _field_matcher(field_selector)
+        except (_SelectorError, ValueError) as exc:
+            return _status(400, f"unable to parse requested selector: {exc}")
+        scope = (namespace, label_selector, field_selector)
+        token = query.get("continue")
+
+        with self._lock:
+            if token:
+                cursor = self._cursor(token)
+                if cursor is None:
+                    return _status(410, _EXPIRED_MESSAGE, "Expired")
+                snapshot_id, snapshot, offset, page = cursor
+                if snapshot.scope != scope:
+                    return _status(400, "continue token does not match this list request")
+            else:
+                snapshot_id, offset, page = secrets.token_hex(8), 0, 0
+                selected = [
+                    item
+                    for item in self.services
+                    if (namespace is None or item.get("metadata", {}).get("namespace") == namespace)
+                    and _labels_match(item.get("metadata", {}).get("labels") or {}, label_terms)
+                    and _fields_match(item, field_terms)
+                ]
+                selected.sort(
+                    key=lambda item: (
+                        item.get("metadata", {}).get("namespace", ""),
+                        item.get("metadata", {}).get("name", ""),
+                    )
+                )
+                snapshot = _Snapshot(scope, json.loads(json.dumps(selected)))
+            fault = self._take_fault(page)
+            if fault is not None:
+                return _status(fault, f"injected failure ({fault})")
+            if not token:
+                self._snapshots[snapshot_id] = snapshot
+                while len(self._snapshots) > _MAX_SNAPSHOTS:
+                    self._snapshots.popitem(last=False)
+            end = offset + limit if limit > 0 else len(snapshot.items)
+            items = snapshot.items[offset:end]
+            metadata: dict[str, Any] = {"resourceVersion": self.resource_version}
+            if end < len(snapshot.items):
+                metadata["continue"] = self._token(snapshot_id, end, page + 1)
+                metadata["remainingItemCount"] = len(snapshot.items) - end
+        body = {"kind": "ServiceList", "apiVersion": "v1", "metadata": metadata, "items": items}
+        return _json(200, body)

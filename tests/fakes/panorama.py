@@ -1,0 +1,798 @@
+"""A stateful simulator of the PAN-OS / Panorama XML API, for tests and demos.
+
+It covers the parts of the XML API that aksfw uses:
+
+* ``type=keygen`` (``user``/``password`` -> API key),
+* ``type=user-id`` with a ``uid-message`` that registers / unregisters IP tags
+  (per-entry messages, optional ``timeout`` per tag, 32-tag limit, strict duplicate
+  reporting), optionally for a managed firewall (``target``) and a ``vsys``,
+* ``type=op`` ``<show><object><registered-ip>`` (paged with ``limit`` /
+  ``start-point`` or ``<all/>``, filters by tag and IP) and ``<show><devicegroups/>``.
+
+Requests are POST or GET to ``/api/`` with a form-encoded body and/or query string.
+The API key is taken from the ``X-PAN-KEY`` header, or from a ``key`` parameter as
+real PAN-OS allows; every request is recorded in ``calls`` with where its key came
+from, so tests can assert the key never travels in a URL or a body.
+
+Faults (HTTP 5xx/429, session timeout, 403, slow answers, truncated or non-XML
+bodies, dropped connections) are queued with ``inject`` and consumed one per request.
+
+Run it as a process for a demo::
+
+    python -m tests.fakes.panorama --port 0 --api-key KEY
+
+which prints ``{"url": "http://127.0.0.1:PORT"}`` and serves until SIGTERM/SIGINT or
+until its standard input is closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import hmac
+import ipaddress
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
+
+from .tls import HttpRequest, HttpResponse, LoopbackHTTPServer, make_tls_material, server_context
+
+MAX_TAGS_PER_IP = 32
+MAX_TAG_LENGTH = 127
+MAX_PAGE = 500
+
+_XML = "application/xml; charset=UTF-8"
+_HTML = "text/html; charset=UTF-8"
+_BAD_CREDENTIAL = (
+    '<response status="error" code="403"><result><msg>Invalid Credential</msg></result></response>'
+)
+_INVALID_KEY = (
+    '<response status="error" code="403"><result><msg>Invalid credentials.</msg></result>'
+    "</response>"
+)
+
+
+class Fault(enum.Enum):
+    """Faults that ``PanoramaSimulator.inject`` can queue."""
+
+    HTTP_500 = "http-500"
+    HTTP_503 = "http-503"  # with Retry-After
+    HTTP_429 = "http-429"  # with Retry-After
+    SESSION_TIMEOUT = "session-timeout"  # HTTP 200, code 22
+    FORBIDDEN = "forbidden"  # HTTP 403, code 403
+    SLOW = "slow"  # sleep slow_seconds, then answer normally
+    TRUNCATED = "truncated"  # HTTP 200, cut-off XML
+    NOT_XML = "not-xml"  # HTTP 200, an HTML page
+    DROP = "drop"  # close the connection without answering
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request as the simulator received it."""
+
+    type: str
+    target: str | None
+    vsys: str | None
+    body_bytes: int
+    key_in_header: bool
+    key_in_url: bool
+    key_in_body: bool
+    command: str | None
+    fault: Fault | None
+
+
+class _BadRequest(Exception):
+    """A request the API rejects as a whole (nothing is applied)."""
+
+
+class _OpSyntaxError(Exception):
+    """An op command the CLI grammar does not know (code 17)."""
+
+
+@dataclass(frozen=True)
+class _EntryOp:
+    ip: str  # as written in the request
+    persistent: str | None
+    tags: tuple[tuple[str, int], ...]  # (tag, timeout seconds; 0 = never expires)
+
+
+@dataclass
+class _Namespace:
+    """Registered IPs of one (target, vsys): ip -> tag -> expiry (None = never)."""
+
+    tags: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    persistent: dict[str, str] = field(default_factory=dict)
+    next_expiry: float | None = None
+    sort_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
+    sorted_ips: list[str] | None = None
+
+    def note_expiry(self, expiry: float | None) -> None:
+        if expiry is not None and (self.next_expiry is None or expiry < self.next_expiry):
+            self.next_expiry = expiry
+
+    def purge(self, now: float) -> None:
+        """Drop expired tags (and IPs left without tags); cheap when nothing expired."""
+        if self.next_expiry is None or now < self.next_expiry:
+            return
+        next_expiry: float | None = None
+        for ip in list(self.tags):
+            tags = self.tags[ip]
+            for tag, expiry in list(tags.items()):
+                if expiry is None:
+                    continue
+                if expiry <= now:
+                    del tags[tag]
+                elif next_expiry is None or expiry < next_expiry:
+                    next_expiry = expiry
+            if not tags:
+                self.remove_ip(ip)
+        self.next_expiry = next_expiry
+
+    def add_ip(self, ip: str, tags: dict[str, float | None]) -> None:
+        self.tags[ip] = tags
+        self.sort_keys[ip] = _ip_sort_key(ip)
+        self.sorted_ips = None
+
+    def remove_ip(self, ip: str) -> None:
+        del self.tags[ip]
+        self.persistent.pop(ip, None)
+        self.sort_keys.pop(ip, None)
+        self.sorted_ips = None
+
+    def ordered_ips(self) -> list[str]:
+        if self.sorted_ips is None:
+            self.sorted_ips = sorted(self.tags, key=self.sort_keys.__getitem__)
+        return self.sorted_ips
+
+
+def _normalize_ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def _ip_sort_key(ip: str) -> tuple[int, int]:
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
+
+
+def _attr(value: str) -> str:
+    return escape(value, {'"': "&quot;"})
+
+
+def _xml(body: str, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    return HttpResponse(status, body.encode("utf-8"), _XML, headers or {})
+
+
+def _error_result(code: int, msg: str) -> HttpResponse:
+    """``<response status="error" code=N><result><msg>`` (HTTP 200, as PAN-OS does)."""
+    return _xml(
+        f'<response status="error" code="{code}"><result><msg>{escape(msg)}</msg></result>'
+        "</response>"
+    )
+
+
+def _error_line(code: int, line: str) -> HttpResponse:
+    """``<response status="error" code=N><msg><line>`` (HTTP 200)."""
+    return _xml(
+        f'<response status="error" code="{code}"><msg><line>{escape(line)}</line></msg></response>'
+    )
+
+
+def _valid_tag(tag: str) -> bool:
+    return 0 < len(tag) <= MAX_TAG_LENGTH
+
+
+class PanoramaSimulator:
+    """In-process Panorama XML API on 127.0.0.1 (see the module docstring).
+
+    Tests may change these attributes at any time: ``strict_duplicates``,
+    ``reject_ips`` (IPs whose entries fail), ``clock`` (tag expiry time source),
+    ``retry_after`` (Retry-After header value for HTTP 429/503 faults) and
+    ``slow_seconds`` (delay of the SLOW fault).
+    """
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        users: dict[str, str] | None = None,
+        tls_dir: Path | None = None,
+        strict_duplicates: bool = False,
+        firewalls: dict[str, str] | None = None,
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.users: dict[str, str] = dict(users) if users is not None else {"admin": "admin-pass"}
+        self.strict_duplicates = strict_duplicates
+        self.firewalls: dict[str, str] = dict(firewalls or {})
+        self.reject_ips: set[str] = set()
+        self.clock: Callable[[], float] = time.monotonic
+        self.retry_after = "0"
+        self.slow_seconds = 2.0
+        self.calls: list[Call] = []
+        self._connected: set[str] = set(self.firewalls)
+        self._namespaces: dict[tuple[str | None, str | None], _Namespace] = {}
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._tls = make_tls_material(tls_dir) if tls_dir is not None else None
+        self._server = LoopbackHTTPServer(
+            self._handle,
+            server_context(self._tls) if self._tls is not None else None,
+            port,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> PanoramaSimulator:
+        self._stopping.clear()
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes requests sleeping in a SLOW fault
+        self._server.stop()
+
+    def __enter__(self) -> PanoramaSimulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` or ``https://...`` (only while running)."""
+        return self._server.url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def ca_file(self) -> Path | None:
+        """PEM file of the CA that signed the server certificate (TLS only)."""
+        return self._tls.ca_file if self._tls is not None else None
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Unexpected exceptions inside the simulator; tests may assert it is empty."""
+        return self._server.errors
+
+    # ------------------------------------------------------------------ test helpers
+
+    def inject(self, fault: Fault, count: int = 1) -> None:
+        """Queue ``fault`` for the next ``count`` requests (one fault per request)."""
+        with self._lock:
+            self._faults.extend([fault] * count)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def pending_faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def disconnect(self, serial: str) -> None:
+        """Mark a managed firewall as not connected (``target`` requests then fail)."""
+        with self._lock:
+            self._connected.discard(serial)
+
+    def connect(self, serial: str) -> None:
+        with self._lock:
+            if serial not in self.firewalls:
+                raise KeyError(serial)
+            self._connected.add(serial)
+
+    def write_calls(self) -> list[Call]:
+        """The recorded ``type=user-id`` calls."""
+        return [call for call in list(self.calls) if call.type == "user-id"]
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def registered(self, target: str | None = None, vsys: str | None = None) -> dict[str, set[str]]:
+        """Unexpired tags per (normalised) IP of one namespace."""
+        with self._lock:
+            namespace = self._namespaces.get((target, vsys))
+            if namespace is None:
+                return {}
+            namespace.purge(self.clock())
+            return {ip: set(tags) for ip, tags in namespace.tags.items()}
+
+    def seed(
+        self,
+        ip: str,
+        tags: Iterable[str],
+        target: str | None = None,
+        vsys: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Register ``tags`` on ``ip`` directly, bypassing the API and its limits."""
+        normalized = _normalize_ip(ip)
+        if normalized is None:
+            raise ValueError(f"not an IP address: {ip!r}")
+        with self._lock:
+            now = self.clock()
+            namespace = self._namespace(target, vsys)
+            namespace.purge(now)
+            expiry = now + timeout if timeout else None
+            current = namespace.tags.get(normalized)
+            if current is None:
+                current = {}
+                namespace.add_ip(normalized, current)
+                namespace.persistent[normalized] = "1"
+            for tag in tags:
+                current[tag] = expiry
+            namespace.note_expiry(expiry)
+            if not current:
+                namespace.remove_ip(normalized)
+
+    # ------------------------------------------------------------------ request handling
+
+    def _namespace(self, target: str | None, vsys: str | None) -> _Namespace:
+        key = (target, vsys)
+        namespace = self._namespaces.get(key)
+        if namespace is None:
+            namespace = self._namespaces[key] = _Namespace()
+        return namespace
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
+        split = urlsplit(request.path)
+        if split.path not in ("/api", "/api/"):
+            return HttpResponse(404, b"<html><body>404 Not Found</body></html>", _HTML)
+        if request.method not in ("GET", "POST"):
+            return HttpResponse(405, b"<html><body>405 Method Not Allowed</body></html>", _HTML)
+
+        query = parse_qs(split.query, keep_blank_values=True)
+        body_params: dict[str, list[str]] = {}
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        unsupported_body = False
+        if request.body:
+            if content_type in ("", "application/x-www-form-urlencoded"):
+                body_params = parse_qs(
+                    request.body.decode("utf-8", "replace"), keep_blank_values=True
+                )
+            else:
+                unsupported_body = True
+        params = {name: values[0] for name, values in query.items()}
+        params.update({name: values[0] for name, values in body_params.items()})
+
+        header_key = request.headers.get("X-PAN-KEY")
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+            self.calls.append(
+                Call(
+                    type=params.get("type", ""),
+                    target=params.get("target") or None,
+                    vsys=params.get("vsys") or None,
+                    body_bytes=len(request.body),
+                    key_in_header=header_key is not None,
+                    key_in_url="key" in query,
+                    key_in_body="key" in body_params,
+                    command=params.get("cmd"),
+                    fault=fault,
+                )
+            )
+        if fault is Fault.SLOW:
+            self._stopping.wait(self.slow_seconds)
+        elif fault is not None:
+            return self._fault_response(fault)
+        if unsupported_body:
+            return _error_result(400, f"Unsupported Content-Type: {content_type}")
+        key = header_key if header_key is not None else params.get("key")
+        return self._dispatch(params, key)
+
+    def _fault_response(self, fault: Fault) -> HttpResponse:
+        retry = {"Retry-After": str(self.retry_after)}
+        if fault is Fault.HTTP_500:
+            return HttpResponse(500, b"<html><body>500 Internal Server Error</body></html>", _HTML)
+        if fault is Fault.HTTP_503:
+            body = b"<html><body>503 Service Unavailable</body></html>"
+            return HttpResponse(503, body, _HTML, retry)
+        if fault is Fault.HTTP_429:
+            body = b"<html><body>429 Too Many Requests</body></html>"
+            return HttpResponse(429, body, _HTML, retry)
+        if fault is Fault.SESSION_TIMEOUT:
+            return _error_line(22, "Session timed out")
+        if fault is Fault.FORBIDDEN:
+            return _xml(_INVALID_KEY, 403)
+        if fault is Fault.TRUNCATED:
+            return _xml('<response status="success"><result><uid-response><version>2.')
+        if fault is Fault.NOT_XML:
+            page = (
+                "<!DOCTYPE html><html><head><title>Maintenance</title></head>"
+                "<body><p>The management server is restarting.<br></body></html>"
+            )
+            return HttpResponse(200, page.encode(), _HTML)
+        return HttpResponse(0, drop=True)  # Fault.DROP
+
+    def _dispatch(self, params: dict[str, str], key: str | None) -> HttpResponse:
+        request_type = params.get("type", "")
+        if request_type == "keygen":
+            return self._keygen(params)
+        if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            return _xml(_INVALID_KEY, 403)
+        if not request_type:
+            return _error_result(400, "Missing parameter: type")
+        target = params.get("target") or None
+        vsys = params.get("vsys") or None
+        if target is not None:
+            with self._lock:
+                connected = target in self._connected and target in self.firewalls
+            if not connected:
+                return _error_result(400, f"Device {target} is not connected")
+        cmd = params.get("cmd")
+        if request_type in ("user-id", "op") and not cmd:
+            return _error_result(400, "Missing parameter: cmd")
+        try:
+            if request_type == "user-id":
+                assert cmd is not None
+                return self._user_id(cmd, target, vsys)
+            if request_type == "op":
+                assert cmd is not None
+                return self._op(cmd, target, vsys)
+        except _BadRequest as exc:
+            return _error_result(400, f"Bad request: {exc}")
+        except _OpSyntaxError as exc:
+            return _error_line(17, str(exc))
+        return _error_result(400, f"Unsupported request type: {request_type}")
+
+    def _keygen(self, params: dict[str, str]) -> HttpResponse:
+        user = params.get("user")
+        password = params.get("password")
+        expected = self.users.get(user or "")
+        if (
+            user is None
+            or password is None
+            or expected is None
+            or not hmac.compare_digest(password.encode(), expected.encode())
+        ):
+            return _xml(_BAD_CREDENTIAL, 403)
+        return _xml(
+            f'<response status="success"><result><key>{escape(self.api_key)}</key></result>'
+            "</response>"
+        )
+
+    # ------------------------------------------------------------------ user-id
+
+    @staticmethod
+    def _parse_uid_message(cmd: str) -> list[tuple[str, list[_EntryOp]]]:
+        try:
+            root = ET.fromstring(cmd)
+        except ET.ParseError as exc:
+            raise _BadRequest(f"malformed uid-message XML ({exc})") from exc
+        if root.tag != "uid-message":
+            raise _BadRequest(f"expected <uid-message>, got <{root.tag}>")
+        payload: ET.Element | None = None
+        for child in root:
+            if child.tag == "version":
+                if (child.text or "").strip() not in ("1.0", "2.0"):
+                    raise _BadRequest(f"unsupported uid-message version {child.text!r}")
+            elif child.tag == "type":
+                if (child.text or "").strip() != "update":
+                    raise _BadRequest(f"unsupported uid-message type {child.text!r}")
+            elif child.tag == "payload":
+                payload = child
+            else:
+                raise _BadRequest(f"unexpected element <{child.tag}> in <uid-message>")
+        if payload is None:
+            raise _BadRequest("uid-message has no <payload>")
+        sections: list[tuple[str, list[_EntryOp]]] = []
+        for section in payload:
+            if section.tag not in ("register", "unregister"):
+                raise _BadRequest(f"unsupported payload element <{section.tag}>")
+            entries: list[_EntryOp] = []
+            for entry in section:
+                if entry.tag != "entry":
+                    raise _BadRequest(f"unexpected element <{entry.tag}> in <{section.tag}>")
+                ip = entry.get("ip")
+                if ip is None:
+                    raise _BadRequest(f"<entry> without ip attribute in <{section.tag}>")
+                tag_elements = [child for child in entry if child.tag == "tag"]
+                others = [child.tag for child in entry if child.tag != "tag"]
+                if others or len(tag_elements) != 1:
+                    raise _BadRequest(f"entry for ip {ip} must contain exactly one <tag>")
+                tags: list[tuple[str, int]] = []
+                for member in tag_elements[0]:
+                    if member.tag != "member":
+                        raise _BadRequest(f"unexpected element <{member.tag}> in <tag>")
+                    timeout_text = member.get("timeout", "0").strip() or "0"
+                    if not timeout_text.isdigit():
+                        raise _BadRequest(f"invalid timeout {timeout_text!r} for ip {ip}")
+                    tags.append(((member.text or "").strip(), int(timeout_text)))
+                if not tags:
+                    raise _BadRequest(f"entry for ip {ip} has no tag <member>")
+                entries.append(_EntryOp(ip, entry.get("persistent"), tuple(tags)))
+            sections.append((section.tag, entries))
+        return sections
+
+    def _user_id(self, cmd: str, target: str | None, vsys: str | None) -> HttpResponse:
+        sections = self._parse_uid_message(cmd)
+        messages: dict[str, list[tuple[str, str]]] = {}
+        with self._lock:
+            now = self.clock()
+            namespace = self._namespace(target, vsys)
+            namespace.purge(now)
+            rejected = {_normalize_ip(ip) or ip for ip in self.reject_ips}
+            for section, entries in sections:
+                out = messages.setdefault(section, [])
+                for entry in entries:
+                    if section == "register":
+                        self._register(namespace, entry, now, rejected, out)
+                    else:
+                        self._unregister(namespace, entry, rejected, out)
+        sections_xml = []
+        for section, out in messages.items():
+            if not out:
+                sections_xml.append(f"<{section}/>")
+                continue
+            inner = "".join(
+                f'<entry ip="{_attr(ip)}" message="{_attr(message)}"/>' for ip, message in out
+            )
+            sections_xml.append(f"<{section}>{inner}</{section}>")
+        payload = "".join(sections_xml)
+        uid = f"<uid-response><version>2.0</version><payload>{payload}</payload></uid-response>"
+        if any(messages.values()):
+            return _xml(f'<response status="error"><msg><line>{uid}</line></msg></response>')
+        return _xml(f'<response status="success"><result>{uid}</result></response>')
+
+    def _register(
+        self,
+        namespace: _Namespace,
+        entry: _EntryOp,
+        now: float,
+        rejected: set[str],
+        out: list[tuple[str, str]],
+    ) -> None:
+        ip = _normalize_ip(entry.ip)
+        if ip is None:
+            out.append((entry.ip, "Invalid ip address"))
+            return
+        if ip in rejected:
+            out.append((entry.ip, "Failed to register ip-tag mapping"))
+            return
+        current = namespace.tags.get(ip)
+        created = current is None
+        tags: dict[str, float | None] = {} if current is None else current
+        for tag, timeout in entry.tags:
+            if not _valid_tag(tag):
+                out.append((entry.ip, "Invalid tag"))
+                continue
+            expiry = now + timeout if timeout > 0 else None
+            if tag in tags:
+                if self.strict_duplicates:
+                    out.append((entry.ip, f"tag {tag} already exists, ignore"))
+                tags[tag] = expiry  # a repeated registration refreshes the timeout
+                namespace.note_expiry(expiry)
+                continue
+            if len(tags) >= MAX_TAGS_PER_IP:
+                out.append(
+                    (
+                        entry.ip,
+                        f"Failed to register: ip {entry.ip} has reached the maximum number "
+                        f"of tags ({MAX_TAGS_PER_IP})",
+                    )
+                )
+                continue
+            tags[tag] = expiry
+            namespace.note_expiry(expiry)
+        if created and tags:
+            namespace.add_ip(ip, tags)
+        if ip in namespace.tags:
+            if entry.persistent is not None:
+                namespace.persistent[ip] = "0" if entry.persistent.strip() == "0" else "1"
+            elif created:
+                namespace.persistent[ip] = "1"
+
+    def _unregister(
+        self,
+        namespace: _Namespace,
+        entry: _EntryOp,
+        rejected: set[str],
+        out: list[tuple[str, str]],
+    ) -> None:
+        ip = _normalize_ip(entry.ip)
+        if ip is None:
+            out.append((entry.ip, "Invalid ip address"))
+            return
+        if ip in rejected:
+            out.append((entry.ip, "Failed to unregister ip-tag mapping"))
+            return
+        tags = namespace.tags.get(ip)
+        if tags is None:
+            if self.strict_duplicates:
+                out.append((entry.ip, f"ip {entry.ip} does not exist, ignore unreg"))
+            return
+        for tag, _timeout in entry.tags:
+            if not _valid_tag(tag):
+                out.append((entry.ip, "Invalid tag"))
+            elif tag in tags:
+                del tags[tag]
+            elif self.strict_duplicates:
+                out.append((entry.ip, f"tag {tag} does not exist, ignore unreg"))
+        if not tags:
+            namespace.remove_ip(ip)
+
+    # ------------------------------------------------------------------ op commands
+
+    def _op(self, cmd: str, target: str | None, vsys: str | None) -> HttpResponse:
+        try:
+            root = ET.fromstring(cmd)
+        except ET.ParseError as exc:
+            raise _BadRequest(f"malformed op command XML ({exc})") from exc
+        if root.tag != "show":
+            raise _OpSyntaxError(f"{root.tag} is unexpected")
+        children = list(root)
+        if not children:
+            raise _OpSyntaxError("show is incomplete")
+        if len(children) > 1:
+            raise _OpSyntaxError(f"show -> {children[1].tag} is unexpected")
+        node = children[0]
+        if node.tag == "devicegroups":
+            return self._show_devicegroups()
+        if node.tag != "object":
+            raise _OpSyntaxError(f"show -> {node.tag} is unexpected")
+        inner = list(node)
+        if len(inner) != 1 or inner[0].tag != "registered-ip":
+            name = inner[0].tag if inner else "object"
+            raise _OpSyntaxError(f"show -> object -> {name} is unexpected")
+        return self._show_registered_ip(inner[0], target, vsys)
+
+    def _show_devicegroups(self) -> HttpResponse:
+        with self._lock:
+            groups: dict[str, list[tuple[str, bool]]] = {}
+            for serial, group in self.firewalls.items():
+                groups.setdefault(group, []).append((serial, serial in self._connected))
+        parts = ['<response status="success"><result><devicegroups>']
+        for group in sorted(groups):
+            parts.append(f'<entry name="{_attr(group)}"><devices>')
+            for serial, connected in sorted(groups[group]):
+                parts.append(
+                    f'<entry name="{_attr(serial)}"><serial>{escape(serial)}</serial>'
+                    f"<connected>{'yes' if connected else 'no'}</connected></entry>"
+                )
+            parts.append("</devices></entry>")
+        parts.append("</devicegroups></result></response>")
+        return _xml("".join(parts))
+
+    def _show_registered_ip(
+        self, node: ET.Element, target: str | None, vsys: str | None
+    ) -> HttpResponse:
+        prefix = "show -> object -> registered-ip"
+        limit = MAX_PAGE
+        start = 1
+        show_all = False
+        tag_filter: set[str] | None = None
+        ip_filter: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+        for child in node:
+            text = (child.text or "").strip()
+            if child.tag in ("limit", "start-point"):
+                if not text.isdigit() or int(text) < 1:
+                    raise _OpSyntaxError(f"{prefix} -> {child.tag} '{text}' is invalid")
+                if child.tag == "limit":
+                    limit = min(int(text), MAX_PAGE)
+                else:
+                    start = int(text)
+            elif child.tag == "all":
+                show_all = True
+            elif child.tag == "tag":
+                names = [entry.get("name", "") for entry in child if entry.tag == "entry"]
+                if not names or any(not name for name in names):
+                    raise _OpSyntaxError(f"{prefix} -> tag is invalid")
+                tag_filter = set(names)
+            elif child.tag == "ip":
+                try:
+                    ip_filter = ipaddress.ip_network(text, strict=False)
+                except ValueError:
+                    raise _OpSyntaxError(f"{prefix} -> ip '{text}' is invalid") from None
+            else:
+                raise _OpSyntaxError(f"{prefix} -> {child.tag} is unexpected")
+
+        with self._lock:
+            namespace = self._namespace(target, vsys)
+            namespace.purge(self.clock())
+            ips: Sequence[str] = namespace.ordered_ips()
+            if ip_filter is not None:
+                network = ip_filter
+                ips = [ip for ip in ips if ipaddress.ip_address(ip) in network]
+            if tag_filter is not None:
+                wanted = tag_filter
+                ips = [ip for ip in ips if not wanted.isdisjoint(namespace.tags[ip])]
+            page = ips[start - 1 :] if show_all else ips[start - 1 : start - 1 + limit]
+            rows = [
+                (ip, sorted(namespace.tags[ip]), namespace.persistent.get(ip, "1")) for ip in page
+            ]
+        parts = ['<response status="success"><result>']
+        for ip, tags, persistent in rows:
+            members = "".join(f"<member>{escape(tag)}</member>" for tag in tags)
+            parts.append(
+                f'<entry ip="{ip}" from_agent="0" persistent="{persistent}">'
+                f"<tag>{members}</tag></entry>"
+            )
+        parts.append(f"<count>{len(rows)}</count></result></response>")
+        return _xml("".join(parts))
+
+
+# ---------------------------------------------------------------------- process mode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a simulator until SIGTERM/SIGINT or end of standard input."""
+    parser = argparse.ArgumentParser(description="Panorama XML API simulator (test fake)")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="test-key")
+    parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD")
+    parser.add_argument("--firewall", action="append", default=[], metavar="SERIAL=DEVICEGROUP")
+    parser.add_argument("--tls-dir", type=Path, default=None)
+    parser.add_argument("--strict-duplicates", action="store_true")
+    parser.add_argument(
+        "--ignore-stdin", action="store_true", help="do not stop when stdin is closed"
+    )
+    args = parser.parse_args(argv)
+
+    users = dict(item.split(":", 1) for item in args.user) if args.user else None
+    firewalls = dict(item.split("=", 1) for item in args.firewall)
+    simulator = PanoramaSimulator(
+        api_key=args.api_key,
+        users=users,
+        tls_dir=args.tls_dir,
+        strict_duplicates=args.strict_duplicates,
+        firewalls=firewalls,
+        port=args.port,
+    )
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def watch_stdin(fd: int) -> None:
+        # os.read on the raw descriptor: a buffered read would hold a lock that
+        # blocks interpreter shutdown when a signal ends the process instead.
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            done.set()
+
+    with simulator:
+        info = {"url": simulator.url}
+        if simulator.ca_file is not None:
+            info["ca_file"] = str(simulator.ca_file)
+        print(json.dumps(info), flush=True)
+        if not args.ignore_stdin and sys.stdin is not None:
+            watcher = threading.Thread(
+                target=watch_stdin, args=(sys.stdin.fileno(),), name="stdin-watch", daemon=True
+            )
+            watcher.start()
+        while not done.wait(0.2):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
