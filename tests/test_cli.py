@@ -45,6 +45,21 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def sync_sample(capsys, panorama, *extra):
+    """`aksfw sync` of the sample service list as cluster prod1 into the simulator."""
+    return run(
+        capsys,
+        "sync",
+        "--cluster",
+        "prod1",
+        "--services",
+        SAMPLE,
+        "--panorama",
+        panorama.url,
+        *extra,
+    )
+
+
 @pytest.fixture
 def api_key(monkeypatch):
     monkeypatch.setenv("PANORAMA_API_KEY", API_KEY)
@@ -100,17 +115,7 @@ def test_non_json_input_is_reported_with_its_position(capsys, tmp_path):
 
 def test_sync_then_registered(capsys, panorama, api_key):
     panorama.seed("10.240.0.7", ["corp.keep", "aks.prod1.old"])
-    code, out, _ = run(
-        capsys,
-        "sync",
-        "--cluster",
-        "prod1",
-        *SELECTORS,
-        "--services",
-        SAMPLE,
-        "--panorama",
-        panorama.url,
-    )
+    code, out, _ = sync_sample(capsys, panorama, *SELECTORS)
     assert code == 0
     report = json.loads(out)
     assert (report["registered"], report["unregistered"], report["requests"]) == (11, 1, 1)
@@ -119,41 +124,18 @@ def test_sync_then_registered(capsys, panorama, api_key):
     code, out, _ = run(capsys, "registered", "--panorama", panorama.url)
     assert "corp.keep" in json.loads(out)["10.240.0.7"]
     panorama.reset_calls()
-    code, out, _ = run(
-        capsys,
-        "sync",
-        "--cluster",
-        "prod1",
-        *SELECTORS,
-        "--services",
-        SAMPLE,
-        "--panorama",
-        panorama.url,
-    )
+    code, out, _ = sync_sample(capsys, panorama, *SELECTORS)
     assert json.loads(out)["requests"] == 0 and panorama.write_calls() == []
 
 
 def test_sync_dry_run_prints_the_plan_and_writes_nothing(capsys, panorama, api_key):
-    code, out, _ = run(
-        capsys,
-        "sync",
-        "--cluster",
-        "prod1",
-        "--services",
-        SAMPLE,
-        "--panorama",
-        panorama.url,
-        "--dry-run",
-    )
+    code, out, _ = sync_sample(capsys, panorama, "--dry-run")
     assert code == 0 and panorama.write_calls() == []
     assert json.loads(out)["plan"]["register"]["20.50.10.11"][0] == "aks.prod1.svc.app.web"
 
 
 def test_sync_to_a_firewall_target(capsys, panorama, api_key):
-    code, _, _ = run(
-        capsys, "sync", "--cluster", "prod1", "--services", SAMPLE,
-        "--panorama", panorama.url, "--target", "007000000001", "--vsys", "vsys1",
-    )  # fmt: skip
+    code, _, _ = sync_sample(capsys, panorama, "--target", "007000000001", "--vsys", "vsys1")
     assert code == 0
     assert panorama.registered() == {}
     assert set(panorama.registered(target="007000000001", vsys="vsys1")) == set(SAMPLE_TAGS)
@@ -178,9 +160,7 @@ def test_sync_with_user_and_password_generates_a_key(capsys, panorama, monkeypat
     monkeypatch.delenv("PANORAMA_API_KEY", raising=False)
     monkeypatch.setenv("PANORAMA_USER", "admin")
     monkeypatch.setenv("PANORAMA_PASSWORD", "admin-pass")
-    code, _, _ = run(
-        capsys, "sync", "--cluster", "prod1", "--services", SAMPLE, "--panorama", panorama.url
-    )
+    code, _, _ = sync_sample(capsys, panorama)
     assert code == 0 and len(panorama.registered()) == 2
 
 
@@ -193,9 +173,7 @@ def test_missing_credentials_is_bad_input(capsys, monkeypatch):
 
 def test_panorama_down_exits_1_with_one_line_and_no_key(capsys, api_key, panorama):
     panorama.inject(Fault.HTTP_503, count=5)
-    code, out, err = run(
-        capsys, "sync", "--cluster", "prod1", "--services", SAMPLE, "--panorama", panorama.url
-    )
+    code, out, err = sync_sample(capsys, panorama)
     assert code == 1 and out == ""
     reason = [line for line in err.splitlines() if line.startswith("aksfw:")]
     assert len(reason) == 1 and "HTTP 503" in reason[0]
@@ -204,9 +182,7 @@ def test_panorama_down_exits_1_with_one_line_and_no_key(capsys, api_key, panoram
 
 def test_refused_entries_exit_1_after_printing_the_report(capsys, panorama, api_key):
     panorama.reject_ips.add("20.50.10.11")
-    code, out, err = run(
-        capsys, "sync", "--cluster", "prod1", "--services", SAMPLE, "--panorama", panorama.url
-    )
+    code, out, err = sync_sample(capsys, panorama)
     assert code == 1
     assert json.loads(out)["failures"][0]["ip"] == "20.50.10.11"
     assert "refused 1 entries" in err
