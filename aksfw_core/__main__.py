@@ -16,7 +16,12 @@ from typing import Any, NoReturn
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.kube import KubernetesServices
 from aksfw_core.model import TagWarning, ip_tags_json
-from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.panorama.client import (
+    MAX_TAG_TIMEOUT_S,
+    ApiKey,
+    PanoramaClient,
+    PanoramaSettings,
+)
 from aksfw_core.reconcile import owned_only
 from aksfw_core.selectors import NamedSelector, named_selector
 from aksfw_core.services import ServiceList, parse_service_items, parse_service_list
@@ -104,6 +109,13 @@ def _panorama_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-verify-tls", action="store_true", help="do not check the certificate (unsafe)"
     )
     parser.add_argument("--batch-size", type=int, default=1000, help="IP entries per request")
+    parser.add_argument(
+        "--tag-timeout",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="registered tags expire after this long unless synced again (default 0: never)",
+    )
 
 
 def _run_tags(args: argparse.Namespace) -> int:
@@ -160,6 +172,8 @@ def _selector(text: str) -> NamedSelector:
 def _panorama(args: argparse.Namespace) -> PanoramaClient:
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    if not 0 <= args.tag_timeout <= MAX_TAG_TIMEOUT_S:
+        raise InputError(f"--tag-timeout must be 0 to {MAX_TAG_TIMEOUT_S} seconds")
     settings = PanoramaSettings(
         url=args.panorama,
         target=args.target,
@@ -167,6 +181,7 @@ def _panorama(args: argparse.Namespace) -> PanoramaClient:
         ca_bundle=args.ca_bundle,
         verify_tls=not args.no_verify_tls,
         batch_size=args.batch_size,
+        tag_timeout_s=args.tag_timeout,
     )
     if key := os.environ.get("PANORAMA_API_KEY"):
         return PanoramaClient(settings, ApiKey(key))

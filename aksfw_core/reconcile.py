@@ -36,15 +36,19 @@ class TagPlan:
         return sum(len(tags) for tags in self.unregister.values())
 
 
-def plan_changes(wanted: IpTags, registered: IpTags, owned: re.Pattern[str]) -> TagPlan:
+def plan_changes(
+    wanted: IpTags, registered: IpTags, owned: re.Pattern[str], refresh: bool = False
+) -> TagPlan:
     """The plan that makes `registered` hold exactly `wanted` among the tags `owned` matches.
 
     `registered` may hold tags of anyone; those `owned` does not match are never touched.
+    With `refresh`, every wanted tag is registered again, even one already there: tags
+    registered with a timeout only live on while they are re-registered.
     """
     register: dict[str, frozenset[str]] = {}
     unregister: dict[str, frozenset[str]] = {}
     for ip, tags in wanted.items():
-        missing = tags - registered.get(ip, frozenset())
+        missing = tags if refresh else tags - registered.get(ip, frozenset())
         if missing:
             register[ip] = missing
     for ip, tags in registered.items():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import tenacity
 
 from aksfw_core.errors import Retryable
+from aksfw_core.logs import log_event
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,14 @@ def retrying(settings: RetrySettings, what: str) -> tenacity.Retrying:
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "%s failed (%s), attempt %d/%d, retrying in %.1fs",
-            what,
-            error,
-            state.attempt_number,
-            settings.attempts,
-            state.upcoming_sleep,
+        log_event(
+            log,
+            "retry",
+            logging.WARNING,
+            call=what,
+            error=str(error),
+            attempt=f"{state.attempt_number}/{settings.attempts}",
+            wait_s=round(state.upcoming_sleep, 2),
         )
 
     return tenacity.Retrying(

@@ -63,7 +63,8 @@ def sync_cluster(
     """Read the target's registered IP-tags and apply what differs for `wanted.cluster`.
 
     Tags of other owners on the same IPs are never touched; an unchanged cluster sends no
-    write request.
+    write request, unless tags are registered with a timeout: then every wanted tag is
+    registered again so that it does not expire.
 
     Raises:
         AuthError, NonRetryable, Retryable: from the Panorama client; nothing is
@@ -72,7 +73,8 @@ def sync_cluster(
     started = time.monotonic()
     first_request = panorama.requests_sent
     registered = panorama.registered()
-    plan = plan_changes(wanted.tags, registered, ownership(wanted.cluster))
+    refresh = panorama.settings.tag_timeout_s > 0
+    plan = plan_changes(wanted.tags, registered, ownership(wanted.cluster), refresh)
     read_requests = panorama.requests_sent - first_request
     failures: tuple[EntryMessage, ...] = ()
     write_requests = 0

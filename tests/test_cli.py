@@ -96,6 +96,8 @@ def test_tags_reads_standard_input_and_prints_warnings_on_stderr(capsys, monkeyp
         (["tags", "--cluster", "c1"], "required"),
         (["bogus"], "invalid choice"),
         (["sync", "--cluster", "c1", "--services", SAMPLE], "--panorama"),
+        (["registered", "--panorama", "h", "--tag-timeout", "-1"], "--tag-timeout"),
+        (["registered", "--panorama", "h", "--batch-size", "0"], "--batch-size"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, reason):

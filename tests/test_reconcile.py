@@ -42,3 +42,10 @@ def test_empty_wanted_state_unregisters_every_owned_tag_and_nothing_else():
 def test_owned_only_filters_and_drops_empty_ips():
     registered = {"1.1.1.1": fs("aks.c1.web", "foreign"), "2.2.2.2": fs("foreign")}
     assert owned_only(registered, C1) == {"1.1.1.1": fs("aks.c1.web")}
+
+
+def test_refresh_registers_every_wanted_tag_again():
+    wanted = {"1.1.1.1": fs("aks.c1.web")}
+    plan = plan_changes(wanted, {"1.1.1.1": fs("aks.c1.web", "aks.c1.old")}, C1, refresh=True)
+    assert plan.register == wanted
+    assert plan.unregister == {"1.1.1.1": fs("aks.c1.old")}

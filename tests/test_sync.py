@@ -6,9 +6,11 @@ import pytest
 
 from aksfw_core.errors import AuthError, Retryable
 from aksfw_core.model import Service
+from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.selectors import named_selector
 from aksfw_core.sync import sync_cluster
 from aksfw_core.tags import compute_tags
+from tests.conftest import API_KEY, settings_for
 from tests.fakes.panorama import Fault
 
 WEB = Service("shop", "web", {"app": "web"}, ("20.1.1.1",))
@@ -116,3 +118,17 @@ def test_sync_at_scale_converges_in_few_requests(client, panorama):
     again = sync_cluster(wanted(*services), client)
     # 10 full pages of 500, then an empty page that ends the read
     assert again.write_requests == 0 and again.read_requests == 11
+
+
+def test_tags_with_a_timeout_are_refreshed_by_every_sync(panorama):
+    now = [1000.0]
+    panorama.clock = lambda: now[0]
+    with PanoramaClient(settings_for(panorama, tag_timeout_s=60), ApiKey(API_KEY)) as client:
+        sync_cluster(wanted(WEB), client)
+        now[0] += 50
+        refreshed = sync_cluster(wanted(WEB), client)
+        assert refreshed.write_requests == 1 and refreshed.plan.unregister_count == 0
+        now[0] += 50  # 100 s after the first sync, 50 s after the refresh
+        assert panorama.registered() == {"20.1.1.1": {"aks.c1.web", "aks.c1.svc.app.web"}}
+        now[0] += 20  # 70 s after the refresh: expired
+        assert panorama.registered() == {}

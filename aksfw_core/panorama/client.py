@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 500
 """Entries per `show object registered-ip` page (the PAN-OS maximum)."""
 
+MAX_TAG_TIMEOUT_S = 2_592_000
+"""PAN-OS accepts registration timeouts up to 30 days."""
+
 
 class ApiKey:
     """A PAN-OS API key that will not print itself."""
