@@ -171,10 +171,13 @@ class PanoramaClient:
             command = xmlapi.registered_ip_command(PAGE_SIZE, start)
             root = self._call({"type": "op", "cmd": command}, "show registered-ip")
             page = xmlapi.registered_page(root)
+            known = len(result)
             for ip, tags in page:
                 result[ip] = result.get(ip, frozenset()) | tags
             if len(page) < PAGE_SIZE:
                 return result
+            if len(result) == known:
+                raise Retryable(f"registered-ip paging did not advance at start-point {start}")
             start += len(page)
 
     def apply(self, plan: TagPlan) -> ApplyResult:
