@@ -13,7 +13,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from aksfw_core.aks.discovery import ClusterDiscovery
+from aksfw_core.aks.identity import azure_credential
+from aksfw_core.config import load_settings
 from aksfw_core.errors import AksfwError, InputError
+from aksfw_core.events import read_event, resolve
+from aksfw_core.inventory import inventory_from_json
 from aksfw_core.kube import KubernetesServices
 from aksfw_core.model import TagWarning, ip_tags_json
 from aksfw_core.panorama.client import (
@@ -81,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     _panorama_arguments(sync)
     sync.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     sync.set_defaults(run=_run_sync)
+
+    clusters = commands.add_parser(
+        "clusters", help="print the inventory the configuration (AKSFW_CONFIG) resolves to"
+    )
+    clusters.set_defaults(run=_run_clusters)
+
+    resolve = commands.add_parser("resolve-event", help="print which clusters an event affects")
+    resolve.add_argument("file", metavar="FILE|-", help="one Event Grid or CloudEvents event")
+    resolve.add_argument(
+        "--inventory", metavar="FILE", help="an inventory from `aksfw clusters` (no Azure calls)"
+    )
+    resolve.set_defaults(run=_run_resolve_event)
     return parser
 
 
@@ -150,6 +167,29 @@ def _run_sync(args: argparse.Namespace) -> int:
         print(f"aksfw: Panorama refused {len(report.failures)} entries", file=sys.stderr)
         return EXIT_FAILED
     return 0
+
+
+def _run_clusters(args: argparse.Namespace) -> int:
+    _print_json(_discovery().inventory().as_json())
+    return 0
+
+
+def _run_resolve_event(args: argparse.Namespace) -> int:
+    event = read_event(_read_json(args.file))
+    if args.inventory:
+        resolution = resolve(event, inventory_from_json(_read_json(args.inventory)))
+    else:
+        discovery = _discovery()
+        resolution = resolve(event, discovery.inventory())
+        if resolution.unknown_cluster:
+            resolution = resolve(event, discovery.inventory_knowing(resolution.unknown_cluster))
+    _print_json(resolution.as_json())
+    return 0
+
+
+def _discovery() -> ClusterDiscovery:
+    settings = load_settings(os.environ)
+    return ClusterDiscovery(settings, azure_credential(os.environ))
 
 
 def _wanted_tags(args: argparse.Namespace, services: ServiceList) -> ClusterTags:

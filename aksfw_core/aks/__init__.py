@@ -1,0 +1,1 @@
+"""Azure adapters: credentials, AKS discovery through Resource Manager, cluster access."""

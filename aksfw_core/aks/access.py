@@ -1,0 +1,160 @@
+"""Reach a monitored cluster's Kubernetes API with its configured credential.
+
+- `azure`: the kubeconfig of `listClusterUserCredential`. For an Entra ID cluster its
+  kubelogin `exec` user is replaced by a bearer token for the AKS server application,
+  taken from aksfw's own credential and refreshed before it expires; a local-account
+  cluster's kubeconfig is used as given.
+- `token`: the vendor's documented path: API server URL, CA and a service-account token
+  read from a Key Vault secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.keyvault.secrets import SecretClient
+from kubernetes import config as k8s_config
+
+from aksfw_core.aks.arm import NotFound, call, container_service
+from aksfw_core.aks.identity import AKS_SERVER_SCOPE
+from aksfw_core.config import Settings, TokenAccess
+from aksfw_core.errors import InputError, NonRetryable
+from aksfw_core.inventory import MonitoredCluster
+from aksfw_core.kube import KubernetesServices
+from aksfw_core.resource_ids import managed_cluster_id
+
+TOKEN_REFRESH_MARGIN_S = 300
+"""Seconds before expiry at which an Entra token is replaced."""
+
+
+class ClusterAccess:
+    """Opens `KubernetesServices` for monitored clusters."""
+
+    def __init__(self, settings: Settings, credential: TokenCredential) -> None:
+        self._settings = settings
+        self._credential = credential
+
+    def services(self, cluster: MonitoredCluster) -> KubernetesServices:
+        """A Service lister for `cluster`; the caller closes it.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: the credential could not be obtained.
+        """
+        if cluster.credential == "token":
+            kubeconfig, entra = self._token_kubeconfig(cluster), False
+        else:
+            kubeconfig, entra = entra_to_token(self._user_kubeconfig(cluster))
+        try:
+            api_client = k8s_config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+                kubeconfig, persist_config=False
+            )
+        except (k8s_config.ConfigException, ValueError, TypeError, KeyError) as error:
+            raise NonRetryable(f"{cluster.id}: unusable kubeconfig ({error})") from None
+        if entra:
+            api_client.configuration.refresh_api_key_hook = EntraTokenHook(self._credential)
+        return KubernetesServices(api_client)
+
+    def _user_kubeconfig(self, cluster: MonitoredCluster) -> dict[str, Any]:
+        resource = managed_cluster_id(cluster.id)
+        group, name = resource.resource_group or "", resource.path[1]
+        endpoint = self._settings.arm_endpoint
+        with container_service(self._credential, resource.subscription, endpoint) as client:
+            result = call(
+                f"listClusterUserCredential {cluster.id}",
+                lambda: client.managed_clusters.list_cluster_user_credentials(group, name),
+            )
+        kubeconfigs = [k for k in (result.kubeconfigs or []) if k.value]
+        if not kubeconfigs:
+            raise NonRetryable(f"{cluster.id}: listClusterUserCredential returned no kubeconfig")
+        return parse_kubeconfig(kubeconfigs[0].value or b"", cluster.id)
+
+    def _token_kubeconfig(self, cluster: MonitoredCluster) -> dict[str, Any]:
+        access = self._token_access(cluster)
+        vault = self._settings.key_vault_url
+        if vault is None:
+            raise InputError("config.keyVault is required for token credentials")
+        with SecretClient(vault, self._credential) as secrets:
+            try:
+                secret = call(
+                    f"Key Vault secret {access.secret}", lambda: secrets.get_secret(access.secret)
+                )
+            except NotFound:
+                raise NonRetryable(f"Key Vault secret {access.secret!r} not found") from None
+        if not secret.value:
+            raise NonRetryable(f"Key Vault secret {access.secret!r} is empty")
+        return token_kubeconfig(access, secret.value.strip())
+
+    def _token_access(self, cluster: MonitoredCluster) -> TokenAccess:
+        for config in self._settings.clusters:
+            if config.id.casefold() == cluster.id.casefold() and isinstance(
+                config.credential, TokenAccess
+            ):
+                return config.credential
+        raise InputError(f"{cluster.id}: no token credential in the configuration")
+
+
+class EntraTokenHook:
+    """kubernetes `refresh_api_key_hook`: keeps a fresh Entra token for the AKS server app."""
+
+    def __init__(self, credential: TokenCredential, clock: Callable[[], float] = time.time) -> None:
+        self._credential = credential
+        self._clock = clock
+        self._token: AccessToken | None = None
+
+    def __call__(self, configuration: Any) -> None:
+        token = self._token
+        if token is None or token.expires_on - TOKEN_REFRESH_MARGIN_S <= self._clock():
+            token = self._token = self._credential.get_token(AKS_SERVER_SCOPE)
+        configuration.api_key["BearerToken"] = f"Bearer {token.token}"
+
+
+def parse_kubeconfig(data: bytes, where: str) -> dict[str, Any]:
+    """Read a kubeconfig (YAML).
+
+    Raises:
+        NonRetryable: it is not a kubeconfig.
+    """
+    try:
+        document = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError):
+        raise NonRetryable(f"{where}: the kubeconfig is not YAML") from None
+    if not isinstance(document, dict) or not document.get("contexts"):
+        raise NonRetryable(f"{where}: the kubeconfig has no contexts")
+    return document
+
+
+def entra_to_token(kubeconfig: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Replace `exec` users (kubelogin) by a token placeholder the refresh hook fills.
+
+    Returns the kubeconfig and whether it needs Entra tokens. Pure.
+    """
+    entra = False
+    users = []
+    for entry in kubeconfig.get("users") or []:
+        user = (entry or {}).get("user") or {}
+        if "exec" in user or "auth-provider" in user:
+            entra = True
+            users.append({**entry, "user": {"token": "pending-entra-token"}})
+        else:
+            users.append(entry)
+    return {**kubeconfig, "users": users}, entra
+
+
+def token_kubeconfig(access: TokenAccess, token: str) -> dict[str, Any]:
+    """A one-context kubeconfig for a service-account token. Pure."""
+    cluster: dict[str, Any] = {"server": access.server}
+    if access.ca:
+        cluster["certificate-authority-data"] = base64.b64encode(access.ca.encode()).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "aksfw", "cluster": cluster}],
+        "users": [{"name": "aksfw", "user": {"token": token}}],
+        "contexts": [{"name": "aksfw", "context": {"cluster": "aksfw", "user": "aksfw"}}],
+        "current-context": "aksfw",
+    }

@@ -1,0 +1,154 @@
+"""Find the AKS clusters to monitor: those carrying the discovery tag in the scanned
+subscriptions, and those listed explicitly. The inventory is kept for about a minute and
+refreshed early only for a managed cluster it has not looked up yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+
+from aksfw_core.aks.arm import NotFound, call, container_service
+from aksfw_core.config import ClusterConfig, Settings, TokenAccess
+from aksfw_core.errors import NonRetryable
+from aksfw_core.inventory import Inventory, MonitoredCluster
+from aksfw_core.logs import log_event
+from aksfw_core.resource_ids import managed_cluster_id
+
+log = logging.getLogger(__name__)
+
+INVENTORY_TTL_S = 60.0
+"""Seconds an inventory is reused before Resource Manager is asked again."""
+
+
+class ClusterDiscovery:
+    """Builds and caches the inventory from Resource Manager.
+
+    A failed call raises and leaves the cached inventory as it was: nothing is
+    forgotten because Azure could not be read.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        credential: TokenCredential,
+        ttl_s: float = INVENTORY_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._credential = credential
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cached: Inventory | None = None
+        self._read_at = 0.0
+        self._looked_up: set[str] = set()
+
+    def inventory(self) -> Inventory:
+        """The inventory, from the cache while it is fresh.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Resource Manager could not be read.
+            InputError: two clusters would tag under the same name.
+        """
+        if self._cached is None or self._clock() - self._read_at >= self._ttl_s:
+            return self.refresh()
+        return self._cached
+
+    def inventory_knowing(self, cluster_id: str) -> Inventory:
+        """The inventory, refreshed first if `cluster_id` is new since the last read.
+
+        An event storm naming clusters aksfw does not monitor costs one read per cluster
+        and inventory lifetime, not one per event.
+        """
+        inventory = self.inventory()
+        key = cluster_id.casefold()
+        if inventory.find(cluster_id) is None and key not in self._looked_up:
+            inventory = self.refresh()
+            self._looked_up.add(key)
+        return inventory
+
+    def refresh(self) -> Inventory:
+        """Read Resource Manager now."""
+        started = self._clock()
+        explicit = {managed_cluster_id(c.id).top_level_id(): c for c in self._settings.clusters}
+        found: dict[str, MonitoredCluster] = {}
+        for subscription in self._settings.subscriptions:
+            for raw in self._list(subscription):
+                key = managed_cluster_id(raw["id"]).top_level_id()
+                config = explicit.get(key)
+                if config is not None or self._tagged(raw.get("tags")):
+                    found[key] = _monitored(raw, config)
+        for key, config in explicit.items():
+            if key not in found and (cluster := self._get(config)) is not None:
+                found[key] = _monitored(cluster, config)
+        inventory = Inventory(tuple(found[key] for key in sorted(found)))
+        self._cached, self._read_at = inventory, self._clock()
+        self._looked_up = set()
+        log_event(
+            log,
+            "discovery.refresh",
+            clusters=len(inventory.clusters),
+            subscriptions=len(self._settings.subscriptions),
+            duration_ms=round((self._clock() - started) * 1000),
+        )
+        return inventory
+
+    def _list(self, subscription: str) -> list[dict[str, Any]]:
+        with container_service(
+            self._credential, subscription, self._settings.arm_endpoint
+        ) as client:
+            return call(
+                f"list managed clusters of subscription {subscription}",
+                lambda: [cluster.as_dict() for cluster in client.managed_clusters.list()],
+            )
+
+    def _get(self, config: ClusterConfig) -> dict[str, Any] | None:
+        resource = managed_cluster_id(config.id)
+        group, name = resource.resource_group or "", resource.path[1]
+        with container_service(
+            self._credential, resource.subscription, self._settings.arm_endpoint
+        ) as client:
+            try:
+                cluster = call(f"get {config.id}", lambda: client.managed_clusters.get(group, name))
+            except NotFound:
+                log_event(log, "discovery.cluster_missing", logging.WARNING, cluster=config.id)
+                return None
+            return dict(cluster.as_dict())
+
+    def _tagged(self, tags: object) -> bool:
+        discovery = self._settings.discovery
+        if not discovery.tag_key or not isinstance(tags, dict):
+            return False
+        wanted_key = discovery.tag_key.casefold()
+        values = [str(v) for k, v in tags.items() if str(k).casefold() == wanted_key]
+        if not values:
+            return False
+        return discovery.tag_value is None or any(
+            v.casefold() == discovery.tag_value.casefold() for v in values
+        )
+
+
+def _monitored(raw: dict[str, Any], config: ClusterConfig | None) -> MonitoredCluster:
+    name = str(raw["name"])
+    node_group = _node_resource_group(raw)
+    return MonitoredCluster(
+        id=str(raw["id"]),
+        name=name,
+        tag_name=(config.alias if config and config.alias else name),
+        node_resource_group=node_group,
+        selectors=config.selectors if config else (),
+        credential="token" if config and isinstance(config.credential, TokenAccess) else "azure",
+    )
+
+
+def _node_resource_group(raw: dict[str, Any]) -> str:
+    # as_dict() flattens properties into snake_case; accept the REST spelling too.
+    for source in (raw, raw.get("properties") or {}):
+        for key in ("node_resource_group", "nodeResourceGroup"):
+            if isinstance(source.get(key), str) and source[key]:
+                return str(source[key])
+    raise NonRetryable(f"{raw.get('id')}: Resource Manager returned no nodeResourceGroup")

@@ -1,0 +1,392 @@
+"""The configuration document (`AKSFW_CONFIG` inline JSON or `AKSFW_CONFIG_FILE` path),
+parsed once into one frozen, validated `Settings`.
+
+Every error names the field at fault. Secrets never sit in the document: the Panorama
+key comes from `PANORAMA_API_KEY`, cluster tokens from Key Vault secrets named here.
+Loading reads the environment (and the file it names) and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aksfw_core.errors import InputError
+from aksfw_core.resource_ids import is_subscription_id, managed_cluster_id
+from aksfw_core.selectors import NamedSelector, named_selector
+from aksfw_core.tags import check_cluster_name
+
+PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
+_TAG_KEY_RE = re.compile(r"[^<>%&\\?/]{1,512}")
+_SERIAL_RE = re.compile(r"[0-9A-Za-z]{1,32}")
+_SECRET_NAME_RE = re.compile(r"[0-9A-Za-z-]{1,127}")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AzureAccess:
+    """Reach the cluster as the app's managed identity (`listClusterUserCredential`)."""
+
+    kind: str = "azure"
+
+
+@dataclass(frozen=True)
+class TokenAccess:
+    """Reach the cluster with a service-account token kept in Key Vault."""
+
+    server: str
+    """API server URL, `https://…`."""
+    secret: str
+    """Name of the Key Vault secret holding the token."""
+    ca: str | None = None
+    """PEM of the API server's CA; None = the system trust store."""
+    kind: str = "token"
+
+
+ClusterAccessKind = AzureAccess | TokenAccess
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """A cluster listed explicitly in the configuration."""
+
+    id: str
+    """Managed cluster resource ID, as written."""
+    alias: str | None = None
+    """Name used in tags instead of the AKS name."""
+    selectors: tuple[NamedSelector, ...] = ()
+    credential: ClusterAccessKind = field(default_factory=AzureAccess)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Which clusters in the scanned subscriptions are monitored, by Azure tag."""
+
+    tag_key: str | None = None
+    """Clusters carrying this tag are monitored; None = no discovery by tag."""
+    tag_value: str | None = None
+    """If set, the tag must also have this value (case-insensitive)."""
+
+
+@dataclass(frozen=True)
+class PanoramaTargets:
+    """Where IP-tags are registered."""
+
+    panorama: bool = True
+    """On Panorama itself (for redistribution)."""
+    device_groups: tuple[str, ...] = ()
+    """On every connected firewall of these device groups."""
+    serials: tuple[str, ...] = ()
+    """On these firewalls."""
+
+
+@dataclass(frozen=True)
+class PanoramaConfig:
+    """The Panorama to keep in step."""
+
+    host: str
+    """`host[:port]` (HTTPS) or a full `http(s)://` URL for local simulators."""
+    targets: PanoramaTargets = field(default_factory=PanoramaTargets)
+    vsys: str | None = None
+    ca_bundle: str | None = None
+    """Path of a PEM file of CAs to trust."""
+    verify_tls: bool = True
+    tag_timeout_s: int = 0
+    """Seconds a registered tag lives; 0 = never expires."""
+    batch_size: int = 1000
+    """IP entries per uid-message."""
+
+
+@dataclass(frozen=True)
+class ResyncConfig:
+    """When clusters are read again without an event."""
+
+    schedule: str = "0 */5 * * * *"
+    """NCRONTAB schedule of the full resync timer."""
+    follow_up_delay_s: int = 60
+    """Seconds after an event before the follow-up resync."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything aksfw is configured with."""
+
+    subscriptions: tuple[str, ...] = ()
+    discovery: Discovery = field(default_factory=Discovery)
+    clusters: tuple[ClusterConfig, ...] = ()
+    panorama: PanoramaConfig | None = None
+    resync: ResyncConfig = field(default_factory=ResyncConfig)
+    key_vault_url: str | None = None
+    """Vault holding cluster tokens (required by `token` credentials)."""
+    arm_endpoint: str = PUBLIC_ARM_ENDPOINT
+    """Resource Manager base URL (`AKSFW_ARM_ENDPOINT`)."""
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build the settings from `AKSFW_CONFIG` or `AKSFW_CONFIG_FILE` and `AKSFW_ARM_ENDPOINT`.
+
+    Raises:
+        InputError: no document, an unreadable file, or an invalid document.
+    """
+    inline, path = environ.get("AKSFW_CONFIG"), environ.get("AKSFW_CONFIG_FILE")
+    if inline and path:
+        raise InputError("set AKSFW_CONFIG or AKSFW_CONFIG_FILE, not both")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        except OSError as error:
+            raise InputError(f"AKSFW_CONFIG_FILE {path}: {error.strerror}") from None
+        where = path
+    elif inline:
+        text, where = inline, "AKSFW_CONFIG"
+    else:
+        raise InputError("set AKSFW_CONFIG (JSON) or AKSFW_CONFIG_FILE (path)")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{where} is not JSON: {error.msg} at line {error.lineno}") from None
+    arm = environ.get("AKSFW_ARM_ENDPOINT") or PUBLIC_ARM_ENDPOINT
+    return parse_settings(document, arm_endpoint=arm)
+
+
+def parse_settings(document: object, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) -> Settings:
+    """Validate a configuration document.
+
+    Raises:
+        InputError: naming the first field that is wrong.
+    """
+    root = _Fields(document, "config")
+    subscriptions = root.list("subscriptions", _subscription)
+    discovery = root.optional("discovery", _discovery) or Discovery()
+    clusters = root.list("clusters", _cluster)
+    panorama = root.optional("panorama", _panorama)
+    resync = root.optional("resync", _resync) or ResyncConfig()
+    key_vault = root.optional("keyVault", _https_url)
+    root.done()
+    if discovery.tag_key and not subscriptions:
+        raise InputError("config.discovery.tag: needs config.subscriptions to scan")
+    _check_unique_clusters(clusters)
+    if key_vault is None and any(isinstance(c.credential, TokenAccess) for c in clusters):
+        raise InputError("config.keyVault: required by clusters with a token credential")
+    return Settings(
+        subscriptions=tuple(dict.fromkeys(subscriptions)),
+        discovery=discovery,
+        clusters=tuple(clusters),
+        panorama=panorama,
+        resync=resync,
+        key_vault_url=key_vault,
+        arm_endpoint=_https_url(arm_endpoint, "AKSFW_ARM_ENDPOINT", allow_http=True),
+    )
+
+
+class _Fields:
+    """Reads the fields of one JSON object, tracking the path and unknown keys."""
+
+    def __init__(self, value: object, path: str) -> None:
+        if not isinstance(value, Mapping):
+            raise InputError(f"{path}: expected an object")
+        self.value: Mapping[str, Any] = value
+        self.path = path
+        self.seen: set[str] = set()
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}"
+
+    def optional(self, key: str, parse: Callable[[Any, str], T]) -> T | None:
+        self.seen.add(key)
+        if self.value.get(key) is None:
+            return None
+        return parse(self.value[key], self.at(key))
+
+    def required(self, key: str, parse: Callable[[Any, str], T]) -> T:
+        result = self.optional(key, parse)
+        if result is None:
+            raise InputError(f"{self.at(key)}: required")
+        return result
+
+    def list(self, key: str, parse: Callable[[Any, str], T]) -> list[T]:
+        self.seen.add(key)
+        items = self.value.get(key)
+        if items is None:
+            return []
+        if not isinstance(items, list):
+            raise InputError(f"{self.at(key)}: expected a list")
+        return [parse(item, f"{self.at(key)}[{index}]") for index, item in enumerate(items)]
+
+    def done(self) -> None:
+        unknown = sorted(set(self.value) - self.seen)
+        if unknown:
+            raise InputError(f"{self.at(unknown[0])}: unknown field")
+
+
+def _string(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{path}: expected a non-empty string")
+    return value.strip()
+
+
+def _integer(low: int, high: int) -> Callable[[object, str], int]:
+    def parse(value: object, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InputError(f"{path}: expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _boolean(value: object, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{path}: expected true or false")
+    return value
+
+
+def _https_url(value: object, path: str, allow_http: bool = False) -> str:
+    text = _string(value, path)
+    schemes = ("https://", "http://") if allow_http else ("https://",)
+    if not text.lower().startswith(schemes) or any(c.isspace() for c in text):
+        raise InputError(f"{path}: expected an https:// URL")
+    return text.rstrip("/")
+
+
+def _subscription(value: object, path: str) -> str:
+    text = _string(value, path)
+    if not is_subscription_id(text):
+        raise InputError(f"{path}: {text!r} is not a subscription ID (a GUID)")
+    return text.lower()
+
+
+def _discovery(value: object, path: str) -> Discovery:
+    fields = _Fields(value, path)
+    tag = fields.optional("tag", _string)
+    fields.done()
+    if tag is None:
+        return Discovery()
+    key, equals, wanted = tag.partition("=")
+    key = key.strip()
+    if not _TAG_KEY_RE.fullmatch(key):
+        raise InputError(f"{path}.tag: {key!r} is not a valid Azure tag name")
+    return Discovery(tag_key=key, tag_value=wanted.strip() if equals else None)
+
+
+def _cluster(value: object, path: str) -> ClusterConfig:
+    fields = _Fields(value, path)
+    resource_id = fields.required("id", _string)
+    try:
+        managed_cluster_id(resource_id)
+    except InputError as error:
+        raise InputError(f"{path}.id: {error}") from None
+    alias = fields.optional("alias", _tag_name)
+    selectors = fields.list("selectors", _selector)
+    credential = fields.optional("credential", _credential) or AzureAccess()
+    fields.done()
+    names = [selector.name for selector in selectors]
+    duplicate = next((name for name in names if names.count(name) > 1), None)
+    if duplicate:
+        raise InputError(f"{path}.selectors: name {duplicate!r} is used twice")
+    return ClusterConfig(resource_id, alias, tuple(selectors), credential)
+
+
+def _tag_name(value: object, path: str) -> str:
+    text = _string(value, path)
+    try:
+        return check_cluster_name(text)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+
+
+def _selector(value: object, path: str) -> NamedSelector:
+    fields = _Fields(value, path)
+    name = fields.required("name", _string)
+    match = fields.optional("match", lambda v, p: v if isinstance(v, str) else _string(v, p))
+    namespace = fields.optional("namespace", _string)
+    fields.done()
+    try:
+        return named_selector(name, match or "", namespace)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+
+
+def _credential(value: object, path: str) -> ClusterAccessKind:
+    if value == "azure":
+        return AzureAccess()
+    fields = _Fields(value, path)
+    kind = fields.required("kind", _string)
+    if kind == "azure":
+        fields.done()
+        return AzureAccess()
+    if kind != "token":
+        raise InputError(f"{path}.kind: expected 'azure' or 'token'")
+    server = fields.required("server", _https_url)
+    secret = fields.required("secret", _string)
+    ca = fields.optional("ca", _string)
+    fields.done()
+    if not _SECRET_NAME_RE.fullmatch(secret):
+        raise InputError(f"{path}.secret: {secret!r} is not a Key Vault secret name")
+    if ca is not None and "-----BEGIN CERTIFICATE-----" not in ca:
+        raise InputError(f"{path}.ca: expected a PEM certificate")
+    return TokenAccess(server=server, secret=secret, ca=ca)
+
+
+def _panorama(value: object, path: str) -> PanoramaConfig:
+    fields = _Fields(value, path)
+    config = PanoramaConfig(
+        host=fields.required("host", _string),
+        targets=fields.optional("targets", _targets) or PanoramaTargets(),
+        vsys=fields.optional("vsys", _string),
+        ca_bundle=fields.optional("caBundle", _string),
+        verify_tls=fields.optional("verifyTls", _boolean) is not False,
+        tag_timeout_s=fields.optional("tagTimeoutSeconds", _integer(0, 2_592_000)) or 0,
+        batch_size=fields.optional("batchSize", _integer(1, 5000)) or 1000,
+    )
+    fields.done()
+    return config
+
+
+def _targets(value: object, path: str) -> PanoramaTargets:
+    if value == "panorama":
+        return PanoramaTargets()
+    fields = _Fields(value, path)
+    targets = PanoramaTargets(
+        panorama=fields.optional("panorama", _boolean) is True,
+        device_groups=tuple(fields.list("deviceGroups", _string)),
+        serials=tuple(fields.list("serials", _serial)),
+    )
+    fields.done()
+    if not (targets.panorama or targets.device_groups or targets.serials):
+        raise InputError(f"{path}: names no target (panorama, deviceGroups or serials)")
+    return targets
+
+
+def _serial(value: object, path: str) -> str:
+    text = _string(value, path)
+    if not _SERIAL_RE.fullmatch(text):
+        raise InputError(f"{path}: {text!r} is not a firewall serial number")
+    return text
+
+
+def _resync(value: object, path: str) -> ResyncConfig:
+    fields = _Fields(value, path)
+    schedule = fields.optional("schedule", _string)
+    delay = fields.optional("followUpDelaySeconds", _integer(0, 3600))
+    fields.done()
+    if schedule is not None and len(schedule.split()) != 6:
+        raise InputError(f"{path}.schedule: expected an NCRONTAB expression of six fields")
+    defaults = ResyncConfig()
+    return ResyncConfig(
+        schedule=schedule or defaults.schedule,
+        follow_up_delay_s=defaults.follow_up_delay_s if delay is None else delay,
+    )
+
+
+def _check_unique_clusters(clusters: list[ClusterConfig]) -> None:
+    seen_ids: set[str] = set()
+    for index, cluster in enumerate(clusters):
+        key = cluster.id.casefold()
+        if key in seen_ids:
+            raise InputError(f"config.clusters[{index}].id: listed twice")
+        seen_ids.add(key)

@@ -1,0 +1,127 @@
+"""The inventory: the clusters aksfw monitors, as resolved from the configuration and
+Azure. Printed by `aksfw clusters`, read back by `resolve-event --inventory`. Pure code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aksfw_core.errors import InputError
+from aksfw_core.resource_ids import managed_cluster_id, parse_resource_id
+from aksfw_core.selectors import NamedSelector, named_selector
+from aksfw_core.tags import check_cluster_name
+
+
+@dataclass(frozen=True)
+class MonitoredCluster:
+    """One AKS cluster whose Services aksfw keeps registered."""
+
+    id: str
+    """Resource ID as ARM spells it."""
+    name: str
+    """AKS cluster name."""
+    tag_name: str
+    """`<cluster>` in its tags: the alias, or the name."""
+    node_resource_group: str
+    """Name of the resource group holding its load balancers and public IPs."""
+    selectors: tuple[NamedSelector, ...] = ()
+    credential: str = "azure"
+    """`azure` (managed identity) or `token` (Key Vault secret)."""
+
+    @property
+    def subscription(self) -> str:
+        """Subscription ID, lower-cased."""
+        return managed_cluster_id(self.id).subscription
+
+    @property
+    def node_resource_group_id(self) -> str:
+        """`/subscriptions/<sub>/resourcegroups/<node rg>`, lower-cased."""
+        group = self.node_resource_group
+        return f"/subscriptions/{self.subscription}/resourcegroups/{group}".lower()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "tagName": self.tag_name,
+            "nodeResourceGroup": self.node_resource_group,
+            "selectors": [
+                {"name": s.name, "match": s.selector.text, "namespace": s.namespace}
+                for s in self.selectors
+            ],
+            "credential": self.credential,
+        }
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The monitored clusters, looked up by ID or by node resource group."""
+
+    clusters: tuple[MonitoredCluster, ...] = ()
+
+    def __post_init__(self) -> None:
+        by_tag: dict[str, str] = {}
+        for cluster in self.clusters:
+            other = by_tag.setdefault(cluster.tag_name, cluster.id)
+            if other != cluster.id:
+                raise InputError(
+                    f"clusters {other} and {cluster.id} would both tag as "
+                    f"{cluster.tag_name!r}; give one an alias"
+                )
+
+    def find(self, cluster_id: str) -> MonitoredCluster | None:
+        """The cluster with this resource ID (any case), if monitored."""
+        wanted = cluster_id.casefold().rstrip("/")
+        return next((c for c in self.clusters if c.id.casefold() == wanted), None)
+
+    def owning_node_group(self, group_id: str) -> MonitoredCluster | None:
+        """The cluster whose node resource group has this ID (any case)."""
+        wanted = group_id.lower()
+        return next((c for c in self.clusters if c.node_resource_group_id == wanted), None)
+
+    def as_json(self) -> dict[str, Any]:
+        """The document `aksfw clusters` prints."""
+        return {"clusters": [cluster.as_json() for cluster in self.clusters]}
+
+
+def inventory_from_json(document: object) -> Inventory:
+    """Read an inventory document back (`resolve-event --inventory`).
+
+    Raises:
+        InputError: the document is not an inventory, naming the field at fault.
+    """
+    if not isinstance(document, Mapping) or not isinstance(document.get("clusters"), list):
+        raise InputError('inventory: expected {"clusters": [...]}')
+    return Inventory(tuple(_cluster(item, i) for i, item in enumerate(document["clusters"])))
+
+
+def _cluster(item: object, index: int) -> MonitoredCluster:
+    where = f"inventory.clusters[{index}]"
+    if not isinstance(item, Mapping):
+        raise InputError(f"{where}: expected an object")
+    try:
+        resource = managed_cluster_id(str(item.get("id", "")))
+        name = str(item.get("name") or resource.path[1])
+        tag_name = check_cluster_name(str(item.get("tagName") or name))
+        node_group = item.get("nodeResourceGroup")
+        if not isinstance(node_group, str) or not node_group:
+            raise InputError("nodeResourceGroup is missing")
+        parse_resource_id(f"/subscriptions/{resource.subscription}/resourceGroups/{node_group}")
+        selectors = tuple(_selectors(item.get("selectors") or []))
+        credential = item.get("credential", "azure")
+        if credential not in ("azure", "token"):
+            raise InputError("credential must be 'azure' or 'token'")
+    except InputError as error:
+        raise InputError(f"{where}: {error}") from None
+    return MonitoredCluster(str(item["id"]), name, tag_name, node_group, selectors, credential)
+
+
+def _selectors(items: Iterable[object]) -> Iterable[NamedSelector]:
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise InputError("selectors: expected objects")
+        name, match = str(item.get("name", "")), str(item.get("match") or "")
+        namespace = item.get("namespace")
+        yield named_selector(name, match, str(namespace) if namespace is not None else None)
