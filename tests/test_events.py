@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from aksfw_core.__main__ import main
 from aksfw_core.errors import InputError
 from aksfw_core.events import ChangeKind, MalformedEvent, resolve_event
 from aksfw_core.inventory import Inventory, MonitoredCluster, inventory_from_json
@@ -288,3 +289,59 @@ def test_two_clusters_with_the_same_tag_name_are_refused():
 def test_bad_inventory_documents(document, reason):
     with pytest.raises(InputError, match=reason):
         inventory_from_json(document)
+
+
+@pytest.mark.parametrize(
+    ("file", "expected"),
+    [
+        ("cluster-write.eventgrid.json", [(PROD, RESYNC)]),
+        ("cluster-write.cloudevent.json", [(PROD, RESYNC)]),
+        ("cluster-delete.eventgrid.json", [(PROD, TOMBSTONE)]),
+        ("cluster-start.eventgrid.json", [(PROD, RESYNC)]),
+        ("cluster-credential.eventgrid.json", []),
+        ("lb-write.eventgrid.json", [(PROD, RESYNC)]),
+        ("pip-delete.eventgrid.json", [(PROD, RESYNC)]),
+        ("unrelated-write.eventgrid.json", []),
+        ("aks-new-kubernetes-version.cloudevent.json", [(PROD, RESYNC)]),
+        ("aks-node-pool-rolling-succeeded.eventgrid.json", [(PROD, RESYNC)]),
+        ("subscription-validation.eventgrid.json", []),
+    ],
+)
+def test_documented_sample_events(file, expected):
+    resolution = resolve_event(json.loads((EVENTS / file).read_text()), INVENTORY)
+    assert [(c.id, c.kind) for c in resolution.clusters] == expected
+
+
+def test_resolve_event_command_with_an_inventory_file(tmp_path, capsys):
+    inventory = tmp_path / "clusters.json"
+    inventory.write_text(json.dumps(INVENTORY.as_json()))
+    assert (
+        main(
+            [
+                "resolve-event",
+                str(EVENTS / "pip-delete.eventgrid.json"),
+                "--inventory",
+                str(inventory),
+            ]
+        )
+        == 0
+    )
+    (change,) = json.loads(capsys.readouterr().out)["clusters"]
+    assert change["id"] == PROD and change["action"] == "resync"
+    assert (
+        main(
+            [
+                "resolve-event",
+                str(EVENTS / "cluster-credential.eventgrid.json"),
+                "--inventory",
+                str(inventory),
+            ]
+        )
+        == 0
+    )
+    ignored = json.loads(capsys.readouterr().out)
+    assert ignored["clusters"] == [] and "listClusterUserCredential" in ignored["reason"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": "nope"}')
+    assert main(["resolve-event", str(bad), "--inventory", str(inventory)]) == 2
+    assert "not a resource ID" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from azure.keyvault.secrets import SecretClient
 from kubernetes import config as k8s_config
 
 from aksfw_core.aks.arm import NotFound, call, container_service
-from aksfw_core.aks.identity import AKS_SERVER_SCOPE
+from aksfw_core.aks.identity import AKS_SERVER_SCOPE, StaticToken
 from aksfw_core.config import Settings, TokenAccess
 from aksfw_core.errors import InputError, NonRetryable
 from aksfw_core.inventory import MonitoredCluster
@@ -78,7 +78,10 @@ class ClusterAccess:
         vault = self._settings.key_vault_url
         if vault is None:
             raise InputError("config.keyVault is required for token credentials")
-        with SecretClient(vault, self._credential) as secrets:
+        # The challenge-resource check stops a real Entra token going to an impostor
+        # vault; a static development token (local fakes only) has nothing to protect.
+        verify = not isinstance(self._credential, StaticToken)
+        with SecretClient(vault, self._credential, verify_challenge_resource=verify) as secrets:
             try:
                 secret = call(
                     f"Key Vault secret {access.secret}", lambda: secrets.get_secret(access.secret)

@@ -1,0 +1,751 @@
+"""A fake Azure Resource Manager (managed clusters only) that the real Azure SDK accepts.
+
+Serves HTTPS on 127.0.0.1 with a throw-away CA (``tls.py``; azure-core refuses to
+send bearer tokens over plain HTTP) and answers the four ``ContainerServiceClient``
+calls aksfw needs, with the URL templates and verbs of azure-mgmt-containerservice:
+
+* ``GET  /subscriptions/{sub}/providers/Microsoft.ContainerService/managedClusters``
+  (``managed_clusters.list()``),
+* ``GET  /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters``
+  (``managed_clusters.list_by_resource_group(rg)``),
+* ``GET  .../managedClusters/{name}`` (``managed_clusters.get(rg, name)``),
+* ``POST .../managedClusters/{name}/listClusterUserCredential``
+  (``managed_clusters.list_cluster_user_credentials(rg, name, server_fqdn=, format=)``).
+
+Like ARM, every request needs an ``api-version`` query parameter, path segments match
+case-insensitively, lists are paged (``page_size`` items and an absolute ``nextLink``
+with an opaque ``$skipToken``) and errors are ``{"error": {"code", "message"}}``.
+Authentication is ``Authorization: Bearer <token>``; anything else answers 401
+``InvalidAuthenticationToken`` with a ``WWW-Authenticate`` header (no claims challenge,
+so the SDK's ``ARMChallengeAuthenticationPolicy`` surfaces it as
+``ClientAuthenticationError``).
+
+Tests add clusters with ``add_cluster`` (a realistic managed cluster JSON), queue
+HTTP errors with ``inject`` (consumed by authenticated requests only, as ARM checks
+the token before throttling) and read the request log in ``requests``.
+``FaultQueue`` and ``AzureRequest`` are shared with ``keyvault.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hmac
+import json
+import re
+import secrets
+import tempfile
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from .tls import (
+    HttpRequest,
+    HttpResponse,
+    LoopbackHTTPServer,
+    TlsMaterial,
+    make_tls_material,
+    server_context,
+)
+
+DEFAULT_API_VERSION = "2026-08-01"
+DEFAULT_TENANT_ID = "33333333-3333-3333-3333-333333333333"
+#: Application ID of the "Azure Kubernetes Service AAD Server" app (kubelogin --server-id).
+AKS_AAD_SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
+#: Application ID of the "Azure Kubernetes Service AAD Client" app (kubelogin --client-id).
+AKS_AAD_CLIENT_ID = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
+
+_JSON = "application/json; charset=utf-8"
+_PROVIDER = "Microsoft.ContainerService"
+_CLUSTER_TYPE = "Microsoft.ContainerService/ManagedClusters"
+_KUBERNETES_VERSION = "1.32.7"
+
+_SUB = r"/subscriptions/(?P<sub>[^/]+)"
+_RG = r"/resourcegroups/(?P<rg>[^/]+)"
+_CLUSTERS = r"/providers/microsoft\.containerservice/managedclusters"
+_LIST_SUB = re.compile(rf"^{_SUB}{_CLUSTERS}/?$", re.IGNORECASE)
+_LIST_RG = re.compile(rf"^{_SUB}{_RG}{_CLUSTERS}/?$", re.IGNORECASE)
+_CLUSTER = re.compile(rf"^{_SUB}{_RG}{_CLUSTERS}/(?P<name>[^/]+)/?$", re.IGNORECASE)
+_USER_CREDENTIAL = re.compile(
+    rf"^{_SUB}{_RG}{_CLUSTERS}/(?P<name>[^/]+)/listclusterusercredential/?$", re.IGNORECASE
+)
+
+_ERROR_CODES = {
+    400: "BadRequest",
+    401: "InvalidAuthenticationToken",
+    403: "AuthorizationFailed",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+class AzureRequest(NamedTuple):
+    """One request as a fake received it (``path`` without the query string)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    authorized: bool
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The ``{"error": {"code", "message"}}`` body ARM and Key Vault answer errors with."""
+    return {"error": {"code": code, "message": message}}
+
+
+def json_response(
+    status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> HttpResponse:
+    """A JSON response with ARM-style request-id headers added."""
+    request_id = str(uuid.uuid4())
+    all_headers = {"x-ms-request-id": request_id, "x-ms-correlation-request-id": request_id}
+    all_headers.update(headers or {})
+    return HttpResponse(status, json.dumps(payload).encode(), _JSON, all_headers)
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int
+    retry_after: int | None
+    path_contains: str | None
+    code: str | None
+    message: str | None
+
+
+class FaultQueue:
+    """Queued HTTP errors; ``take`` consumes the first one whose path filter matches."""
+
+    def __init__(self, codes: Mapping[int, str]) -> None:
+        self._codes = dict(codes)
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        status: int,
+        count: int = 1,
+        retry_after: int | None = None,
+        path_contains: str | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._faults.append(_Fault(status, count, retry_after, path_contains, code, message))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def pending(self) -> list[tuple[int, int]]:
+        """``(status, remaining)`` of every queued fault, in order."""
+        with self._lock:
+            return [(fault.status, fault.remaining) for fault in self._faults]
+
+    def take(self, path: str) -> HttpResponse | None:
+        """The error response for a request to ``path``, or None if no fault matches."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.path_contains is None or fault.path_contains.lower() in path.lower():
+                    fault.remaining -= 1
+                    if fault.remaining <= 0:
+                        self._faults.remove(fault)
+                    break
+            else:
+                return None
+        code = fault.code or self._codes.get(fault.status, "InjectedFault")
+        message = fault.message or f"Injected failure (HTTP {fault.status})."
+        headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+        return json_response(fault.status, error_body(code, message), headers)
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    """Whether an ``Authorization`` header value is exactly ``Bearer <token>``."""
+    return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
+
+
+class TlsFakeServer:
+    """Start/stop of a ``LoopbackHTTPServer`` with TLS material made on first start."""
+
+    def __init__(self, tls_dir: Path | None, prefix: str) -> None:
+        self._tls_dir = tls_dir
+        self._prefix = prefix
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._tls: TlsMaterial | None = None
+        self._server: LoopbackHTTPServer | None = None
+
+    def start(self, app: Any) -> None:
+        if self._server is not None:
+            raise RuntimeError("already started")
+        if self._tls is None:
+            directory = self._tls_dir
+            if directory is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix=self._prefix)
+                directory = Path(self._tmp.name)
+            self._tls = make_tls_material(directory)
+        server = LoopbackHTTPServer(app, server_context(self._tls))
+        server.start()
+        self._server = server
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+            self._tls = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("server is not running")
+        return self._server.url
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("server is not running")
+        return self._server.port
+
+    @property
+    def tls(self) -> TlsMaterial:
+        if self._tls is None:
+            raise RuntimeError("server is not running")
+        return self._tls
+
+    @property
+    def errors(self) -> list[BaseException]:
+        return self._server.errors if self._server is not None else []
+
+
+def split_request(request: HttpRequest) -> tuple[str, dict[str, str]]:
+    """The unquoted path and the query (first value of each parameter) of a request."""
+    split = urlsplit(request.path)
+    query = {
+        name: values[0] for name, values in parse_qs(split.query, keep_blank_values=True).items()
+    }
+    return unquote(split.path), query
+
+
+# --------------------------------------------------------------------------- the ARM fake
+
+
+class CredentialRequest(NamedTuple):
+    """One ``listClusterUserCredential`` call (names as the caller spelled them)."""
+
+    subscription_id: str
+    resource_group: str
+    name: str
+    format: str | None
+    server_fqdn: str | None
+
+
+@dataclass
+class _Cluster:
+    body: dict[str, Any]
+    kubeconfig: dict[str, Any] | None
+    aad: bool
+
+
+def _key(*parts: str) -> tuple[str, ...]:
+    return tuple(part.lower() for part in parts)
+
+
+class FakeArm:
+    """In-process HTTPS Azure Resource Manager for managed clusters (see module docstring).
+
+    Tests may change ``token``, ``page_size``, ``tenant_id`` and
+    ``supported_api_versions`` (None accepts any api-version) at any time.
+    """
+
+    def __init__(
+        self,
+        token: str = "arm-dev-token",
+        tls_dir: Path | None = None,
+        page_size: int = 2,
+        tenant_id: str = DEFAULT_TENANT_ID,
+        supported_api_versions: set[str] | None = None,
+    ) -> None:
+        self.token = token
+        self.page_size = page_size
+        self.tenant_id = tenant_id
+        self.supported_api_versions = supported_api_versions
+        self.requests: list[AzureRequest] = []
+        self.credential_requests: list[CredentialRequest] = []
+        self._clusters: dict[tuple[str, ...], _Cluster] = {}
+        self._resource_groups: set[tuple[str, ...]] = set()
+        self._faults = FaultQueue(_ERROR_CODES)
+        self._lock = threading.Lock()
+        self._server = TlsFakeServer(tls_dir, "fake-arm-tls-")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeArm:
+        self._server.start(self._handle)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> FakeArm:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``https://127.0.0.1:PORT`` (only while running): the SDK's ``base_url``."""
+        return self._server.url
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM file of the CA that signed the server certificate (``connection_verify``)."""
+        return self._server.tls.ca_file
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self._server.tls.ca_pem
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Unexpected exceptions inside the fake; tests may assert it is empty."""
+        return self._server.errors
+
+    # ------------------------------------------------------------------ test helpers
+
+    def add_cluster(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        *,
+        location: str = "westeurope",
+        tags: Mapping[str, str] | None = None,
+        node_resource_group: str | None = None,
+        aad: bool = False,
+        kubeconfig: Mapping[str, Any] | None = None,
+        kubernetes_version: str = _KUBERNETES_VERSION,
+        power_state: str = "Running",
+    ) -> dict[str, Any]:
+        """Store (or replace) a managed cluster and return a copy of its JSON.
+
+        The resource ID keeps the case the caller gave; lookups ignore case.
+        ``kubeconfig`` is what ``listClusterUserCredential`` returns (serialized as
+        JSON); without it a plausible one is generated per request.
+        """
+        node_rg = node_resource_group or f"MC_{resource_group}_{name}_{location}"
+        resource_id = (
+            f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/{_PROVIDER}/managedClusters/{name}"
+        )
+        dns_prefix = f"{name}-dns"
+        fqdn = f"{dns_prefix}-{secrets.token_hex(4)}.hcp.{location}.azmk8s.io"
+        outbound_ip = (
+            f"/subscriptions/{subscription_id}/resourceGroups/{node_rg}"
+            f"/providers/Microsoft.Network/publicIPAddresses/{uuid.uuid4()}"
+        )
+        kubelet_identity = (
+            f"/subscriptions/{subscription_id}/resourcegroups/{node_rg}"
+            f"/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}-agentpool"
+        )
+        properties: dict[str, Any] = {
+            "provisioningState": "Succeeded",
+            "powerState": {"code": power_state},
+            "kubernetesVersion": kubernetes_version,
+            "currentKubernetesVersion": kubernetes_version,
+            "dnsPrefix": dns_prefix,
+            "fqdn": fqdn,
+            "azurePortalFQDN": fqdn.replace(".hcp.", ".portal.hcp."),
+            "agentPoolProfiles": [
+                {
+                    "name": "nodepool1",
+                    "count": 3,
+                    "vmSize": "Standard_D4ds_v5",
+                    "osDiskSizeGB": 128,
+                    "osDiskType": "Ephemeral",
+                    "kubeletDiskType": "OS",
+                    "maxPods": 250,
+                    "type": "VirtualMachineScaleSets",
+                    "provisioningState": "Succeeded",
+                    "powerState": {"code": power_state},
+                    "orchestratorVersion": kubernetes_version,
+                    "currentOrchestratorVersion": kubernetes_version,
+                    "mode": "System",
+                    "osType": "Linux",
+                    "osSKU": "AzureLinux",
+                    "enableAutoScaling": False,
+                    "enableNodePublicIP": False,
+                }
+            ],
+            "servicePrincipalProfile": {"clientId": "msi"},
+            "nodeResourceGroup": node_rg,
+            "enableRBAC": True,
+            "supportPlan": "KubernetesOfficial",
+            "networkProfile": {
+                "networkPlugin": "azure",
+                "networkPluginMode": "overlay",
+                "networkPolicy": "none",
+                "networkDataplane": "azure",
+                "loadBalancerSku": "standard",
+                "loadBalancerProfile": {
+                    "managedOutboundIPs": {"count": 1},
+                    "effectiveOutboundIPs": [{"id": outbound_ip}],
+                    "backendPoolType": "nodeIPConfiguration",
+                },
+                "podCidr": "10.244.0.0/16",
+                "serviceCidr": "10.0.0.0/16",
+                "dnsServiceIP": "10.0.0.10",
+                "outboundType": "loadBalancer",
+                "podCidrs": ["10.244.0.0/16"],
+                "serviceCidrs": ["10.0.0.0/16"],
+                "ipFamilies": ["IPv4"],
+            },
+            "maxAgentPools": 100,
+            "identityProfile": {
+                "kubeletidentity": {
+                    "resourceId": kubelet_identity,
+                    "clientId": str(uuid.uuid4()),
+                    "objectId": str(uuid.uuid4()),
+                }
+            },
+            "disableLocalAccounts": False,
+            "oidcIssuerProfile": {"enabled": False},
+        }
+        if aad:
+            properties["aadProfile"] = {
+                "managed": True,
+                "enableAzureRBAC": True,
+                "adminGroupObjectIDs": None,
+                "tenantID": self.tenant_id,
+            }
+        body: dict[str, Any] = {
+            "id": resource_id,
+            "location": location,
+            "name": name,
+            "type": _CLUSTER_TYPE,
+            "kind": "Base",
+            "properties": properties,
+            "identity": {
+                "type": "SystemAssigned",
+                "principalId": str(uuid.uuid4()),
+                "tenantId": self.tenant_id,
+            },
+            "sku": {"name": "Base", "tier": "Free"},
+        }
+        if tags is not None:
+            body["tags"] = dict(tags)
+        stored = _Cluster(
+            body=body,
+            kubeconfig=copy.deepcopy(dict(kubeconfig)) if kubeconfig is not None else None,
+            aad=aad,
+        )
+        with self._lock:
+            self._clusters[_key(subscription_id, resource_group, name)] = stored
+            self._resource_groups.add(_key(subscription_id, resource_group))
+        return copy.deepcopy(body)
+
+    def remove_cluster(self, subscription_id: str, resource_group: str, name: str) -> None:
+        """Delete a cluster (KeyError if absent); its resource group keeps existing."""
+        with self._lock:
+            del self._clusters[_key(subscription_id, resource_group, name)]
+
+    def add_resource_group(self, subscription_id: str, resource_group: str) -> None:
+        """Make an (empty) resource group exist; unknown ones answer ResourceGroupNotFound."""
+        with self._lock:
+            self._resource_groups.add(_key(subscription_id, resource_group))
+
+    def clusters(self) -> list[dict[str, Any]]:
+        """Copies of every stored cluster's JSON."""
+        with self._lock:
+            return [copy.deepcopy(cluster.body) for cluster in self._clusters.values()]
+
+    def inject(
+        self,
+        status: int,
+        count: int = 1,
+        retry_after: int | None = None,
+        path_contains: str | None = None,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` authenticated requests (whose path contains
+        ``path_contains``, case-insensitively, if given) with ``status`` and an ARM error
+        body (``code`` defaults by status); ``Retry-After`` is sent when given."""
+        self._faults.add(status, count, retry_after, path_contains, code, message)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def pending_faults(self) -> list[tuple[int, int]]:
+        """``(status, remaining count)`` of the queued faults."""
+        return self._faults.pending()
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.credential_requests.clear()
+
+    # ------------------------------------------------------------------ request handling
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
+        path, query = split_request(request)
+        authorized = bearer_matches(request.headers.get("Authorization", ""), self.token)
+        with self._lock:
+            self.requests.append(AzureRequest(request.method, path, query, authorized))
+        if not authorized:
+            return self._unauthorized(request)
+        fault = self._faults.take(path)
+        if fault is not None:
+            return fault
+        api_version = query.get("api-version")
+        if not api_version:
+            return _error(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        if (
+            self.supported_api_versions is not None
+            and api_version not in self.supported_api_versions
+        ):
+            return _error(
+                400,
+                "NoRegisteredProviderFound",
+                f"No registered resource provider found for location 'westeurope' and API "
+                f"version '{api_version}' for type 'managedClusters'.",
+            )
+        return self._route(request.method, path, query)
+
+    def _unauthorized(self, request: HttpRequest) -> HttpResponse:
+        if "Authorization" not in request.headers:
+            code, message = (
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.",
+            )
+        else:
+            code, message = (
+                "InvalidAuthenticationToken",
+                "The access token is invalid.",
+            )
+        challenge = (
+            f'Bearer authorization_uri="https://login.microsoftonline.com/{self.tenant_id}", '
+            f'error="invalid_token", error_description="{message}"'
+        )
+        return json_response(401, error_body(code, message), {"WWW-Authenticate": challenge})
+
+    def _route(self, method: str, path: str, query: dict[str, str]) -> HttpResponse:
+        routes: list[tuple[re.Pattern[str], str]] = [
+            (_LIST_SUB, "GET"),
+            (_LIST_RG, "GET"),
+            (_CLUSTER, "GET"),
+            (_USER_CREDENTIAL, "POST"),
+        ]
+        for pattern, allowed in routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            if method != allowed:
+                return _error(
+                    405,
+                    "MethodNotAllowed",
+                    f"The requested resource does not support http method '{method}'.",
+                )
+            groups = match.groupdict()
+            if pattern is _LIST_SUB:
+                return self._list(path, query, groups["sub"], None)
+            if pattern is _LIST_RG:
+                return self._list(path, query, groups["sub"], groups["rg"])
+            if pattern is _CLUSTER:
+                return self._get(groups["sub"], groups["rg"], groups["name"])
+            return self._credentials(groups["sub"], groups["rg"], groups["name"], query)
+        return _error(404, "NotFound", f"The requested path '{path}' was not found by this fake.")
+
+    def _missing(self, sub: str, rg: str, name: str) -> HttpResponse:
+        if _key(sub, rg) not in self._resource_groups:
+            return _error(
+                404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
+            )
+        return _error(
+            404,
+            "ResourceNotFound",
+            f"The Resource '{_PROVIDER}/managedClusters/{name}' under resource group '{rg}' was "
+            "not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+        )
+
+    def _get(self, sub: str, rg: str, name: str) -> HttpResponse:
+        with self._lock:
+            cluster = self._clusters.get(_key(sub, rg, name))
+            if cluster is None:
+                return self._missing(sub, rg, name)
+            body = copy.deepcopy(cluster.body)
+        return json_response(200, body)
+
+    def _skip_token(self, scope: str, offset: int) -> str:
+        raw = json.dumps({"s": scope, "o": offset}).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _offset(self, token: str, scope: str) -> int | None:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            offset = int(data["o"])
+        except (binascii.Error, ValueError, TypeError, KeyError):
+            return None
+        if data.get("s") != scope or offset < 0:
+            return None
+        return offset
+
+    def _list(self, path: str, query: dict[str, str], sub: str, rg: str | None) -> HttpResponse:
+        scope = "/".join(_key(sub, rg or ""))
+        offset = 0
+        token = query.get("$skipToken") or query.get("$skiptoken")
+        if token:
+            parsed = self._offset(token, scope)
+            if parsed is None:
+                return _error(400, "InvalidSkipToken", "The skip token is invalid or expired.")
+            offset = parsed
+        with self._lock:
+            if rg is not None and _key(sub, rg) not in self._resource_groups:
+                return _error(
+                    404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
+                )
+            selected = [
+                copy.deepcopy(cluster.body)
+                for key, cluster in self._clusters.items()
+                if key[0] == sub.lower() and (rg is None or key[1] == rg.lower())
+            ]
+        selected.sort(key=lambda item: str(item["id"]).lower())
+        page_size = max(self.page_size, 1)
+        end = offset + page_size
+        body: dict[str, Any] = {"value": selected[offset:end]}
+        if end < len(selected):
+            api_version = quote(query.get("api-version", DEFAULT_API_VERSION), safe="")
+            body["nextLink"] = (
+                f"{self.url}{quote(path)}?api-version={api_version}"
+                f"&%24skipToken={self._skip_token(scope, end)}"
+            )
+        return json_response(200, body)
+
+    def _credentials(self, sub: str, rg: str, name: str, query: dict[str, str]) -> HttpResponse:
+        kubeconfig_format = query.get("format")
+        with self._lock:
+            self.credential_requests.append(
+                CredentialRequest(sub, rg, name, kubeconfig_format, query.get("server-fqdn"))
+            )
+            cluster = self._clusters.get(_key(sub, rg, name))
+            if cluster is None:
+                return self._missing(sub, rg, name)
+            if cluster.kubeconfig is not None:
+                config = copy.deepcopy(cluster.kubeconfig)
+            else:
+                config = self._generated_kubeconfig(cluster, kubeconfig_format)
+        text = json.dumps(config, indent=2)
+        value = base64.b64encode(text.encode()).decode()
+        return json_response(200, {"kubeconfigs": [{"name": "clusterUser", "value": value}]})
+
+    def _generated_kubeconfig(
+        self, cluster: _Cluster, kubeconfig_format: str | None
+    ) -> dict[str, Any]:
+        """A kubeconfig shaped like the ones AKS returns for a user credential."""
+        body = cluster.body
+        name = str(body["name"])
+        resource_group = str(body["id"]).split("/")[4]
+        user_name = f"clusterUser_{resource_group}_{name}"
+        user: dict[str, Any]
+        if cluster.aad and (kubeconfig_format or "exec").lower() == "azure":
+            user = {
+                "auth-provider": {
+                    "name": "azure",
+                    "config": {
+                        "apiserver-id": AKS_AAD_SERVER_ID,
+                        "client-id": AKS_AAD_CLIENT_ID,
+                        "config-mode": "1",
+                        "environment": "AzurePublicCloud",
+                        "tenant-id": self.tenant_id,
+                    },
+                }
+            }
+        elif cluster.aad:
+            user = {
+                "exec": {
+                    "apiVersion": "client.authentication.k8s.io/v1beta1",
+                    "command": "kubelogin",
+                    "args": [
+                        "get-token",
+                        "--environment",
+                        "AzurePublicCloud",
+                        "--server-id",
+                        AKS_AAD_SERVER_ID,
+                        "--client-id",
+                        AKS_AAD_CLIENT_ID,
+                        "--tenant-id",
+                        self.tenant_id,
+                        "--login",
+                        "devicecode",
+                    ],
+                    "env": None,
+                    "installHint": (
+                        "\nkubelogin is not installed which is required to connect to AAD "
+                        "enabled cluster.\n\nTo learn more, please go to "
+                        "https://aka.ms/aks/kubelogin\n"
+                    ),
+                    "provideClusterInfo": False,
+                    "interactiveMode": "IfAvailable",
+                }
+            }
+        else:
+            user = {"token": secrets.token_hex(64)}
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": name,
+                    "cluster": {
+                        "certificate-authority-data": base64.b64encode(self.ca_pem).decode(),
+                        "server": f"https://{body['properties']['fqdn']}:443",
+                    },
+                }
+            ],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": user_name}}],
+            "current-context": name,
+            "preferences": {},
+            "users": [{"name": user_name, "user": user}],
+        }
+
+
+def _error(status: int, code: str, message: str) -> HttpResponse:
+    return json_response(status, error_body(code, message))
