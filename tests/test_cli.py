@@ -203,3 +203,30 @@ def test_module_entry_point_runs_without_traceback():
     )  # fmt: skip
     assert bad.returncode == 2
     assert bad.stderr.strip() == "aksfw: standard input is not JSON: Expecting value at line 1"
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, "AuthError"), (500, "Retryable")])
+def test_failed_cluster_list_keeps_the_registered_tags(
+    capsys, panorama, api_key, tmp_path, status, error
+):
+    panorama.seed("20.0.0.1", ["aks.aks1.web", "aks.aks1.svc.app.web"])
+    with FakeKubeApi(token="t0k3n") as kube:
+        kube.services = [service("other", "shop", ips=["20.0.0.9"])]
+        kubeconfig = kube.write_kubeconfig(tmp_path / "kubeconfig", context="aks1")
+        kube.inject(status, count=10, on_page=1 if status == 500 else None)
+        if status == 500:
+            kube.services += [service(f"s{i}", "shop", ips=[f"20.0.1.{i}"]) for i in range(600)]
+        code, out, err = run(
+            capsys,
+            "sync",
+            "--cluster",
+            "aks1",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--panorama",
+            panorama.url,
+        )
+    assert code == 1 and out == ""
+    assert error in err
+    assert panorama.registered() == {"20.0.0.1": {"aks.aks1.web", "aks.aks1.svc.app.web"}}
+    assert panorama.write_calls() == []
