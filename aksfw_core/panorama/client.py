@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -179,6 +180,16 @@ class PanoramaClient:
             if len(result) == known:
                 raise Retryable(f"registered-ip paging did not advance at start-point {start}")
             start += len(page)
+
+    def connected_firewalls(self, device_groups: Iterable[str]) -> dict[str, list[str]]:
+        """Serials of the connected firewalls of each device group (Panorama only).
+
+        Raises:
+            AuthError, NonRetryable, Retryable: as `registered`.
+        """
+        root = self._call({"type": "op", "cmd": xmlapi.devicegroups_command()}, "show devicegroups")
+        found = xmlapi.connected_firewalls(root)
+        return {group: found.get(group, []) for group in device_groups}
 
     def apply(self, plan: TagPlan) -> ApplyResult:
         """Send the plan as uid-messages. Per-entry refusals are returned, not raised;

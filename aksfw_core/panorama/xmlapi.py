@@ -137,6 +137,25 @@ def registered_ip_command(limit: int, start_point: int) -> str:
     return ET.tostring(show, encoding="unicode")
 
 
+def devicegroups_command() -> str:
+    """`show devicegroups`: the device groups and their firewalls, as Panorama sees them."""
+    show = ET.Element("show")
+    ET.SubElement(show, "devicegroups")
+    return ET.tostring(show, encoding="unicode")
+
+
+def connected_firewalls(root: ET.Element) -> dict[str, list[str]]:
+    """Device group → serials of its connected firewalls, from a `show devicegroups` answer."""
+    groups: dict[str, list[str]] = {}
+    for group in root.findall("result/devicegroups/entry"):
+        serials = groups.setdefault(group.get("name", ""), [])
+        for device in group.findall("devices/entry"):
+            serial = device.findtext("serial") or device.get("name") or ""
+            if serial and (device.findtext("connected") or "").strip() == "yes":
+                serials.append(serial)
+    return groups
+
+
 def parse_response(http_status: int, body: bytes, retry_after: float | None = None) -> ET.Element:
     """Check an XML API response and return its root element.
 

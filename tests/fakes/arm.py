@@ -22,8 +22,8 @@ so the SDK's ``ARMChallengeAuthenticationPolicy`` surfaces it as
 
 Tests add clusters with ``add_cluster`` (a realistic managed cluster JSON), queue
 HTTP errors with ``inject`` (consumed by authenticated requests only, as ARM checks
-the token before throttling) and read the request log in ``requests``.
-``FaultQueue`` and ``AzureRequest`` are shared with ``keyvault.py``.
+the token before throttling) and read the request log in ``requests``; those and the
+server lifecycle come from ``AzureFake`` (``azure.py``), shared with ``keyvault.py``.
 """
 
 from __future__ import annotations
@@ -31,28 +31,18 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import hmac
 import json
 import re
 import secrets
-import tempfile
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote
 
-from .tls import (
-    HttpRequest,
-    HttpResponse,
-    LoopbackHTTPServer,
-    TlsMaterial,
-    make_tls_material,
-    server_context,
-)
+from .azure import AzureFake, error_body, error_response, json_response
+from .server import HttpRequest, HttpResponse
 
 DEFAULT_API_VERSION = "2026-08-01"
 DEFAULT_TENANT_ID = "33333333-3333-3333-3333-333333333333"
@@ -61,7 +51,6 @@ AKS_AAD_SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 #: Application ID of the "Azure Kubernetes Service AAD Client" app (kubelogin --client-id).
 AKS_AAD_CLIENT_ID = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
 
-_JSON = "application/json; charset=utf-8"
 _PROVIDER = "Microsoft.ContainerService"
 _CLUSTER_TYPE = "Microsoft.ContainerService/ManagedClusters"
 _KUBERNETES_VERSION = "1.32.7"
@@ -91,167 +80,6 @@ _ERROR_CODES = {
 }
 
 
-# --------------------------------------------------------------------------- shared pieces
-
-
-class AzureRequest(NamedTuple):
-    """One request as a fake received it (``path`` without the query string)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    authorized: bool
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The ``{"error": {"code", "message"}}`` body ARM and Key Vault answer errors with."""
-    return {"error": {"code": code, "message": message}}
-
-
-def json_response(
-    status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
-) -> HttpResponse:
-    """A JSON response with ARM-style request-id headers added."""
-    request_id = str(uuid.uuid4())
-    all_headers = {"x-ms-request-id": request_id, "x-ms-correlation-request-id": request_id}
-    all_headers.update(headers or {})
-    return HttpResponse(status, json.dumps(payload).encode(), _JSON, all_headers)
-
-
-@dataclass
-class _Fault:
-    status: int
-    remaining: int
-    retry_after: int | None
-    path_contains: str | None
-    code: str | None
-    message: str | None
-
-
-class FaultQueue:
-    """Queued HTTP errors; ``take`` consumes the first one whose path filter matches."""
-
-    def __init__(self, codes: Mapping[int, str]) -> None:
-        self._codes = dict(codes)
-        self._faults: list[_Fault] = []
-        self._lock = threading.Lock()
-
-    def add(
-        self,
-        status: int,
-        count: int = 1,
-        retry_after: int | None = None,
-        path_contains: str | None = None,
-        code: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, path_contains, code, message))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def pending(self) -> list[tuple[int, int]]:
-        """``(status, remaining)`` of every queued fault, in order."""
-        with self._lock:
-            return [(fault.status, fault.remaining) for fault in self._faults]
-
-    def take(self, path: str) -> HttpResponse | None:
-        """The error response for a request to ``path``, or None if no fault matches."""
-        with self._lock:
-            for fault in self._faults:
-                if fault.path_contains is None or fault.path_contains.lower() in path.lower():
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    break
-            else:
-                return None
-        code = fault.code or self._codes.get(fault.status, "InjectedFault")
-        message = fault.message or f"Injected failure (HTTP {fault.status})."
-        headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-        return json_response(fault.status, error_body(code, message), headers)
-
-
-def bearer_matches(authorization: str, token: str) -> bool:
-    """Whether an ``Authorization`` header value is exactly ``Bearer <token>``."""
-    return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
-
-
-class TlsFakeServer:
-    """Start/stop of a ``LoopbackHTTPServer`` with TLS material made on first start."""
-
-    def __init__(self, tls_dir: Path | None, prefix: str) -> None:
-        self._tls_dir = tls_dir
-        self._prefix = prefix
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._tls: TlsMaterial | None = None
-        self._server: LoopbackHTTPServer | None = None
-
-    def start(self, app: Any) -> None:
-        if self._server is not None:
-            raise RuntimeError("already started")
-        if self._tls is None:
-            directory = self._tls_dir
-            if directory is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix=self._prefix)
-                directory = Path(self._tmp.name)
-            self._tls = make_tls_material(directory)
-        server = LoopbackHTTPServer(app, server_context(self._tls))
-        server.start()
-        self._server = server
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-            self._tls = None
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("server is not running")
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("server is not running")
-        return self._server.port
-
-    @property
-    def tls(self) -> TlsMaterial:
-        if self._tls is None:
-            raise RuntimeError("server is not running")
-        return self._tls
-
-    @property
-    def errors(self) -> list[BaseException]:
-        return self._server.errors if self._server is not None else []
-
-
-def split_request(request: HttpRequest) -> tuple[str, dict[str, str]]:
-    """The unquoted path and the query (first value of each parameter) of a request."""
-    split = urlsplit(request.path)
-    query = {
-        name: values[0] for name, values in parse_qs(split.query, keep_blank_values=True).items()
-    }
-    return unquote(split.path), query
-
-
-# --------------------------------------------------------------------------- the ARM fake
-
-
 class CredentialRequest(NamedTuple):
     """One ``listClusterUserCredential`` call (names as the caller spelled them)."""
 
@@ -273,12 +101,16 @@ def _key(*parts: str) -> tuple[str, ...]:
     return tuple(part.lower() for part in parts)
 
 
-class FakeArm:
+class FakeArm(AzureFake):
     """In-process HTTPS Azure Resource Manager for managed clusters (see module docstring).
 
-    Tests may change ``token``, ``page_size``, ``tenant_id`` and
+    ``url`` is the SDK's ``base_url`` and ``ca_file`` its ``connection_verify`` (both
+    only while running). Tests may change ``token``, ``page_size``, ``tenant_id`` and
     ``supported_api_versions`` (None accepts any api-version) at any time.
     """
+
+    error_codes = _ERROR_CODES
+    tls_prefix = "fake-arm-tls-"
 
     def __init__(
         self,
@@ -288,60 +120,12 @@ class FakeArm:
         tenant_id: str = DEFAULT_TENANT_ID,
         supported_api_versions: set[str] | None = None,
     ) -> None:
-        self.token = token
+        super().__init__(token, tenant_id, tls_dir)
         self.page_size = page_size
-        self.tenant_id = tenant_id
         self.supported_api_versions = supported_api_versions
-        self.requests: list[AzureRequest] = []
         self.credential_requests: list[CredentialRequest] = []
         self._clusters: dict[tuple[str, ...], _Cluster] = {}
         self._resource_groups: set[tuple[str, ...]] = set()
-        self._faults = FaultQueue(_ERROR_CODES)
-        self._lock = threading.Lock()
-        self._server = TlsFakeServer(tls_dir, "fake-arm-tls-")
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeArm:
-        self._server.start(self._handle)
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> FakeArm:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``https://127.0.0.1:PORT`` (only while running): the SDK's ``base_url``."""
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def ca_file(self) -> Path:
-        """PEM file of the CA that signed the server certificate (``connection_verify``)."""
-        return self._server.tls.ca_file
-
-    @property
-    def ca_pem(self) -> bytes:
-        return self._server.tls.ca_pem
-
-    @property
-    def errors(self) -> list[BaseException]:
-        """Unexpected exceptions inside the fake; tests may assert it is empty."""
-        return self._server.errors
 
     # ------------------------------------------------------------------ test helpers
 
@@ -491,49 +275,17 @@ class FakeArm:
         with self._lock:
             return [copy.deepcopy(cluster.body) for cluster in self._clusters.values()]
 
-    def inject(
-        self,
-        status: int,
-        count: int = 1,
-        retry_after: int | None = None,
-        path_contains: str | None = None,
-        *,
-        code: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Answer the next ``count`` authenticated requests (whose path contains
-        ``path_contains``, case-insensitively, if given) with ``status`` and an ARM error
-        body (``code`` defaults by status); ``Retry-After`` is sent when given."""
-        self._faults.add(status, count, retry_after, path_contains, code, message)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    @property
-    def pending_faults(self) -> list[tuple[int, int]]:
-        """``(status, remaining count)`` of the queued faults."""
-        return self._faults.pending()
-
     def reset_requests(self) -> None:
+        super().reset_requests()
         with self._lock:
-            self.requests.clear()
             self.credential_requests.clear()
 
     # ------------------------------------------------------------------ request handling
 
-    def _handle(self, request: HttpRequest) -> HttpResponse:
-        path, query = split_request(request)
-        authorized = bearer_matches(request.headers.get("Authorization", ""), self.token)
-        with self._lock:
-            self.requests.append(AzureRequest(request.method, path, query, authorized))
-        if not authorized:
-            return self._unauthorized(request)
-        fault = self._faults.take(path)
-        if fault is not None:
-            return fault
+    def _dispatch(self, request: HttpRequest, path: str, query: dict[str, str]) -> HttpResponse:
         api_version = query.get("api-version")
         if not api_version:
-            return _error(
+            return error_response(
                 400,
                 "MissingApiVersionParameter",
                 "The api-version query parameter (?api-version=) is required for all requests.",
@@ -542,7 +294,7 @@ class FakeArm:
             self.supported_api_versions is not None
             and api_version not in self.supported_api_versions
         ):
-            return _error(
+            return error_response(
                 400,
                 "NoRegisteredProviderFound",
                 f"No registered resource provider found for location 'westeurope' and API "
@@ -579,7 +331,7 @@ class FakeArm:
             if match is None:
                 continue
             if method != allowed:
-                return _error(
+                return error_response(
                     405,
                     "MethodNotAllowed",
                     f"The requested resource does not support http method '{method}'.",
@@ -592,14 +344,16 @@ class FakeArm:
             if pattern is _CLUSTER:
                 return self._get(groups["sub"], groups["rg"], groups["name"])
             return self._credentials(groups["sub"], groups["rg"], groups["name"], query)
-        return _error(404, "NotFound", f"The requested path '{path}' was not found by this fake.")
+        return error_response(
+            404, "NotFound", f"The requested path '{path}' was not found by this fake."
+        )
 
     def _missing(self, sub: str, rg: str, name: str) -> HttpResponse:
         if _key(sub, rg) not in self._resource_groups:
-            return _error(
+            return error_response(
                 404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
             )
-        return _error(
+        return error_response(
             404,
             "ResourceNotFound",
             f"The Resource '{_PROVIDER}/managedClusters/{name}' under resource group '{rg}' was "
@@ -635,11 +389,13 @@ class FakeArm:
         if token:
             parsed = self._offset(token, scope)
             if parsed is None:
-                return _error(400, "InvalidSkipToken", "The skip token is invalid or expired.")
+                return error_response(
+                    400, "InvalidSkipToken", "The skip token is invalid or expired."
+                )
             offset = parsed
         with self._lock:
             if rg is not None and _key(sub, rg) not in self._resource_groups:
-                return _error(
+                return error_response(
                     404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
                 )
             selected = [
@@ -745,7 +501,3 @@ class FakeArm:
             "preferences": {},
             "users": [{"name": user_name, "user": user}],
         }
-
-
-def _error(status: int, code: str, message: str) -> HttpResponse:
-    return json_response(status, error_body(code, message))

@@ -18,31 +18,22 @@ the resource's domain is not the fake's, clients need
 ``verify_challenge_resource=False``.
 
 Secret values are kept out of every ``repr`` and never written to any log; the
-request log ``requests`` holds methods, paths and query strings only.
+request log ``requests`` holds methods, paths and query strings only. That log,
+``inject`` and the server lifecycle come from ``AzureFake`` (``azure.py``).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from .arm import (
-    AzureRequest,
-    FaultQueue,
-    TlsFakeServer,
-    bearer_matches,
-    error_body,
-    json_response,
-    split_request,
-)
-from .tls import HttpRequest, HttpResponse
+from .azure import AzureFake, error_body, error_response, json_response
+from .server import HttpRequest, HttpResponse
 
 DEFAULT_TENANT_ID = "33333333-3333-3333-3333-333333333333"
 VAULT_RESOURCE = "https://vault.azure.net"
@@ -80,11 +71,15 @@ class _Secret:
     versions: list[_Version] = field(default_factory=list)
 
 
-class FakeKeyVault:
+class FakeKeyVault(AzureFake):
     """In-process HTTPS Key Vault serving secrets (see the module docstring).
 
-    Tests may change ``token`` and ``tenant_id`` at any time.
+    ``url`` is the client's ``vault_url`` and ``ca_file`` its ``connection_verify``
+    (both only while running). Tests may change ``token`` and ``tenant_id`` at any time.
     """
+
+    error_codes = _ERROR_CODES
+    tls_prefix = "fake-kv-tls-"
 
     def __init__(
         self,
@@ -93,60 +88,12 @@ class FakeKeyVault:
         tenant_id: str = DEFAULT_TENANT_ID,
         resource: str = VAULT_RESOURCE,
     ) -> None:
-        self.token = token
-        self.tenant_id = tenant_id
+        super().__init__(token, tenant_id, tls_dir)
         self.resource = resource
-        self.requests: list[AzureRequest] = []
         self._secrets: dict[str, _Secret] = {}
-        self._faults = FaultQueue(_ERROR_CODES)
-        self._lock = threading.Lock()
-        self._server = TlsFakeServer(tls_dir, "fake-kv-tls-")
 
     def __repr__(self) -> str:
         return f"FakeKeyVault(secrets={sorted(self.secret_names())!r})"
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeKeyVault:
-        self._server.start(self._handle)
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> FakeKeyVault:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``https://127.0.0.1:PORT`` (only while running): the client's ``vault_url``."""
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def ca_file(self) -> Path:
-        """PEM file of the CA that signed the server certificate (``connection_verify``)."""
-        return self._server.tls.ca_file
-
-    @property
-    def ca_pem(self) -> bytes:
-        return self._server.tls.ca_pem
-
-    @property
-    def errors(self) -> list[BaseException]:
-        """Unexpected exceptions inside the fake; tests may assert it is empty."""
-        return self._server.errors
 
     @property
     def challenge(self) -> str:
@@ -192,68 +139,35 @@ class FakeKeyVault:
         with self._lock:
             return [secret.name for secret in self._secrets.values()]
 
-    def inject(
-        self,
-        status: int,
-        count: int = 1,
-        retry_after: int | None = None,
-        path_contains: str | None = None,
-        *,
-        code: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Answer the next ``count`` authenticated requests (whose path contains
-        ``path_contains``, case-insensitively, if given) with ``status`` and a Key Vault
-        error body; ``Retry-After`` is sent when given. Challenge round-trips (requests
-        without a valid token) never consume a fault."""
-        self._faults.add(status, count, retry_after, path_contains, code, message)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    @property
-    def pending_faults(self) -> list[tuple[int, int]]:
-        """``(status, remaining count)`` of the queued faults."""
-        return self._faults.pending()
-
-    def reset_requests(self) -> None:
-        with self._lock:
-            self.requests.clear()
-
     # ------------------------------------------------------------------ request handling
 
-    def _handle(self, request: HttpRequest) -> HttpResponse:
-        path, query = split_request(request)
-        authorization = request.headers.get("Authorization", "")
-        authorized = bearer_matches(authorization, self.token)
-        with self._lock:
-            self.requests.append(AzureRequest(request.method, path, query, authorized))
-        if not authorized:
-            message = (
-                "AKV10000: Request is missing a Bearer or PoP token."
-                if not authorization
-                else "AKV10032: Invalid issuer or token."
-            )
-            return json_response(
-                401, error_body("Unauthorized", message), {"WWW-Authenticate": self.challenge}
-            )
-        fault = self._faults.take(path)
-        if fault is not None:
-            return fault
+    def _unauthorized(self, request: HttpRequest) -> HttpResponse:
+        message = (
+            "AKV10000: Request is missing a Bearer or PoP token."
+            if not request.headers.get("Authorization", "")
+            else "AKV10032: Invalid issuer or token."
+        )
+        return json_response(
+            401, error_body("Unauthorized", message), {"WWW-Authenticate": self.challenge}
+        )
+
+    def _dispatch(self, request: HttpRequest, path: str, query: dict[str, str]) -> HttpResponse:
         if not query.get("api-version"):
-            return _error(400, "BadParameter", "The 'api-version' query parameter is missing.")
+            return error_response(
+                400, "BadParameter", "The 'api-version' query parameter is missing."
+            )
         match = _SECRET_PATH.match(path)
         if match is None:
-            return _error(404, "NotFound", f"The requested path '{path}' is not served.")
+            return error_response(404, "NotFound", f"The requested path '{path}' is not served.")
         if request.method != "GET":
-            return _error(
+            return error_response(
                 405, "MethodNotAllowed", f"Method '{request.method}' is not served by this fake."
             )
         return self._get(match.group("name"), match.group("version") or None)
 
     def _get(self, name: str, version: str | None) -> HttpResponse:
         if not _NAME.match(name):
-            return _error(
+            return error_response(
                 400,
                 "BadParameter",
                 "The request URI contains an invalid name: "
@@ -274,7 +188,7 @@ class FakeKeyVault:
             stored_name = secret.name if secret is not None else name
         if found is None:
             suffix = f" with version '{version}'" if version else ""
-            return _error(
+            return error_response(
                 404,
                 "SecretNotFound",
                 f"A secret with (name/id) {name}{suffix} was not found in this key vault. If "
@@ -304,7 +218,3 @@ class FakeKeyVault:
         if version.content_type is not None:
             body["contentType"] = version.content_type
         return body
-
-
-def _error(status: int, code: str, message: str) -> HttpResponse:
-    return json_response(status, error_body(code, message))

@@ -13,7 +13,8 @@ Serves HTTPS on 127.0.0.1 with a throw-away CA (``tls.py``) and bearer-token aut
 Tests set ``services`` (see ``service()`` for a realistic Service dict), queue HTTP
 errors with ``inject`` and read the request log in ``requests``.
 ``write_kubeconfig`` writes a kubeconfig (as JSON, which is valid YAML) for
-``kubernetes.config.new_client_from_config``.
+``kubernetes.config.new_client_from_config``. The server lifecycle comes from
+``TlsFakeServer`` (``server.py``).
 """
 
 from __future__ import annotations
@@ -21,30 +22,20 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import hmac
 import itertools
 import json
 import re
 import secrets
-import tempfile
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from .tls import (
-    HttpRequest,
-    HttpResponse,
-    LoopbackHTTPServer,
-    TlsMaterial,
-    make_tls_material,
-    server_context,
-)
+from .server import HttpRequest, HttpResponse, TlsFakeServer, bearer_matches
 
 _JSON = "application/json"
 _MAX_SNAPSHOTS = 64
@@ -236,81 +227,21 @@ def _fields_match(item: Mapping[str, Any], terms: list[tuple[bool, str, str]]) -
     return True
 
 
-class FakeKubeApi:
+class FakeKubeApi(TlsFakeServer):
     """In-process HTTPS Kubernetes API serving ``services`` (see the module docstring)."""
 
+    tls_prefix = "fake-kube-tls-"
+
     def __init__(self, token: str = "fake-token", tls_dir: Path | None = None) -> None:
+        super().__init__(tls_dir)
         self.token = token
         self.services: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
         self.resource_version = "1"
-        self._tls_dir = tls_dir
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._tls: TlsMaterial | None = None
-        self._server: LoopbackHTTPServer | None = None
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._generation = secrets.token_hex(8)
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeKubeApi:
-        if self._server is not None:
-            raise RuntimeError("already started")
-        if self._tls is None:
-            directory = self._tls_dir
-            if directory is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="fake-kube-tls-")
-                directory = Path(self._tmp.name)
-            self._tls = make_tls_material(directory)
-        server = LoopbackHTTPServer(self._handle, server_context(self._tls))
-        server.start()
-        self._server = server
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-            self._tls = None
-
-    def __enter__(self) -> FakeKubeApi:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("server is not running")
-        return self._server.url
-
-    @property
-    def ca_file(self) -> Path:
-        if self._tls is None:
-            raise RuntimeError("server is not running")
-        return self._tls.ca_file
-
-    @property
-    def ca_pem(self) -> bytes:
-        if self._tls is None:
-            raise RuntimeError("server is not running")
-        return self._tls.ca_pem
-
-    @property
-    def errors(self) -> list[BaseException]:
-        """Unexpected exceptions inside the fake; tests may assert it is empty."""
-        return self._server.errors if self._server is not None else []
 
     # ------------------------------------------------------------------ test helpers
 
@@ -364,8 +295,7 @@ class FakeKubeApi:
     def _handle(self, request: HttpRequest) -> HttpResponse:
         split = urlsplit(request.path)
         query = {name: values[0] for name, values in parse_qs(split.query).items()}
-        authorization = request.headers.get("Authorization", "")
-        valid = hmac.compare_digest(authorization.encode(), f"Bearer {self.token}".encode())
+        valid = bearer_matches(request.headers.get("Authorization", ""), self.token)
         with self._lock:
             self.requests.append(RecordedRequest(split.path, query, valid))
         if not valid:

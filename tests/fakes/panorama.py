@@ -17,6 +17,9 @@ from, so tests can assert the key never travels in a URL or a body.
 Faults (HTTP 5xx/429, session timeout, 403, slow answers, truncated or non-XML
 bodies, dropped connections) are queued with ``inject`` and consumed one per request.
 
+The server lifecycle (``start``/``stop``, ``url``, ``ca_file``, ``errors``) comes from
+``FakeServer`` (``server.py``): plain HTTP, or HTTPS with a ``tls_dir``.
+
 Run it as a process for a demo::
 
     python -m tests.fakes.panorama --port 0 --api-key KEY
@@ -42,11 +45,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from .tls import HttpRequest, HttpResponse, LoopbackHTTPServer, make_tls_material, server_context
+from .server import FakeServer, HttpRequest, HttpResponse
 
 MAX_TAGS_PER_IP = 32
 MAX_TAG_LENGTH = 127
@@ -195,7 +199,7 @@ def _valid_tag(tag: str) -> bool:
     return 0 < len(tag) <= MAX_TAG_LENGTH
 
 
-class PanoramaSimulator:
+class PanoramaSimulator(FakeServer):
     """In-process Panorama XML API on 127.0.0.1 (see the module docstring).
 
     Tests may change these attributes at any time: ``strict_duplicates``,
@@ -213,6 +217,7 @@ class PanoramaSimulator:
         firewalls: dict[str, str] | None = None,
         port: int = 0,
     ) -> None:
+        super().__init__(tls_dir, port)
         self.api_key = api_key
         self.users: dict[str, str] = dict(users) if users is not None else {"admin": "admin-pass"}
         self.strict_duplicates = strict_duplicates
@@ -227,53 +232,16 @@ class PanoramaSimulator:
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._tls = make_tls_material(tls_dir) if tls_dir is not None else None
-        self._server = LoopbackHTTPServer(
-            self._handle,
-            server_context(self._tls) if self._tls is not None else None,
-            port,
-        )
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> PanoramaSimulator:
+    def start(self) -> Self:
         self._stopping.clear()
-        self._server.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         self._stopping.set()  # wakes requests sleeping in a SLOW fault
-        self._server.stop()
-
-    def __enter__(self) -> PanoramaSimulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` or ``https://...`` (only while running)."""
-        return self._server.url
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def ca_file(self) -> Path | None:
-        """PEM file of the CA that signed the server certificate (TLS only)."""
-        return self._tls.ca_file if self._tls is not None else None
-
-    @property
-    def errors(self) -> list[BaseException]:
-        """Unexpected exceptions inside the simulator; tests may assert it is empty."""
-        return self._server.errors
+        super().stop()
 
     # ------------------------------------------------------------------ test helpers
 

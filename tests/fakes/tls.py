@@ -1,13 +1,9 @@
-"""TLS material and the loopback HTTP server plumbing shared by the test fakes.
+"""Throw-away TLS material for the test fakes.
 
 ``make_tls_material`` writes a throw-away certificate authority and a server
 certificate (valid for ``localhost`` and ``127.0.0.1``) as PEM files, so a fake can
-serve HTTPS that real clients verify against ``ca_file``.
-
-``LoopbackHTTPServer`` runs a ``ThreadingHTTPServer`` on 127.0.0.1 in a background
-thread and hands every request to an *app*: a plain function from ``HttpRequest`` to
-``HttpResponse``.  TLS handshakes happen in the per-connection thread (a stalled
-client cannot block the accept loop) and ``stop()`` joins every thread it started.
+serve HTTPS that real clients verify against ``ca_file``; ``server_context`` turns
+them into the server's ``SSLContext``. The HTTP side is in ``server.py``.
 """
 
 from __future__ import annotations
@@ -15,17 +11,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import socket
-import socketserver
 import ssl
-import sys
-import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,9 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 LOOPBACK = "127.0.0.1"
-
-
-# --------------------------------------------------------------------------- TLS material
 
 
 @dataclass(frozen=True)
@@ -166,206 +151,3 @@ def server_context(material: TlsMaterial) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(certfile=material.cert_file, keyfile=material.key_file)
     return context
-
-
-# --------------------------------------------------------------------------- HTTP plumbing
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    """One request as the fake's app sees it (``path`` includes the query string)."""
-
-    method: str
-    path: str
-    headers: Message
-    body: bytes
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    """The app's answer; ``drop=True`` closes the connection without answering."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "text/plain; charset=utf-8"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    drop: bool = False
-
-
-App = Callable[[HttpRequest], HttpResponse]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Reads one request, calls the server's app, writes its response."""
-
-    server: _AppServer
-    timeout = 10.0  # socket timeout: a silent client cannot pin a thread for ever
-    server_version = "fake"
-    sys_version = ""
-
-    def setup(self) -> None:
-        sock = self.request
-        if isinstance(sock, ssl.SSLSocket):
-            sock.settimeout(self.timeout)
-            sock.do_handshake()
-        super().setup()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence BaseHTTPRequestHandler's per-request logging to stderr."""
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        while True:
-            size_line = self.rfile.readline(65537)
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(65537)
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _dispatch(self) -> None:
-        try:
-            body = self._read_body()
-        except ValueError:
-            self.send_error(400, "Bad request body framing")
-            return
-        request = HttpRequest(method=self.command, path=self.path, headers=self.headers, body=body)
-        try:
-            response = self.server.app(request)
-        except Exception as exc:  # a bug in the fake: record it, answer 500
-            self.server.errors.append(exc)
-            response = HttpResponse(500, b"fake server error: " + repr(exc).encode())
-        if response.drop:
-            self.close_connection = True
-            return
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-
-class _AppServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that joins its connection threads on close and speaks TLS."""
-
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 64
-
-    def __init__(self, port: int, app: App, ssl_context: ssl.SSLContext | None) -> None:
-        self.app = app
-        self.ssl_context = ssl_context
-        self.errors: list[BaseException] = []
-        super().__init__((LOOPBACK, port), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name = "localhost"
-        self.server_port = self.server_address[1]
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        if self.ssl_context is None:
-            return sock, address
-        try:
-            wrapped = self.ssl_context.wrap_socket(
-                sock, server_side=True, do_handshake_on_connect=False
-            )
-        except OSError:
-            sock.close()
-            raise
-        return wrapped, address
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore network-level failures (resets, TLS errors, timeouts); keep the rest."""
-        exc = sys.exc_info()[1]
-        if exc is not None and not isinstance(exc, OSError):
-            self.errors.append(exc)
-
-
-class LoopbackHTTPServer:
-    """Serves ``app`` on 127.0.0.1 (HTTP, or HTTPS with ``ssl_context``) in a thread."""
-
-    def __init__(self, app: App, ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
-        self._app = app
-        self._ssl_context = ssl_context
-        self._requested_port = port
-        self._server: _AppServer | None = None
-        self._thread: threading.Thread | None = None
-        self._errors: list[BaseException] = []
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("server is not running")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        scheme = "http" if self._ssl_context is None else "https"
-        return f"{scheme}://{LOOPBACK}:{self.port}"
-
-    @property
-    def errors(self) -> list[BaseException]:
-        """Unexpected exceptions raised while handling requests (fake bugs)."""
-        if self._server is not None:
-            return self._server.errors
-        return self._errors
-
-    def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("server already started")
-        server = _AppServer(self._requested_port, self._app, self._ssl_context)
-        server.errors = self._errors
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-http-{server.server_address[1]}",
-            daemon=True,
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        self._server, self._thread = None, None
-        server.shutdown()
-        server.server_close()  # closes the socket and joins connection threads
-        if thread is not None:
-            thread.join()

@@ -1,0 +1,303 @@
+"""The whole engine wired together for the Functions app: what each trigger does.
+
+`function_app.py` only forwards to `aksfw_core.functions`, which calls this.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aksfw_core.aks.access import ClusterAccess
+from aksfw_core.aks.discovery import ClusterDiscovery
+from aksfw_core.aks.identity import azure_credential
+from aksfw_core.applier import Applier, ApplyOutcome
+from aksfw_core.config import PanoramaConfig, Settings, load_settings
+from aksfw_core.errors import AksfwError, InputError
+from aksfw_core.events import ChangeKind, Resolution, read_event, resolve
+from aksfw_core.inventory import Inventory, MonitoredCluster
+from aksfw_core.logs import log_event
+from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest, Snapshot
+from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.resync import Resyncer
+from aksfw_core.storage import Storage
+
+log = logging.getLogger(__name__)
+
+AUDIT_INTERVAL_S = 3600.0
+"""Seconds between timer runs that compare with Panorama itself instead of saved state."""
+
+
+class UnknownCluster(InputError):
+    """An HTTP resync named a cluster that is not monitored."""
+
+
+@dataclass
+class Aksfw:
+    """One process's engine: settings, adapters and the handlers built on them."""
+
+    settings: Settings
+    storage: Storage
+    discovery: ClusterDiscovery
+    resyncer: Resyncer
+    applier: Applier
+    clock: Callable[[], float] = time.time
+    _follow_ups: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Aksfw:
+        """Build from the app settings.
+
+        Raises:
+            InputError: a missing or invalid setting, naming it.
+        """
+        settings = load_settings(environ)
+        if settings.panorama is None:
+            raise InputError("config.panorama: required by the Functions app")
+        key = environ.get("PANORAMA_API_KEY")
+        if not key:
+            raise InputError("PANORAMA_API_KEY is not set (a Key Vault reference in Azure)")
+        api_key = ApiKey(key)
+        credential = azure_credential(environ)
+        storage = Storage.from_environ(environ, credential)
+        discovery = ClusterDiscovery(settings, credential)
+        panorama = settings.panorama
+
+        def panorama_for(target: str) -> PanoramaClient:
+            return PanoramaClient(panorama_settings(panorama, target), api_key)
+
+        resyncer = Resyncer(
+            discovery,
+            ClusterAccess(settings, credential),
+            storage,
+            targets=panorama.targets,
+            panorama=lambda: panorama_for(PANORAMA_TARGET),
+        )
+        return cls(settings, storage, discovery, resyncer, Applier(storage, panorama_for))
+
+    # ------------------------------------------------------------------ triggers
+
+    def on_event(self, document: object) -> Resolution:
+        """Event Grid: resync the affected clusters now, and once more a little later.
+
+        Raises:
+            MalformedEvent: the event cannot be read (log it and drop it).
+            AksfwError: the inventory could not be read (Event Grid redelivers).
+        """
+        event = read_event(document)
+        resolution = resolve(event, self.discovery.inventory())
+        if resolution.unknown_cluster:
+            inventory = self.discovery.inventory_knowing(resolution.unknown_cluster)
+            resolution = resolve(event, inventory)
+        for change in resolution.clusters:
+            if change.kind is ChangeKind.TOMBSTONE:
+                self.tombstone(change.id, change.reason)
+                continue
+            request = ResyncRequest(change.id, f"event {event.type}: {change.reason}")
+            try:
+                self.resyncer.resync(request)
+            except AksfwError as error:
+                # The queue retries with backoff; the event itself is done.
+                log_event(log, "event.resync_queued", cluster=change.id, error=str(error))
+                self.storage.send(self.storage.names.resync_queue, request)
+            self._follow_up(change.id)
+        log_event(
+            log,
+            "event.resolved",
+            event_id=event.id,
+            event_type=event.type,
+            clusters=[c.id for c in resolution.clusters],
+            reason=resolution.reason,
+        )
+        return resolution
+
+    def on_timer(self) -> None:
+        """Fan out one resync per monitored cluster; tombstone clusters no longer monitored.
+
+        Raises:
+            AksfwError: Azure could not be read; nothing is tombstoned.
+        """
+        inventory = self.discovery.refresh()
+        audit = self._audit_due()
+        for cluster in inventory.clusters:
+            self.storage.send(
+                self.storage.names.resync_queue, ResyncRequest(cluster.id, "timer", audit=audit)
+            )
+        monitored = {cluster.id.casefold() for cluster in inventory.clusters}
+        gone = {
+            s.cluster_id
+            for s in self.storage.applied_states()
+            if s.cluster_id.casefold() not in monitored
+        }
+        for cluster_id in sorted(gone):
+            self.tombstone(cluster_id, "no longer monitored")
+        log_event(
+            log,
+            "timer.fanned_out",
+            clusters=len(inventory.clusters),
+            tombstoned=len(gone),
+            audit=audit,
+        )
+
+    def on_resync_message(self, body: str | bytes) -> list[Snapshot]:
+        """`cluster-resync` queue: resync one cluster.
+
+        Raises:
+            MalformedMessage: not a resync request (poison it).
+            AksfwError: as `Resyncer.resync`.
+        """
+        request = self.storage.receive(body)
+        if not isinstance(request, ResyncRequest):
+            raise MalformedMessage("message: expected a resync request on the resync queue")
+        return self.resyncer.resync(request)
+
+    def on_update_message(self, body: str | bytes) -> ApplyOutcome:
+        """`panorama-updates` queue: apply one snapshot.
+
+        Raises:
+            MalformedMessage: not a valid snapshot (poison it).
+            AksfwError: as `Applier.apply`.
+        """
+        snapshot = self.storage.receive(body)
+        if not isinstance(snapshot, Snapshot):
+            raise MalformedMessage("message: expected a snapshot on the updates queue")
+        outcome = self.applier.apply(snapshot)
+        self.storage.forget_payload(body)
+        return outcome
+
+    def request_resync(self, cluster: str | None, audit: bool = False) -> list[str]:
+        """Queue a resync of one cluster (resource ID, name or tag name) or of all.
+
+        Raises:
+            UnknownCluster: no monitored cluster has that ID or name.
+            AksfwError: the inventory could not be read.
+        """
+        inventory = self.discovery.inventory()
+        if cluster is None:
+            chosen = list(inventory.clusters)
+        else:
+            found = _find(inventory, cluster) or _find(
+                self.discovery.inventory_knowing(cluster), cluster
+            )
+            if found is None:
+                raise UnknownCluster(f"no monitored cluster {cluster!r}")
+            chosen = [found]
+        for target in chosen:
+            self.storage.send(
+                self.storage.names.resync_queue, ResyncRequest(target.id, "manual", audit=audit)
+            )
+        return [target.id for target in chosen]
+
+    def status(self) -> dict[str, Any]:
+        """Per cluster and target: last applied time, counts, last error; queue depths."""
+        clusters: dict[str, dict[str, Any]] = {}
+        inventory_error = None
+        try:
+            for cluster in self.discovery.inventory().clusters:
+                clusters[cluster.id.casefold()] = {
+                    "id": cluster.id,
+                    "name": cluster.name,
+                    "tagName": cluster.tag_name,
+                    "monitored": True,
+                    "targets": [],
+                }
+        except AksfwError as error:
+            inventory_error = f"{type(error).__name__}: {error}"
+        for state in self.storage.applied_states():
+            entry = clusters.setdefault(
+                state.cluster_id.casefold(),
+                {
+                    "id": state.cluster_id,
+                    "tagName": state.tag_name,
+                    "monitored": False,
+                    "targets": [],
+                },
+            )
+            entry["targets"].append(
+                {
+                    "target": state.target,
+                    "lastApplied": _iso(state.applied_at),
+                    "version": state.version,
+                    "ips": len(state.tags),
+                    "tags": sum(len(tags) for tags in state.tags.values()),
+                    "lastError": state.last_error,
+                    "lastErrorAt": _iso(state.last_error_at),
+                }
+            )
+        queues = {name: self.storage.depth(name) for name in self.storage.names.queues}
+        return {
+            "clusters": list(clusters.values()),
+            "queues": queues,
+            "inventoryError": inventory_error,
+        }
+
+    # ------------------------------------------------------------------ helpers
+
+    def tombstone(self, cluster_id: str, reason: str) -> None:
+        """Queue the removal of every tag aksfw applied for a cluster, on every target."""
+        version = time.time_ns()
+        for state in self.storage.applied_states():
+            if state.cluster_id.casefold() == cluster_id.casefold():
+                self.storage.send(
+                    self.storage.names.updates_queue,
+                    Snapshot(
+                        state.cluster_id, state.tag_name, state.target, version, tombstone=True
+                    ),
+                )
+                log_event(
+                    log,
+                    "tombstone.queued",
+                    cluster=state.cluster_id,
+                    target=state.target,
+                    reason=reason,
+                )
+
+    def _follow_up(self, cluster_id: str) -> None:
+        """One delayed resync per cluster and delay window, however many events arrive."""
+        delay = self.settings.resync.follow_up_delay_s
+        now = self.clock()
+        key = cluster_id.casefold()
+        if delay <= 0 or self._follow_ups.get(key, 0.0) > now:
+            return
+        self._follow_ups[key] = now + delay
+        request = ResyncRequest(cluster_id, "follow-up after an event", follow_up=True)
+        self.storage.send(self.storage.names.resync_queue, request, delay_s=delay)
+
+    def _audit_due(self) -> bool:
+        last = self.storage.load_marker("audit")
+        now = self.clock()
+        if last is not None and now - last < AUDIT_INTERVAL_S:
+            return False
+        self.storage.save_marker("audit", now)
+        return True
+
+
+def panorama_settings(config: PanoramaConfig, target: str) -> PanoramaSettings:
+    """Client settings for one target of the configured Panorama."""
+    return PanoramaSettings(
+        url=config.host,
+        target=None if target == PANORAMA_TARGET else target,
+        vsys=config.vsys,
+        ca_bundle=config.ca_bundle,
+        verify_tls=config.verify_tls,
+        batch_size=config.batch_size,
+        tag_timeout_s=config.tag_timeout_s,
+    )
+
+
+def _find(inventory: Inventory, wanted: str) -> MonitoredCluster | None:
+    by_id = inventory.find(wanted)
+    if by_id is not None:
+        return by_id
+    matches = [c for c in inventory.clusters if wanted in (c.name, c.tag_name)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _iso(seconds: float | None) -> str | None:
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")

@@ -1,0 +1,208 @@
+"""The one place that knows the queue message schema (versioned JSON). Pure code.
+
+Two queues carry them: `cluster-resync` holds `ResyncRequest`s, `panorama-updates` holds
+`Snapshot`s, one per (cluster, target). A message stays under the 64 KiB Storage limit
+once the host's base64 is applied: a large snapshot is gzip-compressed inline, and one
+still too large is written to a blob by the queue adapter and sent as a `BlobReference`.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aksfw_core.errors import InputError
+from aksfw_core.model import IpTags, ip_tags_json
+
+SCHEMA_VERSION = 1
+MAX_QUEUE_TEXT = 48_000
+"""Characters of JSON per message at most: base64 makes 64,000, under the 64 KiB limit."""
+MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
+"""A compressed message may not unpack to more than this (a bound against gzip bombs)."""
+PANORAMA_TARGET = "panorama"
+"""The target name for Panorama itself; other targets are firewall serials."""
+
+
+class MalformedMessage(InputError):
+    """A message that can never be processed: it goes to the poison queue at once."""
+
+
+@dataclass(frozen=True)
+class ResyncRequest:
+    """Read one cluster's Services again and queue its snapshots."""
+
+    cluster_id: str
+    reason: str
+    follow_up: bool = False
+    """The delayed resync after an event; it schedules no further follow-up."""
+    audit: bool = False
+    """Compare with what Panorama really holds, not with the saved state."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The complete wanted IP-tags of one cluster on one target."""
+
+    cluster_id: str
+    tag_name: str
+    target: str
+    """`panorama`, or a firewall serial."""
+    version: int
+    """When the Services were read (ns since the epoch): newer wins."""
+    tags: IpTags = field(default_factory=dict)
+    tombstone: bool = False
+    """The cluster is gone or no longer monitored: remove all of its tags."""
+    audit: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the wanted state (tags, tombstone), whatever the version."""
+        return fingerprint(self.tags, self.tombstone)
+
+
+@dataclass(frozen=True)
+class BlobReference:
+    """A message whose body was too large for the queue and sits in a blob."""
+
+    blob: str
+
+
+Message = ResyncRequest | Snapshot
+
+
+def fingerprint(tags: IpTags, tombstone: bool = False) -> str:
+    """A stable digest of an IP-tag map."""
+    canonical = json.dumps([tombstone, ip_tags_json(tags)], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def encode(message: Message) -> str:
+    """JSON text for the queue, gzip-compressed when large. It may still exceed
+    `MAX_QUEUE_TEXT`; the queue adapter then stores it in a blob."""
+    text = _dump(_as_dict(message))
+    if len(text) <= MAX_QUEUE_TEXT:
+        return text
+    packed = base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
+    return _dump({"v": SCHEMA_VERSION, "kind": "gzip", "data": packed})
+
+
+def encode_reference(reference: BlobReference) -> str:
+    return _dump({"v": SCHEMA_VERSION, "kind": "blob", "blob": reference.blob})
+
+
+def decode(text: str | bytes) -> Message | BlobReference:
+    """Read a message.
+
+    Raises:
+        MalformedMessage: not a message of a known kind and version, naming what is wrong.
+    """
+    document = _load(text)
+    kind = document.get("kind")
+    if kind == "gzip":
+        return decode(_gunzip(_field(document, "data", str)))
+    if kind == "blob":
+        return BlobReference(_field(document, "blob", str))
+    if kind == "resync":
+        return ResyncRequest(
+            cluster_id=_field(document, "cluster", str),
+            reason=_field(document, "reason", str),
+            follow_up=_field(document, "followUp", bool, False),
+            audit=_field(document, "audit", bool, False),
+        )
+    if kind == "snapshot":
+        return Snapshot(
+            cluster_id=_field(document, "cluster", str),
+            tag_name=_field(document, "tagName", str),
+            target=_field(document, "target", str),
+            version=_field(document, "version", int),
+            tags=_tags(document.get("tags")),
+            tombstone=_field(document, "tombstone", bool, False),
+            audit=_field(document, "audit", bool, False),
+        )
+    raise MalformedMessage(f"message: unknown kind {kind!r}")
+
+
+def _gunzip(data: str) -> bytes:
+    try:
+        inflater = zlib.decompressobj(wbits=31)  # gzip framing
+        text = inflater.decompress(base64.b64decode(data, validate=True), MAX_SNAPSHOT_BYTES)
+    except (ValueError, zlib.error):
+        raise MalformedMessage("message: gzip data is corrupt") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise MalformedMessage("message: gzip data is truncated or larger than allowed")
+    return text
+
+
+def _as_dict(message: Message) -> dict[str, Any]:
+    if isinstance(message, ResyncRequest):
+        return {
+            "v": SCHEMA_VERSION,
+            "kind": "resync",
+            "cluster": message.cluster_id,
+            "reason": message.reason,
+            "followUp": message.follow_up,
+            "audit": message.audit,
+        }
+    return {
+        "v": SCHEMA_VERSION,
+        "kind": "snapshot",
+        "cluster": message.cluster_id,
+        "tagName": message.tag_name,
+        "target": message.target,
+        "version": message.version,
+        "tombstone": message.tombstone,
+        "audit": message.audit,
+        "tags": ip_tags_json(message.tags),
+    }
+
+
+def _dump(document: Mapping[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=True)
+
+
+def _load(text: str | bytes) -> Mapping[str, Any]:
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedMessage("message: not JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedMessage("message: expected a JSON object")
+    version = document.get("v")
+    if version != SCHEMA_VERSION:
+        raise MalformedMessage(f"message: schema version {version!r} is not {SCHEMA_VERSION}")
+    return document
+
+
+_MISSING = object()
+
+
+def _field(document: Mapping[str, Any], key: str, kind: type, default: Any = _MISSING) -> Any:
+    value = document.get(key, _MISSING)
+    if value is _MISSING and default is not _MISSING:
+        return default
+    if (
+        value is _MISSING
+        or not isinstance(value, kind)
+        or (kind is int and isinstance(value, bool))
+    ):
+        raise MalformedMessage(f"message: {key} must be a {kind.__name__}")
+    if isinstance(value, str) and not value:
+        raise MalformedMessage(f"message: {key} is empty")
+    return value
+
+
+def _tags(value: object) -> dict[str, frozenset[str]]:
+    if not isinstance(value, dict):
+        raise MalformedMessage("message: tags must be an object of IP → tag list")
+    tags: dict[str, frozenset[str]] = {}
+    for ip, members in value.items():
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise MalformedMessage(f"message: tags of {ip!r} must be a list of strings")
+        tags[ip] = frozenset(members)
+    return tags

@@ -1,0 +1,136 @@
+"""Resync one cluster: list its Services, compute its tags, and queue one snapshot per
+target unless that target already has (or is about to get) exactly those tags.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from aksfw_core.aks.access import ClusterAccess
+from aksfw_core.aks.discovery import ClusterDiscovery
+from aksfw_core.config import PanoramaTargets
+from aksfw_core.inventory import MonitoredCluster
+from aksfw_core.logs import log_event
+from aksfw_core.messages import PANORAMA_TARGET, ResyncRequest, Snapshot
+from aksfw_core.panorama.client import PanoramaClient
+from aksfw_core.services import parse_service_items
+from aksfw_core.state import EnqueuedMark
+from aksfw_core.storage import Storage
+from aksfw_core.tags import compute_tags
+
+log = logging.getLogger(__name__)
+
+ENQUEUED_MARK_TTL_S = 600.0
+"""Seconds an identical queued snapshot suppresses a new one; after that it is sent
+again, so a lost message heals on a later resync."""
+
+
+class Resyncer:
+    """Handles `cluster-resync` messages (and the Event Grid handler's immediate resync)."""
+
+    def __init__(
+        self,
+        discovery: ClusterDiscovery,
+        access: ClusterAccess,
+        storage: Storage,
+        *,
+        targets: PanoramaTargets,
+        panorama: Callable[[], PanoramaClient],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._discovery = discovery
+        self._access = access
+        self._storage = storage
+        self._targets = targets
+        self._panorama = panorama
+        self._clock = clock
+
+    def resync(self, request: ResyncRequest) -> list[Snapshot]:
+        """Queue the snapshots the cluster's current Services call for.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: the cluster, Azure or Panorama could not be
+                read; nothing is queued, so nothing is removed.
+        """
+        cluster = self._discovery.inventory_knowing(request.cluster_id).find(request.cluster_id)
+        if cluster is None:
+            log_event(log, "resync.not_monitored", cluster=request.cluster_id)
+            return []
+        started = self._clock()
+        version = time.time_ns()
+        wanted = self._wanted(cluster)
+        queued = []
+        for target in self.targets():
+            snapshot = Snapshot(
+                cluster_id=cluster.id,
+                tag_name=cluster.tag_name,
+                target=target,
+                version=version,
+                tags=wanted,
+                audit=request.audit,
+            )
+            if request.audit or not self._already_there(snapshot):
+                self._storage.send(self._storage.names.updates_queue, snapshot)
+                self._storage.save_enqueued(
+                    EnqueuedMark(cluster.id, target, version, snapshot.fingerprint, self._clock())
+                )
+                queued.append(snapshot)
+        log_event(
+            log,
+            "resync.cluster",
+            cluster=cluster.id,
+            reason=request.reason,
+            ips=len(wanted),
+            queued=[s.target for s in queued],
+            duration_ms=round((self._clock() - started) * 1000),
+        )
+        return queued
+
+    def targets(self) -> list[str]:
+        """`panorama`, configured serials, and the connected firewalls of device groups."""
+        targets = [PANORAMA_TARGET] if self._targets.panorama else []
+        targets += list(self._targets.serials)
+        if self._targets.device_groups:
+            with self._panorama() as panorama:
+                groups = panorama.connected_firewalls(self._targets.device_groups)
+            for group, serials in groups.items():
+                if not serials:
+                    log_event(log, "resync.device_group_empty", logging.WARNING, device_group=group)
+                targets += serials
+        return list(dict.fromkeys(targets))
+
+    def _wanted(self, cluster: MonitoredCluster) -> dict[str, frozenset[str]]:
+        services = self._access.services(cluster)
+        try:
+            items = services.list_items()
+        finally:
+            services.close()
+        listed = parse_service_items(items)
+        result = compute_tags(cluster.tag_name, listed.services, cluster.selectors)
+        for warning in (*listed.warnings, *result.warnings):
+            log_event(
+                log,
+                "tags.warning",
+                logging.WARNING,
+                cluster=cluster.id,
+                kind=warning.kind.value,
+                detail=warning.message,
+            )
+        return dict(result.tags)
+
+    def _already_there(self, snapshot: Snapshot) -> bool:
+        applied, _ = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
+        if (
+            applied is not None
+            and not applied.dirty
+            and applied.fingerprint == snapshot.fingerprint
+        ):
+            return True
+        mark = self._storage.load_enqueued(snapshot.cluster_id, snapshot.target)
+        return (
+            mark is not None
+            and mark.fingerprint == snapshot.fingerprint
+            and self._clock() - mark.enqueued_at < ENQUEUED_MARK_TTL_S
+        )

@@ -1,0 +1,317 @@
+"""The app's own Azure Storage account: the two queues, their poison queues, and the
+state container. Built from `AzureWebJobsStorage` (a connection string, or
+`UseDevelopmentStorage=true` for Azurite) or the identity-based `AzureWebJobsStorage__*`
+settings the Functions host uses in Azure.
+
+State writes carry an ETag condition, so two appliers can never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+from azure.core import MatchConditions
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import (
+    QueueClient,
+    QueueServiceClient,
+    TextBase64DecodePolicy,
+    TextBase64EncodePolicy,
+)
+
+from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
+from aksfw_core.messages import (
+    MAX_QUEUE_TEXT,
+    BlobReference,
+    Message,
+    decode,
+    encode,
+    encode_reference,
+)
+from aksfw_core.state import (
+    AppliedState,
+    EnqueuedMark,
+    applied_from_json,
+    enqueued_from_json,
+    state_key,
+    to_bytes,
+)
+
+RESYNC_QUEUE = "cluster-resync"
+UPDATES_QUEUE = "panorama-updates"
+STATE_CONTAINER = "aksfw-state"
+POISON_SUFFIX = "-poison"
+_AZURITE = "UseDevelopmentStorage=true"
+
+
+@dataclass(frozen=True)
+class StorageNames:
+    """Queue and container names (tests give each test its own)."""
+
+    resync_queue: str = RESYNC_QUEUE
+    updates_queue: str = UPDATES_QUEUE
+    state_container: str = STATE_CONTAINER
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every queue, poison queues included."""
+        base = (self.resync_queue, self.updates_queue)
+        return base + tuple(name + POISON_SUFFIX for name in base)
+
+
+class Storage:
+    """Queues and state blobs of one storage account."""
+
+    def __init__(
+        self,
+        queues: QueueServiceClient,
+        blobs: BlobServiceClient,
+        names: StorageNames | None = None,
+    ) -> None:
+        self._queues = queues
+        self._blobs = blobs
+        self.names = names or StorageNames()
+        self._state: ContainerClient = blobs.get_container_client(self.names.state_container)
+        self._ready = False
+
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str], credential: TokenCredential | None = None
+    ) -> Storage:
+        """Connect as the Functions host does.
+
+        Raises:
+            InputError: no storage setting is present.
+        """
+        connection = environ.get("AzureWebJobsStorage")
+        if connection:
+            if connection.strip() == _AZURITE:
+                connection = azurite_connection_string()
+            return cls(
+                QueueServiceClient.from_connection_string(connection),
+                BlobServiceClient.from_connection_string(connection),
+            )
+        account = environ.get("AzureWebJobsStorage__accountName")
+        queue_uri = environ.get("AzureWebJobsStorage__queueServiceUri") or (
+            account and f"https://{account}.queue.core.windows.net"
+        )
+        blob_uri = environ.get("AzureWebJobsStorage__blobServiceUri") or (
+            account and f"https://{account}.blob.core.windows.net"
+        )
+        if not queue_uri or not blob_uri or credential is None:
+            raise InputError(
+                "set AzureWebJobsStorage, or AzureWebJobsStorage__accountName "
+                "(or __queueServiceUri and __blobServiceUri) with a managed identity"
+            )
+        return cls(
+            QueueServiceClient(queue_uri, credential), BlobServiceClient(blob_uri, credential)
+        )
+
+    def ensure(self) -> None:
+        """Create the queues and the state container if missing (once per process)."""
+        if self._ready:
+            return
+        with storage_errors("create queues and state container"):
+            for name in self.names.queues:
+                with suppress(ResourceExistsError):
+                    self._queues.create_queue(name)
+            with suppress(ResourceExistsError):
+                self._state.create_container()
+        self._ready = True
+
+    # ------------------------------------------------------------------ queues
+
+    def send(self, queue: str, message: Message, delay_s: int = 0) -> None:
+        """Queue a message (base64, as the Functions host expects), after `delay_s` seconds.
+
+        A message too large for the queue is stored as a blob and sent as a reference.
+        """
+        self.ensure()
+        text = encode(message)
+        with storage_errors(f"send to {queue}"):
+            if len(text) > MAX_QUEUE_TEXT:
+                name = f"payloads/{uuid.uuid4().hex}.json"
+                self._state.upload_blob(name, text.encode(), overwrite=False)
+                text = encode_reference(BlobReference(name))
+            self._queue(queue).send_message(text, visibility_timeout=delay_s or None)
+
+    def receive(self, body: str | bytes) -> Message:
+        """Decode a message the host delivered, fetching a blob-stored body.
+
+        Raises:
+            MalformedMessage: it is not a message.
+        """
+        message = decode(body)
+        if isinstance(message, BlobReference):
+            with storage_errors(f"read {message.blob}"):
+                data = self._state.download_blob(message.blob).readall()
+            message = decode(data)
+            if isinstance(message, BlobReference):
+                raise InputError("message: a blob reference points at another reference")
+        return message
+
+    def forget_payload(self, body: str | bytes) -> None:
+        """Delete the blob behind a processed message, if it had one."""
+        try:
+            reference = decode(body)
+        except InputError:
+            return
+        if isinstance(reference, BlobReference):
+            with storage_errors(f"delete {reference.blob}"), suppress(ResourceNotFoundError):
+                self._state.delete_blob(reference.blob)
+
+    def poison(self, queue: str, body: str) -> None:
+        """Put a message that can never succeed on `<queue>-poison` straight away."""
+        self.ensure()
+        with storage_errors(f"send to {queue}{POISON_SUFFIX}"):
+            self._queue(queue + POISON_SUFFIX).send_message(body)
+
+    def depth(self, queue: str) -> int:
+        """Approximate number of messages waiting in a queue."""
+        with storage_errors(f"read {queue} properties"):
+            try:
+                properties = self._queue(queue).get_queue_properties()
+            except ResourceNotFoundError:
+                return 0
+        return int(properties.approximate_message_count or 0)
+
+    def _queue(self, name: str) -> QueueClient:
+        return self._queues.get_queue_client(
+            name,
+            message_encode_policy=TextBase64EncodePolicy(),
+            message_decode_policy=TextBase64DecodePolicy(),
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def load_applied(self, cluster_id: str, target: str) -> tuple[AppliedState | None, str | None]:
+        """The applied state and its ETag, or (None, None)."""
+        data, etag = self._read(f"applied/{state_key(cluster_id, target)}.json")
+        return (applied_from_json(data), etag) if data is not None else (None, None)
+
+    def save_applied(self, state: AppliedState, etag: str | None) -> None:
+        """Write the applied state if nobody changed it since it was read (`etag`).
+
+        Raises:
+            Retryable: it was changed concurrently; the message is tried again.
+        """
+        self._write(
+            f"applied/{state_key(state.cluster_id, state.target)}.json",
+            to_bytes(state.as_json()),
+            etag,
+        )
+
+    def delete_applied(self, cluster_id: str, target: str, etag: str | None) -> None:
+        """Forget a (cluster, target) after a tombstone, if unchanged since read."""
+        name = f"applied/{state_key(cluster_id, target)}.json"
+        with storage_errors(f"delete {name}"):
+            try:
+                if etag:
+                    self._state.delete_blob(
+                        name, etag=etag, match_condition=MatchConditions.IfNotModified
+                    )
+                else:
+                    self._state.delete_blob(name)
+            except ResourceNotFoundError:
+                pass
+            except ResourceModifiedError:
+                raise Retryable(f"{name} changed concurrently") from None
+
+    def applied_states(self) -> list[AppliedState]:
+        """Every applied state, for the status endpoint and the timer's tombstones."""
+        self.ensure()
+        states = []
+        with storage_errors("list applied states"):
+            for blob in self._state.list_blobs(name_starts_with="applied/"):
+                data, _ = self._read(blob.name)
+                if data is not None:
+                    states.append(applied_from_json(data))
+        return states
+
+    def load_enqueued(self, cluster_id: str, target: str) -> EnqueuedMark | None:
+        data, _ = self._read(f"enqueued/{state_key(cluster_id, target)}.json")
+        return enqueued_from_json(data) if data is not None else None
+
+    def save_enqueued(self, mark: EnqueuedMark) -> None:
+        name = f"enqueued/{state_key(mark.cluster_id, mark.target)}.json"
+        self.ensure()
+        with storage_errors(f"write {name}"):
+            self._state.upload_blob(name, to_bytes(mark.as_json()), overwrite=True)
+
+    def load_marker(self, name: str) -> float | None:
+        """A timestamp kept under `meta/<name>` (e.g. the last audit), or None."""
+        data, _ = self._read(f"meta/{name}.json")
+        try:
+            return float(json.loads(data)["at"]) if data is not None else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def save_marker(self, name: str, at: float) -> None:
+        self.ensure()
+        with storage_errors(f"write meta/{name}"):
+            self._state.upload_blob(f"meta/{name}.json", to_bytes({"at": at}), overwrite=True)
+
+    def _read(self, name: str) -> tuple[bytes | None, str | None]:
+        self.ensure()
+        with storage_errors(f"read {name}"):
+            try:
+                downloader = self._state.download_blob(name)
+            except ResourceNotFoundError:
+                return None, None
+            return downloader.readall(), downloader.properties.etag
+
+    def _write(self, name: str, data: bytes, etag: str | None) -> None:
+        self.ensure()
+        with storage_errors(f"write {name}"):
+            try:
+                if etag is None:
+                    self._state.upload_blob(name, data, overwrite=False)
+                else:
+                    self._state.upload_blob(
+                        name,
+                        data,
+                        overwrite=True,
+                        etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceExistsError, ResourceModifiedError):
+                raise Retryable(f"{name} changed concurrently") from None
+
+
+def azurite_connection_string(host: str = "127.0.0.1") -> str:
+    """Azurite's documented development account on its default ports."""
+    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    account = "devstoreaccount1"
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
+        f"BlobEndpoint=http://{host}:10000/{account};QueueEndpoint=http://{host}:10001/{account};"
+    )
+
+
+@contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Map Storage SDK errors: 5xx/429/connection → Retryable, 401/403 → AuthError."""
+    try:
+        yield
+    except (ServiceRequestError, ServiceResponseError) as error:
+        raise Retryable(f"{what}: storage unreachable ({type(error).__name__})") from None
+    except HttpResponseError as error:
+        status = error.status_code or 0
+        if status in (401, 403):
+            raise AuthError(f"{what}: storage refused the credential (HTTP {status})") from None
+        if status == 429 or status >= 500 or status == 0:
+            raise Retryable(f"{what}: HTTP {status} from storage") from None
+        raise NonRetryable(f"{what}: HTTP {status} from storage") from None

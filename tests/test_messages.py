@@ -1,0 +1,139 @@
+"""The queue message schema: round trips, size limits, and malformed input."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+
+import pytest
+
+from aksfw_core.messages import (
+    MAX_QUEUE_TEXT,
+    BlobReference,
+    MalformedMessage,
+    ResyncRequest,
+    Snapshot,
+    decode,
+    encode,
+    encode_reference,
+)
+
+CLUSTER = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
+
+
+def snapshot(n_ips=2, **overrides):
+    tags = {
+        f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}": frozenset(
+            {f"aks.aks1.svc{i}", "aks.aks1.svc.app.web"}
+        )
+        for i in range(n_ips)
+    }
+    values = {
+        "cluster_id": CLUSTER,
+        "tag_name": "aks1",
+        "target": "panorama",
+        "version": 1_700_000_000_000_000_000,
+        "tags": tags,
+    }
+    values.update(overrides)
+    return Snapshot(**values)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        ResyncRequest(CLUSTER, "manual"),
+        ResyncRequest(CLUSTER, "follow-up", follow_up=True, audit=True),
+        snapshot(),
+        snapshot(0, tombstone=True),
+        snapshot(target="007000000001", audit=True),
+    ],
+)
+def test_round_trip(message):
+    assert decode(encode(message)) == message
+    assert json.loads(encode(message))["v"] == 1
+
+
+def test_large_snapshot_is_compressed_under_the_queue_limit():
+    big = snapshot(3000)
+    text = encode(big)
+    assert len(text) <= MAX_QUEUE_TEXT
+    assert json.loads(text)["kind"] == "gzip"
+    assert decode(text) == big
+    assert len(base64.b64encode(text.encode())) < 64 * 1024
+
+
+def test_huge_snapshot_still_exceeds_and_is_left_to_a_blob():
+    huge = snapshot(60_000)
+    assert len(encode(huge)) > MAX_QUEUE_TEXT  # the storage adapter then writes a blob
+    assert decode(encode_reference(BlobReference("payloads/x.json"))) == BlobReference(
+        "payloads/x.json"
+    )
+
+
+def test_fingerprint_ignores_version_and_order_but_not_content():
+    a = snapshot(5)
+    b = snapshot(5, version=a.version + 1, tags=dict(reversed(list(a.tags.items()))))
+    assert a.fingerprint == b.fingerprint
+    assert snapshot(5, tombstone=True).fingerprint != a.fingerprint
+    assert snapshot(4).fingerprint != a.fingerprint
+
+
+def gz(document):
+    return base64.b64encode(gzip.compress(json.dumps(document).encode())).decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "not JSON"),
+        ("[]", "JSON object"),
+        (b"\xff\xfe", "not JSON"),
+        ('{"kind": "resync", "cluster": "x", "reason": "r"}', "schema version"),
+        ('{"v": 2, "kind": "resync"}', "schema version"),
+        ('{"v": 1, "kind": "delete-everything"}', "unknown kind"),
+        ('{"v": 1, "kind": "resync", "reason": "r"}', "cluster must be a str"),
+        ('{"v": 1, "kind": "resync", "cluster": "", "reason": "r"}', "cluster is empty"),
+        (
+            '{"v": 1, "kind": "resync", "cluster": "c", "reason": "r", "audit": "yes"}',
+            "audit must be a bool",
+        ),
+        (
+            '{"v": 1, "kind": "snapshot", "cluster": "c", "tagName": "t", "target": "panorama", "version": true, "tags": {}}',
+            "version must be a int",
+        ),
+        (
+            '{"v": 1, "kind": "snapshot", "cluster": "c", "tagName": "t", "target": "panorama", "version": 1, "tags": []}',
+            "tags must be an object",
+        ),
+        (
+            '{"v": 1, "kind": "snapshot", "cluster": "c", "tagName": "t", "target": "panorama", "version": 1, "tags": {"1.1.1.1": "aks.t.x"}}',
+            "must be a list",
+        ),
+        ('{"v": 1, "kind": "gzip", "data": "not base64!"}', "corrupt"),
+        (
+            json.dumps({"v": 1, "kind": "gzip", "data": base64.b64encode(b"plain").decode()}),
+            "corrupt",
+        ),
+        (
+            json.dumps({"v": 1, "kind": "gzip", "data": gz({"v": 1, "kind": "nope"})}),
+            "unknown kind",
+        ),
+        ('{"v": 1, "kind": "blob"}', "blob must be a str"),
+    ],
+)
+def test_malformed_messages_are_refused_with_a_reason(text, reason):
+    with pytest.raises(MalformedMessage, match=reason):
+        decode(text)
+
+
+def test_gzip_bomb_is_refused(monkeypatch):
+    import aksfw_core.messages as messages
+
+    monkeypatch.setattr(messages, "MAX_SNAPSHOT_BYTES", 10_000)
+    bomb = json.dumps(
+        {"v": 1, "kind": "gzip", "data": base64.b64encode(gzip.compress(b" " * 1_000_000)).decode()}
+    )
+    with pytest.raises(MalformedMessage, match="larger than allowed"):
+        decode(bomb)
