@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from aksfw_core import messages
 from aksfw_core.messages import (
     MAX_QUEUE_TEXT,
     BlobReference,
@@ -129,8 +130,6 @@ def test_malformed_messages_are_refused_with_a_reason(text, reason):
 
 
 def test_gzip_bomb_is_refused(monkeypatch):
-    import aksfw_core.messages as messages
-
     monkeypatch.setattr(messages, "MAX_SNAPSHOT_BYTES", 10_000)
     bomb = json.dumps(
         {"v": 1, "kind": "gzip", "data": base64.b64encode(gzip.compress(b" " * 1_000_000)).decode()}
