@@ -96,6 +96,7 @@ class Aksfw:
         for change in resolution.clusters:
             if change.kind is ChangeKind.TOMBSTONE:
                 self.tombstone(change.id, change.reason)
+                self.discovery.refresh()  # rare, and the cached inventory still lists it
                 continue
             request = ResyncRequest(change.id, f"event {event.type}: {change.reason}")
             try:

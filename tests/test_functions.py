@@ -1,0 +1,292 @@
+"""The Functions app end to end: its handlers (through `get_user_function()`), the queue
+host played over Azurite, and the Resource Manager, Kubernetes and Panorama fakes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+
+import azure.functions as func
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.functions.timer import TimerRequest
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
+
+import function_app
+from aksfw_core import functions
+from aksfw_core.messages import Snapshot, encode
+from aksfw_core.storage import StorageNames
+from tests.conftest import API_KEY
+from tests.fakes.arm import FakeArm
+from tests.fakes.kube_api import FakeKubeApi, service
+from tests.fakes.panorama import Fault
+from tests.functions_host import QueueTriggerHost, enqueue, poison_messages
+from tests.test_aks import kubeconfig_for
+from tests.test_events import EVENTS
+
+SUB = "11111111-1111-1111-1111-111111111111"
+CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
+NODE_GROUP = "MC_rg-prod_aks-prod1_westeurope"
+HANDLERS = {
+    fn.get_function_name(): fn.get_user_function() for fn in function_app.app.get_functions()
+}
+
+
+def wipe(connection_string: str) -> None:
+    """Remove the app's queues and state so every test starts empty."""
+    names = StorageNames()
+    queues = QueueServiceClient.from_connection_string(connection_string)
+    for queue in names.queues:
+        with suppress(ResourceNotFoundError):
+            queues.delete_queue(queue)
+    blobs = BlobServiceClient.from_connection_string(connection_string)
+    with suppress(ResourceNotFoundError):
+        blobs.delete_container(names.state_container)
+
+
+@dataclass
+class World:
+    connection_string: str
+    arm: FakeArm
+    kube: FakeKubeApi
+    panorama: object
+    resyncs: QueueTriggerHost
+    updates: QueueTriggerHost
+
+    def event(self, name: str | dict) -> None:
+        document = json.loads((EVENTS / name).read_text()) if isinstance(name, str) else name
+        HANDLERS["resource_event"](
+            func.EventGridEvent(
+                id=document["id"], data=document["data"], topic=document["topic"],
+                subject=document["subject"], event_type=document["eventType"],
+                event_time=None, data_version=document.get("dataVersion", ""),
+            )
+        )  # fmt: skip
+
+    def drain(self, rounds: int = 10) -> None:
+        """Run both queue triggers until neither has work."""
+        for _ in range(rounds):
+            handled = self.resyncs.run_until_idle(timeout_s=20) + self.updates.run_until_idle(
+                timeout_s=20
+            )
+            if not handled:
+                return
+        raise AssertionError("queues did not settle")
+
+    def registered(self) -> dict[str, set[str]]:
+        return self.panorama.registered()
+
+    def http(self, method: str, route: str, body: bytes = b"") -> func.HttpResponse:
+        request = func.HttpRequest(method, f"http://localhost/api/{route}", body=body)
+        return HANDLERS[route](request)
+
+
+def configure(monkeypatch, world_parts, **config_overrides):
+    arm, panorama, connection_string = world_parts
+    config = {"subscriptions": [SUB], "discovery": {"tag": "aksfw"}, "panorama": {"host": panorama.url},
+              "resync": {"followUpDelaySeconds": 0}}  # fmt: skip
+    config.update(config_overrides)
+    monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))
+    monkeypatch.setenv("AKSFW_ARM_ENDPOINT", arm.url)
+    monkeypatch.setenv("AKSFW_DEV_TOKEN", arm.token)
+    monkeypatch.setenv("PANORAMA_API_KEY", API_KEY)
+    monkeypatch.setenv("AzureWebJobsStorage", connection_string)
+    functions.application.cache_clear()
+
+
+@pytest.fixture
+def world(azurite, panorama, monkeypatch, tmp_path):
+    wipe(azurite.connection_string)
+    with FakeArm() as arm, FakeKubeApi(token="kube-token") as kube:
+        bundle = tmp_path / "ca.pem"
+        bundle.write_bytes(arm.ca_pem)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+        arm.add_cluster(SUB, "rg-prod", "aks-prod1", tags={"aksfw": "on"}, node_resource_group=NODE_GROUP,
+                        kubeconfig=kubeconfig_for(kube, {"token": "kube-token"}))  # fmt: skip
+        configure(monkeypatch, (arm, panorama, azurite.connection_string))
+        cs = azurite.connection_string
+        with (
+            QueueTriggerHost(cs, "cluster-resync", HANDLERS["cluster_resync"]) as resyncs,
+            QueueTriggerHost(cs, "panorama-updates", HANDLERS["panorama_updates"]) as updates,
+        ):
+            yield World(cs, arm, kube, panorama, resyncs, updates)
+    functions.application.cache_clear()
+    wipe(azurite.connection_string)
+
+
+WEB = {"name": "web", "namespace": "shop", "ips": ["20.0.0.1"], "labels": {"app": "web"}}
+
+
+def test_event_to_registered(world):
+    world.panorama.seed("20.0.0.1", ["corp.keep"])
+    world.kube.services = [service(**WEB), service("db", "shop", type="ClusterIP")]
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert world.registered() == {
+        "20.0.0.1": {"corp.keep", "aks.aks-prod1.web", "aks.aks-prod1.svc.app.web"}
+    }
+
+
+def test_label_change_service_deletion_and_cluster_deletion(world):
+    world.kube.services = [service(**WEB), service("api", "shop", ips=["20.0.0.2"])]
+    world.event("cluster-write.eventgrid.json")
+    world.drain()
+    world.kube.services = [
+        service(**{**WEB, "labels": {"app": "web2"}}),
+        service("api", "shop", ips=["20.0.0.2"]),
+    ]
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert world.registered()["20.0.0.1"] == {"aks.aks-prod1.web", "aks.aks-prod1.svc.app.web2"}
+    world.kube.services = [service(**{**WEB, "labels": {"app": "web2"}})]
+    world.event("pip-delete.eventgrid.json")
+    world.drain()
+    assert set(world.registered()) == {"20.0.0.1"}
+    world.panorama.seed("20.0.0.1", ["corp.keep"])
+    world.arm.remove_cluster(SUB, "rg-prod", "aks-prod1")
+    world.event("cluster-delete.eventgrid.json")
+    world.drain()
+    assert world.registered() == {"20.0.0.1": {"corp.keep"}}
+    assert json.loads(world.http("GET", "status").get_body())["clusters"] == []
+
+
+def test_panorama_down_for_a_while_converges_with_nothing_lost(world):
+    world.kube.services = [service(**WEB)]
+    world.panorama.inject(Fault.HTTP_503, count=8)  # two deliveries of 4 attempts each
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert world.registered() == {"20.0.0.1": {"aks.aks-prod1.web", "aks.aks-prod1.svc.app.web"}}
+    attempts = [r.dequeue_count for r in world.updates.results]
+    assert attempts == [1, 2, 3] and world.updates.results[-1].ok
+    status = json.loads(world.http("GET", "status").get_body())
+    (target,) = status["clusters"][0]["targets"]
+    assert target["lastError"] is None and target["ips"] == 1
+
+
+def test_same_snapshot_twice_and_out_of_order_end_in_the_newest(world):
+    def snapshot(version, tags):
+        return encode(
+            Snapshot(CLUSTER, "aks-prod1", "panorama", version, {"20.0.0.9": frozenset(tags)})
+        )
+
+    newer = snapshot(2_000, {"aks.aks-prod1.new"})
+    older = snapshot(1_000, {"aks.aks-prod1.old"})
+    for body in (newer, newer, older):
+        enqueue(world.connection_string, "panorama-updates", body)
+    world.drain()
+    assert world.registered() == {"20.0.0.9": {"aks.aks-prod1.new"}}
+    assert len(world.panorama.write_calls()) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        json.dumps({"v": 9, "kind": "snapshot"}),
+        json.dumps(
+            {
+                "v": 1,
+                "kind": "snapshot",
+                "cluster": CLUSTER,
+                "tagName": "aks-prod1",
+                "target": "panorama",
+                "version": 1,
+                "tags": {"20.0.0.1": ["corp.not-ours"]},
+            }
+        ),
+    ],
+)
+def test_malformed_message_goes_to_poison_at_once_with_a_clear_log_line(world, caplog, body):
+    caplog.set_level(logging.ERROR)
+    enqueue(world.connection_string, "panorama-updates", body)
+    world.drain()
+    assert poison_messages(world.connection_string, "panorama-updates") == [body]
+    assert [r.dequeue_count for r in world.updates.results] == [1]
+    assert "message.poisoned" in caplog.text
+    assert world.panorama.write_calls() == []
+
+
+def test_unreachable_cluster_keeps_its_tags(world):
+    world.kube.services = [service(**WEB)]
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    before = world.registered()
+    world.kube.services = []
+    world.kube.inject(500, count=1000)
+    world.event("lb-write.eventgrid.json")  # the inline resync fails and is queued
+    world.drain()
+    assert world.registered() == before
+    assert len(poison_messages(world.connection_string, "cluster-resync")) == 1
+    assert len(world.panorama.write_calls()) == 1  # only the first, successful sync wrote
+
+
+def test_timer_fans_out_and_tombstones_a_cluster_no_longer_monitored(world):
+    world.kube.services = [service(**WEB)]
+    HANDLERS["resync_timer"](TimerRequest())
+    world.drain()
+    assert "20.0.0.1" in world.registered()
+    world.arm.add_cluster(
+        SUB, "rg-prod", "aks-prod1", tags={"other": "x"}, node_resource_group=NODE_GROUP
+    )
+    HANDLERS["resync_timer"](TimerRequest())
+    world.drain()
+    assert world.registered() == {}
+
+
+def test_http_resync_and_status(world):
+    world.kube.services = [service(**WEB)]
+    for body, code in [(b"[]", 400), (b"{", 400), (b'{"cluster": 3}', 400), (b'{"clusterr": "x"}', 400),
+                       (b'{"cluster": "nope"}', 404)]:  # fmt: skip
+        response = world.http("POST", "resync", body)
+        assert response.status_code == code, body
+        assert "error" in json.loads(response.get_body())
+    response = world.http("POST", "resync", b'{"cluster": "aks-prod1"}')
+    assert response.status_code == 202
+    assert json.loads(response.get_body()) == {"queued": [CLUSTER]}
+    assert world.http("POST", "resync", b"").status_code == 202
+    world.drain()
+    status = json.loads(world.http("GET", "status").get_body())
+    (cluster,) = status["clusters"]
+    assert cluster["id"] == CLUSTER and cluster["monitored"]
+    (target,) = cluster["targets"]
+    assert (target["target"], target["ips"], target["tags"]) == ("panorama", 1, 2)
+    assert target["lastApplied"] is not None
+    assert status["queues"] == {"cluster-resync": 0, "panorama-updates": 0,
+                                "cluster-resync-poison": 0, "panorama-updates-poison": 0}  # fmt: skip
+
+
+def test_device_group_targets_fan_out_to_connected_firewalls(world, monkeypatch, azurite):
+    world.panorama.disconnect("007000000002")
+    configure(monkeypatch, (world.arm, world.panorama, azurite.connection_string),
+              panorama={"host": world.panorama.url, "targets": {"deviceGroups": ["dg-east", "dg-west"]}})  # fmt: skip
+    world.kube.services = [service(**WEB)]
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert world.registered() == {}
+    assert set(world.panorama.registered(target="007000000001")) == {"20.0.0.1"}
+    assert world.panorama.registered(target="007000000002") == {}
+
+
+def test_unchanged_resync_queues_no_snapshot(world):
+    world.kube.services = [service(**WEB)]
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    writes = len(world.panorama.write_calls())
+    updates = len(world.updates.results)
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert len(world.updates.results) == updates  # nothing was even queued
+    assert len(world.panorama.write_calls()) == writes
+
+
+def test_event_latency_is_bounded_by_the_queue_only(world):
+    world.kube.services = [service(**WEB)]
+    started = time.monotonic()
+    world.event("lb-write.eventgrid.json")
+    world.updates.run_until_idle(timeout_s=20)
+    assert "20.0.0.1" in world.registered()
+    assert time.monotonic() - started < 10  # a bound against hangs; the figure is benchmarked
