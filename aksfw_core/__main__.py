@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AksfwError as error:
         print(f"aksfw: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from aksfw_core.aks.access import ClusterAccess
 from aksfw_core.aks.discovery import ClusterDiscovery
 from aksfw_core.config import PanoramaTargets
+from aksfw_core.errors import AuthError
 from aksfw_core.inventory import MonitoredCluster
 from aksfw_core.logs import log_event
 from aksfw_core.messages import PANORAMA_TARGET, ResyncRequest, Snapshot
@@ -105,6 +106,9 @@ class Resyncer:
         services = self._access.services(cluster)
         try:
             items = services.list_items()
+        except AuthError:
+            self._access.forget(cluster.id)  # fetch a fresh credential next time
+            raise
         finally:
             services.close()
         listed = parse_service_items(items)

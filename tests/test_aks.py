@@ -298,3 +298,23 @@ def test_clusters_and_resolve_event_commands(arm, monkeypatch, capsys, caplog):
     assert main(["resolve-event", str(EVENTS / "lb-write.eventgrid.json")]) == 0
     (change,) = json.loads(capsys.readouterr().out)["clusters"]
     assert change["action"] == "resync" and change["id"].endswith("/aks-prod1")
+
+
+def test_kubeconfig_is_reused_until_forgotten(arm):
+    with FakeKubeApi(token="local-account-token") as kube:
+        arm.add_cluster(
+            SUB1,
+            "rg",
+            "aks-local",
+            kubeconfig=kubeconfig_for(kube, {"token": "local-account-token"}),
+        )
+        access = ClusterAccess(settings(arm.url), ScopedTokens({}))
+        cluster = MonitoredCluster(
+            cluster_id(SUB1, "rg", "aks-local"), "aks-local", "aks-local", "MC"
+        )
+        for _ in range(3):
+            listed_names(access, cluster)
+        assert len(arm.credential_requests) == 1
+        access.forget(cluster.id.upper())
+        listed_names(access, cluster)
+        assert len(arm.credential_requests) == 2

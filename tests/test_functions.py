@@ -3,8 +3,10 @@ host played over Azurite, and the Resource Manager, Kubernetes and Panorama fake
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import secrets
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -19,7 +21,9 @@ from azure.storage.queue import QueueServiceClient
 import function_app
 from aksfw_core import functions
 from aksfw_core.messages import Snapshot, encode
-from aksfw_core.storage import StorageNames
+from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.reconcile import TagPlan
+from aksfw_core.storage import Storage, StorageNames
 from tests.conftest import API_KEY
 from tests.fakes.arm import FakeArm
 from tests.fakes.kube_api import FakeKubeApi, service
@@ -290,3 +294,42 @@ def test_event_latency_is_bounded_by_the_queue_only(world):
     world.updates.run_until_idle(timeout_s=20)
     assert "20.0.0.1" in world.registered()
     assert time.monotonic() - started < 10  # a bound against hangs; the figure is benchmarked
+
+
+def test_audit_repairs_drift_on_panorama(world):
+    world.kube.services = [service(**WEB)]
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    wanted = world.registered()
+    # Somebody removes one of aksfw's tags by hand:
+    with PanoramaClient(PanoramaSettings(url=world.panorama.url), ApiKey(API_KEY)) as manual:
+        manual.apply(TagPlan(unregister={"20.0.0.1": frozenset({"aks.aks-prod1.web"})}))
+    assert world.registered()["20.0.0.1"] == {"aks.aks-prod1.svc.app.web"}
+    assert world.http("POST", "resync", b"{}").status_code == 202
+    world.drain()
+    assert world.registered() != wanted  # an ordinary resync trusts the saved state
+    assert world.http("POST", "resync", b'{"audit": true}').status_code == 202
+    world.drain()
+    assert world.registered() == wanted
+
+
+def test_snapshot_too_large_for_the_queue_travels_as_a_blob(world):
+    app_storage = Storage.from_environ({"AzureWebJobsStorage": world.connection_string})
+    tags = {
+        f"10.{i >> 8}.{i & 255}.1": frozenset({f"aks.aks-prod1.{secrets.token_hex(20)}"})
+        for i in range(4000)
+    }
+    big = Snapshot(CLUSTER, "aks-prod1", "panorama", 5, tags)
+    assert len(encode(big)) > 48_000
+    app_storage.send("panorama-updates", big)
+    queue = QueueServiceClient.from_connection_string(world.connection_string).get_queue_client(
+        "panorama-updates"
+    )
+    (peeked,) = queue.peek_messages()
+    assert json.loads(base64.b64decode(peeked.content))["kind"] == "blob"
+    world.drain()
+    assert len(world.registered()) == 4000
+    blobs = BlobServiceClient.from_connection_string(world.connection_string).get_container_client(
+        "aksfw-state"
+    )
+    assert [b.name for b in blobs.list_blobs(name_starts_with="payloads/")] == []

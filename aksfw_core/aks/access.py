@@ -32,12 +32,23 @@ TOKEN_REFRESH_MARGIN_S = 300
 """Seconds before expiry at which an Entra token is replaced."""
 
 
+KUBECONFIG_TTL_S = 600.0
+"""Seconds a cluster's kubeconfig is reused, so an event storm costs no credential calls."""
+
+
 class ClusterAccess:
     """Opens `KubernetesServices` for monitored clusters."""
 
-    def __init__(self, settings: Settings, credential: TokenCredential) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        credential: TokenCredential,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
         self._credential = credential
+        self._clock = clock
+        self._kubeconfigs: dict[str, tuple[float, dict[str, Any], bool]] = {}
 
     def services(self, cluster: MonitoredCluster) -> KubernetesServices:
         """A Service lister for `cluster`; the caller closes it.
@@ -45,10 +56,7 @@ class ClusterAccess:
         Raises:
             AuthError, Retryable, NonRetryable: the credential could not be obtained.
         """
-        if cluster.credential == "token":
-            kubeconfig, entra = self._token_kubeconfig(cluster), False
-        else:
-            kubeconfig, entra = entra_to_token(self._user_kubeconfig(cluster))
+        kubeconfig, entra = self._kubeconfig(cluster)
         try:
             api_client = k8s_config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
                 kubeconfig, persist_config=False
@@ -58,6 +66,22 @@ class ClusterAccess:
         if entra:
             api_client.configuration.refresh_api_key_hook = EntraTokenHook(self._credential)
         return KubernetesServices(api_client)
+
+    def forget(self, cluster_id: str) -> None:
+        """Drop a cached kubeconfig (after the API server refused it)."""
+        self._kubeconfigs.pop(cluster_id.casefold(), None)
+
+    def _kubeconfig(self, cluster: MonitoredCluster) -> tuple[dict[str, Any], bool]:
+        key = cluster.id.casefold()
+        cached = self._kubeconfigs.get(key)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1], cached[2]
+        if cluster.credential == "token":
+            kubeconfig, entra = self._token_kubeconfig(cluster), False
+        else:
+            kubeconfig, entra = entra_to_token(self._user_kubeconfig(cluster))
+        self._kubeconfigs[key] = (self._clock() + KUBECONFIG_TTL_S, kubeconfig, entra)
+        return kubeconfig, entra
 
     def _user_kubeconfig(self, cluster: MonitoredCluster) -> dict[str, Any]:
         resource = managed_cluster_id(cluster.id)
