@@ -287,6 +287,7 @@ def panorama_settings(config: PanoramaConfig, target: str) -> PanoramaSettings:
         verify_tls=config.verify_tls,
         batch_size=config.batch_size,
         tag_timeout_s=config.tag_timeout_s,
+        read_timeout_s=config.read_timeout_s,
     )
 
 

@@ -99,6 +99,8 @@ class PanoramaConfig:
     """Seconds a registered tag lives; 0 = never expires."""
     batch_size: int = 1000
     """IP entries per uid-message."""
+    read_timeout_s: int = 60
+    """Seconds to wait for one XML API response."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +344,7 @@ def _panorama(value: object, path: str) -> PanoramaConfig:
         verify_tls=fields.optional("verifyTls", _boolean) is not False,
         tag_timeout_s=fields.optional("tagTimeoutSeconds", _integer(0, 2_592_000)) or 0,
         batch_size=fields.optional("batchSize", _integer(1, 5000)) or 1000,
+        read_timeout_s=fields.optional("readTimeoutSeconds", _integer(1, 600)) or 60,
     )
     fields.done()
     return config

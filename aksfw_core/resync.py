@@ -126,11 +126,9 @@ class Resyncer:
 
     def _already_there(self, snapshot: Snapshot) -> bool:
         applied, _ = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
-        if (
-            applied is not None
-            and not applied.dirty
-            and applied.fingerprint == snapshot.fingerprint
-        ):
+        if applied is not None and applied.dirty:
+            return False  # the last apply failed or was refused in part: send again
+        if applied is not None and applied.fingerprint == snapshot.fingerprint:
             return True
         mark = self._storage.load_enqueued(snapshot.cluster_id, snapshot.target)
         return (

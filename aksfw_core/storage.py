@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -139,14 +139,16 @@ class Storage:
 
         A message too large for the queue is stored as a blob and sent as a reference.
         """
-        self.ensure()
         text = encode(message)
-        with storage_errors(f"send to {queue}"):
-            if len(text) > MAX_QUEUE_TEXT:
-                name = f"payloads/{uuid.uuid4().hex}.json"
-                self._state.upload_blob(name, text.encode(), overwrite=False)
-                text = encode_reference(BlobReference(name))
-            self._queue(queue).send_message(text, visibility_timeout=delay_s or None)
+        if len(text) > MAX_QUEUE_TEXT:
+            name = f"payloads/{uuid.uuid4().hex}.json"
+            data = text.encode()
+            self._recreating(f"write {name}", lambda: self._state.upload_blob(name, data))
+            text = encode_reference(BlobReference(name))
+        self._recreating(
+            f"send to {queue}",
+            lambda: self._queue(queue).send_message(text, visibility_timeout=delay_s or None),
+        )
 
     def receive(self, body: str | bytes) -> Message:
         """Decode a message the host delivered, fetching a blob-stored body.
@@ -175,9 +177,8 @@ class Storage:
 
     def poison(self, queue: str, body: str) -> None:
         """Put a message that can never succeed on `<queue>-poison` straight away."""
-        self.ensure()
-        with storage_errors(f"send to {queue}{POISON_SUFFIX}"):
-            self._queue(queue + POISON_SUFFIX).send_message(body)
+        poison = queue + POISON_SUFFIX
+        self._recreating(f"send to {poison}", lambda: self._queue(poison).send_message(body))
 
     def depth(self, queue: str) -> int:
         """Approximate number of messages waiting in a queue."""
@@ -235,10 +236,15 @@ class Storage:
         self.ensure()
         states = []
         with storage_errors("list applied states"):
-            for blob in self._state.list_blobs(name_starts_with="applied/"):
-                data, _ = self._read(blob.name)
-                if data is not None:
-                    states.append(applied_from_json(data))
+            try:
+                names = [b.name for b in self._state.list_blobs(name_starts_with="applied/")]
+            except ResourceNotFoundError:  # the container is gone (a fresh emulator)
+                self._ready = False
+                return []
+        for name in names:
+            data, _ = self._read(name)
+            if data is not None:
+                states.append(applied_from_json(data))
         return states
 
     def load_enqueued(self, cluster_id: str, target: str) -> EnqueuedMark | None:
@@ -247,9 +253,10 @@ class Storage:
 
     def save_enqueued(self, mark: EnqueuedMark) -> None:
         name = f"enqueued/{state_key(mark.cluster_id, mark.target)}.json"
-        self.ensure()
-        with storage_errors(f"write {name}"):
-            self._state.upload_blob(name, to_bytes(mark.as_json()), overwrite=True)
+        data = to_bytes(mark.as_json())
+        self._recreating(
+            f"write {name}", lambda: self._state.upload_blob(name, data, overwrite=True)
+        )
 
     def load_marker(self, name: str) -> float | None:
         """A timestamp kept under `meta/<name>` (e.g. the last audit), or None."""
@@ -260,9 +267,10 @@ class Storage:
             return None
 
     def save_marker(self, name: str, at: float) -> None:
-        self.ensure()
-        with storage_errors(f"write meta/{name}"):
-            self._state.upload_blob(f"meta/{name}.json", to_bytes({"at": at}), overwrite=True)
+        blob, data = f"meta/{name}.json", to_bytes({"at": at})
+        self._recreating(
+            f"write {blob}", lambda: self._state.upload_blob(blob, data, overwrite=True)
+        )
 
     def _read(self, name: str) -> tuple[bytes | None, str | None]:
         self.ensure()
@@ -274,8 +282,7 @@ class Storage:
             return downloader.readall(), downloader.properties.etag
 
     def _write(self, name: str, data: bytes, etag: str | None) -> None:
-        self.ensure()
-        with storage_errors(f"write {name}"):
+        def upload() -> None:
             try:
                 if etag is None:
                     self._state.upload_blob(name, data, overwrite=False)
@@ -289,6 +296,22 @@ class Storage:
                     )
             except (ResourceExistsError, ResourceModifiedError):
                 raise Retryable(f"{name} changed concurrently") from None
+
+        self._recreating(f"write {name}", upload)
+
+    def _recreating(self, what: str, write: Callable[[], object]) -> None:
+        """Run a write; if its queue or container is gone (a storage account or emulator
+        reset), create them again and write once more."""
+        self.ensure()
+        with storage_errors(what):
+            try:
+                write()
+                return
+            except ResourceNotFoundError:
+                self._ready = False
+        self.ensure()
+        with storage_errors(what):
+            write()
 
 
 def azurite_connection_string(host: str = "127.0.0.1") -> str:

@@ -11,7 +11,7 @@ from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.retry import RetrySettings
 from tests.fakes.panorama import PanoramaSimulator
 
-pytest_plugins = ["tests.azurite_fixtures"]
+pytest_plugins = ["tests.azurite_fixtures", "tests.flow"]
 
 API_KEY = "test-key-0123456789abcdef"
 FAST_RETRY = RetrySettings(attempts=3, initial_wait_s=0.0, max_wait_s=0.0, max_retry_after_s=60)

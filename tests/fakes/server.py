@@ -289,6 +289,7 @@ class FakeServer(ABC):
         server = LoopbackHTTPServer(self._handle, context, self._port, self._errors)
         server.start()
         self._server = server
+        self._port = server.port  # a restart after stop() comes back on the same port
         return self
 
     def stop(self) -> None:
