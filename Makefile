@@ -7,13 +7,32 @@ PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean checkov
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements-dev.txt
 	$(PIP) install --no-deps -e .
 	touch $(STAMP)
+
+# checkov (Bicep security checks) in its own venv: it pins older dependencies than the tests'.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip --quiet --disable-pip-version-check install -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+# Offline: no policy download, no update check. checkov passes files it cannot parse, so a
+# parsing error fails here, naming the file.
+CHECKOV := CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov \
+	-d infra --framework bicep --compact --skip-download
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV) --quiet > $(CHECKOV_VENV)/report.txt; status=$$?; cat $(CHECKOV_VENV)/report.txt; \
+	if grep -q 'Parsing errors' $(CHECKOV_VENV)/report.txt; then \
+		$(CHECKOV) | grep 'Error parsing' >&2; exit 1; fi; exit $$status
 
 # Azurite, the Azure Storage emulator the tests run against.
 $(NODE_STAMP): package.json package-lock.json
@@ -27,11 +46,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check aksfw_core function_app.py tests examples bench
 	$(BIN)/mypy
 
-test: lint $(NODE_STAMP)
+test: lint checkov $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.sync_scale
+bench: $(STAMP) $(NODE_STAMP)
+	$(PIP) install -r requirements-bench.txt
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

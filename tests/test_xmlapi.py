@@ -61,13 +61,12 @@ def test_no_request_exceeds_5_mb_even_with_32_long_tags_per_ip():
     assert sum(len(members(b.command, "register")) for b in batches) == 3000
 
 
-def test_register_carries_timeout_and_persistence_unregister_does_not():
+def test_register_carries_the_timeout_unregister_does_not():
     plan = TagPlan(register={"1.1.1.1": frozenset({"t"})}, unregister={"2.2.2.2": frozenset({"u"})})
     (batch,) = xmlapi.uid_batches(plan, tag_timeout_s=3600)
     root = ET.fromstring(batch.command)
     assert root.findtext("version") == "2.0" and root.findtext("type") == "update"
     reg = root.find("payload/register/entry")
-    assert reg.get("persistent") == "1"
     assert reg.find("tag/member").get("timeout") == "3600"
     unreg = root.find("payload/unregister/entry")
     assert unreg.find("tag/member").get("timeout") is None

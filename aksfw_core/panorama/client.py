@@ -38,6 +38,11 @@ class ApiKey:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
+        if value.startswith("@Microsoft.KeyVault("):
+            raise InputError(
+                "PANORAMA_API_KEY is an unresolved Key Vault reference: store the secret "
+                "panorama-api-key in the vault and let the app's identity read it"
+            )
         if not value or not value.isprintable() or value != value.strip():
             raise InputError("the Panorama API key is empty or holds invalid characters")
         self._value = value

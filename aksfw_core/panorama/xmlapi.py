@@ -117,8 +117,6 @@ class _BatchBuilder:
 
 def _entry(action: Action, ip: str, tags: frozenset[str], tag_timeout_s: int) -> ET.Element:
     entry = ET.Element("entry", ip=ip)
-    if action == "register":
-        entry.set("persistent", "1")
     tag_element = ET.SubElement(entry, "tag")
     for tag in sorted(tags):
         member = ET.SubElement(tag_element, "member")

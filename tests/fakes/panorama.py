@@ -618,6 +618,8 @@ class PanoramaSimulator(FakeServer):
         node = children[0]
         if node.tag == "devicegroups":
             return self._show_devicegroups()
+        if node.tag == "system" and [child.tag for child in node] == ["info"]:
+            return self._show_system_info()
         if node.tag != "object":
             raise _OpSyntaxError(f"show -> {node.tag} is unexpected")
         inner = list(node)
@@ -625,6 +627,16 @@ class PanoramaSimulator(FakeServer):
             name = inner[0].tag if inner else "object"
             raise _OpSyntaxError(f"show -> object -> {name} is unexpected")
         return self._show_registered_ip(inner[0], target, vsys)
+
+    def _show_system_info(self) -> HttpResponse:
+        """`show system info`: what clients read to learn the PAN-OS version."""
+        return _xml(
+            '<response status="success"><result><system>'
+            "<hostname>simulator</hostname><model>Panorama</model><serial>007000000000</serial>"
+            "<sw-version>11.1.0</sw-version><app-version>8800-8900</app-version>"
+            "<multi-vsys>off</multi-vsys>"
+            "</system></result></response>"
+        )
 
     def _show_devicegroups(self) -> HttpResponse:
         with self._lock:

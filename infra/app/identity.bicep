@@ -1,0 +1,23 @@
+// The user-assigned managed identity aksfw runs as: the Functions host (storage, deployment
+// package, Application Insights), Key Vault references, azure-identity in the code, and the
+// Event Grid system topics (dead-lettering) all use it.
+
+@description('Name of the identity.')
+param name string
+
+@description('Region.')
+param location string
+
+@description('Tags of every resource.')
+param tags object
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output name string = identity.name
+output clientId string = identity.properties.clientId
+output principalId string = identity.properties.principalId

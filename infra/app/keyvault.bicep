@@ -1,0 +1,89 @@
+// The vault holding aksfw's secrets, in RBAC mode: `panorama-api-key` (the Panorama XML API
+// key, read through a Key Vault reference) and the service-account tokens of clusters with a
+// `token` credential (named by the configuration). Only identities with a data-plane role
+// (rbac.bicep) read or write secrets.
+
+@description('Name of the vault.')
+param name string
+
+@description('Region.')
+param location string
+
+@description('Tags of every resource.')
+param tags object
+
+@secure()
+@description('Panorama XML API key; empty = the secret is set by hand (az keyvault secret set).')
+param panoramaApiKey string = ''
+
+@description('Accept only private endpoints, trusted Azure services and allowedIpRanges (vnetEnabled).')
+param networkRestricted bool = false
+
+@description('With networkRestricted: public IP ranges (CIDR) still allowed in.')
+param allowedIpRanges array = []
+
+@description('Log Analytics workspace receiving the vault audit log.')
+param logAnalyticsWorkspaceId string
+
+var panoramaApiKeySecretName = 'panorama-api-key'
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109:The firewall denies by default with vnetEnabled (private endpoint, trusted services, allowedIpRanges). Without a virtual network the Flex Consumption app has no fixed outbound addresses to allow, so access rests on Entra ID and RBAC (Key Vault Secrets User for the app only).
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+    enabledForDeployment: false
+    enabledForDiskEncryption: false
+    enabledForTemplateDeployment: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: networkRestricted ? 'Deny' : 'Allow'
+      ipRules: [for range in allowedIpRanges: {
+        value: range
+      }]
+      virtualNetworkRules: []
+    }
+  }
+}
+
+module panoramaKey 'panorama-secret.bicep' = if (!empty(panoramaApiKey)) {
+  name: 'panorama-api-key'
+  params: {
+    keyVaultName: vault.name
+    secretName: panoramaApiKeySecretName
+    value: panoramaApiKey
+  }
+}
+
+resource auditLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'audit'
+        enabled: true
+      }
+    ]
+  }
+}
+
+output id string = vault.id
+output name string = vault.name
+@description('https://<name>.vault.azure.net/ (with the trailing slash), for Key Vault references.')
+output vaultUri string = vault.properties.vaultUri
+@description('The vault URL without the trailing slash, for the configuration document.')
+output url string = endsWith(vault.properties.vaultUri, '/') ? substring(vault.properties.vaultUri, 0, length(vault.properties.vaultUri) - 1) : vault.properties.vaultUri
+output panoramaApiKeySecretName string = panoramaApiKeySecretName

@@ -1,0 +1,270 @@
+// aksfw on Azure Functions (Flex Consumption), deployed by `azd up`.
+//
+// rg-<env>: managed identity, storage (host, queues, state, deployment package, dead
+// letters), Key Vault (RBAC), Log Analytics + Application Insights (Entra ID auth), the
+// plan and the function app, optionally a virtual network with private endpoints.
+// In every monitored subscription: the identity's roles and rg-<env>-events with the Event
+// Grid system topic; the event subscription follows once the code is deployed
+// (deployEventSubscriptions, turned on by the postdeploy hook). Explicit clusters get their
+// roles on themselves. No secret is stored in plain text anywhere.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment: names the resource groups (rg-<env>, rg-<env>-events) and seeds the unique token in resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region of the app, its storage, vault and monitoring, and of the events resource groups.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Subscriptions aksfw scans for clusters carrying the discovery tag and whose Resource Manager events it subscribes to (one Event Grid system topic each). List every subscription that holds a monitored cluster.')
+param monitoredSubscriptionIds array = [
+  subscription().subscriptionId
+]
+
+@description('Azure tag (key, or key=value) that marks an AKS cluster as monitored (config.discovery.tag); empty = no discovery by tag.')
+param discoveryTag string = 'aksfw'
+
+@description('Explicitly monitored clusters (config.clusters): objects with id and optional alias, selectors and credential, as in the README "Configuration".')
+param clusters array = []
+
+@description('Panorama address, host[:port] (config.panorama.host). Ignored when aksfwConfig is given.')
+param panoramaHost string
+
+@description('Where IP-tags are registered (config.panorama.targets): "panorama", or the JSON of an object such as {"deviceGroups": ["dg-aks"]}, {"serials": ["0123456789"]} or {"panorama": true, "deviceGroups": [...]}.')
+param panoramaTargets string = 'panorama'
+
+@description('Virtual system of the registrations (config.panorama.vsys), e.g. vsys1; empty = the default.')
+param panoramaVsys string = ''
+
+@minValue(0)
+@maxValue(2592000)
+@description('Seconds a registered tag lives on the firewalls (config.panorama.tagTimeoutSeconds); 0 = never expires.')
+param tagTimeoutSeconds int = 0
+
+@description('A complete aksfw configuration document (README "Configuration"). When not empty it is used as it is instead of the document built from the parameters above; "keyVault" defaults to the deployed vault.')
+param aksfwConfig object = {}
+
+@secure()
+@description('Panorama XML API key. When given it is stored as the Key Vault secret panorama-api-key; when empty, set that secret yourself (az keyvault secret set). Never stored anywhere else.')
+param panoramaApiKey string = ''
+
+@description('The monitored clusters use Azure RBAC for Kubernetes authorization: give the app Azure Kubernetes Service RBAC Reader on them (otherwise bind a Kubernetes role, see the README "Permissions").')
+param clustersUseAzureRbac bool = true
+
+@description('Integrate the app with a new virtual network (Panoramas and private clusters reachable only privately). Storage and vault then take private endpoints and deny other networks except trusted Azure services and allowedIpRanges.')
+param vnetEnabled bool = false
+
+@description('With vnetEnabled: address space of the virtual network; it must not overlap the networks you peer it with.')
+param vnetAddressPrefix string = '10.240.0.0/24'
+
+@description('With vnetEnabled: subnet of the app (delegated to Microsoft.App/environments), inside vnetAddressPrefix.')
+param vnetAppSubnetPrefix string = '10.240.0.0/25'
+
+@description('With vnetEnabled: subnet of the private endpoints (storage blob and queue, vault), inside vnetAddressPrefix.')
+param vnetPrivateEndpointSubnetPrefix string = '10.240.0.128/26'
+
+@description('With vnetEnabled: public IP ranges (CIDR) still allowed to reach the storage account and the vault, e.g. the machine that runs az keyvault secret set.')
+param allowedIpRanges array = []
+
+@description('Create the Event Grid subscriptions to the resource_event function. The function must exist first, so the azd postdeploy hook turns this on after the first code deploy.')
+param deployEventSubscriptions bool = false
+
+@description('Optional: object ID of an administrator or tester given data access to the app\'s storage and Key Vault Secrets Officer on its vault (to set secrets and run the app locally against Azure). Empty = nobody.')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+@description('Kind of principalId.')
+param principalType string = 'User'
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var deploymentContainerName = 'app-package-${resourceToken}'
+// Whole subscriptions need the cluster roles when clusters are found by tag (or when the
+// configuration is given whole and cannot be inspected here); explicit clusters get them on
+// themselves.
+var subscriptionWideAccess = !empty(discoveryTag) || !empty(aksfwConfig)
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: '${abbrs.resourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentities}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.logAnalyticsWorkspaces}${resourceToken}'
+    appInsightsName: '${abbrs.appInsights}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    networkRestricted: vnetEnabled
+    allowedIpRanges: allowedIpRanges
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module keyVault 'app/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaults}${resourceToken}'
+    location: location
+    tags: tags
+    panoramaApiKey: panoramaApiKey
+    networkRestricted: vnetEnabled
+    allowedIpRanges: allowedIpRanges
+    logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+module vnet 'app/vnet.bicep' = if (vnetEnabled) {
+  name: 'vnet'
+  scope: rg
+  params: {
+    name: '${abbrs.virtualNetworks}${resourceToken}'
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: vnetAppSubnetPrefix
+    privateEndpointSubnetPrefix: vnetPrivateEndpointSubnetPrefix
+    networkSecurityGroupName: '${abbrs.networkSecurityGroups}${resourceToken}'
+    privateEndpointPrefix: abbrs.privateEndpoints
+    storageAccountId: storage.outputs.id
+    keyVaultId: keyVault.outputs.id
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+    identityPrincipalId: identity.outputs.principalId
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+// The configuration document (README "Configuration"): only keys parse_settings knows.
+var builtConfig = {
+  subscriptions: monitoredSubscriptionIds
+  discovery: empty(discoveryTag) ? null : {
+    tag: discoveryTag
+  }
+  clusters: clusters
+  keyVault: keyVault.outputs.url
+  panorama: {
+    host: panoramaHost
+    targets: (toLower(trim(panoramaTargets)) == 'panorama') ? 'panorama' : json(panoramaTargets)
+    vsys: empty(panoramaVsys) ? null : panoramaVsys
+    tagTimeoutSeconds: tagTimeoutSeconds
+  }
+}
+var configDocument = empty(aksfwConfig) ? builtConfig : union({
+  keyVault: keyVault.outputs.url
+}, aksfwConfig)
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: '${abbrs.functionApps}${resourceToken}'
+    planName: '${abbrs.serverFarms}${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
+    deploymentContainerName: deploymentContainerName
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultUri: keyVault.outputs.vaultUri
+    panoramaApiKeySecretName: keyVault.outputs.panoramaApiKeySecretName
+    aksfwConfig: string(configDocument)
+    virtualNetworkSubnetId: vnetEnabled ? vnet.outputs.appSubnetId : ''
+  }
+  // Start the app once it may use its storage, vault and telemetry.
+  dependsOn: [
+    rbac
+  ]
+}
+
+module monitoredSubscriptions 'app/monitored-subscription.bicep' = [for subscriptionId in monitoredSubscriptionIds: {
+  name: 'aksfw-${resourceToken}-${subscriptionId}'
+  scope: subscription(subscriptionId)
+  params: {
+    location: location
+    tags: tags
+    resourceGroupName: '${abbrs.resourceGroups}${environmentName}-events'
+    systemTopicName: '${abbrs.eventGridSystemTopics}aksfw-${resourceToken}'
+    principalId: identity.outputs.principalId
+    identityId: identity.outputs.id
+    grantSubscriptionRoles: subscriptionWideAccess
+    clustersUseAzureRbac: clustersUseAzureRbac
+    deployEventSubscription: deployEventSubscriptions
+    functionId: '${api.outputs.id}/functions/resource_event'
+    deadLetterStorageAccountId: storage.outputs.id
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+  }
+}]
+
+// Cluster IDs: /subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.ContainerService/managedClusters/<name>
+module clusterAccess 'app/cluster-access.bicep' = [for cluster in clusters: {
+  name: take('aksfw-${resourceToken}-${split(cluster.id, '/')[8]}', 64)
+  scope: resourceGroup(split(cluster.id, '/')[2], split(cluster.id, '/')[4])
+  params: {
+    cluster: cluster
+    principalId: identity.outputs.principalId
+    clustersUseAzureRbac: clustersUseAzureRbac
+  }
+}]
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output RESYNC_URL string = 'https://${api.outputs.defaultHostName}/api/resync'
+output STATUS_URL string = 'https://${api.outputs.defaultHostName}/api/status'
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_URI string = keyVault.outputs.url
+@description('Object ID of the app\'s managed identity: the subject of Kubernetes role bindings on clusters with Kubernetes RBAC.')
+output AKSFW_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output AKSFW_VNET_ID string = vnetEnabled ? vnet.outputs.id : ''

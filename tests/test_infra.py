@@ -1,0 +1,789 @@
+"""The azd deployment (azure.yaml, infra/), checked offline: the Bicep parses, its modules
+exist, the app settings match what the code reads, the Event Grid filter matches what
+aksfw_core.events resolves, the configuration document it builds is one the parser takes,
+roles are the least the README asks for, and no secret is written in plain text.
+
+Bicep is read with pycep (a Python Bicep parser); `make checkov` runs the security checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import re
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pycep import BicepParser
+
+from aksfw_core import events
+from aksfw_core.config import load_settings, parse_settings
+from aksfw_core.errors import InputError
+from aksfw_core.inventory import Inventory, MonitoredCluster
+from aksfw_core.storage import StorageNames
+from tests.infra_settings import (
+    FORBIDDEN,
+    LOCAL_ONLY,
+    READ_BY_OTHERS,
+    app_settings,
+    code_environment_names,
+    environment_names_in,
+    settings_problems,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+MAIN = INFRA / "main.bicep"
+APP = INFRA / "app"
+
+SUB = "11111111-1111-1111-1111-111111111111"
+VAULT_URL = "https://kv-test.vault.azure.net"
+
+# Azure built-in role definition IDs (Microsoft Learn, "Azure built-in roles"): the only
+# roles the deployment grants.
+BUILT_IN_ROLES = {
+    "reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    "aksClusterUser": "4abbcc35-e782-43d8-92c5-2d3f1bd2253f",
+    "aksRbacReader": "7f6c6a51-bcf8-42ba-9220-52d62157d7db",
+    "keyVaultSecretsOfficer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
+    "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "storageBlobDataContributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+}
+
+
+@functools.cache
+def bicep(path: Path) -> dict[str, Any]:
+    return BicepParser().parse(file_path=path)
+
+
+def body(resource_or_module: Mapping[str, Any]) -> dict[str, Any]:
+    """The declaration's own properties, past `if (…)` and `[for …]` wrappers."""
+    config = resource_or_module["config"]
+    while "config" in config and ("condition" in config or "loop_type" in config):
+        config = config["config"]
+    return config
+
+
+def condition(resource_or_module: Mapping[str, Any]) -> Any:
+    return resource_or_module["config"].get("condition")
+
+
+def resources_of(path: Path, type_: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in bicep(path).get("resources", {}).items()
+        if resource["type"] == type_ and not resource["existing"]
+    }
+
+
+def variable(path: Path, name: str) -> Any:
+    return bicep(path)["variables"][name]["value"]
+
+
+def unquote(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text
+
+
+# --- the files ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_bicep_file_parses(path):
+    assert bicep(path)
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_module_is_a_local_file_that_exists(path):
+    for name, module in bicep(path).get("modules", {}).items():
+        assert module["type"] == "local", f"{path.name}: module {name} is not a local file"
+        target = path.parent / module["detail"]["path"]
+        assert target.is_file(), f"{path.name}: module {name}: {target} is missing"
+
+
+def test_every_module_file_is_used():
+    used = {
+        (path.parent / module["detail"]["path"]).resolve()
+        for path in BICEP_FILES
+        for module in bicep(path).get("modules", {}).values()
+    }
+    unused = [p for p in BICEP_FILES if p != MAIN and p.resolve() not in used]
+    assert not unused
+
+
+def test_main_is_deployed_at_subscription_scope_into_the_environments_group():
+    document = bicep(MAIN)
+    assert document["globals"]["scope"]["value"] == "subscription"
+    (group,) = resources_of(MAIN, "Microsoft.Resources/resourceGroups").values()
+    assert body(group)["name"] == "${abbrs.resourceGroups}${environmentName}"
+    assert json.loads((INFRA / "abbreviations.json").read_text())["resourceGroups"] == "rg-"
+    assert body(group)["tags"] == "tags"
+    assert variable(MAIN, "tags") == {"'azd-env-name'": "environmentName"}
+
+
+def test_abbreviations_are_all_used():
+    abbreviations = json.loads((INFRA / "abbreviations.json").read_text())
+    text = MAIN.read_text()
+    assert [key for key in abbreviations if f"abbrs.{key}" not in text] == []
+
+
+def test_every_parameter_is_described():
+    for path in BICEP_FILES:
+        for name, parameter in bicep(path).get("parameters", {}).items():
+            kinds = {decorator["type"] for decorator in parameter["decorators"]}
+            assert "description" in kinds, f"{path.name}: parameter {name}"
+
+
+def test_main_outputs_what_azd_and_the_readme_use():
+    outputs = bicep(MAIN)["outputs"]
+    for name in (
+        "AZURE_FUNCTION_APP_NAME",
+        "RESYNC_URL",
+        "STATUS_URL",
+        "AZURE_KEY_VAULT_NAME",
+        "RESOURCE_GROUP",
+        "AZURE_LOCATION",
+        "AZURE_TENANT_ID",
+    ):
+        assert name in outputs
+    assert outputs["RESYNC_URL"]["value"] == "https://${api.outputs.defaultHostName}/api/resync"
+    assert outputs["STATUS_URL"]["value"] == "https://${api.outputs.defaultHostName}/api/status"
+
+
+def test_azure_yaml_deploys_this_folder_as_a_python_function_app():
+    project = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert project["services"] == {
+        "api": {"project": ".", "language": "python", "host": "function"}
+    }
+    hook = project["hooks"]["postdeploy"]
+    assert (ROOT / hook["posix"]["run"]).is_file()
+    assert (ROOT / hook["windows"]["run"]).is_file()
+
+
+@pytest.mark.parametrize("name", ["postdeploy.sh", "postdeploy.ps1"])
+def test_postdeploy_hook_provisions_the_event_subscriptions_once(name):
+    text = (INFRA / "hooks" / name).read_text()
+    assert "azd env get-value DEPLOY_EVENT_SUBSCRIPTIONS" in text
+    assert "azd env set DEPLOY_EVENT_SUBSCRIPTIONS true" in text
+    assert "azd provision --no-prompt" in text
+    # The early exit when the flag is already on comes before any provisioning.
+    assert text.index("'true'" if name.endswith("ps1") else '= "true"') < text.index(
+        "azd provision"
+    )
+
+
+def test_postdeploy_shell_hook_is_valid_sh():
+    subprocess.run(["sh", "-n", str(INFRA / "hooks" / "postdeploy.sh")], check=True)
+
+
+# --- parameters -----------------------------------------------------------------------
+
+
+def main_parameters() -> dict[str, Any]:
+    return json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+
+
+def test_parameters_file_maps_azd_environment_values():
+    parameters = main_parameters()
+    declared = bicep(MAIN)["parameters"]
+    assert set(parameters) <= set(declared)
+    assert parameters["environmentName"] == {"value": "${AZURE_ENV_NAME}"}
+    assert parameters["location"] == {"value": "${AZURE_LOCATION}"}
+    assert parameters["deployEventSubscriptions"] == {
+        "value": "${DEPLOY_EVENT_SUBSCRIPTIONS=false}"
+    }
+    # Every parameter without a default is given (azd prompts for it when unset).
+    required = {name for name, p in declared.items() if "default" not in p}
+    assert required <= set(parameters)
+
+
+def test_parameter_file_defaults_are_the_bicep_defaults():
+    declared = bicep(MAIN)["parameters"]
+    for name, entry in main_parameters().items():
+        match = re.fullmatch(r"\$\{(\w+)(?:=(.*))?\}", entry["value"])
+        assert match, f"{name}: expected a single ${{VARIABLE}} or ${{VARIABLE=default}}"
+        if match.group(2) is None:
+            continue
+        default = declared[name]["default"]
+        assert match.group(2) == (
+            str(default).lower() if isinstance(default, bool) else str(default)
+        ), name
+
+
+def test_panorama_api_key_is_a_secure_parameter_never_given_in_plain_text():
+    parameter = bicep(MAIN)["parameters"]["panoramaApiKey"]
+    assert {"type": "secure"} in parameter["decorators"]
+    assert parameter["default"] == ""
+    # Only ever an azd environment value (azd env set-secret keeps it in Key Vault).
+    assert main_parameters()["panoramaApiKey"] == {"value": "${AKSFW_PANORAMA_API_KEY=}"}
+    for path in BICEP_FILES:
+        for name, output in bicep(path).get("outputs", {}).items():
+            text = json.dumps(output)
+            assert not re.search(r"\bpanoramaApiKey\b", text), f"{path.name}: output {name}"
+
+
+# --- app settings ---------------------------------------------------------------------
+
+
+def test_code_scanner_finds_every_way_of_reading_the_environment():
+    source = (
+        "import os\n"
+        "a = os.environ.get('A')\n"
+        "b = environ.get('B', 'x')\n"
+        "c = os.environ['C']\n"
+        "d = os.getenv('D')\n"
+        "e = self.environ.get('E')\n"
+        "f = other.get('F')\n"
+    )
+    assert environment_names_in(source) == {"A", "B", "C", "D", "E"}
+
+
+def test_code_reads_the_names_the_readme_documents():
+    names = code_environment_names()
+    assert {"AKSFW_CONFIG", "PANORAMA_API_KEY", "AKSFW_ARM_ENDPOINT", "AKSFW_DEV_TOKEN"} <= names
+
+
+def test_app_settings_match_what_the_code_reads():
+    written = app_settings(bicep(APP / "api.bicep"))
+    assert settings_problems(written, code_environment_names()) == []
+
+
+def test_the_settings_check_catches_drift():
+    # In step: aksfw reads what is set, others read the rest, local names stay unset.
+    written = set(READ_BY_OTHERS) | {"AKSFW_CONFIG", "PANORAMA_API_KEY"}
+    read = set(LOCAL_ONLY) | {"AKSFW_CONFIG", "PANORAMA_API_KEY"}
+    assert settings_problems(written, read) == []
+    renamed = (written - {"AKSFW_CONFIG"}) | {"AKSFW_CONFIGURATION"}
+    assert settings_problems(renamed, read) == [
+        "the Bicep sets AKSFW_CONFIGURATION, which nobody reads",
+        "the code reads AKSFW_CONFIG, which the Bicep does not set",
+    ]
+    assert settings_problems(written | {"AKSFW_DEV_TOKEN"}, read) == [
+        "the Bicep sets AKSFW_DEV_TOKEN"
+    ]
+    assert settings_problems(written, read | {"AKSFW_NEW_KNOB"}) == [
+        "the code reads AKSFW_NEW_KNOB, which the Bicep does not set"
+    ]
+    assert settings_problems(written - {"AZURE_CLIENT_ID"}, read) == [
+        "READ_BY_OTHERS lists AZURE_CLIENT_ID, which the Bicep no longer sets"
+    ]
+    assert settings_problems(written, read - {"PANORAMA_USER"}) == [
+        "LOCAL_ONLY lists PANORAMA_USER, which the code no longer reads"
+    ]
+
+
+def test_allow_lists_are_documented_and_disjoint():
+    assert all(READ_BY_OTHERS.values()) and all(LOCAL_ONLY.values())
+    assert not set(READ_BY_OTHERS) & set(LOCAL_ONLY)
+    assert set(FORBIDDEN) <= set(LOCAL_ONLY)
+
+
+def test_no_secret_is_written_into_app_settings():
+    settings = app_settings(bicep(APP / "api.bicep"))
+    assert settings["PANORAMA_API_KEY"] == (
+        "@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${panoramaApiKeySecretName})"
+    )
+    assert "AKSFW_DEV_TOKEN" not in settings
+    assert "AzureWebJobsStorage" not in settings  # a connection string would hold a key
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
+    assert settings["AZURE_CLIENT_ID"] == "identityClientId"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
+        "ClientId=${identityClientId};Authorization=AAD"
+    )
+
+
+def test_function_app_runs_as_its_identity_on_flex_consumption():
+    (plan,) = resources_of(APP / "api.bicep", "Microsoft.Web/serverfarms").values()
+    assert body(plan)["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert body(plan)["properties"]["reserved"] is True
+    (site,) = resources_of(APP / "api.bicep", "Microsoft.Web/sites").values()
+    config = body(site)
+    assert config["kind"] == "functionapp,linux"
+    properties = config["properties"]
+    assert properties["httpsOnly"] is True
+    assert properties["keyVaultReferenceIdentity"] == "identityId"
+    assert config["identity"]["type"] == "UserAssigned"
+    function_config = properties["functionAppConfig"]
+    assert function_config["runtime"] == {"name": "python", "version": "3.11"}
+    storage = function_config["deployment"]["storage"]
+    assert storage["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": "identityId",
+    }
+    assert properties["siteConfig"]["minTlsVersion"] == "1.2"
+    assert properties["siteConfig"]["ftpsState"] == "Disabled"
+    assert "'azd-service-name': 'api'" in (APP / "api.bicep").read_text()
+
+
+def test_runtime_version_is_one_the_requirements_support():
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert "3.11" in requirements or "azure-functions>=1.20,<2" in requirements
+
+
+# --- storage and vault ----------------------------------------------------------------
+
+
+def test_storage_account_is_identity_only():
+    (account,) = resources_of(APP / "storage.bicep", "Microsoft.Storage/storageAccounts").values()
+    properties = body(account)["properties"]
+    assert properties["allowSharedKeyAccess"] is False
+    assert properties["allowBlobPublicAccess"] is False
+    assert properties["minimumTlsVersion"] == "TLS1_2"
+    assert properties["supportsHttpsTrafficOnly"] is True
+
+
+def test_storage_declares_the_queues_and_containers_the_code_uses():
+    queues = variable(APP / "storage.bicep", "queueNames")
+    assert sorted(queues) == sorted(StorageNames().queues)
+    containers = {
+        body(c)["name"]
+        for c in resources_of(
+            APP / "storage.bicep", "Microsoft.Storage/storageAccounts/blobServices/containers"
+        ).values()
+    }
+    assert containers == {
+        StorageNames().state_container,
+        "deploymentContainerName",
+        "deadLetterContainerName",
+    }
+    assert variable(APP / "storage.bicep", "deadLetterContainerName") == "eventgrid-deadletter"
+    triggers = re.findall(r'queue_name="([^"]+)"', (ROOT / "function_app.py").read_text())
+    assert set(triggers) <= set(queues)
+
+
+def test_key_vault_uses_rbac_and_keeps_deleted_secrets():
+    (vault,) = resources_of(APP / "keyvault.bicep", "Microsoft.KeyVault/vaults").values()
+    properties = body(vault)["properties"]
+    assert properties["enableRbacAuthorization"] is True
+    assert properties["enableSoftDelete"] is True
+    assert properties["enablePurgeProtection"] is True
+    module = bicep(APP / "keyvault.bicep")["modules"]["panoramaKey"]
+    assert condition(module) is not None  # only when the key is given
+    assert variable(APP / "keyvault.bicep", "panoramaApiKeySecretName") == "panorama-api-key"
+
+
+def test_application_insights_takes_entra_id_authentication_only():
+    (component,) = resources_of(APP / "monitoring.bicep", "Microsoft.Insights/components").values()
+    assert body(component)["properties"]["DisableLocalAuth"] is True
+
+
+# --- roles ----------------------------------------------------------------------------
+
+
+def role_assignments() -> list[tuple[Path, str, dict[str, Any], Any]]:
+    found = []
+    for path in BICEP_FILES:
+        for name, resource in resources_of(path, "Microsoft.Authorization/roleAssignments").items():
+            found.append((path, name, body(resource), condition(resource)))
+    return found
+
+
+def test_role_ids_are_the_built_in_ones():
+    assert json.loads((APP / "roles.json").read_text()) == BUILT_IN_ROLES
+
+
+def test_role_assignments_use_known_roles_deterministic_names_and_principal_types():
+    assert role_assignments()
+    for path, name, config, _ in role_assignments():
+        where = f"{path.name}: {name}"
+        role = json.dumps(config["properties"]["roleDefinitionId"])
+        keys = re.findall(r'"operand_2": "(\w+)"', role)
+        assert keys and keys[-1] in BUILT_IN_ROLES, where
+        assert config["name"]["function"]["type"] == "guid", where
+        assert keys[-1] in json.dumps(config["name"]), f"{where}: the role is not in the name"
+        principal_type = config["properties"]["principalType"]
+        assert principal_type in ("ServicePrincipal", "principalType"), where
+
+
+def granted(path: Path) -> dict[tuple[str, str], Any]:
+    """(role key, principal) → condition of the role assignments of one file."""
+    result = {}
+    for file, _, config, when in role_assignments():
+        if file == path:
+            role = json.dumps(config["properties"]["roleDefinitionId"])
+            key = re.findall(r'"operand_2": "(\w+)"', role)[-1]
+            result[key, config["properties"]["principalId"]] = when
+    return result
+
+
+def test_app_identity_gets_data_roles_on_its_own_resources_only():
+    roles = granted(APP / "rbac.bicep")
+    app = {
+        key: when for (key, principal), when in roles.items() if principal == "identityPrincipalId"
+    }
+    assert app == dict.fromkeys(
+        [
+            "storageBlobDataOwner",
+            "storageQueueDataContributor",
+            "keyVaultSecretsUser",
+            "monitoringMetricsPublisher",
+        ]
+    )
+    user = {key: when for (key, principal), when in roles.items() if principal == "principalId"}
+    assert set(user) == {
+        "storageBlobDataContributor",
+        "storageQueueDataContributor",
+        "keyVaultSecretsOfficer",
+    }
+    assert all("principalId" in json.dumps(when) for when in user.values())
+
+
+def test_cluster_roles_go_to_the_app_identity_only():
+    for path in (APP / "monitored-subscription.bicep", APP / "cluster-access.bicep"):
+        roles = granted(path)
+        assert {key for key, _ in roles} == {"reader", "aksClusterUser", "aksRbacReader"}
+        assert {principal for _, principal in roles} == {"principalId"}  # the module's parameter
+        (rbac_reader,) = [when for (key, _), when in roles.items() if key == "aksRbacReader"]
+        assert "clustersUseAzureRbac" in json.dumps(rbac_reader)
+    # The modules are given the identity, nothing else.
+    for name in ("monitoredSubscriptions", "clusterAccess"):
+        params = body(bicep(MAIN)["modules"][name])["params"]
+        assert dotted(params["principalId"]) == "identity.outputs.principalId"
+
+
+@pytest.mark.parametrize(
+    ("credential", "azure"),
+    [
+        (None, True),
+        ("azure", True),
+        ({"kind": "azure"}, True),
+        ({"kind": "token", "server": "https://azure.example", "secret": "azure-token"}, False),
+    ],
+)
+def test_explicit_clusters_get_cluster_user_only_for_the_azure_credential(credential, azure):
+    roles = granted(APP / "cluster-access.bicep")
+    assert roles["reader", "principalId"] is None
+    assert roles["aksClusterUser", "principalId"] == "usesAzureCredential"
+    cluster = (
+        {"id": CLUSTER_ID} if credential is None else {"id": CLUSTER_ID, "credential": credential}
+    )
+    lookup = scope(APP / "cluster-access.bicep", {"cluster": cluster})
+    assert lookup("usesAzureCredential") is azure
+
+
+def test_monitored_subscription_module_is_deployed_per_subscription():
+    module = bicep(MAIN)["modules"]["monitoredSubscriptions"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "monitoredSubscriptionIds"
+    scope = body(module)["scope"]["function"]
+    assert scope["type"] == "subscription"
+    text = MAIN.read_text()
+    assert "resourceGroupName: '${abbrs.resourceGroups}${environmentName}-events'" in text
+    assert "functionId: '${api.outputs.id}/functions/resource_event'" in text
+    assert "deployEventSubscription: deployEventSubscriptions" in text
+
+
+# --- Event Grid -----------------------------------------------------------------------
+
+
+def event_subscription() -> tuple[dict[str, Any], Any]:
+    (resource,) = resources_of(
+        APP / "eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+    ).values()
+    return body(resource), condition(resource)
+
+
+def resolve_name(path: Path, value: Any) -> Any:
+    return variable(path, value) if isinstance(value, str) else value
+
+
+def operation_filter() -> list[str]:
+    config, _ = event_subscription()
+    (advanced,) = config["properties"]["filter"]["advancedFilters"]
+    assert advanced["operatorType"] == "StringIn"
+    assert advanced["key"] == "data.operationName"
+    return resolve_name(APP / "eventgrid.bicep", advanced["values"])
+
+
+def test_system_topic_watches_the_subscription():
+    (topic,) = resources_of(APP / "eventgrid.bicep", "Microsoft.EventGrid/systemTopics").values()
+    config = body(topic)
+    assert config["location"] == "global"
+    assert config["properties"]["topicType"] == "Microsoft.Resources.Subscriptions"
+    assert config["identity"]["type"] == "UserAssigned"
+
+
+def test_event_subscription_delivers_to_the_resource_event_function_once_it_exists():
+    config, when = event_subscription()
+    assert when == "deployEventSubscription"
+    properties = config["properties"]
+    destination = properties["destination"]
+    assert destination["endpointType"] == "AzureFunction"
+    assert destination["properties"]["maxEventsPerBatch"] == 1
+    assert properties["retryPolicy"] == {
+        "maxDeliveryAttempts": 30,
+        "eventTimeToLiveInMinutes": 1440,
+    }
+    dead_letter = properties["deadLetterWithResourceIdentity"]
+    assert dead_letter["identity"]["type"] == "UserAssigned"
+    assert dead_letter["deadLetterDestination"]["endpointType"] == "StorageBlob"
+    tree = ast.parse((ROOT / "function_app.py").read_text())
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert "resource_event" in functions
+
+
+def test_event_types_are_the_resource_events_the_code_resolves():
+    config, _ = event_subscription()
+    types = resolve_name(
+        APP / "eventgrid.bicep", config["properties"]["filter"]["includedEventTypes"]
+    )
+    assert set(types) == {events.WRITE, events.DELETE, events.ACTION}
+
+
+def test_operation_filter_leaves_out_credential_and_list_actions():
+    for operation in operation_filter():
+        lowered = operation.lower()
+        assert "credential" not in lowered and "/list" not in lowered, operation
+
+
+def test_operation_filter_names_exactly_the_cluster_changing_actions():
+    actions = {
+        op.lower().split("/")[-2] for op in operation_filter() if op.lower().endswith("/action")
+    }
+    assert actions == set(events.CLUSTER_CHANGING_ACTIONS)
+    for op in operation_filter():
+        if op.endswith("/action"):
+            assert op.lower().startswith("microsoft.containerservice/managedclusters/"), op
+
+
+def test_operation_filter_covers_cluster_and_network_writes_and_deletes():
+    operations = {op.lower() for op in operation_filter()}
+    for resource in (
+        "microsoft.containerservice/managedclusters",
+        "microsoft.containerservice/managedclusters/agentpools",
+        "microsoft.network/loadbalancers",
+        "microsoft.network/publicipaddresses",
+    ):
+        assert {f"{resource}/write", f"{resource}/delete"} <= operations, resource
+
+
+CLUSTER_ID = f"/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
+NODE_GROUP = f"/subscriptions/{SUB}/resourceGroups/MC_rg-prod_aks-prod1_westeurope"
+INVENTORY = Inventory(
+    (MonitoredCluster(CLUSTER_ID, "aks-prod1", "aks-prod1", "MC_rg-prod_aks-prod1_westeurope"),)
+)
+
+
+def sample_event(operation: str) -> dict[str, Any]:
+    """A Resource Manager event for `operation` on a resource of the monitored cluster."""
+    parts = operation.split("/")
+    provider, verb = parts[0], parts[-1]
+    if verb == "action":
+        kinds, verb = parts[1:-2], "action"
+    else:
+        kinds = parts[1:-1]
+    if provider.lower() == "microsoft.containerservice":
+        subject = CLUSTER_ID + "".join(f"/{kind}/x" for kind in kinds[1:])
+    else:
+        subject = f"{NODE_GROUP}/providers/{provider}/{kinds[0]}/x"
+    event_type = {"write": events.WRITE, "delete": events.DELETE, "action": events.ACTION}[verb]
+    return {
+        "id": "1",
+        "eventType": event_type,
+        "subject": subject,
+        "topic": f"/subscriptions/{SUB}",
+        "data": {"operationName": operation},
+    }
+
+
+def test_every_filtered_operation_affects_the_cluster_it_concerns():
+    for operation in operation_filter():
+        resolution = events.resolve_event(sample_event(operation), INVENTORY)
+        assert [change.id for change in resolution.clusters] == [CLUSTER_ID], operation
+
+
+def test_credential_reads_would_be_ignored_anyway():
+    event = sample_event(
+        "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
+    )
+    assert events.resolve_event(event, INVENTORY).clusters == ()
+
+
+# --- the configuration document -------------------------------------------------------
+
+
+def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
+    """Evaluate the few Bicep expressions the configuration document is built with."""
+    if isinstance(node, str):
+        return lookup(node)
+    if isinstance(node, list):
+        return [evaluate(item, lookup) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "operator" in node:
+        kind, operands = node["operator"]["type"], node["operator"]["operands"]
+        if kind == "conditional":
+            branch = "true_value" if evaluate(operands["condition"], lookup) else "false_value"
+            return evaluate(operands[branch], lookup)
+        if kind == "equals":
+            return evaluate(operands["operand_1"], lookup) == evaluate(
+                operands["operand_2"], lookup
+            )
+        if kind == "not":
+            return not evaluate(operands["bool_value"], lookup)
+        if kind == "substract":  # sic
+            return evaluate(operands["operand_1"], lookup) - evaluate(operands["operand_2"], lookup)
+        if kind == "property_accessor":
+            owner = evaluate(operands["operand_1"], lookup)
+            if isinstance(owner, dict):  # a property of an object value
+                return functools.reduce(
+                    dict.__getitem__, dotted(operands["operand_2"]).split("."), owner
+                )
+            return lookup(dotted(node))  # a module output, given as a name
+        raise AssertionError(f"operator {kind} not handled")
+    if "function" in node:
+        kind = node["function"]["type"]
+        parameters = node["function"].get("parameters", {})
+        args = [evaluate(arg, lookup) for arg in parameters.values()]
+        functions: dict[str, Callable[..., Any]] = {
+            "empty": lambda value: not value,
+            "contains": lambda container, item: item in container,
+            "ends_with": str.endswith,
+            "length": len,
+            "substring": lambda text, start, length: text[start : start + length],
+            "environment": lambda: lookup("environment()"),
+            "to_lower": str.lower,
+            "trim": str.strip,
+            "json": json.loads,
+            "string": lambda value: value if isinstance(value, str) else json.dumps(value),
+            "union": lambda *objects: functools.reduce(lambda a, b: {**a, **b}, objects, {}),
+        }
+        assert kind in functions, f"function {kind} not handled"
+        return functions[kind](*args)
+    return {unquote(key): evaluate(value, lookup) for key, value in node.items()}
+
+
+def dotted(node: Any) -> str:
+    if isinstance(node, str):
+        return node
+    operands = node["operator"]["operands"]
+    return f"{dotted(operands['operand_1'])}.{dotted(operands['operand_2'])}"
+
+
+def scope(path: Path, values: Mapping[str, Any]) -> Callable[[str], Any]:
+    """Name lookup in one Bicep file: given values (parameters, module outputs), then its
+    variables; anything else is a string literal (pycep renders both alike)."""
+    document = bicep(path)
+
+    def lookup(name: str) -> Any:
+        if name in values:
+            return values[name]
+        if name in document.get("variables", {}):
+            return evaluate(document["variables"][name]["value"], lookup)
+        return name
+
+    return lookup
+
+
+def config_document(**parameters: Any) -> dict[str, Any]:
+    """AKSFW_CONFIG as main.bicep builds it from these parameters (and its defaults)."""
+    document = bicep(MAIN)
+    values = {name: p["default"] for name, p in document["parameters"].items() if "default" in p}
+    values |= {"monitoredSubscriptionIds": [SUB], "keyVault.outputs.url": VAULT_URL}
+    values |= parameters
+    text = evaluate(body(document["modules"]["api"])["params"]["aksfwConfig"], scope(MAIN, values))
+    return json.loads(text)
+
+
+CLOUDS = {
+    "AzureCloud": ("https://management.azure.com/", "https://login.microsoftonline.com/"),
+    "AzureUSGovernment": (
+        "https://management.usgovcloudapi.net/",
+        "https://login.microsoftonline.us/",
+    ),
+    "AzureChinaCloud": ("https://management.chinacloudapi.cn/", "https://login.chinacloudapi.cn/"),
+}
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_endpoints_come_from_the_cloud_deployed_to(cloud):
+    resource_manager, login = CLOUDS[cloud]
+    environment = {"resourceManager": resource_manager, "authentication": {"loginEndpoint": login}}
+    lookup = scope(APP / "api.bicep", {"environment()": environment})
+    settings = app_settings(bicep(APP / "api.bicep"))
+    arm = evaluate(settings["AKSFW_ARM_ENDPOINT"], lookup)
+    assert arm == resource_manager.rstrip("/")
+    assert evaluate(settings["AZURE_AUTHORITY_HOST"], lookup) == login
+    document = json.dumps(config_document(panoramaHost="p"))
+    assert load_settings({"AKSFW_CONFIG": document, "AKSFW_ARM_ENDPOINT": arm}).arm_endpoint == arm
+
+
+def test_built_configuration_with_the_defaults_is_valid():
+    document = config_document(panoramaHost="panorama.example.com")
+    assert document == {
+        "subscriptions": [SUB],
+        "discovery": {"tag": "aksfw"},
+        "clusters": [],
+        "keyVault": VAULT_URL,
+        "panorama": {
+            "host": "panorama.example.com",
+            "targets": "panorama",
+            "vsys": None,
+            "tagTimeoutSeconds": 0,
+        },
+    }
+    settings = parse_settings(document)
+    assert settings.discovery.tag_key == "aksfw"
+    assert settings.key_vault_url == VAULT_URL
+    assert settings.panorama is not None and settings.panorama.targets.panorama
+
+
+def test_built_configuration_with_every_parameter_set_is_valid():
+    clusters = [
+        {
+            "id": CLUSTER_ID,
+            "alias": "prod1",
+            "selectors": [{"name": "public", "match": "exposure=internet"}],
+        },
+        {
+            "id": CLUSTER_ID.replace("aks-prod1", "aks-edge"),
+            "credential": {
+                "kind": "token",
+                "server": "https://aks-edge.example:443",
+                "secret": "aks-edge-token",
+            },
+        },
+    ]
+    document = config_document(
+        panoramaHost="10.0.0.5:8443",
+        discoveryTag="",
+        clusters=clusters,
+        panoramaTargets='{"deviceGroups": ["dg-aks"], "serials": ["0123456789"]}',
+        panoramaVsys="vsys2",
+        tagTimeoutSeconds=3600,
+    )
+    assert "discovery" not in document or document["discovery"] is None
+    settings = parse_settings(document)
+    assert settings.discovery.tag_key is None
+    assert len(settings.clusters) == 2
+    assert settings.panorama is not None
+    assert settings.panorama.targets.device_groups == ("dg-aks",)
+    assert settings.panorama.vsys == "vsys2"
+    assert settings.panorama.tag_timeout_s == 3600
+
+
+def test_a_whole_configuration_is_used_as_given_with_the_vault_filled_in():
+    given = {"subscriptions": [SUB], "panorama": {"host": "pano", "batchSize": 200}}
+    document = config_document(aksfwConfig=given, panoramaHost="ignored")
+    assert document == {**given, "keyVault": VAULT_URL}
+    parse_settings(document)
+    own_vault = {**given, "keyVault": "https://other.vault.azure.net"}
+    assert (
+        config_document(aksfwConfig=own_vault, panoramaHost="x")["keyVault"]
+        == own_vault["keyVault"]
+    )
+
+
+def test_the_evaluator_would_notice_an_unknown_key():
+    document = config_document(panoramaHost="p")
+    document["panorama"]["timeout"] = 5
+    with pytest.raises(InputError, match="unknown field"):
+        parse_settings(document)
