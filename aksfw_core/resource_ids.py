@@ -97,7 +97,3 @@ def is_subscription_id(text: str) -> bool:
     """True for a subscription GUID."""
     return isinstance(text, str) and _SUBSCRIPTION_RE.fullmatch(text) is not None
 
-
-def same_id(left: str, right: str) -> bool:
-    """ARM IDs compare case-insensitively."""
-    return left.casefold() == right.casefold()
