@@ -96,4 +96,3 @@ def managed_cluster_id(text: str) -> ResourceId:
 def is_subscription_id(text: str) -> bool:
     """True for a subscription GUID."""
     return isinstance(text, str) and _SUBSCRIPTION_RE.fullmatch(text) is not None
-

@@ -248,7 +248,12 @@ def test_bad_panorama_urls_are_refused(text):
 
 @pytest.mark.parametrize(
     "value",
-    ["", " padded ", "line\nbreak", "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x)"],
+    [
+        "",
+        " padded ",
+        "line\nbreak",
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/x)",
+    ],
 )
 def test_bad_api_keys_are_refused_without_echo(value):
     with pytest.raises(InputError) as caught:
