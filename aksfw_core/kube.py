@@ -46,6 +46,7 @@ class KubernetesServices:
         context: str | None = None,
         page_size: int = 500,
         retry: RetrySettings | None = None,
+        timeout_s: tuple[float, float] = (5.0, 30.0),
     ) -> KubernetesServices:
         """Connect with a kubeconfig file (and optionally one of its contexts).
 
@@ -58,7 +59,7 @@ class KubernetesServices:
             )
         except (ConfigException, OSError, ValueError, TypeError) as error:
             raise InputError(f"kubeconfig {path}: {error}") from None
-        return cls(api_client, page_size=page_size, retry=retry)
+        return cls(api_client, page_size=page_size, timeout_s=timeout_s, retry=retry)
 
     def close(self) -> None:
         """Release the HTTP connections."""

@@ -56,3 +56,14 @@ def test_transient_server_error_is_retried(kube_api, tmp_path):
 def test_missing_kubeconfig_is_input_error(tmp_path):
     with pytest.raises(InputError, match="kubeconfig"):
         KubernetesServices.from_kubeconfig(str(tmp_path / "nope"))
+
+
+def test_slow_api_server_times_out_as_a_transient_failure(kube_api, tmp_path):
+    kube_api.services = [service("s0", ips=["20.0.0.1"])]
+    kube_api.delay_s = 1.0
+    kubeconfig = str(kube_api.write_kubeconfig(tmp_path / "kubeconfig"))
+    listing = KubernetesServices.from_kubeconfig(kubeconfig, retry=NO_WAIT, timeout_s=(2.0, 0.3))
+    with pytest.raises(Retryable, match="unreachable"):
+        listing.list_items()
+    kube_api.delay_s = 0.0
+    assert len(listing.list_items()) == 1

@@ -27,6 +27,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -240,6 +241,8 @@ class FakeKubeApi(TlsFakeServer):
         self.resource_version = "1"
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
+        self.delay_s = 0.0
+        """Seconds every list request waits before answering (a slow API server)."""
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._generation = secrets.token_hex(8)
 
@@ -345,6 +348,8 @@ class FakeKubeApi(TlsFakeServer):
         return None
 
     def _list(self, namespace: str | None, query: dict[str, str]) -> HttpResponse:
+        if self.delay_s:
+            time.sleep(min(self.delay_s, 5.0))
         if query.get("watch", "").lower() in ("true", "1"):
             return _status(400, "watch is not supported by this fake")
         try:
