@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from aksfw_core.errors import AksfwError, InputError
+from aksfw_core.errors import AksfwError, InputError, Retryable
 from aksfw_core.logs import log_event
 from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, Snapshot
 from aksfw_core.model import IpTags
 from aksfw_core.panorama.client import ApplyResult, PanoramaClient
 from aksfw_core.reconcile import TagPlan, owned_only, plan_changes
 from aksfw_core.state import AppliedState
-from aksfw_core.storage import Storage
+from aksfw_core.storage import StateConflict, Storage
 from aksfw_core.tags import MAX_TAG_LENGTH, check_cluster_name, ownership
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class ApplyOutcome:
     """What applying one snapshot did."""
 
     outcome: str
-    """`applied`, `unchanged`, `tombstoned`, `skipped-older` or `duplicate`."""
+    """`applied`, `unchanged`, `tombstoned`, `skipped-older`, `duplicate` or `superseded`."""
     result: ApplyResult = field(default_factory=ApplyResult)
 
 
@@ -62,10 +62,11 @@ class Applier:
         """
         check_snapshot(snapshot)
         state, etag = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
-        if state is not None and not state.dirty:
+        if state is not None:
             if snapshot.version < state.version:
                 return self._skip(snapshot, "skipped-older")
-            if snapshot.version == state.version and snapshot.fingerprint == state.fingerprint:
+            same = snapshot.version == state.version and snapshot.fingerprint == state.fingerprint
+            if same and not state.dirty:
                 return self._skip(snapshot, "duplicate")
         started = self._clock()
         try:
@@ -75,7 +76,10 @@ class Applier:
         except AksfwError as error:
             self._record_error(snapshot, state, etag, error)
             raise
-        outcome = self._save(snapshot, state, etag, plan, result)
+        try:
+            outcome = self._save(snapshot, state, etag, plan, result)
+        except StateConflict:
+            outcome = self._settle_race(snapshot)
         log_event(
             log,
             "apply.snapshot",
@@ -133,6 +137,39 @@ class Applier:
             etag,
         )
         return "unchanged" if plan.is_empty else "applied"
+
+    def _settle_race(self, snapshot: Snapshot) -> str:
+        """Another applier saved state while this one wrote to Panorama. If it applied a
+        newer snapshot, this one's writes may have undone some of it: make Panorama hold
+        the newer state again, compared with what Panorama really has.
+
+        Raises:
+            Retryable: the state is not newer (apply this snapshot again from it).
+        """
+        latest, etag = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
+        if latest is None or latest.version < snapshot.version:
+            raise Retryable("applied state changed concurrently; trying again")
+        newer = Snapshot(
+            latest.cluster_id,
+            latest.tag_name,
+            latest.target,
+            latest.version,
+            latest.tags,
+            audit=True,
+        )
+        with self._panorama_for(snapshot.target) as panorama:
+            plan = self._plan(newer, latest, panorama)
+            result = panorama.apply(plan) if not plan.is_empty else ApplyResult()
+        self._save(newer, latest, etag, plan, result)
+        log_event(
+            log,
+            "apply.race_settled",
+            logging.WARNING,
+            cluster=snapshot.cluster_id,
+            target=snapshot.target,
+            repaired=plan.register_count + plan.unregister_count,
+        )
+        return "superseded"
 
     def _record_error(
         self, snapshot: Snapshot, state: AppliedState | None, etag: str | None, error: Exception

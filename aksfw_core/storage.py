@@ -50,6 +50,11 @@ from aksfw_core.state import (
     to_bytes,
 )
 
+
+class StateConflict(Retryable):
+    """A state blob changed between its read and this write (another applier ran)."""
+
+
 RESYNC_QUEUE = "cluster-resync"
 UPDATES_QUEUE = "panorama-updates"
 STATE_CONTAINER = "aksfw-state"
@@ -207,7 +212,7 @@ class Storage:
         """Write the applied state if nobody changed it since it was read (`etag`).
 
         Raises:
-            Retryable: it was changed concurrently; the message is tried again.
+            StateConflict: it was changed concurrently.
         """
         self._write(
             f"applied/{state_key(state.cluster_id, state.target)}.json",
@@ -229,7 +234,7 @@ class Storage:
             except ResourceNotFoundError:
                 pass
             except ResourceModifiedError:
-                raise Retryable(f"{name} changed concurrently") from None
+                raise StateConflict(f"{name} changed concurrently") from None
 
     def applied_states(self) -> list[AppliedState]:
         """Every applied state, for the status endpoint and the timer's tombstones."""
@@ -295,7 +300,7 @@ class Storage:
                         match_condition=MatchConditions.IfNotModified,
                     )
             except (ResourceExistsError, ResourceModifiedError):
-                raise Retryable(f"{name} changed concurrently") from None
+                raise StateConflict(f"{name} changed concurrently") from None
 
         self._recreating(f"write {name}", upload)
 
