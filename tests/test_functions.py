@@ -235,3 +235,16 @@ def test_snapshot_too_large_for_the_queue_travels_as_a_blob(world):
         "aksfw-state"
     )
     assert [b.name for b in blobs.list_blobs(name_starts_with="payloads/")] == []
+
+
+def test_no_secret_reaches_the_logs(world, caplog):
+    caplog.set_level(logging.DEBUG)
+    world.kube.services = [service(**WEB)]
+    world.panorama.inject(Fault.HTTP_503, count=2)
+    world.kube.inject(500, count=1)
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    world.http("GET", "status")
+    assert "20.0.0.1" in world.registered()
+    for secret in (API_KEY, "kube-token", world.arm.token):
+        assert secret not in caplog.text
