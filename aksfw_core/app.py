@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,12 +24,16 @@ from aksfw_core.logs import log_event
 from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest, Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.resync import Resyncer
+from aksfw_core.state import AppliedState
 from aksfw_core.storage import Storage
 
 log = logging.getLogger(__name__)
 
 AUDIT_INTERVAL_S = 3600.0
 """Seconds between timer runs that compare with Panorama itself instead of saved state."""
+
+UNMONITORED_GRACE_S = 900.0
+"""Seconds a cluster must stay out of the inventory before the timer removes its tags."""
 
 
 class UnknownCluster(InputError):
@@ -129,18 +133,18 @@ class Aksfw:
                 self.storage.names.resync_queue, ResyncRequest(cluster.id, "timer", audit=audit)
             )
         monitored = {cluster.id.casefold() for cluster in inventory.clusters}
-        gone = {
-            s.cluster_id
-            for s in self.storage.applied_states()
-            if s.cluster_id.casefold() not in monitored
-        }
-        for cluster_id in sorted(gone):
-            self.tombstone(cluster_id, "no longer monitored")
+        gone = [
+            s for s in self.storage.applied_states() if s.cluster_id.casefold() not in monitored
+        ]
+        tombstoned = [s for s in gone if self._missing_long_enough(s)]
+        for state in tombstoned:
+            self._tombstone_target(state, "no longer monitored")
         log_event(
             log,
             "timer.fanned_out",
             clusters=len(inventory.clusters),
-            tombstoned=len(gone),
+            unmonitored=len(gone),
+            tombstoned=len(tombstoned),
             audit=audit,
         )
 
@@ -240,22 +244,38 @@ class Aksfw:
 
     def tombstone(self, cluster_id: str, reason: str) -> None:
         """Queue the removal of every tag aksfw applied for a cluster, on every target."""
-        version = time.time_ns()
         for state in self.storage.applied_states():
             if state.cluster_id.casefold() == cluster_id.casefold():
-                self.storage.send(
-                    self.storage.names.updates_queue,
-                    Snapshot(
-                        state.cluster_id, state.tag_name, state.target, version, tombstone=True
-                    ),
-                )
+                self._tombstone_target(state, reason)
+
+    def _tombstone_target(self, state: AppliedState, reason: str) -> None:
+        tombstone = Snapshot(
+            state.cluster_id, state.tag_name, state.target, time.time_ns(), tombstone=True
+        )
+        self.storage.send(self.storage.names.updates_queue, tombstone)
+        log_event(
+            log, "tombstone.queued", cluster=state.cluster_id, target=state.target, reason=reason
+        )
+
+    def _missing_long_enough(self, state: AppliedState) -> bool:
+        """A cluster that drops out of the inventory keeps its tags for a grace period, so
+        a discovery tag typo or a flapping Resource Manager answer cannot empty the DAGs
+        at once; a cluster deletion event removes them without waiting."""
+        now = self.clock()
+        if state.missing_since is None:
+            current, etag = self.storage.load_applied(state.cluster_id, state.target)
+            if current is not None:
+                self.storage.save_applied(replace(current, missing_since=now), etag)
                 log_event(
                     log,
-                    "tombstone.queued",
+                    "cluster.unmonitored",
+                    logging.WARNING,
                     cluster=state.cluster_id,
                     target=state.target,
-                    reason=reason,
+                    grace_s=UNMONITORED_GRACE_S,
                 )
+            return False
+        return now - state.missing_since >= UNMONITORED_GRACE_S
 
     def _follow_up(self, cluster_id: str) -> None:
         """One delayed resync per cluster and delay window, however many events arrive."""

@@ -33,6 +33,8 @@ class AppliedState:
     """Panorama refused part of it: the next apply reads Panorama instead of trusting this."""
     last_error: str | None = None
     last_error_at: float | None = None
+    missing_since: float | None = None
+    """When the timer first found the cluster no longer monitored (seconds since the epoch)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class AppliedState:
             "dirty": self.dirty,
             "lastError": self.last_error,
             "lastErrorAt": self.last_error_at,
+            "missingSince": self.missing_since,
             "tags": ip_tags_json(self.tags),
         }
 
@@ -84,6 +87,7 @@ def applied_from_json(data: bytes) -> AppliedState:
             dirty=bool(document.get("dirty", False)),
             last_error=document.get("lastError"),
             last_error_at=document.get("lastErrorAt"),
+            missing_since=document.get("missingSince"),
         )
     except (KeyError, TypeError, ValueError):
         raise NonRetryable("stored applied state is malformed") from None

@@ -14,6 +14,8 @@ from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from aksfw_core import functions
+from aksfw_core.app import UNMONITORED_GRACE_S
 from aksfw_core.messages import Snapshot, encode
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.reconcile import TagPlan
@@ -135,12 +137,24 @@ def test_timer_fans_out_and_tombstones_a_cluster_no_longer_monitored(world):
     HANDLERS["resync_timer"](TimerRequest())
     world.drain()
     assert "20.0.0.1" in world.registered()
+    wanted = world.registered()
     world.arm.add_cluster(
         SUB, "rg-prod", "aks-prod1", tags={"other": "x"}, node_resource_group=NODE_GROUP
     )
+    now = [time.time()]
+    functions.application().clock = lambda: now[0]
+    HANDLERS["resync_timer"](TimerRequest())
+    world.drain()
+    assert world.registered() == wanted  # a grace period first: a tag typo must not empty DAGs
+    now[0] += UNMONITORED_GRACE_S - 1
+    HANDLERS["resync_timer"](TimerRequest())
+    world.drain()
+    assert world.registered() == wanted
+    now[0] += 2
     HANDLERS["resync_timer"](TimerRequest())
     world.drain()
     assert world.registered() == {}
+    assert json.loads(world.http("GET", "status").get_body())["clusters"] == []
 
 
 def test_http_resync_and_status(world):
