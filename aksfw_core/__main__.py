@@ -37,6 +37,8 @@ EXIT_FAILED = 1
 """The work could not be done (Panorama or the cluster refused or failed)."""
 EXIT_BAD_INPUT = 2
 """The command line or an input file is wrong."""
+EXIT_INTERRUPTED = 130
+"""Stopped with Ctrl-C."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if args.verbose:
+            raise
+        print(
+            f"aksfw: internal error: {type(error).__name__}: {error} (-v shows the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import aksfw_core.__main__ as cli
 from aksfw_core.__main__ import main
 from tests.conftest import API_KEY
 from tests.fakes.kube_api import FakeKubeApi, service
@@ -230,3 +231,15 @@ def test_failed_cluster_list_keeps_the_registered_tags(
     assert error in err
     assert panorama.registered() == {"20.0.0.1": {"aks.aks1.web", "aks.aks1.svc.app.web"}}
     assert panorama.write_calls() == []
+
+
+def test_an_unexpected_failure_is_one_line_unless_verbose(capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "compute_tags", broken)
+    code, out, err = run(capsys, "tags", "--cluster", "c1", SAMPLE)
+    assert code == 1 and out == ""
+    assert err == "aksfw: internal error: RuntimeError: boom (-v shows the traceback)\n"
+    with pytest.raises(RuntimeError):
+        main(["-v", "tags", "--cluster", "c1", SAMPLE])

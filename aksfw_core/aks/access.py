@@ -105,7 +105,14 @@ class ClusterAccess:
         # The challenge-resource check stops a real Entra token going to an impostor
         # vault; a static development token (local fakes only) has nothing to protect.
         verify = not isinstance(self._credential, StaticToken)
-        with SecretClient(vault, self._credential, verify_challenge_resource=verify) as secrets:
+        with SecretClient(
+            vault,
+            self._credential,
+            verify_challenge_resource=verify,
+            connection_timeout=10,
+            read_timeout=30,
+            retry_total=3,
+        ) as secrets:
             try:
                 secret = call(
                     f"Key Vault secret {access.secret}", lambda: secrets.get_secret(access.secret)
