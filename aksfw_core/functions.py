@@ -68,44 +68,29 @@ def on_timer(timer: func.TimerRequest) -> None:
 
 
 def on_resync_message(message: func.QueueMessage) -> None:
-    _consume(message, "cluster-resync", lambda body: application().on_resync_message(body))
+    app = application()  # invalid settings raise here: the host retries, nothing is poisoned
+    _consume(message, app, app.storage.names.resync_queue, app.on_resync_message)
 
 
 def on_update_message(message: func.QueueMessage) -> None:
-    _consume(message, "panorama-updates", lambda body: application().on_update_message(body))
+    app = application()
+    _consume(message, app, app.storage.names.updates_queue, app.on_update_message)
 
 
-def _consume(message: func.QueueMessage, queue: str, handle: Callable[[bytes], object]) -> None:
+def _consume(
+    message: func.QueueMessage, app: Aksfw, queue: str, handle: Callable[[bytes], object]
+) -> None:
     body = message.get_body()
+    fields = {"queue": queue, "message_id": message.id, "dequeue_count": message.dequeue_count}
     try:
         handle(body)
     except (InputError, NonRetryable) as error:
-        log_event(
-            log,
-            "message.poisoned",
-            logging.ERROR,
-            queue=queue,
-            message_id=message.id,
-            dequeue_count=message.dequeue_count,
-            error=f"{type(error).__name__}: {error}",
-        )
-        application().storage.poison(_queue_name(queue), body.decode("utf-8", "replace"))
+        error_text = f"{type(error).__name__}: {error}"
+        log_event(log, "message.poisoned", logging.ERROR, **fields, error=error_text)
+        app.storage.poison(queue, body.decode("utf-8", "replace"))
     except Retryable as error:
-        log_event(
-            log,
-            "message.retry",
-            logging.WARNING,
-            queue=queue,
-            message_id=message.id,
-            dequeue_count=message.dequeue_count,
-            error=str(error),
-        )
+        log_event(log, "message.retry", logging.WARNING, **fields, error=str(error))
         raise
-
-
-def _queue_name(queue: str) -> str:
-    names = application().storage.names
-    return names.resync_queue if queue == "cluster-resync" else names.updates_queue
 
 
 def http_resync(request: func.HttpRequest) -> func.HttpResponse:
