@@ -20,7 +20,6 @@ from tests.conftest import API_KEY
 from tests.fakes.arm import FakeArm
 from tests.fakes.kube_api import FakeKubeApi
 from tests.functions_host import QueueTriggerHost
-from tests.test_aks import kubeconfig_for
 from tests.test_events import EVENTS
 
 SUB = "11111111-1111-1111-1111-111111111111"
@@ -101,7 +100,7 @@ def world(azurite, panorama, monkeypatch, tmp_path):
         bundle.write_bytes(arm.ca_pem)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
         arm.add_cluster(SUB, "rg-prod", "aks-prod1", tags={"aksfw": "on"}, node_resource_group=NODE_GROUP,
-                        kubeconfig=kubeconfig_for(kube, {"token": "kube-token"}))  # fmt: skip
+                        kubeconfig=kube.kubeconfig())  # fmt: skip
         configure(monkeypatch, (arm, panorama, azurite.connection_string))
         cs = azurite.connection_string
         with (

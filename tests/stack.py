@@ -5,7 +5,6 @@ the app's settings in the environment. Used by `make demo` and the benchmarks.
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
 import os
@@ -92,7 +91,7 @@ def local_stack(config: dict[str, Any] | None = None) -> Iterator[LocalStack]:
             "rg-prod",
             "aks-prod1",
             tags={"aksfw": "enabled"},
-            kubeconfig=_kubeconfig(kube),
+            kubeconfig=kube.kubeconfig(context="aks-prod1"),
         )
         app = importlib.import_module("function_app").app
         handlers = {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
@@ -107,21 +106,3 @@ def local_stack(config: dict[str, Any] | None = None) -> Iterator[LocalStack]:
             functions.application.cache_clear()
             os.environ.clear()
             os.environ.update(saved)
-
-
-def _kubeconfig(kube: FakeKubeApi) -> dict[str, Any]:
-    """What listClusterUserCredential returns for a local-account cluster."""
-    cluster = {
-        "server": kube.url,
-        "certificate-authority-data": base64.b64encode(kube.ca_pem or b"").decode(),
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "aks-prod1", "cluster": cluster}],
-        "users": [{"name": "clusterUser", "user": {"token": CLUSTER_TOKEN}}],
-        "contexts": [
-            {"name": "aks-prod1", "context": {"cluster": "aks-prod1", "user": "clusterUser"}}
-        ],
-        "current-context": "aks-prod1",
-    }

@@ -3,7 +3,6 @@ the fake Resource Manager, Key Vault and Kubernetes API servers."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from typing import Any
@@ -174,15 +173,6 @@ def test_explicit_cluster_that_is_gone_is_left_out(arm, caplog):
     assert "discovery.cluster_missing" in caplog.text
 
 
-def kubeconfig_for(kube: FakeKubeApi, user: dict) -> dict:
-    return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": kube.url, "certificate-authority-data": base64.b64encode(kube.ca_pem).decode()}}],
-        "users": [{"name": "u", "user": user}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-    }  # fmt: skip
-
-
 KUBELOGIN = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "kubelogin",
                       "args": ["get-token", "--server-id", "6dae42f8-4368-4678-94ff-3960e28e3630"]}}  # fmt: skip
 
@@ -199,7 +189,7 @@ def test_entra_cluster_gets_a_token_for_the_aks_server_app(arm):
     with FakeKubeApi(token="entra-token-for-aks") as kube:
         kube.services = [service("web", ips=["20.0.0.1"]), service("db", type="ClusterIP")]
         arm.add_cluster(
-            SUB1, "rg", "aks-entra", aad=True, kubeconfig=kubeconfig_for(kube, KUBELOGIN)
+            SUB1, "rg", "aks-entra", aad=True, kubeconfig=kube.kubeconfig(user=KUBELOGIN)
         )
         credential = ScopedTokens({AKS_SERVER_SCOPE: "entra-token-for-aks"})
         access = ClusterAccess(settings(arm.url), credential)
@@ -218,7 +208,7 @@ def test_local_account_cluster_uses_its_kubeconfig_as_given(arm):
             SUB1,
             "rg",
             "aks-local",
-            kubeconfig=kubeconfig_for(kube, {"token": "local-account-token"}),
+            kubeconfig=kube.kubeconfig(),
         )
         credential = ScopedTokens({})
         access = ClusterAccess(settings(arm.url), credential)
@@ -306,7 +296,7 @@ def test_kubeconfig_is_reused_until_forgotten(arm):
             SUB1,
             "rg",
             "aks-local",
-            kubeconfig=kubeconfig_for(kube, {"token": "local-account-token"}),
+            kubeconfig=kube.kubeconfig(),
         )
         access = ClusterAccess(settings(arm.url), ScopedTokens({}))
         cluster = MonitoredCluster(

@@ -264,14 +264,18 @@ class FakeKubeApi(TlsFakeServer):
             self._snapshots.clear()
             self._generation = secrets.token_hex(8)
 
-    def write_kubeconfig(
-        self, path: Path, context: str = "fake", namespace: str | None = None
-    ) -> Path:
-        """Write a kubeconfig for this server (bearer token, embedded CA) to ``path``."""
+    def kubeconfig(
+        self,
+        context: str = "fake",
+        namespace: str | None = None,
+        user: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """A kubeconfig for this server (embedded CA); the user is this server's bearer
+        token unless ``user`` says otherwise (e.g. a kubelogin ``exec`` entry)."""
         context_body: dict[str, str] = {"cluster": f"{context}-cluster", "user": f"{context}-user"}
         if namespace is not None:
             context_body["namespace"] = namespace
-        config = {
+        return {
             "apiVersion": "v1",
             "kind": "Config",
             "preferences": {},
@@ -284,12 +288,17 @@ class FakeKubeApi(TlsFakeServer):
                     },
                 }
             ],
-            "users": [{"name": f"{context}-user", "user": {"token": self.token}}],
+            "users": [{"name": f"{context}-user", "user": dict(user or {"token": self.token})}],
             "contexts": [{"name": context, "context": context_body}],
             "current-context": context,
         }
+
+    def write_kubeconfig(
+        self, path: Path, context: str = "fake", namespace: str | None = None
+    ) -> Path:
+        """Write `kubeconfig()` to ``path`` (JSON, which is valid YAML)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(config, indent=2))
+        path.write_text(json.dumps(self.kubeconfig(context, namespace), indent=2))
         path.chmod(0o600)
         return path
 
