@@ -22,7 +22,7 @@ from aksfw_core.panorama.client import ApplyResult, PanoramaClient
 from aksfw_core.reconcile import TagPlan, owned_only, plan_changes
 from aksfw_core.state import AppliedState
 from aksfw_core.storage import StateConflict, Storage
-from aksfw_core.tags import MAX_TAG_LENGTH, check_cluster_name, ownership
+from aksfw_core.tags import check_cluster_name, ownership, registrable
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def check_snapshot(snapshot: Snapshot) -> None:
     owned = ownership(snapshot.tag_name)
     for ip, tags in snapshot.tags.items():
         for tag in tags:
-            if not owned.match(tag) or len(tag) > MAX_TAG_LENGTH:
+            if not owned.match(tag) or not registrable(tag):
                 raise MalformedMessage(
                     f"snapshot: tag {tag[:140]!r} on {ip} is not {snapshot.tag_name}'s"
                 )

@@ -113,9 +113,18 @@ def _service_tags(
     return tags
 
 
+def registrable(tag: str) -> bool:
+    """True when PAN-OS can carry `tag`: at most 127 printable ASCII characters, none of
+    them whitespace or one of `" { } < > & '`."""
+    return (
+        len(tag) <= MAX_TAG_LENGTH
+        and _PRINTABLE_ASCII_RE.fullmatch(tag) is not None
+        and _FORBIDDEN_RE.search(tag) is None
+    )
+
+
 def _acceptable(tag: str, rejected: set[str]) -> bool:
-    valid = _PRINTABLE_ASCII_RE.fullmatch(tag) and not _FORBIDDEN_RE.search(tag)
-    if len(tag) <= MAX_TAG_LENGTH and valid:
+    if registrable(tag):
         return True
     rejected.add(tag)
     return False

@@ -8,7 +8,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from aksfw_core.applier import Applier
-from aksfw_core.messages import Snapshot
+from aksfw_core.messages import MalformedMessage, Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.storage import Storage, StorageNames
 from tests.conftest import API_KEY, settings_for
@@ -93,3 +93,12 @@ def test_a_newer_snapshot_applied_during_an_older_ones_write_wins(applier, panor
     assert raced[0].outcome == "applied"
     assert outcome.outcome == "superseded"
     assert panorama.registered() == {"1.1.1.2": {"aks.aks1.v3"}}
+
+
+@pytest.mark.parametrize(
+    "tag", ["aks.aks1.x\r", "aks.aks1.a b", "aks.aks1." + "x" * 120, "corp.other"]
+)
+def test_a_snapshot_with_a_tag_the_cluster_could_not_own_is_refused(applier, panorama, tag):
+    with pytest.raises(MalformedMessage):
+        applier.apply(snapshot(1, {"1.1.1.2": {tag}}))
+    assert panorama.write_calls() == []

@@ -22,7 +22,10 @@ from aksfw_core.selectors import parse_selector
 from aksfw_core.services import parse_service_list
 from aksfw_core.tags import MAX_TAG_LENGTH, MAX_TAGS_PER_IP, compute_tags, ownership
 
-FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: CI runs the same examples every time, so a failure is reproducible.
+FAST = settings(
+    max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 METACHARACTERS = st.sampled_from(
     ['"', "'", "<", ">", "&", "{", "}", "]]>", "<!--", "\x00", "\n", "é", "\u202e"]
 )
@@ -159,9 +162,11 @@ def test_uid_message_carries_any_text_without_injection(register):
 
 
 def _xml_safe(text: str) -> bool:
-    """Characters XML 1.0 can carry at all (ElementTree refuses the rest when parsing)."""
+    """Characters XML 1.0 carries unchanged: ElementTree refuses most control characters
+    when parsing, and every XML parser turns a carriage return into a line feed. (The
+    engine never produces either: `registrable` refuses them.)"""
     return all(
-        ch in "\t\n\r" or 0x20 <= ord(ch) <= 0xD7FF or 0xE000 <= ord(ch) <= 0xFFFD for ch in text
+        ch in "\t\n" or 0x20 <= ord(ch) <= 0xD7FF or 0xE000 <= ord(ch) <= 0xFFFD for ch in text
     )
 
 
