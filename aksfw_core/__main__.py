@@ -15,10 +15,11 @@ from typing import Any, NoReturn
 
 from aksfw_core.aks.discovery import ClusterDiscovery
 from aksfw_core.aks.identity import azure_credential
-from aksfw_core.config import load_settings
+from aksfw_core.config import load_settings, readable_file
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.events import read_event, resolve
 from aksfw_core.inventory import inventory_from_json
+from aksfw_core.jsondoc import load_json
 from aksfw_core.kube import KubernetesServices
 from aksfw_core.model import TagWarning, ip_tags_json
 from aksfw_core.panorama.client import (
@@ -226,6 +227,8 @@ def _selector(text: str) -> NamedSelector:
 
 
 def _panorama(args: argparse.Namespace) -> PanoramaClient:
+    if args.ca_bundle is not None:
+        readable_file(args.ca_bundle, "--ca-bundle")
     if args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     if not 0 <= args.tag_timeout <= MAX_TAG_TIMEOUT_S:
@@ -249,17 +252,18 @@ def _panorama(args: argparse.Namespace) -> PanoramaClient:
 
 def _read_json(path: str) -> Any:
     name = "standard input" if path == "-" else path
+    data: str | bytes
     try:
         if path == "-":
-            return json.load(sys.stdin)
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
+            data = sys.stdin.read()
+        else:
+            with open(path, "rb") as file:
+                data = file.read()
     except OSError as error:
         raise InputError(f"cannot read {name}: {error.strerror}") from None
     except UnicodeDecodeError:
         raise InputError(f"{name} is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise InputError(f"{name} is not JSON: {error.msg} at line {error.lineno}") from None
+    return load_json(data, name)
 
 
 def _warn(warnings: Sequence[TagWarning]) -> None:

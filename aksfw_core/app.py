@@ -20,20 +20,16 @@ from aksfw_core.config import PanoramaConfig, Settings, load_settings
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.events import ChangeKind, Resolution, read_event, resolve
 from aksfw_core.inventory import Inventory, MonitoredCluster
+from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest, Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.resync import Resyncer
 from aksfw_core.state import AppliedState
 from aksfw_core.storage import Storage
+from aksfw_core.targets import TargetResolver
 
 log = logging.getLogger(__name__)
-
-AUDIT_INTERVAL_S = 3600.0
-"""Seconds between timer runs that compare with Panorama itself instead of saved state."""
-
-UNMONITORED_GRACE_S = 900.0
-"""Seconds a cluster must stay out of the inventory before the timer removes its tags."""
 
 
 class UnknownCluster(InputError):
@@ -72,16 +68,32 @@ class Aksfw:
         panorama = settings.panorama
 
         def panorama_for(target: str) -> PanoramaClient:
-            return PanoramaClient(panorama_settings(panorama, target), api_key)
+            return PanoramaClient(panorama_settings(panorama, target, settings.limits), api_key)
 
+        def monitored(cluster_id: str) -> MonitoredCluster | None:
+            return discovery.inventory_knowing(cluster_id).find(cluster_id)
+
+        # One resolver, so the resyncer and the applier share its firewall-list cache.
+        targets = TargetResolver(
+            panorama.targets,
+            lambda: panorama_for(PANORAMA_TARGET),
+            limits=settings.limits,
+        )
         resyncer = Resyncer(
             discovery,
             ClusterAccess(settings, credential),
             storage,
-            targets=panorama.targets,
-            panorama=lambda: panorama_for(PANORAMA_TARGET),
+            targets=targets,
+            enqueued_mark_ttl_s=settings.limits.enqueued_mark_ttl_s,
         )
-        return cls(settings, storage, discovery, resyncer, Applier(storage, panorama_for))
+        applier = Applier(
+            storage,
+            panorama_for,
+            clusters=monitored,
+            targets=targets,
+            max_version_skew_s=settings.limits.max_version_skew_s,
+        )
+        return cls(settings, storage, discovery, resyncer, applier)
 
     # ------------------------------------------------------------------ triggers
 
@@ -272,10 +284,10 @@ class Aksfw:
                     logging.WARNING,
                     cluster=state.cluster_id,
                     target=state.target,
-                    grace_s=UNMONITORED_GRACE_S,
+                    grace_s=self.settings.limits.unmonitored_grace_s,
                 )
             return False
-        return now - state.missing_since >= UNMONITORED_GRACE_S
+        return now - state.missing_since >= self.settings.limits.unmonitored_grace_s
 
     def _follow_up(self, cluster_id: str) -> None:
         """One delayed resync per cluster and delay window, however many events arrive."""
@@ -291,13 +303,13 @@ class Aksfw:
     def _audit_due(self) -> bool:
         last = self.storage.load_marker("audit")
         now = self.clock()
-        if last is not None and now - last < AUDIT_INTERVAL_S:
+        if last is not None and now - last < self.settings.limits.audit_interval_s:
             return False
         self.storage.save_marker("audit", now)
         return True
 
 
-def panorama_settings(config: PanoramaConfig, target: str) -> PanoramaSettings:
+def panorama_settings(config: PanoramaConfig, target: str, limits: Limits) -> PanoramaSettings:
     """Client settings for one target of the configured Panorama."""
     return PanoramaSettings(
         url=config.host,
@@ -307,7 +319,7 @@ def panorama_settings(config: PanoramaConfig, target: str) -> PanoramaSettings:
         verify_tls=config.verify_tls,
         batch_size=config.batch_size,
         tag_timeout_s=config.tag_timeout_s,
-        read_timeout_s=config.read_timeout_s,
+        limits=limits,
     )
 
 

@@ -4,6 +4,12 @@ unregister in batches, save the new state under an ETag condition.
 
 Applying the same snapshot twice, or two snapshots in either order, ends in the newest
 state: an older snapshot than the applied one is skipped, and every write is idempotent.
+
+A snapshot is data, not authority. Before anything is written, the cluster, tag name and
+target it names are checked against the inventory, the configured targets and the state
+aksfw itself saved; a snapshot that names anything else is refused as malformed (the queue
+poisons it) and touches nothing. A version from a clock too far ahead is refused too, and a
+saved state that far ahead is not trusted for ordering, so no version can lock a cluster.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from aksfw_core.errors import AksfwError, InputError, Retryable
+from aksfw_core.inventory import MonitoredCluster
+from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, Snapshot
 from aksfw_core.model import IpTags
@@ -23,8 +31,14 @@ from aksfw_core.reconcile import TagPlan, owned_only, plan_changes
 from aksfw_core.state import AppliedState
 from aksfw_core.storage import StateConflict, Storage
 from aksfw_core.tags import check_cluster_name, ownership, registrable
+from aksfw_core.targets import TargetResolver
 
 log = logging.getLogger(__name__)
+
+ClusterLookup = Callable[[str], MonitoredCluster | None]
+"""The monitored cluster with a resource ID, or None: in the app,
+`discovery.inventory_knowing(id).find(id)`, so an unknown cluster costs at most one early
+inventory refresh."""
 
 _ANY_TAG = re.compile("")  # the saved state holds only the cluster's own tags
 _SERIAL_RE = re.compile(r"[0-9A-Za-z]{1,32}")
@@ -35,7 +49,8 @@ class ApplyOutcome:
     """What applying one snapshot did."""
 
     outcome: str
-    """`applied`, `unchanged`, `tombstoned`, `skipped-older`, `duplicate` or `superseded`."""
+    """`applied`, `unchanged`, `tombstoned`, `skipped-older`, `duplicate`, `superseded`,
+    or `nothing-applied` (a tombstone for a cluster with no applied state there)."""
     result: ApplyResult = field(default_factory=ApplyResult)
 
 
@@ -46,23 +61,43 @@ class Applier:
         self,
         storage: Storage,
         panorama_for: Callable[[str], PanoramaClient],
+        *,
+        clusters: ClusterLookup,
+        targets: TargetResolver,
+        max_version_skew_s: float = Limits.max_version_skew_s,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._storage = storage
         self._panorama_for = panorama_for
+        self._clusters = clusters
+        self._targets = targets
+        self._max_skew_s = max_version_skew_s
         self._clock = clock
 
     def apply(self, snapshot: Snapshot) -> ApplyOutcome:
         """Make the target hold the snapshot's tags for its cluster.
 
         Raises:
-            MalformedMessage: the snapshot names tags the cluster does not own.
-            Retryable: Panorama or Storage failed transiently (state untouched).
+            MalformedMessage: the snapshot names tags the cluster does not own, a cluster,
+                tag name or target it may not touch, or a version too far in the future;
+                nothing is written.
+            Retryable: Panorama, Storage or the inventory failed transiently (state
+                untouched).
             AuthError, NonRetryable: it can never succeed as it is.
         """
         check_snapshot(snapshot)
+        self._check_version(snapshot)
         state, etag = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
-        if state is not None:
+        if snapshot.tombstone:
+            if state is None:
+                # Only aksfw's own record says what a cluster owns on a target: without
+                # it there is nothing a tombstone may remove.
+                return self._skip(snapshot, "nothing-applied")
+            check_tombstone(snapshot, state)
+        else:
+            self._authorise(snapshot, state)
+        trusted = state is not None and self._trusted(state)
+        if state is not None and trusted:
             if snapshot.version < state.version:
                 return self._skip(snapshot, "skipped-older")
             same = snapshot.version == state.version and snapshot.fingerprint == state.fingerprint
@@ -71,13 +106,13 @@ class Applier:
         started = self._clock()
         try:
             with self._panorama_for(snapshot.target) as panorama:
-                plan = self._plan(snapshot, state, panorama)
+                plan = self._plan(snapshot, state if trusted else None, state, panorama)
                 result = panorama.apply(plan) if not plan.is_empty else ApplyResult()
         except AksfwError as error:
             self._record_error(snapshot, state, etag, error)
             raise
         try:
-            outcome = self._save(snapshot, state, etag, plan, result)
+            outcome = self._save(snapshot, etag, plan, result)
         except StateConflict:
             outcome = self._settle_race(snapshot)
         log_event(
@@ -95,12 +130,112 @@ class Applier:
         )
         return ApplyOutcome(outcome, result)
 
+    def _check_version(self, snapshot: Snapshot) -> None:
+        """Refuse a version from a clock too far ahead: applied, it would make every
+        snapshot of that cluster and target look older until the clock caught up.
+
+        Raises:
+            MalformedMessage: the version is more than the allowed skew ahead.
+        """
+        ahead_s = (snapshot.version - self._now_ns()) / 1e9
+        if ahead_s > self._max_skew_s:
+            raise MalformedMessage(
+                f"snapshot: version {snapshot.version} of cluster {snapshot.cluster_id} on "
+                f"target {snapshot.target!r} is {ahead_s:.0f} s ahead of this clock "
+                f"(at most {self._max_skew_s:.0f} s allowed)"
+            )
+
+    def _trusted(self, state: AppliedState) -> bool:
+        """Whether the saved version may order snapshots: one saved too far ahead (by an
+        older release, or under a clock jump) would skip every snapshot as older."""
+        ahead_s = (state.version - self._now_ns()) / 1e9
+        if ahead_s <= self._max_skew_s:
+            return True
+        log_event(
+            log,
+            "apply.state_version_ahead",
+            logging.WARNING,
+            cluster=state.cluster_id,
+            target=state.target,
+            version=state.version,
+            ahead_s=round(ahead_s),
+        )
+        return False
+
+    def _authorise(self, snapshot: Snapshot, state: AppliedState | None) -> None:
+        """Refuse a snapshot whose cluster, tag name or target aksfw would not send.
+
+        The tag name must be the one the inventory gives the cluster; for a cluster no
+        longer monitored, the one its applied state on this target holds. The target must
+        be one the configuration names.
+
+        Raises:
+            MalformedMessage: the snapshot names anything else.
+            Retryable, AuthError, NonRetryable: the inventory or Panorama's device-group
+                list could not be read.
+        """
+        where = (
+            f"cluster {snapshot.cluster_id}, tag name {snapshot.tag_name!r}, "
+            f"target {snapshot.target!r}"
+        )
+        expected, source = self._expected_tag_name(snapshot, state)
+        if expected is None:
+            raise MalformedMessage(
+                f"snapshot refused ({where}): the cluster is not monitored and has no "
+                "applied state on that target"
+            )
+        if snapshot.tag_name != expected:
+            raise MalformedMessage(
+                f"snapshot refused ({where}): the {source} gives this cluster the tag name "
+                f"{expected!r}"
+            )
+        if not self._targets.is_configured(snapshot.target):
+            raise MalformedMessage(
+                f"snapshot refused ({where}): the configuration names no such target"
+            )
+
+    def _expected_tag_name(
+        self, snapshot: Snapshot, state: AppliedState | None
+    ) -> tuple[str | None, str]:
+        """The tag name the cluster may use on this target, and where it comes from."""
+        try:
+            cluster = self._clusters(snapshot.cluster_id)
+        except AksfwError as error:
+            if state is None or state.tag_name != snapshot.tag_name:
+                raise
+            # The snapshot only touches what aksfw's own record says it already owns there,
+            # so an inventory outage need not stop it.
+            log_event(
+                log,
+                "apply.inventory_unavailable",
+                logging.WARNING,
+                cluster=snapshot.cluster_id,
+                target=snapshot.target,
+                error=f"{type(error).__name__}: {error}",
+            )
+            return state.tag_name, "applied state"
+        if cluster is not None:
+            return cluster.tag_name, "inventory"
+        if state is not None:
+            return state.tag_name, "applied state"
+        return None, "inventory"
+
+    def _now_ns(self) -> int:
+        return int(self._clock() * 1e9)
+
     def _plan(
-        self, snapshot: Snapshot, state: AppliedState | None, panorama: PanoramaClient
+        self,
+        snapshot: Snapshot,
+        base: AppliedState | None,
+        state: AppliedState | None,
+        panorama: PanoramaClient,
     ) -> TagPlan:
+        """Diff against `base` (the trusted applied state) when it can be trusted to
+        match Panorama; otherwise against Panorama itself, counting the tags of `state`
+        (whatever its version) as this cluster's own."""
         refresh = panorama.settings.tag_timeout_s > 0
-        if state is not None and not state.dirty and not snapshot.audit:
-            return plan_changes(snapshot.tags, state.tags, _ANY_TAG, refresh)
+        if base is not None and not base.dirty and not snapshot.audit:
+            return plan_changes(snapshot.tags, base.tags, _ANY_TAG, refresh)
         owned = ownership(snapshot.tag_name)
         registered = owned_only(panorama.registered(), owned)
         if state is not None and state.tag_name != snapshot.tag_name:
@@ -110,12 +245,7 @@ class Applier:
         return plan_changes(snapshot.tags, registered, owned, refresh)
 
     def _save(
-        self,
-        snapshot: Snapshot,
-        state: AppliedState | None,
-        etag: str | None,
-        plan: TagPlan,
-        result: ApplyResult,
+        self, snapshot: Snapshot, etag: str | None, plan: TagPlan, result: ApplyResult
     ) -> str:
         if snapshot.tombstone and not result.failures:
             self._storage.delete_applied(snapshot.cluster_id, snapshot.target, etag)
@@ -126,7 +256,9 @@ class Applier:
                 cluster_id=snapshot.cluster_id,
                 tag_name=snapshot.tag_name,
                 target=snapshot.target,
-                version=max(snapshot.version, state.version if state else 0),
+                # Not max(...): either the snapshot passed the ordering check, or the saved
+                # version was too far ahead to be trusted and must not survive.
+                version=snapshot.version,
                 fingerprint=snapshot.fingerprint,
                 tags=snapshot.tags,
                 applied_at=self._clock(),
@@ -147,7 +279,7 @@ class Applier:
             Retryable: the state is not newer (apply this snapshot again from it).
         """
         latest, etag = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
-        if latest is None or latest.version < snapshot.version:
+        if latest is None or latest.version < snapshot.version or not self._trusted(latest):
             raise Retryable("applied state changed concurrently; trying again")
         newer = Snapshot(
             latest.cluster_id,
@@ -158,9 +290,9 @@ class Applier:
             audit=True,
         )
         with self._panorama_for(snapshot.target) as panorama:
-            plan = self._plan(newer, latest, panorama)
+            plan = self._plan(newer, latest, latest, panorama)
             result = panorama.apply(plan) if not plan.is_empty else ApplyResult()
-        self._save(newer, latest, etag, plan, result)
+        self._save(newer, etag, plan, result)
         log_event(
             log,
             "apply.race_settled",
@@ -223,6 +355,27 @@ def check_snapshot(snapshot: Snapshot) -> None:
                 raise MalformedMessage(
                     f"snapshot: tag {tag[:140]!r} on {ip} is not {snapshot.tag_name}'s"
                 )
+
+
+def check_tombstone(snapshot: Snapshot, state: AppliedState) -> None:
+    """Refuse a tombstone that does not match aksfw's own record for its cluster and
+    target: it may remove only the tags saved there, under the saved tag name.
+
+    Raises:
+        MalformedMessage: the tag name or the target differs from the applied state's.
+    """
+    where = (
+        f"cluster {snapshot.cluster_id}, tag name {snapshot.tag_name!r}, target {snapshot.target!r}"
+    )
+    if snapshot.tag_name != state.tag_name:
+        raise MalformedMessage(
+            f"tombstone refused ({where}): the applied state there is under the tag name "
+            f"{state.tag_name!r}"
+        )
+    if snapshot.target != state.target:
+        raise MalformedMessage(
+            f"tombstone refused ({where}): the applied state is for target {state.target!r}"
+        )
 
 
 def _merge(left: IpTags, right: IpTags) -> dict[str, frozenset[str]]:

@@ -8,13 +8,17 @@ Loading reads the environment (and the file it names) and nothing else.
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aksfw_core.errors import InputError
+from aksfw_core.jsondoc import load_json
+from aksfw_core.limits import Limits
+from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.resource_ids import is_subscription_id, managed_cluster_id
 from aksfw_core.selectors import NamedSelector, named_selector
 from aksfw_core.tags import check_cluster_name
@@ -89,7 +93,7 @@ class PanoramaConfig:
     """The Panorama to keep in step."""
 
     host: str
-    """`host[:port]` (HTTPS) or a full `http(s)://` URL for local simulators."""
+    """Base URL: from `host[:port]` (HTTPS) or `http(s)://host[:port]` (simulators)."""
     targets: PanoramaTargets = field(default_factory=PanoramaTargets)
     vsys: str | None = None
     ca_bundle: str | None = None
@@ -99,8 +103,6 @@ class PanoramaConfig:
     """Seconds a registered tag lives; 0 = never expires."""
     batch_size: int = 1000
     """IP entries per uid-message."""
-    read_timeout_s: int = 60
-    """Seconds to wait for one XML API response."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ class Settings:
     """Vault holding cluster tokens (required by `token` credentials)."""
     arm_endpoint: str = PUBLIC_ARM_ENDPOINT
     """Resource Manager base URL (`AKSFW_ARM_ENDPOINT`)."""
+    limits: Limits = field(default_factory=Limits)
+    """Timeouts, caps and TTLs (`limits`)."""
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -148,10 +152,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         text, where = inline, "AKSFW_CONFIG"
     else:
         raise InputError("set AKSFW_CONFIG (JSON) or AKSFW_CONFIG_FILE (path)")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(f"{where} is not JSON: {error.msg} at line {error.lineno}") from None
+    document = load_json(text, where)
     arm = environ.get("AKSFW_ARM_ENDPOINT") or PUBLIC_ARM_ENDPOINT
     return parse_settings(document, arm_endpoint=arm)
 
@@ -169,6 +170,7 @@ def parse_settings(document: object, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) ->
     panorama = root.optional("panorama", _panorama)
     resync = root.optional("resync", _resync) or ResyncConfig()
     key_vault = root.optional("keyVault", _https_url)
+    limits = root.optional("limits", _limits) or Limits()
     root.done()
     if discovery.tag_key and not subscriptions:
         raise InputError("config.discovery.tag: needs config.subscriptions to scan")
@@ -183,6 +185,7 @@ def parse_settings(document: object, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) ->
         resync=resync,
         key_vault_url=key_vault,
         arm_endpoint=_https_url(arm_endpoint, "AKSFW_ARM_ENDPOINT", allow_http=True),
+        limits=limits,
     )
 
 
@@ -337,17 +340,76 @@ def _credential(value: object, path: str) -> ClusterAccessKind:
 def _panorama(value: object, path: str) -> PanoramaConfig:
     fields = _Fields(value, path)
     config = PanoramaConfig(
-        host=fields.required("host", _string),
+        host=fields.required("host", _panorama_host),
         targets=fields.optional("targets", _targets) or PanoramaTargets(),
         vsys=fields.optional("vsys", _string),
-        ca_bundle=fields.optional("caBundle", _string),
+        ca_bundle=fields.optional("caBundle", _readable_file),
         verify_tls=fields.optional("verifyTls", _boolean) is not False,
         tag_timeout_s=fields.optional("tagTimeoutSeconds", _integer(0, 2_592_000)) or 0,
         batch_size=fields.optional("batchSize", _integer(1, 5000)) or 1000,
-        read_timeout_s=fields.optional("readTimeoutSeconds", _integer(1, 600)) or 60,
     )
     fields.done()
     return config
+
+
+def _panorama_host(value: object, path: str) -> str:
+    try:
+        return panorama_url(_string(value, path))
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+
+
+def _readable_file(value: object, path: str) -> str:
+    return readable_file(_string(value, path), path)
+
+
+def readable_file(name: str, what: str) -> str:
+    """Check that a file (a CA bundle) exists and can be read, so the mistake shows at
+    start-up, naming `what`, instead of on the first request.
+
+    Raises:
+        InputError: it is missing, not a file, or unreadable.
+    """
+    if not os.path.isfile(name):
+        raise InputError(f"{what}: {name} is not a file")
+    try:
+        with open(name, "rb") as file:
+            file.read(1)
+    except OSError as error:
+        raise InputError(f"{what}: {name} cannot be read ({error.strerror})") from None
+    return name
+
+
+def _document_key(name: str) -> str:
+    """`panorama_read_timeout_s` → `panoramaReadTimeoutSeconds`: the unit stays in the name."""
+    if name.endswith("_s"):
+        name = name.removesuffix("_s") + "_seconds"
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+_LIMIT_FIELDS = {_document_key(limit.name): limit for limit in dataclasses.fields(Limits)}
+
+
+def _limits(value: object, path: str) -> Limits:
+    if not isinstance(value, Mapping):
+        raise InputError(f"{path}: expected an object")
+    chosen: dict[str, float | int] = {}
+    for key, number in value.items():
+        limit = _LIMIT_FIELDS.get(key)
+        if limit is None:
+            raise InputError(f"{path}.{key}: unknown limit")
+        whole = isinstance(limit.default, int)
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or (whole and not isinstance(number, int))
+            or not number > 0
+        ):
+            kind = "a whole number" if whole else "a number"
+            raise InputError(f"{path}.{key}: expected {kind} above 0")
+        chosen[limit.name] = number
+    return Limits(**chosen)  # type: ignore[arg-type]
 
 
 def _targets(value: object, path: str) -> PanoramaTargets:

@@ -21,6 +21,7 @@ from aksfw_core.app import Aksfw, UnknownCluster
 from aksfw_core.config import ResyncConfig, load_settings
 from aksfw_core.errors import AksfwError, InputError, NonRetryable, Retryable
 from aksfw_core.events import MalformedEvent
+from aksfw_core.jsondoc import load_json
 from aksfw_core.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,18 @@ def _consume(
 def http_resync(request: func.HttpRequest) -> func.HttpResponse:
     """POST /api/resync with `{}` (all clusters) or `{"cluster": "<id or name>"}`."""
     try:
-        cluster, audit = _resync_body(request.get_body())
+        app = application()
+    except AksfwError as error:
+        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+    body, most = request.get_body(), app.settings.limits.max_http_body_bytes
+    if len(body) > most:
+        return _json({"error": f"body larger than {most} bytes (limits.maxHttpBodyBytes)"}, 413)
+    try:
+        cluster, audit = _resync_body(body)
     except InputError as error:
         return _json({"error": str(error)}, 400)
     try:
-        queued = application().request_resync(cluster, audit)
+        queued = app.request_resync(cluster, audit)
     except UnknownCluster as error:
         return _json({"error": str(error)}, 404)
     except AksfwError as error:
@@ -120,9 +128,9 @@ def _resync_body(body: bytes) -> tuple[str | None, bool]:
     if not body.strip():
         return None, False
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError('body must be JSON: {} or {"cluster": "<id or name>"}') from None
+        document = load_json(body, "body")
+    except InputError as error:
+        raise InputError(f'{error}: send {{}} or {{"cluster": "<id or name>"}}') from None
     if not isinstance(document, dict):
         raise InputError("body must be a JSON object")
     unknown = sorted(set(document) - {"cluster", "audit"})

@@ -1,7 +1,9 @@
 """List a cluster's Services with the real `kubernetes` client.
 
 The list is read in pages (`limit`/`continue`) and is all or nothing: a failure on any
-page raises, so a partial list can never look like Services that went away.
+page raises, so a partial list can never look like Services that went away. Every page
+is bounded in time (a total deadline) and bytes, and the list in pages: a server that
+keeps handing out pages, or the same `continue` token twice, is stopped with an error.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
+from aksfw_core.errors import InputError, NonRetryable, Retryable
+from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings, retrying
+from aksfw_core.transport import (
+    deadline,
+    http_error,
+    read_capped,
+    retry_after_seconds,
+    watch_pools,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +38,13 @@ class KubernetesServices:
     def __init__(
         self,
         api_client: Any,
-        page_size: int = 500,
-        timeout_s: tuple[float, float] = (5.0, 30.0),
+        limits: Limits | None = None,
         retry: RetrySettings | None = None,
     ) -> None:
         self._api = k8s.CoreV1Api(api_client)
         self._api_client = api_client
-        self._page_size = page_size
-        self._timeout = timeout_s
+        watch_pools(api_client.rest_client.pool_manager)
+        self._limits = limits or Limits()
         self._retry = retry or RetrySettings()
         self._server = getattr(api_client.configuration, "host", "the API server")
 
@@ -44,9 +53,8 @@ class KubernetesServices:
         cls,
         path: str,
         context: str | None = None,
-        page_size: int = 500,
+        limits: Limits | None = None,
         retry: RetrySettings | None = None,
-        timeout_s: tuple[float, float] = (5.0, 30.0),
     ) -> KubernetesServices:
         """Connect with a kubeconfig file (and optionally one of its contexts).
 
@@ -59,7 +67,7 @@ class KubernetesServices:
             )
         except (ConfigException, OSError, ValueError, TypeError) as error:
             raise InputError(f"kubeconfig {path}: {error}") from None
-        return cls(api_client, page_size=page_size, timeout_s=timeout_s, retry=retry)
+        return cls(api_client, limits=limits, retry=retry)
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -71,7 +79,9 @@ class KubernetesServices:
         Raises:
             AuthError: the API server refused the credential (401/403).
             Retryable: the server or network failed through every attempt.
-            NonRetryable: any other refusal.
+            NonRetryable: any other refusal, a TLS verification failure, a page over
+                `limits.kube_max_response_bytes`, more pages than `limits.kube_max_pages`,
+                or a `continue` token handed out twice.
         """
         for attempt in retrying(self._retry, f"list Services on {self._server}"):
             with attempt:
@@ -81,7 +91,8 @@ class KubernetesServices:
     def _list_once(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token: str | None = None
-        while True:
+        seen: set[str] = set()
+        for _ in range(self._limits.kube_max_pages):
             page = self._page(token)
             page_items = page.get("items") or []
             if not isinstance(page_items, list):
@@ -90,22 +101,44 @@ class KubernetesServices:
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:
                 return items
+            if not isinstance(token, str) or token in seen:
+                raise NonRetryable(f"{self._server}: the Service list repeats a continue token")
+            seen.add(token)
+        raise NonRetryable(
+            f"{self._server}: the Service list goes on past {self._limits.kube_max_pages} "
+            "pages (limits.kubeMaxPages)"
+        )
 
     def _page(self, token: str | None) -> dict[str, Any]:
+        limits = self._limits
+        what = f"{self._server}: list Services"
         try:
-            # Raw JSON (no preload): the same parser then serves files and live clusters.
-            response: Any = self._api.list_service_for_all_namespaces(
-                limit=self._page_size,
-                _continue=token,
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
-            document = json.loads(response.data)
+            with deadline(limits.kube_deadline_s, what):
+                # Raw JSON (no preload): the same parser then serves files and live clusters.
+                response: Any = self._api.list_service_for_all_namespaces(
+                    limit=limits.kube_page_size,
+                    _continue=token,
+                    _preload_content=False,
+                    _request_timeout=(limits.kube_connect_timeout_s, limits.kube_read_timeout_s),
+                )
+                try:
+                    data = read_capped(
+                        response.stream(64 * 1024), limits.kube_max_response_bytes, what
+                    )
+                finally:
+                    response.release_conn()
+            document = json.loads(data)
         except ApiException as error:
             raise _classify(error, self._server) from None
+        except urllib3.exceptions.SSLError:
+            raise NonRetryable(f"{self._server}: TLS verification failed") from None
+        except urllib3.exceptions.MaxRetryError as error:
+            if isinstance(error.reason, urllib3.exceptions.SSLError):
+                raise NonRetryable(f"{self._server}: TLS verification failed") from None
+            raise Retryable(f"{self._server} unreachable ({type(error).__name__})") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise Retryable(f"{self._server} unreachable ({type(error).__name__})") from None
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Retryable(f"{self._server}: list response is not JSON") from None
         if not isinstance(document, dict):
             raise Retryable(f"{self._server}: list response is not an object")
@@ -114,11 +147,8 @@ class KubernetesServices:
 
 def _classify(error: ApiException, server: str) -> Exception:
     status = error.status or 0
-    message = f"{server}: listing Services failed with HTTP {status} {error.reason or ''}".strip()
-    if status in (401, 403):
-        return AuthError(message)
-    if status in {410, 429} or status >= 500:
-        retry_after = (error.headers or {}).get("Retry-After")
-        seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
-        return Retryable(message, seconds)
-    return NonRetryable(message)
+    message = f"{server}: listing Services failed"
+    if status == 410:  # the continue token expired: the list starts over
+        return Retryable(f"{message} (HTTP 410 Gone)", status=410)
+    retry_after = retry_after_seconds((error.headers or {}).get("Retry-After"))
+    return http_error(status, message, retry_after)

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aksfw_core.errors import InputError
+from aksfw_core.jsondoc import load_json
+from aksfw_core.limits import Limits
 from aksfw_core.model import IpTags, ip_tags_json
 
 SCHEMA_VERSION = 1
 MAX_QUEUE_TEXT = 48_000
 """Characters of JSON per message at most: base64 makes 64,000, under the 64 KiB limit."""
-MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024
-"""A compressed message may not unpack to more than this (a bound against gzip bombs)."""
 PANORAMA_TARGET = "panorama"
 """The target name for Panorama itself; other targets are firewall serials."""
 
@@ -96,16 +96,19 @@ def encode_reference(reference: BlobReference) -> str:
     return _dump({"v": SCHEMA_VERSION, "kind": "blob", "blob": reference.blob})
 
 
-def decode(text: str | bytes) -> Message | BlobReference:
-    """Read a message.
+def decode(text: str | bytes, max_bytes: int = Limits.max_message_bytes) -> Message | BlobReference:
+    """Read a message; a compressed one may unpack to `max_bytes` at most.
 
     Raises:
-        MalformedMessage: not a message of a known kind and version, naming what is wrong.
+        MalformedMessage: not a message of a known kind and version, or larger than
+            `max_bytes`, naming what is wrong.
     """
+    if len(text) > max_bytes:
+        raise MalformedMessage(f"message: larger than {max_bytes} bytes")
     document = _load(text)
     kind = document.get("kind")
     if kind == "gzip":
-        return decode(_gunzip(_field(document, "data", str)))
+        return decode(_gunzip(_field(document, "data", str), max_bytes), max_bytes)
     if kind == "blob":
         return BlobReference(_field(document, "blob", str))
     if kind == "resync":
@@ -128,14 +131,16 @@ def decode(text: str | bytes) -> Message | BlobReference:
     raise MalformedMessage(f"message: unknown kind {kind!r}")
 
 
-def _gunzip(data: str) -> bytes:
+def _gunzip(data: str, max_bytes: int) -> bytes:
     try:
         inflater = zlib.decompressobj(wbits=31)  # gzip framing
-        text = inflater.decompress(base64.b64decode(data, validate=True), MAX_SNAPSHOT_BYTES)
+        text = inflater.decompress(base64.b64decode(data, validate=True), max_bytes)
     except (ValueError, zlib.error):
         raise MalformedMessage("message: gzip data is corrupt") from None
-    if inflater.unconsumed_tail or not inflater.eof:
-        raise MalformedMessage("message: gzip data is truncated or larger than allowed")
+    if inflater.unconsumed_tail:
+        raise MalformedMessage(f"message: unpacks to more than {max_bytes} bytes")
+    if not inflater.eof:
+        raise MalformedMessage("message: gzip data is truncated")
     return text
 
 
@@ -168,9 +173,9 @@ def _dump(document: Mapping[str, Any]) -> str:
 
 def _load(text: str | bytes) -> Mapping[str, Any]:
     try:
-        document = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedMessage("message: not JSON") from None
+        document = load_json(text, "message")
+    except InputError as error:
+        raise MalformedMessage(str(error)) from None
     if not isinstance(document, dict):
         raise MalformedMessage("message: expected a JSON object")
     version = document.get("v")

@@ -10,22 +10,18 @@ from collections.abc import Callable
 
 from aksfw_core.aks.access import ClusterAccess
 from aksfw_core.aks.discovery import ClusterDiscovery
-from aksfw_core.config import PanoramaTargets
 from aksfw_core.errors import AuthError
 from aksfw_core.inventory import MonitoredCluster
+from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
-from aksfw_core.messages import PANORAMA_TARGET, ResyncRequest, Snapshot
-from aksfw_core.panorama.client import PanoramaClient
+from aksfw_core.messages import ResyncRequest, Snapshot
 from aksfw_core.services import parse_service_items
 from aksfw_core.state import EnqueuedMark
 from aksfw_core.storage import Storage
 from aksfw_core.tags import compute_tags
+from aksfw_core.targets import TargetResolver
 
 log = logging.getLogger(__name__)
-
-ENQUEUED_MARK_TTL_S = 600.0
-"""Seconds an identical queued snapshot suppresses a new one; after that it is sent
-again, so a lost message heals on a later resync."""
 
 
 class Resyncer:
@@ -37,15 +33,16 @@ class Resyncer:
         access: ClusterAccess,
         storage: Storage,
         *,
-        targets: PanoramaTargets,
-        panorama: Callable[[], PanoramaClient],
+        targets: TargetResolver,
+        enqueued_mark_ttl_s: float = Limits.enqueued_mark_ttl_s,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._discovery = discovery
+        # After this an identical snapshot is queued again, so a lost message heals.
+        self._enqueued_mark_ttl_s = enqueued_mark_ttl_s
         self._access = access
         self._storage = storage
         self._targets = targets
-        self._panorama = panorama
         self._clock = clock
 
     def resync(self, request: ResyncRequest) -> list[Snapshot]:
@@ -90,17 +87,12 @@ class Resyncer:
         return queued
 
     def targets(self) -> list[str]:
-        """`panorama`, configured serials, and the connected firewalls of device groups."""
-        targets = [PANORAMA_TARGET] if self._targets.panorama else []
-        targets += list(self._targets.serials)
-        if self._targets.device_groups:
-            with self._panorama() as panorama:
-                groups = panorama.connected_firewalls(self._targets.device_groups)
-            for group, serials in groups.items():
-                if not serials:
-                    log_event(log, "resync.device_group_empty", logging.WARNING, device_group=group)
-                targets += serials
-        return list(dict.fromkeys(targets))
+        """`panorama`, configured serials, and the connected firewalls of device groups.
+
+        Raises:
+            AuthError, NonRetryable, Retryable: Panorama could not list its device groups.
+        """
+        return self._targets.names()
 
     def _wanted(self, cluster: MonitoredCluster) -> dict[str, frozenset[str]]:
         services = self._access.services(cluster)
@@ -134,5 +126,5 @@ class Resyncer:
         return (
             mark is not None
             and mark.fingerprint == snapshot.fingerprint
-            and self._clock() - mark.enqueued_at < ENQUEUED_MARK_TTL_S
+            and self._clock() - mark.enqueued_at < self._enqueued_mark_ttl_s
         )

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aksfw_core.errors import NonRetryable
+from aksfw_core.errors import InputError, NonRetryable
+from aksfw_core.jsondoc import load_json
 from aksfw_core.model import IpTags, ip_tags_json
 from aksfw_core.resource_ids import managed_cluster_id
 
@@ -121,9 +122,9 @@ def to_bytes(document: Mapping[str, Any]) -> bytes:
 
 def _load(data: bytes, what: str) -> Mapping[str, Any]:
     try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise NonRetryable(f"stored {what} is not JSON") from None
+        document = load_json(data, f"stored {what}")
+    except InputError as error:
+        raise NonRetryable(str(error)) from None
     if not isinstance(document, dict):
         raise NonRetryable(f"stored {what} is not an object")
     return document

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
-    HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import (
@@ -32,10 +29,12 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
+from aksfw_core.errors import InputError, Retryable
+from aksfw_core.limits import Limits
 from aksfw_core.messages import (
     MAX_QUEUE_TEXT,
     BlobReference,
+    MalformedMessage,
     Message,
     decode,
     encode,
@@ -49,6 +48,7 @@ from aksfw_core.state import (
     state_key,
     to_bytes,
 )
+from aksfw_core.transport import azure_errors
 
 
 class StateConflict(Retryable):
@@ -85,8 +85,10 @@ class Storage:
         queues: QueueServiceClient,
         blobs: BlobServiceClient,
         names: StorageNames | None = None,
+        max_message_bytes: int = Limits.max_message_bytes,
     ) -> None:
         self._queues = queues
+        self._max_message_bytes = max_message_bytes
         self._blobs = blobs
         self.names = names or StorageNames()
         self._state: ContainerClient = blobs.get_container_client(self.names.state_container)
@@ -94,7 +96,10 @@ class Storage:
 
     @classmethod
     def from_environ(
-        cls, environ: Mapping[str, str], credential: TokenCredential | None = None
+        cls,
+        environ: Mapping[str, str],
+        credential: TokenCredential | None = None,
+        max_message_bytes: int = Limits.max_message_bytes,
     ) -> Storage:
         """Connect as the Functions host does.
 
@@ -108,6 +113,7 @@ class Storage:
             return cls(
                 QueueServiceClient.from_connection_string(connection),
                 BlobServiceClient.from_connection_string(connection),
+                max_message_bytes=max_message_bytes,
             )
         account = environ.get("AzureWebJobsStorage__accountName")
         queue_uri = environ.get("AzureWebJobsStorage__queueServiceUri") or (
@@ -122,14 +128,16 @@ class Storage:
                 "(or __queueServiceUri and __blobServiceUri) with a managed identity"
             )
         return cls(
-            QueueServiceClient(queue_uri, credential), BlobServiceClient(blob_uri, credential)
+            QueueServiceClient(queue_uri, credential),
+            BlobServiceClient(blob_uri, credential),
+            max_message_bytes=max_message_bytes,
         )
 
     def ensure(self) -> None:
         """Create the queues and the state container if missing (once per process)."""
         if self._ready:
             return
-        with storage_errors("create queues and state container"):
+        with azure_errors("create queues and state container", "storage"):
             for name in self.names.queues:
                 with suppress(ResourceExistsError):
                     self._queues.create_queue(name)
@@ -159,25 +167,31 @@ class Storage:
         """Decode a message the host delivered, fetching a blob-stored body.
 
         Raises:
-            MalformedMessage: it is not a message.
+            MalformedMessage: it is not a message, or it is larger than allowed.
         """
-        message = decode(body)
+        message = decode(body, self._max_message_bytes)
         if isinstance(message, BlobReference):
-            with storage_errors(f"read {message.blob}"):
-                data = self._state.download_blob(message.blob).readall()
-            message = decode(data)
+            with azure_errors(f"read {message.blob}", "storage"):
+                downloader = self._state.download_blob(message.blob)
+                if downloader.size > self._max_message_bytes:
+                    raise MalformedMessage(
+                        f"message: payload blob larger than {self._max_message_bytes} bytes"
+                    )
+                data = downloader.readall()
+            message = decode(data, self._max_message_bytes)
             if isinstance(message, BlobReference):
-                raise InputError("message: a blob reference points at another reference")
+                raise MalformedMessage("message: a blob reference points at another reference")
         return message
 
     def forget_payload(self, body: str | bytes) -> None:
         """Delete the blob behind a processed message, if it had one."""
         try:
-            reference = decode(body)
+            reference = decode(body, self._max_message_bytes)
         except InputError:
             return
         if isinstance(reference, BlobReference):
-            with storage_errors(f"delete {reference.blob}"), suppress(ResourceNotFoundError):
+            what = f"delete {reference.blob}"
+            with azure_errors(what, "storage"), suppress(ResourceNotFoundError):
                 self._state.delete_blob(reference.blob)
 
     def poison(self, queue: str, body: str) -> None:
@@ -187,7 +201,7 @@ class Storage:
 
     def depth(self, queue: str) -> int:
         """Approximate number of messages waiting in a queue."""
-        with storage_errors(f"read {queue} properties"):
+        with azure_errors(f"read {queue} properties", "storage"):
             try:
                 properties = self._queue(queue).get_queue_properties()
             except ResourceNotFoundError:
@@ -223,7 +237,7 @@ class Storage:
     def delete_applied(self, cluster_id: str, target: str, etag: str | None) -> None:
         """Forget a (cluster, target) after a tombstone, if unchanged since read."""
         name = f"applied/{state_key(cluster_id, target)}.json"
-        with storage_errors(f"delete {name}"):
+        with azure_errors(f"delete {name}", "storage"):
             try:
                 if etag:
                     self._state.delete_blob(
@@ -240,7 +254,7 @@ class Storage:
         """Every applied state, for the status endpoint and the timer's tombstones."""
         self.ensure()
         states = []
-        with storage_errors("list applied states"):
+        with azure_errors("list applied states", "storage"):
             try:
                 names = [b.name for b in self._state.list_blobs(name_starts_with="applied/")]
             except ResourceNotFoundError:  # the container is gone (a fresh emulator)
@@ -279,7 +293,7 @@ class Storage:
 
     def _read(self, name: str) -> tuple[bytes | None, str | None]:
         self.ensure()
-        with storage_errors(f"read {name}"):
+        with azure_errors(f"read {name}", "storage"):
             try:
                 downloader = self._state.download_blob(name)
             except ResourceNotFoundError:
@@ -308,14 +322,14 @@ class Storage:
         """Run a write; if its queue or container is gone (a storage account or emulator
         reset), create them again and write once more."""
         self.ensure()
-        with storage_errors(what):
+        with azure_errors(what, "storage"):
             try:
                 write()
                 return
             except ResourceNotFoundError:
                 self._ready = False
         self.ensure()
-        with storage_errors(what):
+        with azure_errors(what, "storage"):
             write()
 
 
@@ -327,19 +341,3 @@ def azurite_connection_string(host: str = "127.0.0.1") -> str:
         f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
         f"BlobEndpoint=http://{host}:10000/{account};QueueEndpoint=http://{host}:10001/{account};"
     )
-
-
-@contextmanager
-def storage_errors(what: str) -> Iterator[None]:
-    """Map Storage SDK errors: 5xx/429/connection → Retryable, 401/403 → AuthError."""
-    try:
-        yield
-    except (ServiceRequestError, ServiceResponseError) as error:
-        raise Retryable(f"{what}: storage unreachable ({type(error).__name__})") from None
-    except HttpResponseError as error:
-        status = error.status_code or 0
-        if status in (401, 403):
-            raise AuthError(f"{what}: storage refused the credential (HTTP {status})") from None
-        if status == 429 or status >= 500 or status == 0:
-            raise Retryable(f"{what}: HTTP {status} from storage") from None
-        raise NonRetryable(f"{what}: HTTP {status} from storage") from None

@@ -15,10 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aksfw_core.applier import Applier
+from aksfw_core.config import PanoramaTargets
+from aksfw_core.inventory import Inventory, MonitoredCluster
 from aksfw_core.messages import Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.panorama.xmlapi import MAX_REQUEST_BYTES
 from aksfw_core.storage import Storage
+from aksfw_core.targets import TargetResolver
 from tests.azurite import Azurite
 from tests.fakes.panorama import PanoramaSimulator
 
@@ -89,7 +92,17 @@ def aksfw_steps(ips: int, traced: bool) -> list[Row]:
     with simulator() as sim, Azurite() as azurite:
         storage = Storage.from_environ({"AzureWebJobsStorage": azurite.connection_string})
         settings = PanoramaSettings(url=sim.url, ca_bundle=str(sim.ca_file))
-        applier = Applier(storage, lambda target: PanoramaClient(settings, ApiKey(KEY)))
+
+        def client(target: str = "panorama") -> PanoramaClient:
+            return PanoramaClient(settings, ApiKey(KEY))
+
+        bench_cluster = MonitoredCluster(CLUSTER, "bench", "bench", "MC_rg_bench_westeurope")
+        applier = Applier(
+            storage,
+            client,
+            clusters=Inventory((bench_cluster,)).find,
+            targets=TargetResolver(PanoramaTargets(), client),
+        )
 
         def apply(version: int, generation: int) -> Callable[[], object]:
             tags = {ip: frozenset(t) for ip, t in wanted(ips, generation).items()}

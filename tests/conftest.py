@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from aksfw_core import retry
+from aksfw_core.limits import Limits
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.retry import RetrySettings
 from tests.fakes.panorama import PanoramaSimulator
@@ -36,7 +37,11 @@ def panorama() -> Iterator[PanoramaSimulator]:
 
 
 def settings_for(simulator: PanoramaSimulator, **overrides: object) -> PanoramaSettings:
-    options: dict[str, object] = {"url": simulator.url, "retry": FAST_RETRY, "read_timeout_s": 5}
+    options: dict[str, object] = {
+        "url": simulator.url,
+        "retry": FAST_RETRY,
+        "limits": Limits(panorama_read_timeout_s=5),
+    }
     options.update(overrides)
     return PanoramaSettings(**options)  # type: ignore[arg-type]
 

@@ -127,6 +127,25 @@ def test_inventory_is_cached_and_refreshed_once_for_an_unknown_cluster(arm):
     assert len(arm.requests) == 4
 
 
+def test_an_event_storm_of_distinct_unknown_clusters_costs_one_early_refresh(arm):
+    seed_two_subscriptions(arm)
+    now = [0.0]
+    config = settings(arm.url, subscriptions=[SUB1], discovery={"tag": "aksfw"})
+    discovery = ClusterDiscovery(config, StaticToken(ARM_TOKEN), clock=lambda: now[0])
+    discovery.inventory()
+    arm.reset_requests()
+    for index in range(20):  # 20 clusters nobody monitors, each named once
+        discovery.inventory_knowing(cluster_id(SUB1, "rg-x", f"aks-unknown-{index}"))
+    assert len(arm.requests) == 2  # one early refresh (two pages) for the whole lifetime
+    now[0] += 30  # the early refresh does not re-arm itself while the inventory lives
+    discovery.inventory_knowing(cluster_id(SUB1, "rg-x", "aks-unknown-20"))
+    assert len(arm.requests) == 2
+    now[0] += 61  # a new lifetime: one read, and one early refresh again
+    discovery.inventory_knowing(cluster_id(SUB1, "rg-x", "aks-unknown-21"))
+    discovery.inventory_knowing(cluster_id(SUB1, "rg-x", "aks-unknown-22"))
+    assert len(arm.requests) == 6
+
+
 def test_new_cluster_is_found_by_the_early_refresh(arm):
     arm.add_cluster(SUB1, "rg-prod", "aks-prod1", tags={"aksfw": ""})
     discovery = ClusterDiscovery(

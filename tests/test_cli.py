@@ -109,6 +109,23 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, reason):
     assert err.count("\n") == 1 and reason in err
 
 
+def test_ca_bundle_that_is_missing_or_unreadable_exits_2_with_one_line(capsys, tmp_path):
+    folder = tmp_path / "folder.pem"
+    folder.mkdir()
+    for path in (tmp_path / "missing.pem", folder):
+        code, _, err = run(capsys, "registered", "--panorama", "h", "--ca-bundle", str(path))
+        assert code == 2 and err.count("\n") == 1 and "--ca-bundle" in err and "not a file" in err
+
+
+def test_json_nested_past_the_parsers_recursion_exits_2(capsys, tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 200_000)
+    code, _, err = run(capsys, "tags", "--cluster", "c1", str(deep))
+    assert code == 2 and err == f"aksfw: {deep} is nested too deeply\n"
+    code, _, err = run(capsys, "resolve-event", str(deep))
+    assert code == 2 and "nested too deeply" in err
+
+
 def test_non_json_input_is_reported_with_its_position(capsys, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"kind": "List", "items": [}')

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from aksfw_core import config
 from aksfw_core.config import (
     PUBLIC_ARM_ENDPOINT,
     AzureAccess,
@@ -14,6 +15,7 @@ from aksfw_core.config import (
     parse_settings,
 )
 from aksfw_core.errors import InputError
+from aksfw_core.limits import Limits
 
 SUB = "11111111-1111-1111-1111-111111111111"
 CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
@@ -135,6 +137,16 @@ def with_(path, value):
         ),
         (with_(["clusters", 1, "id"], CLUSTER.upper()), "config.clusters[1].id: listed twice"),
         (with_(["panorama", "host"], ""), "config.panorama.host"),
+        (with_(["panorama", "host"], "ftp://panorama"), "config.panorama.host: "),
+        (with_(["panorama", "host"], "https://u:p@panorama"), "config.panorama.host: "),
+        (with_(["panorama", "host"], "panorama/api/../x"), "config.panorama.host: "),
+        (with_(["panorama", "host"], "https://panorama?x"), "config.panorama.host: "),
+        (with_(["panorama", "host"], "pano\\rama@evil"), "config.panorama.host: "),
+        (with_(["panorama", "caBundle"], "/no/such/ca.pem"), "config.panorama.caBundle: "),
+        (with_(["limits"], {"panoramaDeadline": 5}), "config.limits.panoramaDeadline: unknown"),
+        (with_(["limits"], {"kubeMaxPages": 2.5}), "config.limits.kubeMaxPages: expected a whole"),
+        (with_(["limits"], {"panoramaDeadlineSeconds": 0}), "config.limits.panoramaDeadline"),
+        (with_(["limits"], {"panoramaDeadlineSeconds": "5"}), "config.limits.panoramaDeadline"),
         (with_(["panorama", "tagTimeoutSeconds"], -1), "config.panorama.tagTimeoutSeconds"),
         (with_(["panorama", "batchSize"], True), "config.panorama.batchSize"),
         (with_(["panorama", "targets"], {}), "config.panorama.targets: names no target"),
@@ -156,6 +168,39 @@ def test_bad_document_names_the_field(document, field):
     assert field in str(caught.value)
 
 
+def test_limits_are_read_with_their_units_and_default_otherwise():
+    settings = parse_settings(
+        {
+            "limits": {
+                "panoramaDeadlineSeconds": 30,
+                "kubeMaxResponseBytes": 1024,
+                "inventoryTtlSeconds": 0.5,
+            }
+        }
+    )
+    assert settings.limits == Limits(
+        panorama_deadline_s=30, kube_max_response_bytes=1024, inventory_ttl_s=0.5
+    )
+    assert parse_settings({}).limits == Limits()
+
+
+def test_every_limit_has_a_document_key_with_its_unit():
+    keys = set(config._LIMIT_FIELDS)
+    assert "panoramaReadTimeoutSeconds" in keys and "maxMessageBytes" in keys
+    assert all(key.endswith(("Seconds", "Bytes", "Pages", "Size")) for key in keys), keys
+
+
+def test_panorama_host_is_normalised_and_ca_bundle_checked(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = parse_settings(
+        {"panorama": {"host": "panorama.example.com:8443", "caBundle": str(bundle)}}
+    )
+    assert settings.panorama is not None
+    assert settings.panorama.host == "https://panorama.example.com:8443"
+    assert settings.panorama.ca_bundle == str(bundle)
+
+
 def test_load_settings_from_inline_json_file_and_arm_endpoint(tmp_path):
     inline = load_settings({"AKSFW_CONFIG": json.dumps(FULL)})
     path = tmp_path / "aksfw.json"
@@ -172,6 +217,7 @@ def test_load_settings_from_inline_json_file_and_arm_endpoint(tmp_path):
         ({}, "set AKSFW_CONFIG"),
         ({"AKSFW_CONFIG": "{", "AKSFW_CONFIG_FILE": "x"}, "not both"),
         ({"AKSFW_CONFIG": "{oops"}, "AKSFW_CONFIG is not JSON"),
+        ({"AKSFW_CONFIG": "[" * 100_000}, "AKSFW_CONFIG is nested too deeply"),
         ({"AKSFW_CONFIG_FILE": "/no/such/aksfw.json"}, "AKSFW_CONFIG_FILE /no/such/aksfw.json"),
         ({"AKSFW_CONFIG": "{}", "AKSFW_ARM_ENDPOINT": "ftp://arm"}, "AKSFW_ARM_ENDPOINT"),
     ],

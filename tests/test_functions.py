@@ -4,8 +4,10 @@ host played over Azurite, and the Resource Manager, Kubernetes and Panorama fake
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import logging
+import os
 import secrets
 import time
 
@@ -15,7 +17,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from aksfw_core import functions
-from aksfw_core.app import UNMONITORED_GRACE_S
+from aksfw_core.limits import Limits
 from aksfw_core.messages import Snapshot, encode
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.reconcile import TagPlan
@@ -90,10 +92,18 @@ def test_same_snapshot_twice_and_out_of_order_end_in_the_newest(world):
     assert len(world.panorama.write_calls()) == 1
 
 
+def packed(data: bytes) -> str:
+    return json.dumps(
+        {"v": 1, "kind": "gzip", "data": base64.b64encode(gzip.compress(data)).decode()}
+    )
+
+
 @pytest.mark.parametrize(
     "body",
     [
         "not json",
+        "[" * 40_000,
+        packed(b"[" * 100_000),
         json.dumps({"v": 9, "kind": "snapshot"}),
         json.dumps(
             {
@@ -107,6 +117,7 @@ def test_same_snapshot_twice_and_out_of_order_end_in_the_newest(world):
             }
         ),
     ],
+    ids=lambda body: body[:40],
 )
 def test_malformed_message_goes_to_poison_at_once_with_a_clear_log_line(world, caplog, body):
     caplog.set_level(logging.ERROR)
@@ -116,6 +127,61 @@ def test_malformed_message_goes_to_poison_at_once_with_a_clear_log_line(world, c
     assert [r.dequeue_count for r in world.updates.results] == [1]
     assert "message.poisoned" in caplog.text
     assert world.panorama.write_calls() == []
+
+
+def test_a_message_unpacking_past_the_configured_cap_is_poisoned_at_once(world, monkeypatch):
+    config = json.loads(os.environ["AKSFW_CONFIG"])
+    config["limits"] = {"maxMessageBytes": 100_000}
+    monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))
+    functions.application.cache_clear()
+    bomb = packed(b" " * 100_001)
+    enqueue(world.connection_string, "panorama-updates", bomb)
+    world.drain()
+    assert poison_messages(world.connection_string, "panorama-updates") == [bomb]
+    assert [r.dequeue_count for r in world.updates.results] == [1]
+    assert world.panorama.calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [(b"[" * 50_000, 400), (b'{"cluster": "' + b"x" * 70_000 + b'"}', 413)],
+    ids=["nested too deeply", "too large"],
+)
+def test_http_resync_refuses_hostile_bodies_with_a_client_error(world, body, status):
+    response = world.http("POST", "resync", body)
+    assert response.status_code == status
+    assert "error" in json.loads(response.get_body())
+
+
+def state_blobs(connection_string: str) -> list[str]:
+    container = BlobServiceClient.from_connection_string(connection_string).get_container_client(
+        "aksfw-state"
+    )
+    if not container.exists():
+        return []
+    return [blob.name for blob in container.list_blobs(name_starts_with="applied/")]
+
+
+@pytest.mark.parametrize(
+    ("tag_name", "target", "tags"),
+    [
+        ("evil", "panorama", {"20.0.0.1": frozenset({"aks.evil.web"})}),  # nobody's tag name
+        ("aks-prod1", "007000000001", {"20.0.0.1": frozenset({"aks.aks-prod1.web"})}),
+    ],
+    ids=["unmonitored-tag-name", "unconfigured-serial"],
+)
+def test_a_forged_snapshot_is_poisoned_at_once_and_touches_nothing(world, tag_name, target, tags):
+    world.panorama.seed("20.0.0.1", ["corp.keep"])
+    before = {t: world.panorama.registered(target=t) for t in (None, "007000000001")}
+    forged = encode(Snapshot(CLUSTER, tag_name, target, time.time_ns(), tags))
+    enqueue(world.connection_string, "panorama-updates", forged)
+    world.updates.run_until_idle(timeout_s=20)
+    # The app moves it to the poison queue itself on the first delivery (no host retries):
+    assert [r.dequeue_count for r in world.updates.results] == [1]
+    assert poison_messages(world.connection_string, "panorama-updates") == [forged]
+    assert world.panorama.write_calls() == []
+    assert {t: world.panorama.registered(target=t) for t in before} == before
+    assert state_blobs(world.connection_string) == []
 
 
 def test_unreachable_cluster_keeps_its_tags(world):
@@ -146,7 +212,7 @@ def test_timer_fans_out_and_tombstones_a_cluster_no_longer_monitored(world):
     HANDLERS["resync_timer"](TimerRequest())
     world.drain()
     assert world.registered() == wanted  # a grace period first: a tag typo must not empty DAGs
-    now[0] += UNMONITORED_GRACE_S - 1
+    now[0] += Limits().unmonitored_grace_s - 1
     HANDLERS["resync_timer"](TimerRequest())
     world.drain()
     assert world.registered() == wanted

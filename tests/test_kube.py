@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from aksfw_core.errors import AuthError, InputError, Retryable
+from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
 from aksfw_core.kube import KubernetesServices
+from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings
+from aksfw_core.transport import DeadlineExceeded, ResponseTooLarge
 from tests.fakes.kube_api import FakeKubeApi, service
+from tests.fakes.server import HttpResponse
 
 NO_WAIT = RetrySettings(attempts=2, initial_wait_s=0, max_wait_s=0)
 
@@ -21,7 +26,9 @@ def kube_api():
 
 def source(api, tmp_path):
     kubeconfig = str(api.write_kubeconfig(tmp_path / "kubeconfig"))
-    return KubernetesServices.from_kubeconfig(kubeconfig, page_size=2, retry=NO_WAIT)
+    return KubernetesServices.from_kubeconfig(
+        kubeconfig, limits=Limits(kube_page_size=2), retry=NO_WAIT
+    )
 
 
 def test_lists_every_page_with_the_real_client(kube_api, tmp_path):
@@ -62,8 +69,61 @@ def test_slow_api_server_times_out_as_a_transient_failure(kube_api, tmp_path):
     kube_api.services = [service("s0", ips=["20.0.0.1"])]
     kube_api.delay_s = 1.0
     kubeconfig = str(kube_api.write_kubeconfig(tmp_path / "kubeconfig"))
-    listing = KubernetesServices.from_kubeconfig(kubeconfig, retry=NO_WAIT, timeout_s=(2.0, 0.3))
+    listing = KubernetesServices.from_kubeconfig(
+        kubeconfig,
+        retry=NO_WAIT,
+        limits=Limits(kube_connect_timeout_s=2.0, kube_read_timeout_s=0.3),
+    )
     with pytest.raises(Retryable, match="unreachable"):
         listing.list_items()
     kube_api.delay_s = 0.0
     assert len(listing.list_items()) == 1
+
+
+def bounded_source(api, tmp_path, **limits):
+    kubeconfig = str(api.write_kubeconfig(tmp_path / "kubeconfig"))
+    return KubernetesServices.from_kubeconfig(
+        kubeconfig, retry=NO_WAIT, limits=Limits(kube_page_size=2, **limits)
+    )
+
+
+@pytest.mark.parametrize("mode", ["same", "new"])
+def test_a_server_that_never_stops_paging_is_stopped_with_a_clear_error(kube_api, tmp_path, mode):
+    kube_api.services = [service(f"s{i}", ips=[f"20.0.0.{i}"]) for i in range(3)]
+    kube_api.continue_mode = mode
+    listing = bounded_source(kube_api, tmp_path, kube_max_pages=5)
+    reason = "repeats a continue token" if mode == "same" else "past 5 pages"
+    with pytest.raises(NonRetryable, match=reason):
+        listing.list_items()
+    lists = [r for r in kube_api.requests if r.path == "/api/v1/services"]
+    assert len(lists) == (2 if mode == "same" else 5)  # stopped at once, not retried
+
+
+def test_a_drip_fed_page_cannot_stretch_the_total_deadline(kube_api, tmp_path):
+    # One byte every 0.05 s never trips the 5 s read timeout; the page would take minutes.
+    kube_api.services = [service("s0", ips=["20.0.0.1"])]
+    kube_api.drip_s = 0.05
+    listing = bounded_source(kube_api, tmp_path, kube_read_timeout_s=5, kube_deadline_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match=r"within 0\.5 s"):
+        listing.list_items()
+    assert time.monotonic() - started < 5
+    assert len(kube_api.requests) == NO_WAIT.attempts  # a timeout is transient: retried
+
+
+def test_an_endless_page_stops_at_the_byte_cap(kube_api, tmp_path):
+    kube_api.services = [service("s0", ips=["20.0.0.1"])]
+    kube_api.endless = True
+    listing = bounded_source(kube_api, tmp_path, kube_max_response_bytes=1024 * 1024)
+    with pytest.raises(ResponseTooLarge, match="larger than 1048576 bytes"):
+        listing.list_items()
+    assert len(kube_api.requests) == 1  # the same answer would come again: not retried
+
+
+def test_a_page_nested_past_the_parsers_recursion_is_refused(kube_api, tmp_path, monkeypatch):
+    listing = bounded_source(kube_api, tmp_path)
+    monkeypatch.setattr(
+        kube_api, "_answer", lambda body: HttpResponse(200, b"[" * 200_000, "application/json")
+    )
+    with pytest.raises(Retryable, match="not JSON"):
+        listing.list_items()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import gzip
+import inspect
 import json
 
 import pytest
 
-from aksfw_core import messages
+from aksfw_core.limits import Limits
 from aksfw_core.messages import (
     MAX_QUEUE_TEXT,
     BlobReference,
@@ -129,10 +130,29 @@ def test_malformed_messages_are_refused_with_a_reason(text, reason):
         decode(text)
 
 
-def test_gzip_bomb_is_refused(monkeypatch):
-    monkeypatch.setattr(messages, "MAX_SNAPSHOT_BYTES", 10_000)
+def test_gzip_bomb_is_refused_past_the_decompressed_cap():
     bomb = json.dumps(
         {"v": 1, "kind": "gzip", "data": base64.b64encode(gzip.compress(b" " * 1_000_000)).decode()}
     )
-    with pytest.raises(MalformedMessage, match="larger than allowed"):
-        decode(bomb)
+    with pytest.raises(MalformedMessage, match="unpacks to more than 10000 bytes"):
+        decode(bomb, max_bytes=10_000)
+    assert decode(encode(snapshot(1)), max_bytes=10_000) == snapshot(1)
+
+
+def test_the_default_cap_is_the_documented_limit():
+    assert inspect.signature(decode).parameters["max_bytes"].default == Limits().max_message_bytes
+    with pytest.raises(MalformedMessage, match="larger than"):
+        decode(b" " * (Limits().max_message_bytes + 1))
+
+
+@pytest.mark.parametrize("nesting", ["[" * 100_000, '{"a":' * 100_000, "[" * 50_000 + "]" * 50_000])
+def test_json_nested_past_the_parsers_recursion_is_a_malformed_message(nesting):
+    with pytest.raises(MalformedMessage, match="nested too deeply"):
+        decode(nesting)
+    packed = json.dumps({"v": 1, "kind": "gzip", "data": gz_text(nesting)})
+    with pytest.raises(MalformedMessage, match="nested too deeply"):
+        decode(packed)
+
+
+def gz_text(text):
+    return base64.b64encode(gzip.compress(text.encode())).decode()

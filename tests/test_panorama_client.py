@@ -8,7 +8,9 @@ import pytest
 from urllib3.exceptions import InsecureRequestWarning
 
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
-from aksfw_core.panorama.client import ApiKey, PanoramaClient, panorama_url
+from aksfw_core.limits import Limits
+from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.reconcile import TagPlan
 from tests.conftest import API_KEY, settings_for
 from tests.fakes.panorama import Fault, PanoramaSimulator
@@ -107,7 +109,9 @@ def test_transient_faults_are_retried(client, panorama, fault):
 def test_timeout_is_retried(panorama):
     panorama.slow_seconds = 1.0
     panorama.inject(Fault.SLOW)
-    with PanoramaClient(settings_for(panorama, read_timeout_s=0.2), ApiKey(API_KEY)) as client:
+    with PanoramaClient(
+        settings_for(panorama, limits=Limits(panorama_read_timeout_s=0.2)), ApiKey(API_KEY)
+    ) as client:
         assert client.apply(REGISTER).requests == 2
     assert len(panorama.registered()) == 2
 

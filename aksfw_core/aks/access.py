@@ -32,10 +32,6 @@ TOKEN_REFRESH_MARGIN_S = 300
 """Seconds before expiry at which an Entra token is replaced."""
 
 
-KUBECONFIG_TTL_S = 600.0
-"""Seconds a cluster's kubeconfig is reused, so an event storm costs no credential calls."""
-
-
 class ClusterAccess:
     """Opens `KubernetesServices` for monitored clusters."""
 
@@ -65,7 +61,7 @@ class ClusterAccess:
             raise NonRetryable(f"{cluster.id}: unusable kubeconfig ({error})") from None
         if entra:
             api_client.configuration.refresh_api_key_hook = EntraTokenHook(self._credential)
-        return KubernetesServices(api_client)
+        return KubernetesServices(api_client, limits=self._settings.limits)
 
     def forget(self, cluster_id: str) -> None:
         """Drop a cached kubeconfig (after the API server refused it)."""
@@ -80,14 +76,17 @@ class ClusterAccess:
             kubeconfig, entra = self._token_kubeconfig(cluster), False
         else:
             kubeconfig, entra = entra_to_token(self._user_kubeconfig(cluster))
-        self._kubeconfigs[key] = (self._clock() + KUBECONFIG_TTL_S, kubeconfig, entra)
+        # Reused for a while, so an event storm costs no credential calls.
+        expires = self._clock() + self._settings.limits.kubeconfig_ttl_s
+        self._kubeconfigs[key] = (expires, kubeconfig, entra)
         return kubeconfig, entra
 
     def _user_kubeconfig(self, cluster: MonitoredCluster) -> dict[str, Any]:
         resource = managed_cluster_id(cluster.id)
         group, name = resource.resource_group or "", resource.path[1]
         endpoint = self._settings.arm_endpoint
-        with container_service(self._credential, resource.subscription, endpoint) as client:
+        limits = self._settings.limits
+        with container_service(self._credential, resource.subscription, endpoint, limits) as client:
             result = call(
                 f"listClusterUserCredential {cluster.id}",
                 lambda: client.managed_clusters.list_cluster_user_credentials(group, name),
@@ -109,13 +108,15 @@ class ClusterAccess:
             vault,
             self._credential,
             verify_challenge_resource=verify,
-            connection_timeout=10,
-            read_timeout=30,
+            connection_timeout=self._settings.limits.arm_connect_timeout_s,
+            read_timeout=self._settings.limits.arm_read_timeout_s,
             retry_total=3,
         ) as secrets:
             try:
                 secret = call(
-                    f"Key Vault secret {access.secret}", lambda: secrets.get_secret(access.secret)
+                    f"Key Vault secret {access.secret}",
+                    lambda: secrets.get_secret(access.secret),
+                    service="Key Vault",
                 )
             except NotFound:
                 raise NonRetryable(f"Key Vault secret {access.secret!r} not found") from None

@@ -1,6 +1,7 @@
 """Find the AKS clusters to monitor: those carrying the discovery tag in the scanned
-subscriptions, and those listed explicitly. The inventory is kept for about a minute and
-refreshed early only for a managed cluster it has not looked up yet.
+subscriptions, and those listed explicitly. The inventory is kept for `inventory_ttl_s`
+(about a minute) and refreshed early at most once in that time, for the first managed
+cluster it does not know: an event storm naming unknown clusters costs one early read.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ from aksfw_core.resource_ids import managed_cluster_id
 
 log = logging.getLogger(__name__)
 
-INVENTORY_TTL_S = 60.0
-"""Seconds an inventory is reused before Resource Manager is asked again."""
-
 
 class ClusterDiscovery:
     """Builds and caches the inventory from Resource Manager.
@@ -36,16 +34,15 @@ class ClusterDiscovery:
         self,
         settings: Settings,
         credential: TokenCredential,
-        ttl_s: float = INVENTORY_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._credential = credential
-        self._ttl_s = ttl_s
+        self._ttl_s = settings.limits.inventory_ttl_s
         self._clock = clock
         self._cached: Inventory | None = None
         self._read_at = 0.0
-        self._looked_up: set[str] = set()
+        self._refreshed_early = False
 
     def inventory(self) -> Inventory:
         """The inventory, from the cache while it is fresh.
@@ -59,16 +56,19 @@ class ClusterDiscovery:
         return self._cached
 
     def inventory_knowing(self, cluster_id: str) -> Inventory:
-        """The inventory, refreshed first if `cluster_id` is new since the last read.
+        """The inventory, refreshed first if it does not know `cluster_id` and has not been
+        refreshed early yet in its lifetime.
 
-        An event storm naming clusters aksfw does not monitor costs one read per cluster
-        and inventory lifetime, not one per event.
+        However many distinct unknown clusters an event storm names, it costs at most one
+        early read per inventory lifetime (`limits.inventory_ttl_s`).
+
+        Raises:
+            AuthError, Retryable, NonRetryable, InputError: as `inventory`.
         """
         inventory = self.inventory()
-        key = cluster_id.casefold()
-        if inventory.find(cluster_id) is None and key not in self._looked_up:
+        if inventory.find(cluster_id) is None and not self._refreshed_early:
             inventory = self.refresh()
-            self._looked_up.add(key)
+            self._refreshed_early = True
         return inventory
 
     def refresh(self) -> Inventory:
@@ -87,7 +87,7 @@ class ClusterDiscovery:
                 found[key] = _monitored(cluster, config)
         inventory = Inventory(tuple(found[key] for key in sorted(found)))
         self._cached, self._read_at = inventory, self._clock()
-        self._looked_up = set()
+        self._refreshed_early = False
         log_event(
             log,
             "discovery.refresh",
@@ -99,7 +99,7 @@ class ClusterDiscovery:
 
     def _list(self, subscription: str) -> list[dict[str, Any]]:
         with container_service(
-            self._credential, subscription, self._settings.arm_endpoint
+            self._credential, subscription, self._settings.arm_endpoint, self._settings.limits
         ) as client:
             return call(
                 f"list managed clusters of subscription {subscription}",
@@ -110,7 +110,10 @@ class ClusterDiscovery:
         resource = managed_cluster_id(config.id)
         group, name = resource.resource_group or "", resource.path[1]
         with container_service(
-            self._credential, resource.subscription, self._settings.arm_endpoint
+            self._credential,
+            resource.subscription,
+            self._settings.arm_endpoint,
+            self._settings.limits,
         ) as client:
             try:
                 cluster = call(f"get {config.id}", lambda: client.managed_clusters.get(group, name))

@@ -12,16 +12,20 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from aksfw_core.errors import InputError, NonRetryable, Retryable
+from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.panorama import xmlapi
+from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.reconcile import TagPlan
 from aksfw_core.retry import RetrySettings, retrying
+from aksfw_core.transport import deadline, read_capped, retry_after_seconds, watch_pools
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +79,8 @@ class PanoramaSettings:
     """IP entries per uid-message at most."""
     tag_timeout_s: int = 0
     """Seconds a registered tag lives on PAN-OS; 0 = never expires."""
-    connect_timeout_s: float = 5.0
-    """Seconds to wait for a TCP/TLS connection."""
-    read_timeout_s: float = 60.0
-    """Seconds to wait for a response."""
+    limits: Limits = field(default_factory=Limits)
+    """Timeouts, the total deadline per request, and caps on answers and pages."""
     retry: RetrySettings = field(default_factory=RetrySettings)
     """How transient faults are retried."""
 
@@ -95,27 +97,6 @@ class ApplyResult:
     """Write requests sent, retries included."""
     failures: tuple[xmlapi.EntryMessage, ...] = ()
     """Entries PAN-OS refused."""
-
-
-def panorama_url(text: str) -> str:
-    """Normalise `host[:port]`, `https://host[:port]` or `http://host[:port]` to a base URL.
-
-    Raises:
-        InputError: not a usable URL (credentials, query or fragment in it, no host).
-    """
-    candidate = text.strip()
-    if "://" not in candidate:
-        candidate = "https://" + candidate
-    parts = urlsplit(candidate)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError("Panorama URL must be https://host[:port] (or http:// for a simulator)")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise InputError("Panorama URL must not carry credentials, a query or a fragment")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise InputError("Panorama URL has an invalid port") from None
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 class PanoramaClient:
@@ -168,12 +149,13 @@ class PanoramaClient:
         """Every IP registered on the target with all its tags (any owner), read page by page.
 
         Raises:
-            AuthError, NonRetryable: the request was refused.
+            AuthError, NonRetryable: the request was refused, or the target holds more
+                pages than `limits.panorama_max_pages`.
             Retryable: the target stayed unreachable through every attempt.
         """
         result: dict[str, frozenset[str]] = {}
         start = 1
-        while True:
+        for _ in range(self.settings.limits.panorama_max_pages):
             command = xmlapi.registered_ip_command(PAGE_SIZE, start)
             root = self._call({"type": "op", "cmd": command}, "show registered-ip")
             page = xmlapi.registered_page(root)
@@ -185,6 +167,10 @@ class PanoramaClient:
             if len(result) == known:
                 raise Retryable(f"registered-ip paging did not advance at start-point {start}")
             start += len(page)
+        raise NonRetryable(
+            f"registered-ip: more than {self.settings.limits.panorama_max_pages} pages "
+            "(limits.panoramaMaxPages); nothing was changed"
+        )
 
     def connected_firewalls(self, device_groups: Iterable[str]) -> dict[str, list[str]]:
         """Serials of the connected firewalls of each device group (Panorama only).
@@ -235,14 +221,27 @@ class PanoramaClient:
 
 
 class _Transport:
-    """POSTs form requests to one endpoint under the retry policy, counting them."""
+    """POSTs form requests to one endpoint under the retry policy, counting them.
+
+    Each request is bounded by a total deadline and a cap on the answer's bytes, and
+    follows no redirect: the API key and the keygen password go to the configured origin
+    and nowhere else.
+    """
 
     def __init__(self, settings: PanoramaSettings, key: ApiKey | None) -> None:
         self._settings = settings
+        self._limits = settings.limits
         self._endpoint = panorama_url(settings.url) + "/api/"
         self._host = urlsplit(self._endpoint).netloc
         self._headers = {"X-PAN-KEY": key.reveal()} if key else {}
         self._session = requests.Session()
+        # A hook runs before requests looks at a redirect at all (even with
+        # allow_redirects=False it would read the body to prepare the next request).
+        self._session.hooks["response"].append(self._refuse_redirect)
+        adapter = HTTPAdapter()
+        watch_pools(adapter.poolmanager)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
         # Given with each request: requests lets REQUESTS_CA_BUNDLE override Session.verify.
         self._verify: bool | str = settings.ca_bundle or True
         if not settings.verify_tls:
@@ -253,39 +252,55 @@ class _Transport:
     def close(self) -> None:
         self._session.close()
 
+    def _refuse_redirect(self, response: requests.Response, **_: Any) -> None:
+        if not 300 <= response.status_code < 400:
+            return
+        response.close()
+        target = urlsplit(str(response.headers.get("Location", "")))
+        where = f"{target.scheme}://{target.netloc}"[:200] if target.netloc else "elsewhere"
+        raise NonRetryable(
+            f"{self._host} answered HTTP {response.status_code}, a redirect to {where}; "
+            "aksfw follows no redirect, so the API key stays with the configured host: "
+            "set panorama.host to the address the XML API answers on",
+            status=response.status_code,
+        )
+
     def post(self, fields: dict[str, str], what: str) -> ET.Element:
-        timeout = (self._settings.connect_timeout_s, self._settings.read_timeout_s)
         for attempt in retrying(self._settings.retry, f"{what} on {self._host}"):
             with attempt:
                 self.sent += 1
-                try:
-                    response = self._session.post(
-                        self._endpoint,
-                        data=fields,
-                        headers=self._headers,
-                        timeout=timeout,
-                        verify=self._verify,
-                    )
-                except requests.exceptions.SSLError as error:
-                    raise NonRetryable(
-                        f"{what}: TLS verification of {self._host} failed"
-                    ) from error
-                except (requests.ConnectionError, requests.Timeout) as error:
-                    kind = type(error).__name__
-                    raise Retryable(f"{what}: {self._host} unreachable ({kind})") from None
-                return xmlapi.parse_response(
-                    response.status_code, response.content, _retry_after(response)
-                )
+                with deadline(self._limits.panorama_deadline_s, f"{what}: {self._host}"):
+                    status, body, retry_after = self._exchange(fields, what)
+                return xmlapi.parse_response(status, body, retry_after)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    if value.strip().isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    def _exchange(self, fields: dict[str, str], what: str) -> tuple[int, bytes, float | None]:
+        timeout = (self._limits.panorama_connect_timeout_s, self._limits.panorama_read_timeout_s)
+        try:
+            response = self._session.post(
+                self._endpoint,
+                data=fields,
+                headers=self._headers,
+                timeout=timeout,
+                verify=self._verify,
+                allow_redirects=False,
+                stream=True,
+            )
+            with response:
+                body = read_capped(
+                    response.iter_content(64 * 1024),
+                    self._limits.panorama_max_response_bytes,
+                    f"{what}: {self._host}",
+                )
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                return response.status_code, body, retry_after
+        except requests.exceptions.SSLError as error:
+            raise NonRetryable(f"{what}: TLS verification of {self._host} failed") from error
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as error:
+            kind = type(error).__name__
+            raise Retryable(f"{what}: {self._host} unreachable ({kind})") from None

@@ -7,13 +7,17 @@ inject markup. Pure code: no I/O.
 from __future__ import annotations
 
 import ipaddress
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
-from aksfw_core.errors import AuthError, NonRetryable, Retryable
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
+
+from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
 from aksfw_core.reconcile import TagPlan
 
 MAX_REQUEST_BYTES = 5_000_000
@@ -28,6 +32,48 @@ _TRANSIENT_CODES = frozenset({"2", "3", "4", "5", "11", "21", "22"})
 _BENIGN_SUFFIXES = ("already exists, ignore", "does not exist, ignore unreg")
 
 Action = Literal["register", "unregister"]
+
+_HOST_NAME_RE = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def panorama_url(text: str) -> str:
+    """Normalise `host[:port]`, `https://host[:port]` or `http://host[:port]` to a base URL.
+
+    The host is a DNS name or an IP address (IPv6 in brackets); nothing else may be in it:
+    no user information, path, query or fragment, so no spelling can send the API key to
+    another origin than the one that reads as configured.
+
+    Raises:
+        InputError: anything else, saying what is wrong.
+    """
+    candidate = text.strip()
+    if not candidate or any(c.isspace() or not c.isprintable() or c == "\\" for c in candidate):
+        raise InputError("Panorama address must be host[:port] or http(s)://host[:port]")
+    if "://" not in candidate:
+        candidate = "https://" + candidate
+    parts = urlsplit(candidate)
+    if parts.scheme not in ("http", "https"):
+        raise InputError("Panorama address must use https:// (or http:// for a simulator)")
+    if "@" in parts.netloc:
+        raise InputError("Panorama address must not carry user information")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "?" in candidate:
+        raise InputError("Panorama address must not carry a path, a query or a fragment")
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME_RE.fullmatch(host) or parts.netloc.startswith("["):
+            raise InputError(f"Panorama address has an invalid host name {host[:80]!r}") from None
+    try:
+        port = parts.port
+    except ValueError:
+        raise InputError("Panorama address has an invalid port") from None
+    if port == 0:
+        raise InputError("Panorama address has an invalid port")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass(frozen=True)
@@ -229,14 +275,15 @@ def form_fields(fields: Mapping[str, str | None]) -> dict[str, str]:
 
 
 def _parse_xml(body: bytes, http_status: int) -> ET.Element:
-    # PAN-OS never sends a DTD (an HTML error page from a proxy does): such a body is not
-    # parsed at all, which also rules out entity tricks.
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise Retryable(f"response is not a PAN-OS XML document (HTTP {http_status})")
+    # PAN-OS never sends a DTD (an HTML error page from a proxy does). defusedxml refuses
+    # any DTD, entity declaration or external reference whatever the body's encoding.
     try:
-        return ET.fromstring(body)  # noqa: S314 - DTDs refused above
+        root: ET.Element = safe_fromstring(body, forbid_dtd=True)
+    except DefusedXmlException:
+        raise Retryable(f"response is not a PAN-OS XML document (HTTP {http_status})") from None
     except ET.ParseError as error:
         raise Retryable(f"response is not XML (HTTP {http_status}): {error}") from None
+    return root
 
 
 def _error_text(root: ET.Element) -> str:

@@ -243,8 +243,16 @@ class FakeKubeApi(TlsFakeServer):
         self._faults: list[_Fault] = []
         self.delay_s = 0.0
         """Seconds every list request waits before answering (a slow API server)."""
+        self.drip_s = 0.0
+        """If set, list answers are sent a byte at a time, this many seconds apart."""
+        self.endless = False
+        """If set, list answers announce a huge body and never finish it."""
+        self.continue_mode: str | None = None
+        """A broken server's paging: "same" hands out the same continue token with every
+        page, "new" a new one with every page, however far the client reads."""
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._generation = secrets.token_hex(8)
+        self._broken_pages = 0
 
     # ------------------------------------------------------------------ test helpers
 
@@ -374,6 +382,13 @@ class FakeKubeApi(TlsFakeServer):
             return _status(400, f"unable to parse requested selector: {exc}")
         scope = (namespace, label_selector, field_selector)
         token = query.get("continue")
+        if self.continue_mode is not None:
+            with self._lock:
+                self._broken_pages += 1
+                following = "same" if self.continue_mode == "same" else str(self._broken_pages)
+            items = self.services[:limit] if limit > 0 else self.services
+            metadata = {"resourceVersion": self.resource_version, "continue": following}
+            return self._answer({"kind": "ServiceList", "apiVersion": "v1", "metadata": metadata, "items": items})  # fmt: skip
 
         with self._lock:
             if token:
@@ -413,4 +428,12 @@ class FakeKubeApi(TlsFakeServer):
                 metadata["continue"] = self._token(snapshot_id, end, page + 1)
                 metadata["remainingItemCount"] = len(snapshot.items) - end
         body = {"kind": "ServiceList", "apiVersion": "v1", "metadata": metadata, "items": items}
-        return _json(200, body)
+        return self._answer(body)
+
+    def _answer(self, body: dict[str, Any]) -> HttpResponse:
+        answer = _json(200, body)
+        if not (self.drip_s or self.endless):
+            return answer
+        return HttpResponse(
+            200, answer.body, answer.content_type, pace_s=self.drip_s, endless=self.endless
+        )

@@ -79,6 +79,9 @@ class Fault(enum.Enum):
     TRUNCATED = "truncated"  # HTTP 200, cut-off XML
     NOT_XML = "not-xml"  # HTTP 200, an HTML page
     DROP = "drop"  # close the connection without answering
+    DRIP = "drip"  # the normal answer, status line and headers too, a byte per drip_seconds
+    ENDLESS = "endless"  # HTTP 200 with a body that never ends
+    REDIRECT = "redirect"  # HTTP 307 to redirect_to (where a key would follow the body)
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,8 @@ class PanoramaSimulator(FakeServer):
         self.clock: Callable[[], float] = time.monotonic
         self.retry_after = "0"
         self.slow_seconds = 2.0
+        self.drip_seconds = 0.05
+        self.redirect_to = "https://elsewhere.invalid/api/"
         self.calls: list[Call] = []
         self._connected: set[str] = set(self.firewalls)
         self._namespaces: dict[tuple[str | None, str | None], _Namespace] = {}
@@ -363,12 +368,16 @@ class PanoramaSimulator(FakeServer):
             )
         if fault is Fault.SLOW:
             self._stopping.wait(self.slow_seconds)
-        elif fault is not None:
+        elif fault is not None and fault is not Fault.DRIP:
             return self._fault_response(fault)
         if unsupported_body:
             return _error_result(400, f"Unsupported Content-Type: {content_type}")
         key = header_key if header_key is not None else params.get("key")
-        return self._dispatch(params, key)
+        answer = self._dispatch(params, key)
+        if fault is Fault.DRIP:
+            return HttpResponse(answer.status, answer.body, answer.content_type, answer.headers,
+                                pace_s=self.drip_seconds)  # fmt: skip
+        return answer
 
     def _fault_response(self, fault: Fault) -> HttpResponse:
         retry = {"Retry-After": str(self.retry_after)}
@@ -386,6 +395,10 @@ class PanoramaSimulator(FakeServer):
             return _xml(_INVALID_KEY, 403)
         if fault is Fault.TRUNCATED:
             return _xml('<response status="success"><result><uid-response><version>2.')
+        if fault is Fault.ENDLESS:
+            return HttpResponse(200, b"<entry>" * 8192, _XML, endless=True)
+        if fault is Fault.REDIRECT:
+            return HttpResponse(307, b"", _HTML, {"Location": self.redirect_to})
         if fault is Fault.NOT_XML:
             page = (
                 "<!DOCTYPE html><html><head><title>Maintenance</title></head>"

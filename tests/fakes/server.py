@@ -21,6 +21,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,13 +48,24 @@ class HttpRequest:
 
 @dataclass(frozen=True)
 class HttpResponse:
-    """The app's answer; ``drop=True`` closes the connection without answering."""
+    """The app's answer; ``drop=True`` closes the connection without answering.
+
+    ``pace_s`` sends the whole answer, status line and headers included, one byte every
+    ``pace_s`` seconds (a drip-feeding server); ``endless=True`` announces a huge body and
+    sends ``body`` over and over without end. Either stops when the client goes away, the
+    server stops, or after ``TRICKLE_LIMIT_S``.
+    """
 
     status: int
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: Mapping[str, str] = field(default_factory=dict)
     drop: bool = False
+    pace_s: float = 0.0
+    endless: bool = False
+
+
+TRICKLE_LIMIT_S = 30.0
 
 
 App = Callable[[HttpRequest], HttpResponse]
@@ -128,6 +140,9 @@ class _Handler(BaseHTTPRequestHandler):
         if response.drop:
             self.close_connection = True
             return
+        if response.pace_s or response.endless:
+            self._trickle(response)
+            return
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -136,6 +151,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+    def _trickle(self, response: HttpResponse) -> None:
+        """Send a drip-fed or endless answer (see ``HttpResponse``)."""
+        self.close_connection = True
+        length = 10**12 if response.endless else len(response.body)
+        head = (
+            f"HTTP/1.1 {response.status} Fake\r\nContent-Type: {response.content_type}\r\n"
+            f"Content-Length: {length}\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in response.headers.items())
+            + "\r\n"
+        ).encode()
+        stop, started = self.server.stopping, time.monotonic()
+        try:
+            if response.pace_s:
+                for byte in head + response.body:
+                    if stop.wait(response.pace_s) or time.monotonic() - started > TRICKLE_LIMIT_S:
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+            else:
+                self.wfile.write(head)
+            while response.endless and not stop.is_set():
+                if time.monotonic() - started > TRICKLE_LIMIT_S:
+                    return
+                self.wfile.write(response.body or b" " * 65536)
+                if response.pace_s and stop.wait(response.pace_s):
+                    return
+        except OSError:
+            return  # the client went away: the point of the exercise
 
 
 class _AppServer(ThreadingHTTPServer):
@@ -155,6 +199,8 @@ class _AppServer(ThreadingHTTPServer):
         self.app = app
         self.ssl_context = ssl_context
         self.errors = errors
+        self.stopping = threading.Event()
+        """Set on stop: answers still trickling out end."""
         super().__init__((LOOPBACK, port), _Handler)
 
     def server_bind(self) -> None:
@@ -241,6 +287,7 @@ class LoopbackHTTPServer:
         if server is None:
             return
         self._server, self._thread = None, None
+        server.stopping.set()
         server.shutdown()
         server.server_close()  # closes the socket and joins connection threads
         if thread is not None:

@@ -1,0 +1,70 @@
+"""Every timeout, cap and TTL aksfw works within, in one typed group with the unit in each
+name. The configuration document's `limits` object overrides any of them (camelCase, the
+same units); the defaults are what a production deployment should run with. Pure code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on outside calls (time, bytes, pages) and on how long things are remembered."""
+
+    panorama_connect_timeout_s: float = 5.0
+    """Seconds to open a TCP/TLS connection to Panorama."""
+    panorama_read_timeout_s: float = 60.0
+    """Seconds one read from Panorama may wait for data."""
+    panorama_deadline_s: float = 120.0
+    """Seconds one whole Panorama request may take, connect to last byte: a server that
+    drips bytes cannot stretch it."""
+    panorama_max_response_bytes: int = 16 * MIB
+    """Bytes of one Panorama answer at most (a full registered-ip page is under 3 MiB)."""
+    panorama_max_pages: int = 1000
+    """`show object registered-ip` pages (500 entries each) one read may take."""
+
+    kube_connect_timeout_s: float = 5.0
+    """Seconds to open a connection to a Kubernetes API server."""
+    kube_read_timeout_s: float = 30.0
+    """Seconds one read from a Kubernetes API server may wait for data."""
+    kube_deadline_s: float = 60.0
+    """Seconds one Service list page may take, connect to last byte."""
+    kube_max_response_bytes: int = 64 * MIB
+    """Bytes of one Service list page at most."""
+    kube_page_size: int = 500
+    """Services asked for per page."""
+    kube_max_pages: int = 1000
+    """Pages one Service list may take (a server that keeps handing out pages is stopped)."""
+
+    arm_connect_timeout_s: float = 10.0
+    """Seconds to open a connection to Resource Manager or Key Vault."""
+    arm_read_timeout_s: float = 60.0
+    """Seconds one read from Resource Manager or Key Vault may wait for data."""
+
+    max_message_bytes: int = 64 * MIB
+    """Bytes a queue message or payload blob may unpack to (a bound against gzip bombs)."""
+    max_http_body_bytes: int = 64 * 1024
+    """Bytes of an HTTP trigger's request body at most."""
+    max_version_skew_s: float = 300.0
+    """Seconds a snapshot's version may lie ahead of the applier's clock. A snapshot
+    further ahead is refused; a saved state further ahead is not trusted for ordering (the
+    next snapshot is compared with Panorama), so a skewed clock or a forged message cannot
+    make every later snapshot look older for ever."""
+
+    inventory_ttl_s: float = 60.0
+    """Seconds the cluster inventory is reused before Resource Manager is asked again."""
+    kubeconfig_ttl_s: float = 600.0
+    """Seconds a cluster's credential (kubeconfig) is reused."""
+    enqueued_mark_ttl_s: float = 600.0
+    """Seconds an identical queued snapshot suppresses a new one."""
+    connected_firewalls_ttl_s: float = 60.0
+    """Seconds the list of device groups' connected firewalls is reused."""
+    connected_firewalls_early_refresh_s: float = 5.0
+    """Seconds at least between two early reads of that list for a serial it lacks."""
+    audit_interval_s: float = 3600.0
+    """Seconds between timer runs that compare with Panorama itself."""
+    unmonitored_grace_s: float = 900.0
+    """Seconds a cluster stays out of the inventory before the timer removes its tags."""
