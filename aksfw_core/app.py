@@ -63,7 +63,7 @@ class Aksfw:
             raise InputError("PANORAMA_API_KEY is not set (a Key Vault reference in Azure)")
         api_key = ApiKey(key)
         credential = azure_credential(environ)
-        storage = Storage.from_environ(environ, credential)
+        storage = Storage.from_environ(environ, credential, settings.limits)
         discovery = ClusterDiscovery(settings, credential)
         panorama = settings.panorama
 

@@ -1,4 +1,5 @@
-"""The exception hierarchy: what went wrong, and whether trying again can help.
+"""The exception hierarchy: what went wrong, and whether trying again can help, with the
+one rule that classifies an HTTP failure and the one `Retry-After` parser. Pure code.
 
 Retry decisions are made from the class of an exception, never from its text, and no
 exception text ever carries a secret. An error that came from an HTTP answer carries its
@@ -6,6 +7,9 @@ status.
 """
 
 from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
 
 
 class AksfwError(Exception):
@@ -38,3 +42,30 @@ class NonRetryable(AksfwError):
 
 class AuthError(NonRetryable):
     """The server refused our credentials (HTTP 401/403, PAN-OS code 403)."""
+
+
+def http_error(status: int, message: str, retry_after: float | None = None) -> AksfwError:
+    """The error for an HTTP failure status, by the one rule every adapter uses:
+    401/403 refused credentials; 429, 5xx and no status at all (the connection failed)
+    transient; anything else a request that will fail again."""
+    text = f"{message} (HTTP {status})" if status else message
+    if status in (401, 403):
+        return AuthError(text, status=status)
+    if status == 429 or status >= 500 or status == 0:
+        return Retryable(text, retry_after, status=status or None)
+    return NonRetryable(text, status=status)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A `Retry-After` header (delta seconds or an HTTP date) in seconds; None if absent
+    or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, moment - (time.time() if now is None else now))

@@ -18,16 +18,16 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from aksfw_core.errors import InputError, NonRetryable, Retryable
+from aksfw_core.errors import (
+    InputError,
+    NonRetryable,
+    Retryable,
+    http_error,
+    retry_after_seconds,
+)
 from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings, retrying
-from aksfw_core.transport import (
-    deadline,
-    http_error,
-    read_capped,
-    retry_after_seconds,
-    watch_pools,
-)
+from aksfw_core.transport import deadline, read_capped, watch_pools
 
 log = logging.getLogger(__name__)
 

@@ -39,10 +39,12 @@ class Limits:
     kube_max_pages: int = 1000
     """Pages one Service list may take (a server that keeps handing out pages is stopped)."""
 
-    arm_connect_timeout_s: float = 10.0
-    """Seconds to open a connection to Resource Manager or Key Vault."""
-    arm_read_timeout_s: float = 60.0
-    """Seconds one read from Resource Manager or Key Vault may wait for data."""
+    azure_connect_timeout_s: float = 10.0
+    """Seconds to open a connection to Resource Manager, Key Vault or Storage."""
+    azure_read_timeout_s: float = 60.0
+    """Seconds one read from Resource Manager, Key Vault or Storage may wait for data."""
+    arm_max_clusters: int = 10_000
+    """Managed clusters one subscription's list may hold (its pages are read until then)."""
 
     max_message_bytes: int = 64 * MIB
     """Bytes a queue message or payload blob may unpack to (a bound against gzip bombs)."""

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
@@ -99,21 +100,26 @@ class Storage:
         cls,
         environ: Mapping[str, str],
         credential: TokenCredential | None = None,
-        max_message_bytes: int = Limits.max_message_bytes,
+        limits: Limits | None = None,
     ) -> Storage:
         """Connect as the Functions host does.
 
         Raises:
             InputError: no storage setting is present.
         """
+        limits = limits or Limits()
+        timeouts: dict[str, Any] = {
+            "connection_timeout": limits.azure_connect_timeout_s,
+            "read_timeout": limits.azure_read_timeout_s,
+        }
         connection = environ.get("AzureWebJobsStorage")
         if connection:
             if connection.strip() == _AZURITE:
                 connection = azurite_connection_string()
             return cls(
-                QueueServiceClient.from_connection_string(connection),
-                BlobServiceClient.from_connection_string(connection),
-                max_message_bytes=max_message_bytes,
+                QueueServiceClient.from_connection_string(connection, **timeouts),
+                BlobServiceClient.from_connection_string(connection, **timeouts),
+                max_message_bytes=limits.max_message_bytes,
             )
         account = environ.get("AzureWebJobsStorage__accountName")
         queue_uri = environ.get("AzureWebJobsStorage__queueServiceUri") or (
@@ -128,9 +134,9 @@ class Storage:
                 "(or __queueServiceUri and __blobServiceUri) with a managed identity"
             )
         return cls(
-            QueueServiceClient(queue_uri, credential),
-            BlobServiceClient(blob_uri, credential),
-            max_message_bytes=max_message_bytes,
+            QueueServiceClient(queue_uri, credential, **timeouts),
+            BlobServiceClient(blob_uri, credential, **timeouts),
+            max_message_bytes=limits.max_message_bytes,
         )
 
     def ensure(self) -> None:

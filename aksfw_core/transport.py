@@ -1,5 +1,5 @@
-"""What every outside call has in common: one classification of HTTP failures (with one
-`Retry-After` parser), a total deadline per request that a drip-feeding server cannot
+"""What every outside call has in common: azure-core failures classified by the one rule
+(`errors.http_error`), a total deadline per request that a drip-feeding server cannot
 stretch, and a cap on the bytes of an answer.
 
 The deadline works below the HTTP libraries: connections made through a pool manager
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from azure.core.exceptions import (
@@ -27,7 +25,7 @@ from azure.core.exceptions import (
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from aksfw_core.errors import AksfwError, AuthError, NonRetryable, Retryable
+from aksfw_core.errors import AuthError, NonRetryable, Retryable, http_error, retry_after_seconds
 
 
 class DeadlineExceeded(Retryable):
@@ -38,34 +36,7 @@ class ResponseTooLarge(NonRetryable):
     """An answer was larger than its cap: asking again would bring the same."""
 
 
-# ----------------------------------------------------------------------- classification
-
-
-def http_error(status: int, message: str, retry_after: float | None = None) -> AksfwError:
-    """The error for an HTTP failure status, by the one rule every adapter uses:
-    401/403 refused credentials; 429, 5xx and no status at all (the connection failed)
-    transient; anything else a request that will fail again."""
-    text = f"{message} (HTTP {status})" if status else message
-    if status in (401, 403):
-        return AuthError(text, status=status)
-    if status == 429 or status >= 500 or status == 0:
-        return Retryable(text, retry_after, status=status or None)
-    return NonRetryable(text, status=status)
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """A `Retry-After` header (delta seconds or an HTTP date) in seconds; None if absent
-    or unreadable."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        moment = parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return max(0.0, moment - (time.time() if now is None else now))
+# ----------------------------------------------------------------------- Azure SDKs
 
 
 @contextmanager

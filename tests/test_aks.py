@@ -146,6 +146,15 @@ def test_an_event_storm_of_distinct_unknown_clusters_costs_one_early_refresh(arm
     assert len(arm.requests) == 6
 
 
+def test_a_cluster_list_past_its_cap_stops_with_a_clear_error(arm):
+    seed_two_subscriptions(arm)  # sub1 lists three clusters, in pages of two
+    config = settings(
+        arm.url, subscriptions=[SUB1], discovery={"tag": "aksfw"}, limits={"armMaxClusters": 2}
+    )
+    with pytest.raises(NonRetryable, match="more than 2 clusters"):
+        ClusterDiscovery(config, StaticToken(ARM_TOKEN)).inventory()
+
+
 def test_new_cluster_is_found_by_the_early_refresh(arm):
     arm.add_cluster(SUB1, "rg-prod", "aks-prod1", tags={"aksfw": ""})
     discovery = ClusterDiscovery(

@@ -129,7 +129,10 @@ def test_malformed_message_goes_to_poison_at_once_with_a_clear_log_line(world, c
     assert world.panorama.write_calls() == []
 
 
-def test_a_message_unpacking_past_the_configured_cap_is_poisoned_at_once(world, monkeypatch):
+def test_a_message_unpacking_past_the_configured_cap_is_poisoned_at_once(
+    world, monkeypatch, caplog
+):
+    caplog.set_level(logging.ERROR)
     config = json.loads(os.environ["AKSFW_CONFIG"])
     config["limits"] = {"maxMessageBytes": 100_000}
     monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))
@@ -139,6 +142,7 @@ def test_a_message_unpacking_past_the_configured_cap_is_poisoned_at_once(world, 
     world.drain()
     assert poison_messages(world.connection_string, "panorama-updates") == [bomb]
     assert [r.dequeue_count for r in world.updates.results] == [1]
+    assert "unpacks to more than 100000 bytes" in caplog.text
     assert world.panorama.calls == []
 
 

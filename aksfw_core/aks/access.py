@@ -108,8 +108,8 @@ class ClusterAccess:
             vault,
             self._credential,
             verify_challenge_resource=verify,
-            connection_timeout=self._settings.limits.arm_connect_timeout_s,
-            read_timeout=self._settings.limits.arm_read_timeout_s,
+            connection_timeout=self._settings.limits.azure_connect_timeout_s,
+            read_timeout=self._settings.limits.azure_read_timeout_s,
             retry_total=3,
         ) as secrets:
             try:

@@ -37,8 +37,8 @@ def container_service(
         credential_scopes=[f"{arm_endpoint.rstrip('/')}/.default"],
         retry_total=3,
         retry_backoff_max=30,
-        connection_timeout=limits.arm_connect_timeout_s,
-        read_timeout=limits.arm_read_timeout_s,
+        connection_timeout=limits.azure_connect_timeout_s,
+        read_timeout=limits.azure_read_timeout_s,
     )
 
 

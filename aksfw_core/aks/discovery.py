@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from itertools import islice
 from collections.abc import Callable
 from typing import Any
 
@@ -98,13 +99,19 @@ class ClusterDiscovery:
         return inventory
 
     def _list(self, subscription: str) -> list[dict[str, Any]]:
+        most = self._settings.limits.arm_max_clusters
+        what = f"list managed clusters of subscription {subscription}"
         with container_service(
             self._credential, subscription, self._settings.arm_endpoint, self._settings.limits
         ) as client:
-            return call(
-                f"list managed clusters of subscription {subscription}",
-                lambda: [cluster.as_dict() for cluster in client.managed_clusters.list()],
+            # Pages are read only up to the cap: a list that never ends stops there.
+            found = call(
+                what,
+                lambda: [c.as_dict() for c in islice(client.managed_clusters.list(), most + 1)],
             )
+        if len(found) > most:
+            raise NonRetryable(f"{what}: more than {most} clusters (limits.armMaxClusters)")
+        return found
 
     def _get(self, config: ClusterConfig) -> dict[str, Any] | None:
         resource = managed_cluster_id(config.id)

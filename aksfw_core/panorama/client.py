@@ -18,14 +18,14 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from aksfw_core.errors import InputError, NonRetryable, Retryable
+from aksfw_core.errors import InputError, NonRetryable, Retryable, retry_after_seconds
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.reconcile import TagPlan
 from aksfw_core.retry import RetrySettings, retrying
-from aksfw_core.transport import deadline, read_capped, retry_after_seconds, watch_pools
+from aksfw_core.transport import deadline, read_capped, watch_pools
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from urllib.parse import quote_plus, urlsplit
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
-from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
+from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
 from aksfw_core.reconcile import TagPlan
 
 MAX_REQUEST_BYTES = 5_000_000
@@ -213,11 +213,12 @@ def parse_response(http_status: int, body: bytes, retry_after: float | None = No
         NonRetryable: any other error: the request itself is wrong.
     """
     if http_status == 429 or http_status >= 500:
-        raise Retryable(f"HTTP {http_status}", retry_after)
+        raise http_error(http_status, "Panorama", retry_after)
     root = _parse_xml(body, http_status)
     code = root.get("code")
     if http_status in (401, 403) or code == "403":
-        raise AuthError(f"API key or credentials refused (HTTP {http_status}, code {code})")
+        message = f"API key or credentials refused (HTTP {http_status}, code {code})"
+        raise AuthError(message, status=http_status)
     if root.tag != "response":
         raise Retryable(f"unexpected XML root <{root.tag}> (HTTP {http_status})")
     if root.get("status") == "success" and http_status == 200:
@@ -226,8 +227,10 @@ def parse_response(http_status: int, body: bytes, retry_after: float | None = No
         return root
     detail = _error_text(root)
     if code in _TRANSIENT_CODES:
-        raise Retryable(f"PAN-OS error code {code}: {detail}")
-    raise NonRetryable(f"PAN-OS error (HTTP {http_status}, code {code}): {detail}")
+        raise Retryable(f"PAN-OS error code {code}: {detail}", status=http_status)
+    raise NonRetryable(
+        f"PAN-OS error (HTTP {http_status}, code {code}): {detail}", status=http_status
+    )
 
 
 def entry_messages(root: ET.Element) -> list[EntryMessage]:
