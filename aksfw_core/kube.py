@@ -43,7 +43,11 @@ class KubernetesServices:
     ) -> None:
         self._api = k8s.CoreV1Api(api_client)
         self._api_client = api_client
-        watch_pools(api_client.rest_client.pool_manager)
+        manager = api_client.rest_client.pool_manager
+        # One connection per attempt: aksfw's retry policy decides about trying again, so a
+        # refused certificate costs one handshake, not urllib3's four.
+        manager.connection_pool_kw["retries"] = False
+        watch_pools(manager)
         self._limits = limits or Limits()
         self._retry = retry or RetrySettings()
         self._server = getattr(api_client.configuration, "host", "the API server")
@@ -129,13 +133,11 @@ class KubernetesServices:
                     response.release_conn()
             document = json.loads(data)
         except ApiException as error:
-            raise _classify(error, self._server) from None
-        except urllib3.exceptions.SSLError:
-            raise NonRetryable(f"{self._server}: TLS verification failed") from None
-        except urllib3.exceptions.MaxRetryError as error:
-            if isinstance(error.reason, urllib3.exceptions.SSLError):
+            # The client turns a TLS failure into a status-0 ApiException raised while
+            # handling it: the failure itself is the exception's context.
+            if isinstance(error.__context__, urllib3.exceptions.SSLError):
                 raise NonRetryable(f"{self._server}: TLS verification failed") from None
-            raise Retryable(f"{self._server} unreachable ({type(error).__name__})") from None
+            raise _classify(error, self._server) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise Retryable(f"{self._server} unreachable ({type(error).__name__})") from None
         except (ValueError, RecursionError):

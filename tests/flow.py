@@ -11,15 +11,17 @@ import azure.functions as func
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
+from azure.storage.queue import QueueClient, QueueServiceClient
 
 import function_app
 from aksfw_core import functions
-from aksfw_core.storage import StorageNames
+from aksfw_core.messages import PANORAMA_TARGET
+from aksfw_core.state import AppliedState
+from aksfw_core.storage import Storage, StorageNames
 from tests.conftest import API_KEY
 from tests.fakes.arm import FakeArm
 from tests.fakes.kube_api import FakeKubeApi
-from tests.functions_host import QueueTriggerHost
+from tests.functions_host import Handler, QueueTriggerHost
 from tests.test_events import EVENTS
 
 SUB = "11111111-1111-1111-1111-111111111111"
@@ -77,6 +79,109 @@ class World:
     def http(self, method: str, route: str, body: bytes = b"") -> func.HttpResponse:
         request = func.HttpRequest(method, f"http://localhost/api/{route}", body=body)
         return HANDLERS[route](request)
+
+    def applied(self, target: str = PANORAMA_TARGET) -> AppliedState | None:
+        """The applied state of aks-prod1 on `target`, as the app's storage holds it."""
+        with (
+            QueueServiceClient.from_connection_string(self.connection_string) as queues,
+            BlobServiceClient.from_connection_string(self.connection_string) as blobs,
+        ):
+            state, _ = Storage(queues, blobs).load_applied(CLUSTER, target)
+        return state
+
+
+# Where a delivery left its message (`Delivery.outcome`).
+DONE = "done"  # the function returned: the message is deleted
+RETRIED = "retried"  # the function raised: the message is visible again for another try
+POISONED = "poisoned"  # on <queue>-poison: put there by the function at once, or by the
+# host because the function raised on the message's maxDequeueCount-th delivery
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One call of a queue function as the host made it, and what it cost outside."""
+
+    queue: str
+    message_id: str
+    dequeue_count: int
+    outcome: str
+    """`DONE`, `RETRIED` or `POISONED`."""
+    retries: int
+    """Waits the retry policy took during the call: the failing call's attempts minus one."""
+    panorama_requests: int
+    """Requests the Panorama simulator received during the call."""
+    panorama_writes: int
+    """Of those, `type=user-id` requests."""
+    kube_requests: int
+    """Requests the Kubernetes fake received during the call."""
+    error: str | None
+
+
+def _poison_depth(connection_string: str, queue: str) -> int:
+    with QueueClient.from_connection_string(connection_string, queue) as poison:
+        try:
+            return int(poison.get_queue_properties().approximate_message_count or 0)
+        except ResourceNotFoundError:
+            return 0
+
+
+def watch_deliveries(world: World, waits: list[float]) -> list[Delivery]:
+    """Record every delivery of both queue triggers of `world` from now on, in order.
+
+    `waits` is the list the `retry_waits` fixture fills (one entry per retry)."""
+    log: list[Delivery] = []
+    for host in (world.resyncs, world.updates):
+        host.handler = _recording(world, host, waits, log)
+    return log
+
+
+def _recording(
+    world: World, host: QueueTriggerHost, waits: list[float], log: list[Delivery]
+) -> Handler:
+    handler = host.handler
+    cs, poison = world.connection_string, host.poison_queue_name
+
+    def handle(message: func.QueueMessage) -> object:
+        panorama, kube = world.panorama, world.kube  # read now: a test may swap them
+        before = (
+            len(waits),
+            len(panorama.calls),
+            len(panorama.write_calls()),
+            len(kube.requests),
+            _poison_depth(cs, poison),
+        )
+
+        def record(outcome: str, error: str | None) -> None:
+            log.append(
+                Delivery(
+                    queue=host.queue_name,
+                    message_id=str(message.id),
+                    dequeue_count=int(message.dequeue_count or 0),
+                    outcome=outcome,
+                    retries=len(waits) - before[0],
+                    panorama_requests=len(panorama.calls) - before[1],
+                    panorama_writes=len(panorama.write_calls()) - before[2],
+                    kube_requests=len(kube.requests) - before[3],
+                    error=error,
+                )
+            )
+
+        try:
+            result = handler(message)
+        except Exception as error:
+            last = int(message.dequeue_count or 0) >= host.max_dequeue_count
+            record(POISONED if last else RETRIED, repr(error))
+            raise
+        record(POISONED if _poison_depth(cs, poison) > before[4] else DONE, None)
+        return result
+
+    return handle
+
+
+@pytest.fixture
+def deliveries(world: World, retry_waits: list[float]) -> list[Delivery]:
+    """Every delivery of the world's queue triggers during the test (`watch_deliveries`)."""
+    return watch_deliveries(world, retry_waits)
 
 
 def configure(monkeypatch, world_parts, **config_overrides):

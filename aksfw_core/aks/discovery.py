@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from itertools import islice
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from azure.core.credentials import TokenCredential

@@ -1,0 +1,168 @@
+"""Faults that need real processes, through the whole app: a `panorama-updates` worker
+killed with SIGKILL between writing Panorama and saving the applied state, and two
+workers applying two snapshots of one (cluster, target) at the same time.
+
+The workers are `tests/fault_worker.py` processes built from the environment the `world`
+fixture sets; they stop right before saving state until this test lets them go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.kube_api import service
+from tests.flow import DONE, World
+from tests.functions_host import poison_messages
+from tests.test_faults import AFTER, BEFORE, FOREIGN, UPDATES, merged, owned_tags, tags_of
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_TIMEOUT_S = 30.0
+WAIT_S = 20.0
+
+MIDDLE = [
+    service("web", "shop", ips=["20.0.0.1"], labels={"app": "web3"}),
+    service("api", "shop", ips=["20.0.0.2"], labels={"app": "api"}),
+    service("mid", "shop", ips=["20.0.0.4"], labels={"tier": "mid"}),
+]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def worker(tmp_path: Path, name: str, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A `fault_worker` process; killed and reaped on the way out, whatever happened."""
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fault_worker", "--timeout", str(WORKER_TIMEOUT_S),
+             "--results", str(tmp_path / f"{name}.json"), *args],
+            cwd=ROOT, env=dict(os.environ), stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def finished(process: subprocess.Popen[bytes], tmp_path: Path, name: str) -> list[dict]:
+    """Wait for a worker to exit cleanly; what became of each of its deliveries."""
+    try:
+        code = process.wait(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        code = None
+    assert code == 0, (tmp_path / f"{name}.log").read_text()
+    return json.loads((tmp_path / f"{name}.json").read_text())
+
+
+def held(hold: Path, process: subprocess.Popen[bytes]) -> int:
+    """Wait until the worker stops before saving state; the version it is about to save."""
+    marker = hold / f"{process.pid}.held"
+    wait_for(lambda: marker.exists() or process.poll() is not None, "worker holds")
+    assert marker.exists(), f"worker exited with {process.returncode} before saving state"
+    return int(json.loads(marker.read_text())["version"])
+
+
+def converge(world: World) -> None:
+    for ip, tags in FOREIGN.items():
+        world.panorama.seed(ip, tags)
+    world.kube.services = list(BEFORE)
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert world.registered() == merged(FOREIGN, owned_tags(BEFORE))
+
+
+def test_worker_killed_between_register_and_state_save_converges_on_redelivery(
+    world, deliveries, tmp_path
+):
+    converge(world)
+    converged = world.applied()
+    deliveries.clear()
+    world.kube.services = list(AFTER)
+    world.event("lb-write.eventgrid.json")  # queues the snapshot
+    wanted = merged(FOREIGN, owned_tags(AFTER))
+    hold = tmp_path / "hold"
+    hold.mkdir()
+
+    with worker(tmp_path, "killed", "--hold", str(hold), "--visibility-timeout", "2") as process:
+        version = held(hold, process)
+        assert world.registered() == wanted  # registered on Panorama...
+        assert world.applied() == converged  # ...but the state is not saved yet
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=10) == -signal.SIGKILL
+
+    # A fresh worker gets the message back once its visibility timeout (2 s) has passed.
+    deadline = time.monotonic() + WAIT_S
+    while not deliveries and time.monotonic() < deadline:
+        world.updates.run_once()
+        time.sleep(0.1)
+    assert [(d.dequeue_count, d.outcome) for d in deliveries] == [(2, DONE)], deliveries
+    assert deliveries[0].panorama_writes == 1  # the same changes again, harmlessly
+    assert world.registered() == wanted
+    state = world.applied()
+    assert state is not None and state.version == version
+    assert tags_of(state) == owned_tags(AFTER)
+    assert not state.dirty and state.last_error is None
+    assert world.updates.run_once() == 0  # nothing left over
+    assert poison_messages(world.connection_string, UPDATES) == []
+
+
+@pytest.mark.parametrize(
+    "first", ["older", "newer"], ids=["older saves first", "newer saves first"]
+)
+def test_two_workers_applying_two_snapshots_at_once_end_in_the_newer(world, tmp_path, first):
+    converge(world)
+    world.kube.services = list(MIDDLE)
+    world.event("lb-write.eventgrid.json")  # the older snapshot
+    world.kube.services = list(AFTER)
+    world.event("lb-write.eventgrid.json")  # the newer one
+    hold = tmp_path / "hold"
+    hold.mkdir()
+
+    with ExitStack() as stack:
+        # Started together; each takes one message, reads the state, writes Panorama and
+        # stops before saving, so both saves race with the same ETag.
+        processes = {
+            name: stack.enter_context(
+                worker(tmp_path, name, "--hold", str(hold), "--batch-size", "1")
+            )
+            for name in ("a", "b")
+        }
+        versions = {name: held(hold, process) for name, process in processes.items()}
+        older, newer = sorted(versions, key=versions.__getitem__)
+        assert versions[older] < versions[newer]
+        results = {}
+        for name in (older, newer) if first == "older" else (newer, older):
+            (hold / f"{processes[name].pid}.go").touch()
+            results[name] = finished(processes[name], tmp_path, name)
+
+    paths = {name: [(r["dequeue_count"], r["ok"]) for r in results[name]] for name in results}
+    if first == "older":
+        # The newer one's save meets the older's state: back to the queue, then applied.
+        assert paths == {older: [(1, True)], newer: [(1, False), (2, True)]}, results
+    else:
+        # The older one's save meets the newer state: it makes Panorama hold that again.
+        assert paths == {older: [(1, True)], newer: [(1, True)]}, results
+    assert world.registered() == merged(FOREIGN, owned_tags(AFTER))
+    state = world.applied()
+    assert state is not None and state.version == versions[newer]
+    assert tags_of(state) == owned_tags(AFTER) and not state.dirty
+    assert world.updates.run_once() == 0  # nothing left over
+    assert poison_messages(world.connection_string, UPDATES) == []
