@@ -139,6 +139,19 @@ def slow_panorama(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object
     world.panorama.inject(Fault.SLOW, 3)  # three timeouts (read timeout 1 s), then answers
 
 
+def drip_panorama(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
+    world.panorama.drip_seconds = 0.05  # never trips the read timeout, always the deadline
+    world.panorama.inject(Fault.DRIP, 3)  # three passed deadlines, then answers
+
+
+def kube_misbehaves(**how: object) -> Callable[[World, pytest.MonkeyPatch, object], None]:
+    return lambda world, mp, azurite: world.kube.__dict__.update(how)
+
+
+def kube_behaves(world: World) -> None:
+    world.kube.drip_s, world.kube.endless = 0.0, False
+
+
 def rotate_kube_token(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
     world.kube.token = "rotated-elsewhere"
 
@@ -159,6 +172,17 @@ CASES = {
     ),
     "panorama timeouts": Case(
         inject=slow_panorama, queue=UPDATES, path=(DONE,), attempts=ATTEMPTS, state=SAVED
+    ),
+    "panorama drip-feeding answers": Case(
+        inject=drip_panorama, queue=UPDATES, path=(DONE,), attempts=ATTEMPTS, state=SAVED
+    ),
+    "panorama endless answer": Case(
+        inject=lambda world, mp, azurite: world.panorama.inject(Fault.ENDLESS, 1000),
+        repair=lambda world: world.panorama.clear_faults(),
+        queue=UPDATES,
+        path=(POISONED,),  # the byte cap: the same answer would come again
+        attempts=1,
+        state=MARKED_DIRTY,
     ),
     "panorama 5xx": panorama_transient(Fault.HTTP_500),
     "panorama 429": panorama_transient(Fault.HTTP_429),
@@ -207,6 +231,22 @@ CASES = {
         path=RETRIED_THEN_POISONED,
         attempts=ATTEMPTS,
         requests=2 * ATTEMPTS,  # each attempt lists again from the first page
+        state=UNTOUCHED,
+    ),
+    "kubernetes drip-feeding page": Case(
+        inject=kube_misbehaves(drip_s=0.05),
+        repair=kube_behaves,
+        queue=RESYNCS,
+        path=RETRIED_THEN_POISONED,  # a passed deadline is transient
+        attempts=ATTEMPTS,
+        state=UNTOUCHED,
+    ),
+    "kubernetes endless page": Case(
+        inject=kube_misbehaves(endless=True),
+        repair=kube_behaves,
+        queue=RESYNCS,
+        path=(POISONED,),  # the byte cap: the same answer would come again
+        attempts=1,
         state=UNTOUCHED,
     ),
     # Resource Manager faults are retried by azure-core inside the Event Grid call, which
@@ -262,9 +302,17 @@ def tags_of(state: AppliedState) -> dict[str, set[str]]:
 
 @pytest.fixture
 def slow_reads(monkeypatch, world):
-    """Panorama answers must come within 1 s, so the SLOW fault is a timeout."""
+    """Panorama answers must come within 1 s, so the SLOW fault is a timeout; every
+    Panorama request and Kubernetes page within a short deadline and a 1 MiB cap, so
+    drip-fed and endless answers play out quickly."""
     config = json.loads(os.environ["AKSFW_CONFIG"])
-    config["limits"] = {"panoramaReadTimeoutSeconds": 1}
+    config["limits"] = {
+        "panoramaReadTimeoutSeconds": 1,
+        "panoramaDeadlineSeconds": 0.5,
+        "panoramaMaxResponseBytes": 1024 * 1024,
+        "kubeDeadlineSeconds": 0.25,
+        "kubeMaxResponseBytes": 1024 * 1024,
+    }
     monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))
     functions.application.cache_clear()
 
