@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.kube_api import service
-from tests.flow import DONE, World
+from tests.flow import DONE
 from tests.functions_host import poison_messages
-from tests.test_faults import AFTER, BEFORE, FOREIGN, UPDATES, merged, owned_tags, tags_of
+from tests.test_faults import AFTER, FOREIGN, UPDATES, converge, merged, owned_tags, tags_of
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_TIMEOUT_S = 30.0
@@ -78,15 +78,6 @@ def held(hold: Path, process: subprocess.Popen[bytes]) -> int:
     wait_for(lambda: marker.exists() or process.poll() is not None, "worker holds")
     assert marker.exists(), f"worker exited with {process.returncode} before saving state"
     return int(json.loads(marker.read_text())["version"])
-
-
-def converge(world: World) -> None:
-    for ip, tags in FOREIGN.items():
-        world.panorama.seed(ip, tags)
-    world.kube.services = list(BEFORE)
-    world.event("lb-write.eventgrid.json")
-    world.drain()
-    assert world.registered() == merged(FOREIGN, owned_tags(BEFORE))
 
 
 def test_worker_killed_between_register_and_state_save_converges_on_redelivery(

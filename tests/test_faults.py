@@ -296,6 +296,15 @@ def merged(*maps: dict[str, set[str]]) -> dict[str, set[str]]:
     return result
 
 
+def converge(world: World) -> None:
+    for ip, tags in FOREIGN.items():
+        world.panorama.seed(ip, tags)
+    world.kube.services = list(BEFORE)
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert world.registered() == merged(FOREIGN, owned_tags(BEFORE))
+
+
 def tags_of(state: AppliedState) -> dict[str, set[str]]:
     return {ip: set(tags) for ip, tags in state.tags.items()}
 
@@ -355,13 +364,8 @@ def assert_state_while_faulty(case: Case, state: AppliedState | None, converged:
 def test_fault_then_recovery_ends_in_the_wanted_state(
     world, slow_reads, deliveries, monkeypatch, azurite, case
 ):
-    for ip, tags in FOREIGN.items():
-        world.panorama.seed(ip, tags)
-    world.kube.services = list(BEFORE)
-    world.event("lb-write.eventgrid.json")
-    world.drain()
-    before = merged(FOREIGN, owned_tags(BEFORE))
-    assert world.registered() == before
+    converge(world)
+    before = world.registered()
     converged = world.applied()
     assert converged is not None and tags_of(converged) == owned_tags(BEFORE)
     assert not converged.dirty

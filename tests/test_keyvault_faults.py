@@ -26,6 +26,7 @@ from tests.test_faults import (
     RESYNCS,
     RETRIED_THEN_POISONED,
     UPDATES,
+    converge,
     merged,
     owned_tags,
 )
@@ -62,13 +63,8 @@ def secret_reads(vault: FakeKeyVault) -> int:
     return sum(1 for r in vault.requests if r.authorized and r.path.startswith("/secrets/"))
 
 
-def converge(world: World, vault: FakeKeyVault) -> None:
-    for ip, tags in FOREIGN.items():
-        world.panorama.seed(ip, tags)
-    world.kube.services = list(BEFORE)
-    world.event("lb-write.eventgrid.json")
-    world.drain()
-    assert world.registered() == merged(FOREIGN, owned_tags(BEFORE))
+def converge_through_the_vault(world: World, vault: FakeKeyVault) -> None:
+    converge(world)
     assert secret_reads(vault) == 1  # the token came from the vault
 
 
@@ -90,7 +86,7 @@ def recover(world: World, deliveries: list) -> None:
 def test_key_vault_unreachable_returns_the_resync_to_the_queue_and_removes_nothing(
     world, vault, deliveries
 ):
-    converge(world, vault)
+    converge_through_the_vault(world, vault)
     converged = world.applied()
     deliveries.clear()
     vault.stop()
@@ -109,7 +105,7 @@ def test_key_vault_unreachable_returns_the_resync_to_the_queue_and_removes_nothi
 
 
 def test_key_vault_403_poisons_the_resync_at_once_and_removes_nothing(world, vault, deliveries):
-    converge(world, vault)
+    converge_through_the_vault(world, vault)
     converged = world.applied()
     deliveries.clear()
     vault.inject(403, count=100, path_contains="/secrets/", code="Forbidden")

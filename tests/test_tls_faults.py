@@ -32,7 +32,7 @@ from tests.fakes.tls import (
 )
 from tests.flow import NODE_GROUP, POISONED, SUB, World
 from tests.functions_host import poison_messages
-from tests.test_faults import AFTER, BEFORE, FOREIGN, RESYNCS, UPDATES, merged, owned_tags
+from tests.test_faults import AFTER, BEFORE, FOREIGN, RESYNCS, UPDATES, converge, merged, owned_tags
 
 PROBLEMS = pytest.mark.parametrize("problem", list(CertProblem), ids=lambda p: p.value)
 
@@ -100,15 +100,6 @@ def kube_tls(world: World, tmp_path: Path) -> Iterator[Tls]:
         functions.application.cache_clear()
         yield tls
     assert kube.errors == []
-
-
-def converge(world: World) -> None:
-    for ip, tags in FOREIGN.items():
-        world.panorama.seed(ip, tags)
-    world.kube.services = list(BEFORE)
-    world.event("lb-write.eventgrid.json")
-    world.drain()
-    assert world.registered() == merged(FOREIGN, owned_tags(BEFORE))
 
 
 @PROBLEMS
