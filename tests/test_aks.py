@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -153,6 +154,20 @@ def test_a_cluster_list_past_its_cap_stops_with_a_clear_error(arm):
     )
     with pytest.raises(NonRetryable, match="more than 2 clusters"):
         ClusterDiscovery(config, StaticToken(ARM_TOKEN)).inventory()
+
+
+def test_concurrent_invocations_share_one_inventory_read(arm):
+    seed_two_subscriptions(arm)
+    now = [0.0]
+    config = settings(arm.url, subscriptions=[SUB1], discovery={"tag": "aksfw"})
+    discovery = ClusterDiscovery(config, StaticToken(ARM_TOKEN), clock=lambda: now[0])
+    discovery.inventory()
+    arm.reset_requests()
+    now[0] += 61  # expired: every invocation below finds it so at the same moment
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(lambda _: discovery.inventory(), range(16)))
+    assert len(arm.requests) == 2  # one read (two pages), not one per invocation
+    assert all(inventory == found[0] for inventory in found)
 
 
 def test_new_cluster_is_found_by_the_early_refresh(arm):

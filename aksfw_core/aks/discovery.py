@@ -7,6 +7,7 @@ cluster it does not know: an event storm naming unknown clusters costs one early
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from itertools import islice
@@ -28,7 +29,8 @@ class ClusterDiscovery:
     """Builds and caches the inventory from Resource Manager.
 
     A failed call raises and leaves the cached inventory as it was: nothing is
-    forgotten because Azure could not be read.
+    forgotten because Azure could not be read. Concurrent invocations of one process share
+    one read: whoever finds the inventory expired reads it while the others wait for it.
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class ClusterDiscovery:
         self._cached: Inventory | None = None
         self._read_at = 0.0
         self._refreshed_early = False
+        self._reading = threading.RLock()
 
     def inventory(self) -> Inventory:
         """The inventory, from the cache while it is fresh.
@@ -52,9 +55,10 @@ class ClusterDiscovery:
             AuthError, Retryable, NonRetryable: Resource Manager could not be read.
             InputError: two clusters would tag under the same name.
         """
-        if self._cached is None or self._clock() - self._read_at >= self._ttl_s:
-            return self.refresh()
-        return self._cached
+        with self._reading:
+            if self._cached is None or self._clock() - self._read_at >= self._ttl_s:
+                return self.refresh()
+            return self._cached
 
     def inventory_knowing(self, cluster_id: str) -> Inventory:
         """The inventory, refreshed first if it does not know `cluster_id` and has not been
@@ -66,14 +70,23 @@ class ClusterDiscovery:
         Raises:
             AuthError, Retryable, NonRetryable, InputError: as `inventory`.
         """
-        inventory = self.inventory()
-        if inventory.find(cluster_id) is None and not self._refreshed_early:
-            inventory = self.refresh()
-            self._refreshed_early = True
-        return inventory
+        with self._reading:
+            inventory = self.inventory()
+            if inventory.find(cluster_id) is None and not self._refreshed_early:
+                inventory = self.refresh()
+                self._refreshed_early = True
+            return inventory
 
     def refresh(self) -> Inventory:
-        """Read Resource Manager now."""
+        """Read Resource Manager now.
+
+        Raises:
+            AuthError, Retryable, NonRetryable, InputError: as `inventory`.
+        """
+        with self._reading:
+            return self._read()
+
+    def _read(self) -> Inventory:
         started = self._clock()
         explicit = {managed_cluster_id(c.id).top_level_id(): c for c in self._settings.clusters}
         found: dict[str, MonitoredCluster] = {}
