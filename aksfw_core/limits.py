@@ -23,8 +23,10 @@ class Limits:
     drips bytes cannot stretch it."""
     panorama_max_response_bytes: int = 16 * MIB
     """Bytes of one Panorama answer at most (a full registered-ip page is under 3 MiB)."""
-    panorama_max_pages: int = 1000
-    """`show object registered-ip` pages (500 entries each) one read may take."""
+    panorama_max_pages: int = 2000
+    """`show object registered-ip` requests one read of the registered IPs may send (its
+    count, pages of 500 entries, and probes of networks; retries not counted). A read of
+    300,000 IPs takes about 700."""
 
     kube_connect_timeout_s: float = 5.0
     """Seconds to open a connection to a Kubernetes API server."""

@@ -69,7 +69,7 @@ def entry_messages(root: ET.Element, section: str) -> list[tuple[str, str]]:
 
 def show_registered(sim: PanoramaSimulator, start: int, limit: int, **params: str) -> ET.Element:
     cmd = (
-        "<show><object><registered-ip>"
+        "<show><object><registered-ip><all/>"
         f"<limit>{limit}</limit><start-point>{start}</start-point>"
         "</registered-ip></object></show>"
     )
@@ -223,12 +223,13 @@ def test_registered_ip_pages_1203_ips(sim: PanoramaSimulator) -> None:
     tags = [m.text for m in show_registered(sim, 1, 1).iterfind("./result/entry/tag/member")]
     assert tags == ["prod", "web"]
 
-    # limit above 500 is clamped; <all/> and the tag filter work
-    assert int(show_registered(sim, 1, 5000).findtext("./result/count") or 0) == 500
+    # a limit above 500 is refused as a device refuses it (code 17); the tag filter works
+    cmd = "<show><object><registered-ip><all/><limit>5000</limit></registered-ip></object></show>"
+    refused = xml(api(sim, type="op", cmd=cmd))
+    assert (refused.get("status"), refused.get("code")) == ("error", "17")
     sim.seed("10.2.0.1", ["db"])
     cmd = (
-        '<show><object><registered-ip><tag><entry name="db"/></tag><all/>'
-        "</registered-ip></object></show>"
+        '<show><object><registered-ip><tag><entry name="db"/></tag></registered-ip></object></show>'
     )
     assert [e.get("ip") for e in xml(api(sim, type="op", cmd=cmd)).iter("entry")] == ["10.2.0.1"]
 

@@ -1,5 +1,6 @@
 """uid-message building and XML API response parsing, without a network."""
 
+import ipaddress
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
@@ -177,7 +178,54 @@ def test_registered_page_normalises_ips():
     ]
 
 
-def test_registered_ip_command_pages_from_one():
+def test_registered_ip_command_pages_all_from_one():
     root = ET.fromstring(xmlapi.registered_ip_command(500, 1))
-    assert root.findtext("object/registered-ip/limit") == "500"
-    assert root.findtext("object/registered-ip/start-point") == "1"
+    query = root.find("object/registered-ip")
+    assert [child.tag for child in query] == ["all", "limit", "start-point"]
+    assert list(query.find("all")) == []
+    assert query.findtext("limit") == "500"
+    assert query.findtext("start-point") == "1"
+
+
+@pytest.mark.parametrize(
+    ("network", "text"),
+    [
+        (ipaddress.ip_network("10.0.0.0/8"), "10.0.0.0/8"),
+        (ipaddress.ip_network("2001:db8::/32"), "2001:db8::/32"),
+        (ipaddress.ip_network("0.0.0.0/4"), "0.0.0.0/4"),
+    ],
+)
+def test_registered_ip_command_reads_one_network(network, text):
+    query = ET.fromstring(xmlapi.registered_ip_command(1, 100_000, network)).find(
+        "object/registered-ip"
+    )
+    assert [child.tag for child in query] == ["ip", "limit", "start-point"]
+    assert (query.findtext("ip"), query.findtext("limit")) == (text, "1")
+    assert query.findtext("start-point") == "100000"
+
+
+@pytest.mark.parametrize(("limit", "start"), [(0, 1), (501, 1), (500, 0), (500, 100_001)])
+def test_registered_ip_command_refuses_what_a_device_refuses(limit, start):
+    with pytest.raises(ValueError):
+        xmlapi.registered_ip_command(limit, start)
+
+
+def test_registered_count_command_asks_all_option_count():
+    root = ET.fromstring(xmlapi.registered_count_command())
+    query = root.find("object/registered-ip")
+    assert [child.tag for child in query] == ["all"]
+    assert [(o.tag, o.text) for o in query.find("all")] == [("option", "count")]
+
+
+@pytest.mark.parametrize(
+    ("body", "count"),
+    [
+        ('<response status="success"><result><count>300000</count></result></response>', 300_000),
+        ('<response status="success"><result><count> 0 </count></result></response>', 0),
+        ('<response status="success"><result/></response>', None),
+        ('<response status="success"><result><count>many</count></result></response>', None),
+        ('<response status="success"><result><count>-1</count></result></response>', None),
+    ],
+)
+def test_registered_count_reads_the_count_or_nothing(body, count):
+    assert xmlapi.registered_count(ET.fromstring(body)) == count

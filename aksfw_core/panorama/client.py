@@ -7,10 +7,11 @@ a URL, a log line or an exception.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from aksfw_core.transport import deadline, read_capped, watch_pools
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 500
+PAGE_SIZE = xmlapi.REGISTERED_MAX_LIMIT
 """Entries per `show object registered-ip` page (the PAN-OS maximum)."""
 
 MAX_TAG_TIMEOUT_S = 2_592_000
@@ -146,31 +147,34 @@ class PanoramaClient:
         self.close()
 
     def registered(self) -> dict[str, frozenset[str]]:
-        """Every IP registered on the target with all its tags (any owner), read page by page.
+        """Every IP registered on the target with all its tags (any owner).
+
+        A device pages `show object registered-ip` only as far as start-point 100,000, so
+        the read first asks how many IPs there are (`all option count`). Fewer than that
+        are paged through `all`; otherwise the address space is read network by network
+        (the `ip` choice with a netmask), splitting a network 16 ways while it holds
+        100,000 IPs or more. Every IP lies in exactly one network, so the networks' union
+        is the whole table, whatever order the device answers in.
 
         Raises:
-            AuthError, NonRetryable: the request was refused, or the target holds more
-                pages than `limits.panorama_max_pages`.
-            Retryable: the target stayed unreachable through every attempt.
+            AuthError, NonRetryable: a request was refused, the read needs more than
+                `limits.panorama_max_pages` requests, or a single address overflowed.
+            Retryable: the target stayed unreachable through every attempt, or a page
+                repeated what was already read (the table changed under the read).
         """
-        result: dict[str, frozenset[str]] = {}
-        start = 1
-        for _ in range(self.settings.limits.panorama_max_pages):
-            command = xmlapi.registered_ip_command(PAGE_SIZE, start)
-            root = self._call({"type": "op", "cmd": command}, "show registered-ip")
-            page = xmlapi.registered_page(root)
-            known = len(result)
-            for ip, tags in page:
-                result[ip] = result.get(ip, frozenset()) | tags
-            if len(page) < PAGE_SIZE:
-                return result
-            if len(result) == known:
-                raise Retryable(f"registered-ip paging did not advance at start-point {start}")
-            start += len(page)
-        raise NonRetryable(
-            f"registered-ip: more than {self.settings.limits.panorama_max_pages} pages "
-            "(limits.panoramaMaxPages); nothing was changed"
+        started = time.monotonic()
+        read = _RegisteredRead(self._call, self.settings.limits.panorama_max_pages)
+        result = read.run()
+        log_event(
+            log,
+            "panorama.read",
+            target=self.settings.target or "panorama",
+            ips=len(result),
+            requests=read.requests,
+            networks=read.networks,
+            duration_ms=round((time.monotonic() - started) * 1000),
         )
+        return result
 
     def connected_firewalls(self, device_groups: Iterable[str]) -> dict[str, list[str]]:
         """Serials of the connected firewalls of each device group (Panorama only).
@@ -218,6 +222,108 @@ class PanoramaClient:
     def _call(self, fields: dict[str, str], what: str) -> ET.Element:
         target = {"target": self.settings.target, "vsys": self.settings.vsys}
         return self._transport.post(fields | xmlapi.form_fields(target), what)
+
+
+class _RegisteredRead:
+    """One read of the registered-IP table within what a device accepts (`limit` at most
+    500, `start-point` at most 100,000) and within a number of requests."""
+
+    def __init__(self, call: Callable[[dict[str, str], str], ET.Element], max_requests: int):
+        self._call = call
+        self._max_requests = max_requests
+        self.requests = 0
+        """Requests sent so far (retries not counted: the retry policy bounds those)."""
+        self.networks = 0
+        """Networks read one by one (0 when `all` was paged)."""
+
+    def run(self) -> dict[str, frozenset[str]]:
+        count = xmlapi.registered_count(self._send(xmlapi.registered_count_command(), "count"))
+        if count is None:
+            log_event(log, "panorama.registered_count_unreadable", logging.WARNING)
+        elif count < xmlapi.REGISTERED_MAX_START_POINT:
+            # The count is a moment's: a table that grows past the limit meanwhile is
+            # read by networks after all.
+            whole = self._read(None)
+            if whole is not None:
+                return whole
+        result: dict[str, frozenset[str]] = {}
+        pending = [*_split(_IPV6_ALL), *_split(_IPV4_ALL)]
+        while pending:
+            network = pending.pop()
+            self.networks += 1
+            found = self._read(network)
+            if found is None:
+                pending.extend(_split(network))
+                continue
+            # The networks are disjoint; merging anyway keeps a device's stray entry from
+            # replacing what another network's answer said of the same IP.
+            for ip, tags in found.items():
+                result[ip] = result.get(ip, frozenset()) | tags
+        return result
+
+    def _read(self, within: xmlapi.Network | None) -> dict[str, frozenset[str]] | None:
+        """The entries of `all` or of one network, page by page; None when there are
+        100,000 or more (paging cannot reach past them)."""
+        found: dict[str, frozenset[str]] = {}
+        start = 1
+        while True:
+            page = self._page(within, start, PAGE_SIZE)
+            known = len(found)
+            for ip, tags in page:
+                found[ip] = found.get(ip, frozenset()) | tags
+            if len(page) < PAGE_SIZE:
+                return found
+            if len(found) == known:
+                where = f" in {within}" if within else ""
+                raise Retryable(
+                    f"registered-ip paging did not advance at start-point {start}{where}"
+                )
+            # A network that fills its first page may overflow: one entry at the last
+            # start-point a device accepts tells. (`all` was measured by its count.)
+            probe = start == 1 and within is not None
+            if probe and self._page(within, xmlapi.REGISTERED_MAX_START_POINT, 1):
+                return None
+            start += len(page)
+            if start > xmlapi.REGISTERED_MAX_START_POINT:
+                return None
+
+    def _page(
+        self, within: xmlapi.Network | None, start: int, limit: int
+    ) -> list[tuple[str, frozenset[str]]]:
+        command = xmlapi.registered_ip_command(limit, start, within)
+        return xmlapi.registered_page(self._send(command, "page"))
+
+    def _send(self, command: str, what: str) -> ET.Element:
+        if self.requests >= self._max_requests:
+            raise NonRetryable(
+                f"registered-ip: the read needs more than {self._max_requests} requests "
+                "(limits.panoramaMaxPages); nothing was changed"
+            )
+        self.requests += 1
+        return self._call({"type": "op", "cmd": command}, f"show registered-ip {what}")
+
+
+_IPV4_ALL = ipaddress.IPv4Network("0.0.0.0/0")
+_IPV6_ALL = ipaddress.IPv6Network("::/0")
+
+_SPLIT_BITS = 4
+"""Prefix bits a network gains when it is split: 16 parts."""
+
+
+def _split(network: xmlapi.Network) -> list[xmlapi.Network]:
+    """`network` in 16 parts (fewer near a host address).
+
+    Raises:
+        NonRetryable: `network` is a single address, which cannot hold 100,000 IPs: the
+            device's answers contradict themselves.
+    """
+    bits = min(_SPLIT_BITS, network.max_prefixlen - network.prefixlen)
+    if bits == 0:
+        raise NonRetryable(
+            f"registered-ip: the single address {network} answered as holding 100,000 "
+            "entries or more; nothing was changed"
+        )
+    return list(network.subnets(prefixlen_diff=bits))
 
 
 class _Transport:

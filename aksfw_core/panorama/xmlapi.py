@@ -11,7 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 from urllib.parse import quote_plus, urlsplit
 
 from defusedxml import DefusedXmlException
@@ -172,13 +172,47 @@ def _entry(action: Action, ip: str, tags: frozenset[str], tag_timeout_s: int) ->
     return entry
 
 
-def registered_ip_command(limit: int, start_point: int) -> str:
-    """`show object registered-ip` for one page; `start_point` counts from 1."""
-    show = ET.Element("show")
-    query = ET.SubElement(ET.SubElement(show, "object"), "registered-ip")
+REGISTERED_MAX_LIMIT = 500
+"""`show object registered-ip`: entries one answer may hold at most (`limit` 1..500)."""
+
+REGISTERED_MAX_START_POINT = 100_000
+"""`show object registered-ip`: the highest `start-point` a device accepts (1..100000)."""
+
+Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""An `address/netmask` that `show object registered-ip ip` accepts."""
+
+
+def registered_ip_command(limit: int, start_point: int, within: Network | None = None) -> str:
+    """`show object registered-ip` for one page: `all`, or the IPs `within` one network
+    (the `ip` choice with a netmask). `start_point` counts from 1.
+
+    Raises:
+        ValueError: `limit` or `start_point` lies outside what a device accepts.
+    """
+    if not 1 <= limit <= REGISTERED_MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{REGISTERED_MAX_LIMIT}, not {limit}")
+    if not 1 <= start_point <= REGISTERED_MAX_START_POINT:
+        raise ValueError(f"start-point must be 1..{REGISTERED_MAX_START_POINT}, not {start_point}")
+    show, query = _registered_ip_query()
+    if within is None:
+        ET.SubElement(query, "all")
+    else:
+        ET.SubElement(query, "ip").text = str(within)
     ET.SubElement(query, "limit").text = str(limit)
     ET.SubElement(query, "start-point").text = str(start_point)
     return ET.tostring(show, encoding="unicode")
+
+
+def registered_count_command() -> str:
+    """`show object registered-ip all option count`: how many IPs are registered."""
+    show, query = _registered_ip_query()
+    ET.SubElement(ET.SubElement(query, "all"), "option").text = "count"
+    return ET.tostring(show, encoding="unicode")
+
+
+def _registered_ip_query() -> tuple[ET.Element, ET.Element]:
+    show = ET.Element("show")
+    return show, ET.SubElement(ET.SubElement(show, "object"), "registered-ip")
 
 
 def devicegroups_command() -> str:
@@ -258,6 +292,13 @@ def registered_page(root: ET.Element) -> list[tuple[str, frozenset[str]]]:
         tags = frozenset(m.text for m in entry.findall("tag/member") if m.text)
         page.append((ip, tags))
     return page
+
+
+def registered_count(root: ET.Element) -> int | None:
+    """The number of registered IPs in a `show object registered-ip all option count`
+    answer, `<result><count>N</count></result>`; None when the answer holds no count."""
+    text = (root.findtext("result/count") or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def api_key(root: ET.Element) -> str:

@@ -6,8 +6,10 @@ It covers the parts of the XML API that aksfw uses:
 * ``type=user-id`` with a ``uid-message`` that registers / unregisters IP tags
   (per-entry messages, optional ``timeout`` per tag, 32-tag limit, strict duplicate
   reporting), optionally for a managed firewall (``target``) and a ``vsys``,
-* ``type=op`` ``<show><object><registered-ip>`` (paged with ``limit`` /
-  ``start-point`` or ``<all/>``, filters by tag and IP) and ``<show><devicegroups/>``.
+* ``type=op`` ``<show><object><registered-ip>`` within the op schema of PAN-OS
+  10.2/11.1 (``all`` with ``option count``, ``ip`` with a netmask, ``iprange``, ``tag``;
+  ``limit`` 1..500, ``start-point`` 1..100000; anything else is refused with code 17)
+  and ``<show><devicegroups/>``.
 
 Requests are POST or GET to ``/api/`` with a form-encoded body and/or query string.
 The API key is taken from the ``X-PAN-KEY`` header, or from a ``key`` parameter as
@@ -31,6 +33,7 @@ until its standard input is closed.
 from __future__ import annotations
 
 import argparse
+import bisect
 import enum
 import hmac
 import ipaddress
@@ -42,7 +45,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -55,6 +58,11 @@ from .server import FakeServer, HttpRequest, HttpResponse
 MAX_TAGS_PER_IP = 32
 MAX_TAG_LENGTH = 127
 MAX_PAGE = 500
+"""``show object registered-ip``: ``limit`` is 1..500 (500 when absent)."""
+MAX_START_POINT = 100_000
+"""``show object registered-ip``: ``start-point`` is 1..100000 (1 when absent)."""
+
+_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _XML = "application/xml; charset=UTF-8"
 _HTML = "text/html; charset=UTF-8"
@@ -123,6 +131,7 @@ class _Namespace:
     next_expiry: float | None = None
     sort_keys: dict[str, tuple[int, int]] = field(default_factory=dict)
     sorted_ips: list[str] | None = None
+    sorted_keys: list[tuple[int, int]] = field(default_factory=list)
 
     def note_expiry(self, expiry: float | None) -> None:
         if expiry is not None and (self.next_expiry is None or expiry < self.next_expiry):
@@ -146,9 +155,11 @@ class _Namespace:
                 self.remove_ip(ip)
         self.next_expiry = next_expiry
 
-    def add_ip(self, ip: str, tags: dict[str, float | None]) -> None:
+    def add_ip(
+        self, ip: str, tags: dict[str, float | None], sort_key: tuple[int, int] | None = None
+    ) -> None:
         self.tags[ip] = tags
-        self.sort_keys[ip] = _ip_sort_key(ip)
+        self.sort_keys[ip] = sort_key or _ip_sort_key(ip)
         self.sorted_ips = None
 
     def remove_ip(self, ip: str) -> None:
@@ -160,7 +171,16 @@ class _Namespace:
     def ordered_ips(self) -> list[str]:
         if self.sorted_ips is None:
             self.sorted_ips = sorted(self.tags, key=self.sort_keys.__getitem__)
+            self.sorted_keys = [self.sort_keys[ip] for ip in self.sorted_ips]
         return self.sorted_ips
+
+    def ips_between(self, first: _Address, last: _Address) -> list[str]:
+        """The IPs from ``first`` to ``last`` (one family), in order: a bisection, so a
+        query by network stays cheap in a table of hundreds of thousands."""
+        ips = self.ordered_ips()
+        low = bisect.bisect_left(self.sorted_keys, (first.version, int(first)))
+        high = bisect.bisect_right(self.sorted_keys, (last.version, int(last)))
+        return ips[low:high]
 
 
 def _normalize_ip(text: str) -> str | None:
@@ -301,24 +321,39 @@ class PanoramaSimulator(FakeServer):
         timeout: float | None = None,
     ) -> None:
         """Register ``tags`` on ``ip`` directly, bypassing the API and its limits."""
-        normalized = _normalize_ip(ip)
-        if normalized is None:
-            raise ValueError(f"not an IP address: {ip!r}")
+        self.seed_many({ip: tags}, target, vsys, timeout)
+
+    def seed_many(
+        self,
+        entries: Mapping[str, Iterable[str]],
+        target: str | None = None,
+        vsys: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """``seed`` for many IPs at once (a table of hundreds of thousands in a second)."""
+        parsed: dict[str, tuple[tuple[int, int], Iterable[str]]] = {}
+        for ip, tags in entries.items():
+            try:
+                address = ipaddress.ip_address(ip.strip())
+            except ValueError:
+                raise ValueError(f"not an IP address: {ip!r}") from None
+            parsed[str(address)] = ((address.version, int(address)), tags)
         with self._lock:
             now = self.clock()
             namespace = self._namespace(target, vsys)
             namespace.purge(now)
             expiry = now + timeout if timeout else None
-            current = namespace.tags.get(normalized)
-            if current is None:
-                current = {}
-                namespace.add_ip(normalized, current)
-                namespace.persistent[normalized] = "1"
-            for tag in tags:
-                current[tag] = expiry
+            for ip, (sort_key, tags) in parsed.items():
+                current = namespace.tags.get(ip)
+                if current is None:
+                    current = {}
+                    namespace.add_ip(ip, current, sort_key)
+                    namespace.persistent[ip] = "1"
+                for tag in tags:
+                    current[tag] = expiry
+                if not current:
+                    namespace.remove_ip(ip)
             namespace.note_expiry(expiry)
-            if not current:
-                namespace.remove_ip(normalized)
 
     # ------------------------------------------------------------------ request handling
 
@@ -671,47 +706,77 @@ class PanoramaSimulator(FakeServer):
     def _show_registered_ip(
         self, node: ET.Element, target: str | None, vsys: str | None
     ) -> HttpResponse:
+        """``show object registered-ip`` as PAN-OS 10.2/11.1 publish its op schema.
+
+        One choice at most: ``all`` (optional ``<option>count|file</option>``), ``ip``
+        (an address or address/netmask), ``iprange`` (``a-b``, one family, a <= b) or
+        ``tag`` (``<entry name=...>``, with an optional ``ip`` or ``iprange`` beside it);
+        no choice reads as ``all`` (pan-os-python sends none, and devices answer it).
+        ``limit`` is 1..500 (500 when absent), ``start-point`` 1..100000 (1 when
+        absent). Anything else (a value out of range, two choices, an unknown or repeated
+        element) is refused with code 17, as a device refuses it.
+
+        Entries come in address order, IPv4 first. ``all option count`` answers
+        ``<result><count>N</count></result>``: the number of registered IPs, no entries.
+        ``all option file`` answers a message and no entries (a device writes a file).
+        """
         prefix = "show -> object -> registered-ip"
         limit = MAX_PAGE
         start = 1
-        show_all = False
+        seen: set[str] = set()
+        option: str | None = None
         tag_filter: set[str] | None = None
-        ip_filter: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+        bounds: tuple[_Address, _Address] | None = None
         for child in node:
             text = (child.text or "").strip()
+            if child.tag in seen:
+                raise _OpSyntaxError(f"{prefix} -> {child.tag} is unexpected")
+            seen.add(child.tag)
+            choices = seen & {"all", "ip", "iprange", "tag"}
+            if len(choices) > 1 and choices not in ({"tag", "ip"}, {"tag", "iprange"}):
+                raise _OpSyntaxError(f"{prefix} -> {child.tag} is unexpected")
             if child.tag in ("limit", "start-point"):
-                if not text.isdigit() or int(text) < 1:
+                highest = MAX_PAGE if child.tag == "limit" else MAX_START_POINT
+                if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= highest:
                     raise _OpSyntaxError(f"{prefix} -> {child.tag} '{text}' is invalid")
                 if child.tag == "limit":
-                    limit = min(int(text), MAX_PAGE)
+                    limit = int(text)
                 else:
                     start = int(text)
             elif child.tag == "all":
-                show_all = True
+                option = self._all_option(child, prefix)
             elif child.tag == "tag":
                 names = [entry.get("name", "") for entry in child if entry.tag == "entry"]
-                if not names or any(not name for name in names):
+                if not names or any(not name for name in names) or len(names) != len(child):
                     raise _OpSyntaxError(f"{prefix} -> tag is invalid")
                 tag_filter = set(names)
-            elif child.tag == "ip":
-                try:
-                    ip_filter = ipaddress.ip_network(text, strict=False)
-                except ValueError:
-                    raise _OpSyntaxError(f"{prefix} -> ip '{text}' is invalid") from None
+            elif child.tag in ("ip", "iprange"):
+                bounds = _address_bounds(child.tag, text)
+                if bounds is None:
+                    raise _OpSyntaxError(f"{prefix} -> {child.tag} '{text}' is invalid")
             else:
                 raise _OpSyntaxError(f"{prefix} -> {child.tag} is unexpected")
 
+        if option == "file":
+            return _xml(
+                '<response status="success"><result><msg>registered-ip list written to '
+                "file</msg></result></response>"
+            )
         with self._lock:
             namespace = self._namespace(target, vsys)
             namespace.purge(self.clock())
-            ips: Sequence[str] = namespace.ordered_ips()
-            if ip_filter is not None:
-                network = ip_filter
-                ips = [ip for ip in ips if ipaddress.ip_address(ip) in network]
+            if option == "count":
+                return _xml(
+                    f'<response status="success"><result><count>{len(namespace.tags)}</count>'
+                    "</result></response>"
+                )
+            ips: Sequence[str] = (
+                namespace.ordered_ips() if bounds is None else namespace.ips_between(*bounds)
+            )
             if tag_filter is not None:
                 wanted = tag_filter
                 ips = [ip for ip in ips if not wanted.isdisjoint(namespace.tags[ip])]
-            page = ips[start - 1 :] if show_all else ips[start - 1 : start - 1 + limit]
+            page = ips[start - 1 : start - 1 + limit]
             rows = [
                 (ip, sorted(namespace.tags[ip]), namespace.persistent.get(ip, "1")) for ip in page
             ]
@@ -724,6 +789,37 @@ class PanoramaSimulator(FakeServer):
             )
         parts.append(f"<count>{len(rows)}</count></result></response>")
         return _xml("".join(parts))
+
+    @staticmethod
+    def _all_option(node: ET.Element, prefix: str) -> str | None:
+        children = list(node)
+        if not children:
+            return None
+        option = children[0]
+        text = (option.text or "").strip()
+        if len(children) > 1 or option.tag != "option":
+            name = children[-1].tag if option.tag == "option" else option.tag
+            raise _OpSyntaxError(f"{prefix} -> all -> {name} is unexpected")
+        if text not in ("count", "file") or len(option):
+            raise _OpSyntaxError(f"{prefix} -> all -> option '{text}' is invalid")
+        return text
+
+
+def _address_bounds(kind: str, text: str) -> tuple[_Address, _Address] | None:
+    """First and last address of an ``ip`` (address or address/netmask) or an ``iprange``
+    (``a-b``, one family, a <= b); None when the text is not one."""
+    try:
+        if kind == "ip":
+            network = ipaddress.ip_network(text, strict=False)
+            return network.network_address, network.broadcast_address
+        first_text, last_text = text.split("-")
+        first = ipaddress.ip_address(first_text.strip())
+        last = ipaddress.ip_address(last_text.strip())
+    except ValueError:
+        return None
+    if first.version != last.version or int(first) > int(last):
+        return None
+    return first, last
 
 
 # ---------------------------------------------------------------------- process mode
