@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,9 +24,11 @@ from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest, Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.queues import MessageQueues
 from aksfw_core.resync import Resyncer
-from aksfw_core.state import AppliedState
-from aksfw_core.storage import Storage
+from aksfw_core.state import StateSummary
+from aksfw_core.state_store import ListedSummary, StateStore
+from aksfw_core.storage import StorageAccount
 from aksfw_core.targets import TargetResolver
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ class Aksfw:
     """One process's engine: settings, adapters and the handlers built on them."""
 
     settings: Settings
-    storage: Storage
+    queues: MessageQueues
+    state: StateStore
     discovery: ClusterDiscovery
     resyncer: Resyncer
     applier: Applier
@@ -63,7 +66,9 @@ class Aksfw:
             raise InputError("PANORAMA_API_KEY is not set (a Key Vault reference in Azure)")
         api_key = ApiKey(key)
         credential = azure_credential(environ)
-        storage = Storage.from_environ(environ, credential, settings.limits)
+        account = StorageAccount.from_environ(environ, credential, settings.limits)
+        queues = MessageQueues(account, settings.limits.max_message_bytes)
+        state = StateStore(account)
         discovery = ClusterDiscovery(settings, credential)
         panorama = settings.panorama
 
@@ -82,18 +87,19 @@ class Aksfw:
         resyncer = Resyncer(
             discovery,
             ClusterAccess(settings, credential),
-            storage,
+            queues,
+            state,
             targets=targets,
             enqueued_mark_ttl_s=settings.limits.enqueued_mark_ttl_s,
         )
         applier = Applier(
-            storage,
+            state,
             panorama_for,
             clusters=monitored,
             targets=targets,
             max_version_skew_s=settings.limits.max_version_skew_s,
         )
-        return cls(settings, storage, discovery, resyncer, applier)
+        return cls(settings, queues, state, discovery, resyncer, applier)
 
     # ------------------------------------------------------------------ triggers
 
@@ -120,7 +126,7 @@ class Aksfw:
             except AksfwError as error:
                 # The queue retries with backoff; the event itself is done.
                 log_event(log, "event.resync_queued", cluster=change.id, error=str(error))
-                self.storage.send(self.storage.names.resync_queue, request)
+                self.queues.send(self.queues.names.resync_queue, request)
             self._follow_up(change.id)
         log_event(
             log,
@@ -133,7 +139,8 @@ class Aksfw:
         return resolution
 
     def on_timer(self) -> None:
-        """Fan out one resync per monitored cluster; tombstone clusters no longer monitored.
+        """Fan out one resync per monitored cluster; tombstone clusters no longer monitored;
+        delete old payload blobs. Reads the applied states' summaries, never the states.
 
         Raises:
             AksfwError: Azure could not be read; nothing is tombstoned.
@@ -141,22 +148,26 @@ class Aksfw:
         inventory = self.discovery.refresh()
         audit = self._audit_due()
         for cluster in inventory.clusters:
-            self.storage.send(
-                self.storage.names.resync_queue, ResyncRequest(cluster.id, "timer", audit=audit)
+            self.queues.send(
+                self.queues.names.resync_queue, ResyncRequest(cluster.id, "timer", audit=audit)
             )
         monitored = {cluster.id.casefold() for cluster in inventory.clusters}
         gone = [
-            s for s in self.storage.applied_states() if s.cluster_id.casefold() not in monitored
+            listed
+            for listed in self.state.summaries()
+            if listed.summary.cluster_id.casefold() not in monitored
         ]
-        tombstoned = [s for s in gone if self._missing_long_enough(s)]
-        for state in tombstoned:
-            self._tombstone_target(state, "no longer monitored")
+        tombstoned = [listed for listed in gone if self._missing_long_enough(listed)]
+        for listed in tombstoned:
+            self._tombstone_target(listed.summary, "no longer monitored")
+        payloads = self.queues.delete_old_payloads(self.clock())
         log_event(
             log,
             "timer.fanned_out",
             clusters=len(inventory.clusters),
             unmonitored=len(gone),
             tombstoned=len(tombstoned),
+            payloads_deleted=payloads,
             audit=audit,
         )
 
@@ -167,7 +178,7 @@ class Aksfw:
             MalformedMessage: not a resync request (poison it).
             AksfwError: as `Resyncer.resync`.
         """
-        request = self.storage.receive(body)
+        request = self.queues.receive(body)
         if not isinstance(request, ResyncRequest):
             raise MalformedMessage("message: expected a resync request on the resync queue")
         return self.resyncer.resync(request)
@@ -179,12 +190,10 @@ class Aksfw:
             MalformedMessage: not a valid snapshot (poison it).
             AksfwError: as `Applier.apply`.
         """
-        snapshot = self.storage.receive(body)
+        snapshot = self.queues.receive(body)
         if not isinstance(snapshot, Snapshot):
             raise MalformedMessage("message: expected a snapshot on the updates queue")
-        outcome = self.applier.apply(snapshot)
-        self.storage.forget_payload(body)
-        return outcome
+        return self.applier.apply(snapshot)
 
     def request_resync(self, cluster: str | None, audit: bool = False) -> list[str]:
         """Queue a resync of one cluster (resource ID, name or tag name) or of all.
@@ -204,13 +213,14 @@ class Aksfw:
                 raise UnknownCluster(f"no monitored cluster {cluster!r}")
             chosen = [found]
         for target in chosen:
-            self.storage.send(
-                self.storage.names.resync_queue, ResyncRequest(target.id, "manual", audit=audit)
+            self.queues.send(
+                self.queues.names.resync_queue, ResyncRequest(target.id, "manual", audit=audit)
             )
         return [target.id for target in chosen]
 
     def status(self) -> dict[str, Any]:
-        """Per cluster and target: last applied time, counts, last error; queue depths."""
+        """Per cluster and target: last applied time, counts, last error; queue depths.
+        Reads the applied states' summaries (a listing), never the states."""
         clusters: dict[str, dict[str, Any]] = {}
         inventory_error = None
         try:
@@ -224,28 +234,30 @@ class Aksfw:
                 }
         except AksfwError as error:
             inventory_error = f"{type(error).__name__}: {error}"
-        for state in self.storage.applied_states():
+        for listed in self.state.summaries():
+            summary = listed.summary
             entry = clusters.setdefault(
-                state.cluster_id.casefold(),
+                summary.cluster_id.casefold(),
                 {
-                    "id": state.cluster_id,
-                    "tagName": state.tag_name,
+                    "id": summary.cluster_id,
+                    "tagName": summary.tag_name,
                     "monitored": False,
                     "targets": [],
                 },
             )
             entry["targets"].append(
                 {
-                    "target": state.target,
-                    "lastApplied": _iso(state.applied_at),
-                    "version": state.version,
-                    "ips": len(state.tags),
-                    "tags": sum(len(tags) for tags in state.tags.values()),
-                    "lastError": state.last_error,
-                    "lastErrorAt": _iso(state.last_error_at),
+                    "target": summary.target,
+                    "lastApplied": _iso(summary.applied_at),
+                    "version": summary.version,
+                    "ips": summary.ips,
+                    "tags": summary.tags,
+                    "lastError": summary.last_error,
+                    "lastErrorAt": _iso(summary.last_error_at),
+                    "missingSince": _iso(summary.missing_since),
                 }
             )
-        queues = {name: self.storage.depth(name) for name in self.storage.names.queues}
+        queues = {name: self.queues.depth(name) for name in self.queues.names.queues}
         return {
             "clusters": list(clusters.values()),
             "queues": queues,
@@ -255,39 +267,42 @@ class Aksfw:
     # ------------------------------------------------------------------ helpers
 
     def tombstone(self, cluster_id: str, reason: str) -> None:
-        """Queue the removal of every tag aksfw applied for a cluster, on every target."""
-        for state in self.storage.applied_states():
-            if state.cluster_id.casefold() == cluster_id.casefold():
-                self._tombstone_target(state, reason)
+        """Queue the removal of every tag aksfw applied for a cluster, on every target
+        (from a listing of that cluster's summaries)."""
+        for listed in self.state.summaries(cluster_id):
+            self._tombstone_target(listed.summary, reason)
 
-    def _tombstone_target(self, state: AppliedState, reason: str) -> None:
+    def _tombstone_target(self, summary: StateSummary, reason: str) -> None:
         tombstone = Snapshot(
-            state.cluster_id, state.tag_name, state.target, time.time_ns(), tombstone=True
+            summary.cluster_id, summary.tag_name, summary.target, time.time_ns(), tombstone=True
         )
-        self.storage.send(self.storage.names.updates_queue, tombstone)
+        self.queues.send(self.queues.names.updates_queue, tombstone)
         log_event(
-            log, "tombstone.queued", cluster=state.cluster_id, target=state.target, reason=reason
+            log,
+            "tombstone.queued",
+            cluster=summary.cluster_id,
+            target=summary.target,
+            reason=reason,
         )
 
-    def _missing_long_enough(self, state: AppliedState) -> bool:
+    def _missing_long_enough(self, listed: ListedSummary) -> bool:
         """A cluster that drops out of the inventory keeps its tags for a grace period, so
         a discovery tag typo or a flapping Resource Manager answer cannot empty the DAGs
         at once; a cluster deletion event removes them without waiting."""
         now = self.clock()
-        if state.missing_since is None:
-            current, etag = self.storage.load_applied(state.cluster_id, state.target)
-            if current is not None:
-                self.storage.save_applied(replace(current, missing_since=now), etag)
+        summary = listed.summary
+        if summary.missing_since is None:
+            if self.state.mark_missing(listed, now):
                 log_event(
                     log,
                     "cluster.unmonitored",
                     logging.WARNING,
-                    cluster=state.cluster_id,
-                    target=state.target,
+                    cluster=summary.cluster_id,
+                    target=summary.target,
                     grace_s=self.settings.limits.unmonitored_grace_s,
                 )
             return False
-        return now - state.missing_since >= self.settings.limits.unmonitored_grace_s
+        return now - summary.missing_since >= self.settings.limits.unmonitored_grace_s
 
     def _follow_up(self, cluster_id: str) -> None:
         """One delayed resync per cluster and delay window, however many events arrive."""
@@ -298,14 +313,14 @@ class Aksfw:
             return
         self._follow_ups[key] = now + delay
         request = ResyncRequest(cluster_id, "follow-up after an event", follow_up=True)
-        self.storage.send(self.storage.names.resync_queue, request, delay_s=delay)
+        self.queues.send(self.queues.names.resync_queue, request, delay_s=delay)
 
     def _audit_due(self) -> bool:
-        last = self.storage.load_marker("audit")
+        last = self.state.load_marker("audit")
         now = self.clock()
         if last is not None and now - last < self.settings.limits.audit_interval_s:
             return False
-        self.storage.save_marker("audit", now)
+        self.state.save_marker("audit", now)
         return True
 
 

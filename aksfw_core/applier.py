@@ -29,7 +29,7 @@ from aksfw_core.model import IpTags
 from aksfw_core.panorama.client import ApplyResult, PanoramaClient
 from aksfw_core.reconcile import TagPlan, owned_only, plan_changes
 from aksfw_core.state import AppliedState
-from aksfw_core.storage import StateConflict, Storage
+from aksfw_core.state_store import StateConflict, StateStore
 from aksfw_core.tags import check_cluster_name, ownership, registrable
 from aksfw_core.targets import TargetResolver
 
@@ -59,7 +59,7 @@ class Applier:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: StateStore,
         panorama_for: Callable[[str], PanoramaClient],
         *,
         clusters: ClusterLookup,

@@ -70,12 +70,12 @@ def on_timer(timer: func.TimerRequest) -> None:
 
 def on_resync_message(message: func.QueueMessage) -> None:
     app = application()  # invalid settings raise here: the host retries, nothing is poisoned
-    _consume(message, app, app.storage.names.resync_queue, app.on_resync_message)
+    _consume(message, app, app.queues.names.resync_queue, app.on_resync_message)
 
 
 def on_update_message(message: func.QueueMessage) -> None:
     app = application()
-    _consume(message, app, app.storage.names.updates_queue, app.on_update_message)
+    _consume(message, app, app.queues.names.updates_queue, app.on_update_message)
 
 
 def _consume(
@@ -88,7 +88,7 @@ def _consume(
     except (InputError, NonRetryable) as error:
         error_text = f"{type(error).__name__}: {error}"
         log_event(log, "message.poisoned", logging.ERROR, **fields, error=error_text)
-        app.storage.poison(queue, body.decode("utf-8", "replace"))
+        app.queues.poison(queue, body.decode("utf-8", "replace"))
     except Retryable as error:
         log_event(log, "message.retry", logging.WARNING, **fields, error=str(error))
         raise

@@ -4,6 +4,15 @@ Two queues carry them: `cluster-resync` holds `ResyncRequest`s, `panorama-update
 `Snapshot`s, one per (cluster, target). A message stays under the 64 KiB Storage limit
 once the host's base64 is applied: a large snapshot is gzip-compressed inline, and one
 still too large is written to a blob by the queue adapter and sent as a `BlobReference`.
+
+Schema versions. Version 1: kinds `resync`, `snapshot`, `gzip` (a compressed message) and
+`blob` (a reference to a blob holding a whole message). Version 2 adds the shared payload
+of a device-group fan-out: kind `payload` is a snapshot without its target, written once
+to a blob, and a version-2 `blob` reference names that blob and the `target` it is for, so
+thirty firewalls' messages share one copy of the cluster's tags. Every message is written
+with the oldest version that can express it: a version-1 reader refuses only the new
+references (by version, so they go to the poison queue and the next resync heals them),
+and this reader reads both.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from aksfw_core.errors import InputError
@@ -23,6 +33,10 @@ from aksfw_core.limits import Limits
 from aksfw_core.model import IpTags, ip_tags_json
 
 SCHEMA_VERSION = 1
+"""The version of every kind but the shared payload and its references."""
+SHARED_PAYLOAD_VERSION = 2
+"""The version that adds `payload` and `blob` references with a `target`."""
+KNOWN_VERSIONS = (SCHEMA_VERSION, SHARED_PAYLOAD_VERSION)
 MAX_QUEUE_TEXT = 48_000
 """Characters of JSON per message at most: base64 makes 64,000, under the 64 KiB limit."""
 PANORAMA_TARGET = "panorama"
@@ -60,7 +74,7 @@ class Snapshot:
     """The cluster is gone or no longer monitored: remove all of its tags."""
     audit: bool = False
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """Identifies the wanted state (tags, tombstone), whatever the version."""
         return fingerprint(self.tags, self.tombstone)
@@ -71,6 +85,9 @@ class BlobReference:
     """A message whose body was too large for the queue and sits in a blob."""
 
     blob: str
+    target: str | None = None
+    """None: the blob holds a whole message (version 1). Otherwise the blob holds a shared
+    payload (a snapshot without its target) and this message is for `target`."""
 
 
 Message = ResyncRequest | Snapshot
@@ -92,8 +109,27 @@ def encode(message: Message) -> str:
     return _dump({"v": SCHEMA_VERSION, "kind": "gzip", "data": packed})
 
 
+def encode_payload(snapshot: Snapshot) -> str:
+    """The shared payload of `snapshot` for a blob: everything but its target, always
+    gzip-compressed (it is only written when even the compressed message is too large)."""
+    document = _as_dict(snapshot)
+    del document["target"]
+    document.update(v=SHARED_PAYLOAD_VERSION, kind="payload")
+    packed = base64.b64encode(gzip.compress(_dump(document).encode(), mtime=0)).decode()
+    return _dump({"v": SCHEMA_VERSION, "kind": "gzip", "data": packed})
+
+
 def encode_reference(reference: BlobReference) -> str:
-    return _dump({"v": SCHEMA_VERSION, "kind": "blob", "blob": reference.blob})
+    if reference.target is None:
+        return _dump({"v": SCHEMA_VERSION, "kind": "blob", "blob": reference.blob})
+    return _dump(
+        {
+            "v": SHARED_PAYLOAD_VERSION,
+            "kind": "blob",
+            "blob": reference.blob,
+            "target": reference.target,
+        }
+    )
 
 
 def decode(text: str | bytes, max_bytes: int = Limits.max_message_bytes) -> Message | BlobReference:
@@ -103,14 +139,15 @@ def decode(text: str | bytes, max_bytes: int = Limits.max_message_bytes) -> Mess
         MalformedMessage: not a message of a known kind and version, or larger than
             `max_bytes`, naming what is wrong.
     """
-    if len(text) > max_bytes:
-        raise MalformedMessage(f"message: larger than {max_bytes} bytes")
-    document = _load(text)
+    document = _unpacked(text, max_bytes)
     kind = document.get("kind")
-    if kind == "gzip":
-        return decode(_gunzip(_field(document, "data", str), max_bytes), max_bytes)
     if kind == "blob":
-        return BlobReference(_field(document, "blob", str))
+        shared = document["v"] >= SHARED_PAYLOAD_VERSION
+        return BlobReference(
+            _field(document, "blob", str), _field(document, "target", str) if shared else None
+        )
+    if kind == "payload":
+        raise MalformedMessage("message: a shared payload is read only through a reference")
     if kind == "resync":
         return ResyncRequest(
             cluster_id=_field(document, "cluster", str),
@@ -119,16 +156,47 @@ def decode(text: str | bytes, max_bytes: int = Limits.max_message_bytes) -> Mess
             audit=_field(document, "audit", bool, False),
         )
     if kind == "snapshot":
-        return Snapshot(
-            cluster_id=_field(document, "cluster", str),
-            tag_name=_field(document, "tagName", str),
-            target=_field(document, "target", str),
-            version=_field(document, "version", int),
-            tags=_tags(document.get("tags")),
-            tombstone=_field(document, "tombstone", bool, False),
-            audit=_field(document, "audit", bool, False),
-        )
+        return _snapshot(document, _field(document, "target", str))
     raise MalformedMessage(f"message: unknown kind {kind!r}")
+
+
+def decode_payload(
+    text: str | bytes, target: str, max_bytes: int = Limits.max_message_bytes
+) -> Snapshot:
+    """Read a shared payload (`encode_payload`) as the snapshot for `target`.
+
+    Raises:
+        MalformedMessage: not a shared payload, or larger than `max_bytes` unpacked.
+    """
+    document = _unpacked(text, max_bytes)
+    if document.get("kind") != "payload" or document["v"] < SHARED_PAYLOAD_VERSION:
+        raise MalformedMessage("message: a shared reference points at no shared payload")
+    return _snapshot(document, target)
+
+
+def _unpacked(text: str | bytes, max_bytes: int) -> Mapping[str, Any]:
+    """The document, decompressed to `max_bytes` at most. One layer of compression only:
+    the encoder never makes more, and a gzip quine would unpack for ever."""
+    if len(text) > max_bytes:
+        raise MalformedMessage(f"message: larger than {max_bytes} bytes")
+    document = _load(text)
+    if document.get("kind") == "gzip":
+        document = _load(_gunzip(_field(document, "data", str), max_bytes))
+        if document.get("kind") == "gzip":
+            raise MalformedMessage("message: gzip inside gzip")
+    return document
+
+
+def _snapshot(document: Mapping[str, Any], target: str) -> Snapshot:
+    return Snapshot(
+        cluster_id=_field(document, "cluster", str),
+        tag_name=_field(document, "tagName", str),
+        target=target,
+        version=_field(document, "version", int),
+        tags=_tags(document.get("tags")),
+        tombstone=_field(document, "tombstone", bool, False),
+        audit=_field(document, "audit", bool, False),
+    )
 
 
 def _gunzip(data: str, max_bytes: int) -> bytes:
@@ -179,8 +247,9 @@ def _load(text: str | bytes) -> Mapping[str, Any]:
     if not isinstance(document, dict):
         raise MalformedMessage("message: expected a JSON object")
     version = document.get("v")
-    if version != SCHEMA_VERSION:
-        raise MalformedMessage(f"message: schema version {version!r} is not {SCHEMA_VERSION}")
+    if isinstance(version, bool) or version not in KNOWN_VERSIONS:
+        known = " or ".join(str(v) for v in KNOWN_VERSIONS)
+        raise MalformedMessage(f"message: schema version {version!r} is not {known}")
     return document
 
 

@@ -1,5 +1,9 @@
-"""Resync one cluster: list its Services, compute its tags, and queue one snapshot per
+"""Resync one cluster: list its Services, compute its tags once, and queue one snapshot per
 target unless that target already has (or is about to get) exactly those tags.
+
+Whether a target has them is read from two listings per cluster (the applied states'
+summaries and the enqueued marks), not from the states themselves; a large snapshot for
+many targets is stored once and shared by their messages (`MessageQueues.send_snapshots`).
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from aksfw_core.errors import AuthError
 from aksfw_core.inventory import MonitoredCluster
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
-from aksfw_core.messages import ResyncRequest, Snapshot
+from aksfw_core.messages import ResyncRequest, Snapshot, fingerprint
+from aksfw_core.queues import MessageQueues
 from aksfw_core.services import parse_service_items
 from aksfw_core.state import EnqueuedMark
-from aksfw_core.storage import Storage
+from aksfw_core.state_store import StateStore
 from aksfw_core.tags import compute_tags
 from aksfw_core.targets import TargetResolver
 
@@ -31,7 +36,8 @@ class Resyncer:
         self,
         discovery: ClusterDiscovery,
         access: ClusterAccess,
-        storage: Storage,
+        queues: MessageQueues,
+        state: StateStore,
         *,
         targets: TargetResolver,
         enqueued_mark_ttl_s: float = Limits.enqueued_mark_ttl_s,
@@ -41,7 +47,8 @@ class Resyncer:
         # After this an identical snapshot is queued again, so a lost message heals.
         self._enqueued_mark_ttl_s = enqueued_mark_ttl_s
         self._access = access
-        self._storage = storage
+        self._queues = queues
+        self._state = state
         self._targets = targets
         self._clock = clock
 
@@ -59,22 +66,20 @@ class Resyncer:
         started = self._clock()
         version = time.time_ns()
         wanted = self._wanted(cluster)
-        queued = []
-        for target in self.targets():
-            snapshot = Snapshot(
-                cluster_id=cluster.id,
-                tag_name=cluster.tag_name,
-                target=target,
-                version=version,
-                tags=wanted,
-                audit=request.audit,
+        wanted_fingerprint = fingerprint(wanted)  # once per cluster, not per target
+        targets = self.targets()
+        if not request.audit:
+            targets = self._not_there(cluster.id, targets, wanted_fingerprint)
+        queued = [
+            Snapshot(cluster.id, cluster.tag_name, target, version, wanted, audit=request.audit)
+            for target in targets
+        ]
+        self._queues.send_snapshots(self._queues.names.updates_queue, queued)
+        enqueued_at = self._clock()
+        for snapshot in queued:
+            self._state.save_enqueued(
+                EnqueuedMark(cluster.id, snapshot.target, version, wanted_fingerprint, enqueued_at)
             )
-            if request.audit or not self._already_there(snapshot):
-                self._storage.send(self._storage.names.updates_queue, snapshot)
-                self._storage.save_enqueued(
-                    EnqueuedMark(cluster.id, target, version, snapshot.fingerprint, self._clock())
-                )
-                queued.append(snapshot)
         log_event(
             log,
             "resync.cluster",
@@ -116,15 +121,34 @@ class Resyncer:
             )
         return dict(result.tags)
 
-    def _already_there(self, snapshot: Snapshot) -> bool:
-        applied, _ = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
-        if applied is not None and applied.dirty:
-            return False  # the last apply failed or was refused in part: send again
-        if applied is not None and applied.fingerprint == snapshot.fingerprint:
-            return True
-        mark = self._storage.load_enqueued(snapshot.cluster_id, snapshot.target)
-        return (
-            mark is not None
-            and mark.fingerprint == snapshot.fingerprint
-            and self._clock() - mark.enqueued_at < self._enqueued_mark_ttl_s
-        )
+    def _not_there(self, cluster_id: str, targets: list[str], wanted: str) -> list[str]:
+        """The targets that neither hold the tags with fingerprint `wanted` (cleanly
+        applied) nor have had them queued within the enqueued-mark TTL."""
+        applied = {
+            listed.summary.target.lower(): listed.summary
+            for listed in self._state.summaries(cluster_id)
+        }
+
+        def dirty(target: str) -> bool:  # the last apply failed or was refused in part
+            summary = applied.get(target.lower())
+            return summary is not None and summary.dirty
+
+        def applied_already(target: str) -> bool:
+            summary = applied.get(target.lower())
+            return summary is not None and not summary.dirty and summary.fingerprint == wanted
+
+        pending = [target for target in targets if not applied_already(target)]
+        if all(dirty(target) for target in pending):
+            return pending
+        marks = self._state.enqueued_marks(cluster_id)
+        now = self._clock()
+
+        def queued_recently(target: str) -> bool:
+            mark = marks.get(target.lower())
+            return (
+                mark is not None
+                and mark.fingerprint == wanted
+                and now - mark.enqueued_at < self._enqueued_mark_ttl_s
+            )
+
+        return [target for target in pending if dirty(target) or not queued_recently(target)]

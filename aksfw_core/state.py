@@ -1,7 +1,13 @@
 """What aksfw remembers per (cluster, target), as plain data with a JSON form. Pure code.
 
 `AppliedState` is the last snapshot applied to a target (the applier diffs against it);
-`EnqueuedMark` the last snapshot queued for it (so an unchanged resync queues nothing).
+`StateSummary` is everything about it but the tags, small enough to ride along as the
+state blob's metadata, so the timer, the status endpoint and a tombstone read a listing
+instead of every cluster's tags; `EnqueuedMark` the last snapshot queued for a target (so
+an unchanged resync queues nothing), kept as metadata too.
+
+Blob metadata values must be ASCII: text that may hold anything else (a resource group
+name, an error) is percent-encoded.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote
 
 from aksfw_core.errors import InputError, NonRetryable
 from aksfw_core.jsondoc import load_json
@@ -73,6 +80,138 @@ class EnqueuedMark:
         }
 
 
+@dataclass(frozen=True)
+class StateSummary:
+    """An `AppliedState` without its tags: what the timer, the status endpoint and a
+    tombstone need, and what the resyncer compares with."""
+
+    cluster_id: str
+    """The cluster's resource ID as Resource Manager spells it."""
+    tag_name: str
+    target: str
+    version: int
+    fingerprint: str
+    applied_at: float
+    ips: int
+    """IP addresses the applied state registers."""
+    tags: int
+    """(IP, tag) registrations the applied state holds."""
+    dirty: bool = False
+    last_error: str | None = None
+    """The last error, cut to `MAX_ERROR_CHARS` characters."""
+    last_error_at: float | None = None
+    missing_since: float | None = None
+
+    @classmethod
+    def of(cls, state: AppliedState) -> StateSummary:
+        return cls(
+            cluster_id=state.cluster_id,
+            tag_name=state.tag_name,
+            target=state.target,
+            version=state.version,
+            fingerprint=state.fingerprint,
+            applied_at=state.applied_at,
+            ips=len(state.tags),
+            tags=sum(len(tags) for tags in state.tags.values()),
+            dirty=state.dirty,
+            last_error=_cut(state.last_error),
+            last_error_at=state.last_error_at,
+            missing_since=state.missing_since,
+        )
+
+
+SUMMARY_SCHEMA = "1"
+"""Written as `summary` in the metadata; a blob without it predates summaries."""
+MAX_ERROR_CHARS = 300
+"""Characters of the last error a summary keeps (the state blob keeps all of it)."""
+_MAX_ERROR_METADATA = 1200  # percent-encoded: the whole metadata stays far under 8 KiB
+
+
+def summary_metadata(summary: StateSummary) -> dict[str, str]:
+    """The summary as blob metadata (names are lower-case identifiers, values ASCII)."""
+    metadata = {
+        "summary": SUMMARY_SCHEMA,
+        "cluster": _text(summary.cluster_id),
+        "tagname": _text(summary.tag_name),
+        "target": _text(summary.target),
+        "version": str(summary.version),
+        "appliedat": repr(float(summary.applied_at)),
+        "ips": str(summary.ips),
+        "tags": str(summary.tags),
+        "dirty": "true" if summary.dirty else "false",
+    }
+    if summary.fingerprint:  # none after a first apply that failed; no empty values
+        metadata["fingerprint"] = _text(summary.fingerprint)
+    error = _cut(summary.last_error)
+    if error:
+        while len(_text(error)) > _MAX_ERROR_METADATA:
+            error = error[: len(error) // 2]
+        metadata["lasterror"] = _text(error)
+    for name, value in (
+        ("lasterrorat", summary.last_error_at),
+        ("missingsince", summary.missing_since),
+    ):
+        if value is not None:
+            metadata[name] = repr(float(value))
+    return metadata
+
+
+def summary_from_metadata(metadata: Mapping[str, str] | None) -> StateSummary | None:
+    """The summary a blob's metadata holds, or None when it holds none (a blob written
+    before summaries existed) or an unreadable one: the caller then reads the blob."""
+    found = {name.lower(): value for name, value in (metadata or {}).items()}
+    if found.get("summary") != SUMMARY_SCHEMA:
+        return None
+    try:
+        error = found.get("lasterror")
+        return StateSummary(
+            cluster_id=unquote(found["cluster"]),
+            tag_name=unquote(found["tagname"]),
+            target=unquote(found["target"]),
+            version=int(found["version"]),
+            fingerprint=unquote(found.get("fingerprint", "")),
+            applied_at=float(found["appliedat"]),
+            ips=int(found["ips"]),
+            tags=int(found["tags"]),
+            dirty=found["dirty"] == "true",
+            last_error=unquote(error) if error is not None else None,
+            last_error_at=_optional_float(found.get("lasterrorat")),
+            missing_since=_optional_float(found.get("missingsince")),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def mark_metadata(mark: EnqueuedMark) -> dict[str, str]:
+    """The mark as blob metadata."""
+    return {
+        "mark": SUMMARY_SCHEMA,
+        "cluster": _text(mark.cluster_id),
+        "target": _text(mark.target),
+        "version": str(mark.version),
+        "fingerprint": _text(mark.fingerprint),
+        "enqueuedat": repr(float(mark.enqueued_at)),
+    }
+
+
+def mark_from_metadata(metadata: Mapping[str, str] | None) -> EnqueuedMark | None:
+    """The mark a blob's metadata holds, or None (an older mark counts as none: the
+    snapshot is queued once more)."""
+    found = {name.lower(): value for name, value in (metadata or {}).items()}
+    if found.get("mark") != SUMMARY_SCHEMA:
+        return None
+    try:
+        return EnqueuedMark(
+            cluster_id=unquote(found["cluster"]),
+            target=unquote(found["target"]),
+            version=int(found["version"]),
+            fingerprint=unquote(found["fingerprint"]),
+            enqueued_at=float(found["enqueuedat"]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
 def applied_from_json(data: bytes) -> AppliedState:
     """Raises NonRetryable when the stored state is unreadable (it needs an operator)."""
     document = _load(data, "applied state")
@@ -94,26 +233,20 @@ def applied_from_json(data: bytes) -> AppliedState:
         raise NonRetryable("stored applied state is malformed") from None
 
 
-def enqueued_from_json(data: bytes) -> EnqueuedMark:
-    """Raises NonRetryable when the stored mark is unreadable."""
-    document = _load(data, "enqueued mark")
-    try:
-        return EnqueuedMark(
-            cluster_id=str(document["cluster"]),
-            target=str(document["target"]),
-            version=int(document["version"]),
-            fingerprint=str(document["fingerprint"]),
-            enqueued_at=float(document["enqueuedAt"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise NonRetryable("stored enqueued mark is malformed") from None
-
-
 def state_key(cluster_id: str, target: str) -> str:
     """Blob path for a (cluster, target): `<sub>/<group>/<cluster>/<target>`, lower-cased."""
+    return f"{cluster_key(cluster_id)}/{target.lower()}"
+
+
+def cluster_key(cluster_id: str) -> str:
+    """Blob path prefix of a cluster's targets: `<sub>/<group>/<cluster>`, lower-cased.
+
+    Raises:
+        InputError: `cluster_id` is not a managed cluster's resource ID.
+    """
     resource = managed_cluster_id(cluster_id)
     group = (resource.resource_group or "").lower()
-    return f"{resource.subscription}/{group}/{resource.path[1].lower()}/{target.lower()}"
+    return f"{resource.subscription}/{group}/{resource.path[1].lower()}"
 
 
 def to_bytes(document: Mapping[str, Any]) -> bytes:
@@ -128,3 +261,16 @@ def _load(data: bytes, what: str) -> Mapping[str, Any]:
     if not isinstance(document, dict):
         raise NonRetryable(f"stored {what} is not an object")
     return document
+
+
+def _text(value: str) -> str:
+    """ASCII for a metadata value: percent-encoded, readable for the usual characters."""
+    return quote(value, safe="/:.,;()[]{}'=@!*+-_~")
+
+
+def _cut(error: str | None) -> str | None:
+    return error[:MAX_ERROR_CHARS] if error is not None else None
+
+
+def _optional_float(value: str | None) -> float | None:
+    return float(value) if value is not None else None

@@ -12,13 +12,25 @@ import json
 import sys
 from collections.abc import Sequence
 
-from bench import apply, e2e, throughput
+from bench import apply, e2e, scale, throughput
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (under 2 minutes)")
-    quick = parser.parse_args(argv).quick
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="200 clusters x 30 firewalls, a 1,000-event storm, a 300,000-IP audit (minutes)",
+    )
+    options = parser.parse_args(argv)
+    if options.scale:
+        print("aksfw at scale: 200 clusters x 30 device-group firewalls", flush=True)
+        figures = scale.run()
+        print(scale.table(figures))
+        print(json.dumps(figures, sort_keys=True))
+        return 0
+    quick = options.quick
 
     rows: list[apply.Row] = []
     summary: dict[str, object] = {}

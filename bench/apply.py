@@ -20,7 +20,8 @@ from aksfw_core.inventory import Inventory, MonitoredCluster
 from aksfw_core.messages import Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.panorama.xmlapi import MAX_REQUEST_BYTES
-from aksfw_core.storage import Storage
+from aksfw_core.state_store import StateStore
+from aksfw_core.storage import StorageAccount
 from aksfw_core.targets import TargetResolver
 from tests.azurite import Azurite
 from tests.fakes.panorama import PanoramaSimulator
@@ -90,7 +91,9 @@ def measure(
 
 def aksfw_steps(ips: int, traced: bool) -> list[Row]:
     with simulator() as sim, Azurite() as azurite:
-        storage = Storage.from_environ({"AzureWebJobsStorage": azurite.connection_string})
+        storage = StateStore(
+            StorageAccount.from_environ({"AzureWebJobsStorage": azurite.connection_string})
+        )
         settings = PanoramaSettings(url=sim.url, ca_bundle=str(sim.ca_file))
 
         def client(target: str = "panorama") -> PanoramaClient:

@@ -70,7 +70,20 @@ class CountingProxy:
                 finally:
                     upstream.close()
 
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _forward
+            def do_GET(self) -> None:
+                self._forward()
+
+            def do_HEAD(self) -> None:
+                self._forward()
+
+            def do_PUT(self) -> None:
+                self._forward()
+
+            def do_POST(self) -> None:
+                self._forward()
+
+            def do_DELETE(self) -> None:
+                self._forward()
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import function_app
-from aksfw_core.storage import Storage
+from aksfw_core.state_store import StateStore
 from tests.functions_host import QueueTriggerHost, load_queue_settings
 
 UPDATES = "panorama-updates"
@@ -34,12 +34,12 @@ POLL_S = 0.02
 
 
 def hold_before_saving(directory: Path, deadline: float) -> None:
-    """Make every `Storage.save_applied` of this process wait for the parent's go."""
-    original = Storage.save_applied
+    """Make every `StateStore.save_applied` of this process wait for the parent's go."""
+    original = StateStore.save_applied
     held = directory / f"{os.getpid()}.held"
     go = directory / f"{os.getpid()}.go"
 
-    def save_applied(self: Storage, state: object, etag: str | None) -> None:
+    def save_applied(self: StateStore, state: object, etag: str | None) -> None:
         version = getattr(state, "version", None)
         partial = held.with_suffix(".tmp")
         partial.write_text(json.dumps({"version": version}))
@@ -51,7 +51,7 @@ def hold_before_saving(directory: Path, deadline: float) -> None:
             time.sleep(POLL_S)
         original(self, state, etag)  # type: ignore[arg-type]
 
-    Storage.save_applied = save_applied  # type: ignore[method-assign]
+    StateStore.save_applied = save_applied  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:

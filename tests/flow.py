@@ -17,7 +17,8 @@ import function_app
 from aksfw_core import functions
 from aksfw_core.messages import PANORAMA_TARGET
 from aksfw_core.state import AppliedState
-from aksfw_core.storage import Storage, StorageNames
+from aksfw_core.state_store import StateStore
+from aksfw_core.storage import StorageAccount, StorageNames
 from tests.conftest import API_KEY
 from tests.fakes.arm import FakeArm
 from tests.fakes.kube_api import FakeKubeApi
@@ -86,7 +87,7 @@ class World:
             QueueServiceClient.from_connection_string(self.connection_string) as queues,
             BlobServiceClient.from_connection_string(self.connection_string) as blobs,
         ):
-            state, _ = Storage(queues, blobs).load_applied(CLUSTER, target)
+            state, _ = StateStore(StorageAccount(queues, blobs)).load_applied(CLUSTER, target)
         return state
 
 

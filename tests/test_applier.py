@@ -17,7 +17,8 @@ from aksfw_core.limits import Limits
 from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, Snapshot, fingerprint
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.state import AppliedState
-from aksfw_core.storage import Storage, StorageNames
+from aksfw_core.state_store import StateStore
+from aksfw_core.storage import StorageAccount, StorageNames
 from aksfw_core.targets import TargetResolver
 from tests.conftest import API_KEY, settings_for
 
@@ -77,10 +78,12 @@ def future_ns(seconds):
 @pytest.fixture
 def app_storage(storage):
     names = StorageNames(storage.name("resync"), storage.name("updates"), storage.name("state"))
-    return Storage(
-        QueueServiceClient.from_connection_string(storage.connection_string),
-        BlobServiceClient.from_connection_string(storage.connection_string),
-        names,
+    return StateStore(
+        StorageAccount(
+            QueueServiceClient.from_connection_string(storage.connection_string),
+            BlobServiceClient.from_connection_string(storage.connection_string),
+            names,
+        )
     )
 
 

@@ -26,7 +26,7 @@ from aksfw_core import functions
 from aksfw_core.errors import AksfwError
 from aksfw_core.services import parse_service_items
 from aksfw_core.state import AppliedState
-from aksfw_core.storage import Storage
+from aksfw_core.state_store import StateStore
 from aksfw_core.tags import compute_tags
 from tests.fakes.kube_api import service
 from tests.fakes.panorama import Fault
@@ -122,7 +122,7 @@ def fresh_app(world: World) -> None:
 def crash_once_before_saving_state(
     world: World, monkeypatch: pytest.MonkeyPatch, azurite: object
 ) -> None:
-    original = Storage.save_applied
+    original = StateStore.save_applied
     crashed = []
 
     def save_applied(self, state, etag):
@@ -131,7 +131,7 @@ def crash_once_before_saving_state(
             raise RuntimeError("worker killed after registering, before saving state")
         return original(self, state, etag)
 
-    monkeypatch.setattr(Storage, "save_applied", save_applied)
+    monkeypatch.setattr(StateStore, "save_applied", save_applied)
 
 
 def slow_panorama(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
@@ -270,7 +270,7 @@ CASES = {
         queue=UPDATES,
         path=(DONE,),
         attempts=1,
-        requests=2,  # the state went with the emulator: read Panorama, then write
+        requests=3,  # the state went with the emulator: count, page, then write
         state=SAVED,
     ),
     "consumer killed between register and state save": Case(
@@ -401,7 +401,7 @@ def test_fault_then_recovery_ends_in_the_wanted_state(
     applies = [] if case.state == SAVED else [(UPDATES, 1, DONE)]  # SAVED: already there
     assert recovery == [(RESYNCS, 1, DONE), *applies], deliveries
     if applies:  # a dirty state is not trusted: the apply reads Panorama first
-        reads = 1 if case.state in (MARKED_DIRTY, SAVED_DIRTY) else 0
+        reads = 2 if case.state in (MARKED_DIRTY, SAVED_DIRTY) else 0  # count, page
         assert deliveries[-1].panorama_requests == reads + 1, deliveries
     final = world.applied()
     assert final is not None and tags_of(final) == owned_tags(list(case.after))

@@ -20,8 +20,9 @@ from aksfw_core import functions
 from aksfw_core.limits import Limits
 from aksfw_core.messages import Snapshot, encode
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.queues import PAYLOAD_TTL_S, MessageQueues
 from aksfw_core.reconcile import TagPlan
-from aksfw_core.storage import Storage
+from aksfw_core.storage import StorageAccount
 from tests.conftest import API_KEY
 from tests.fakes.kube_api import service
 from tests.fakes.panorama import Fault
@@ -299,26 +300,41 @@ def test_audit_repairs_drift_on_panorama(world):
     assert world.registered() == wanted
 
 
-def test_snapshot_too_large_for_the_queue_travels_as_a_blob(world):
-    app_storage = Storage.from_environ({"AzureWebJobsStorage": world.connection_string})
+def test_snapshot_too_large_for_the_queue_travels_as_a_blob_the_timer_cleans_later(world):
+    app_queues = MessageQueues(
+        StorageAccount.from_environ({"AzureWebJobsStorage": world.connection_string})
+    )
     tags = {
         f"10.{i >> 8}.{i & 255}.1": frozenset({f"aks.aks-prod1.{secrets.token_hex(20)}"})
         for i in range(4000)
     }
     big = Snapshot(CLUSTER, "aks-prod1", "panorama", 5, tags)
     assert len(encode(big)) > 48_000
-    app_storage.send("panorama-updates", big)
+    app_queues.send("panorama-updates", big)
     queue = QueueServiceClient.from_connection_string(world.connection_string).get_queue_client(
         "panorama-updates"
     )
     (peeked,) = queue.peek_messages()
-    assert json.loads(base64.b64decode(peeked.content))["kind"] == "blob"
+    reference = json.loads(base64.b64decode(peeked.content))
+    assert (reference["v"], reference["kind"], reference["target"]) == (2, "blob", "panorama")
     world.drain()
     assert len(world.registered()) == 4000
     blobs = BlobServiceClient.from_connection_string(world.connection_string).get_container_client(
         "aksfw-state"
     )
-    assert [b.name for b in blobs.list_blobs(name_starts_with="payloads/")] == []
+
+    def payloads():
+        return [b.name for b in blobs.list_blobs(name_starts_with="payloads/")]
+
+    assert payloads() == [reference["blob"]]  # others may share it: it stays a while
+    app = functions.application()
+    now = [time.time()]
+    app.clock = lambda: now[0]
+    HANDLERS["resync_timer"](TimerRequest())
+    assert payloads() == [reference["blob"]]
+    now[0] += PAYLOAD_TTL_S + 60
+    HANDLERS["resync_timer"](TimerRequest())
+    assert payloads() == []
 
 
 def test_no_secret_reaches_the_logs(world, caplog):

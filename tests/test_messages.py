@@ -17,7 +17,9 @@ from aksfw_core.messages import (
     ResyncRequest,
     Snapshot,
     decode,
+    decode_payload,
     encode,
+    encode_payload,
     encode_reference,
 )
 
@@ -74,6 +76,36 @@ def test_huge_snapshot_still_exceeds_and_is_left_to_a_blob():
     )
 
 
+def test_a_shared_payload_is_one_snapshot_without_its_target_for_every_reference():
+    huge = snapshot(60_000, audit=True)
+    payload = encode_payload(huge)
+    assert json.loads(payload)["kind"] == "gzip"  # stored compressed
+    assert "007000000001" not in payload
+    for serial in ("007000000001", "007000000002"):
+        reference = encode_reference(BlobReference("payloads/abc.json", serial))
+        assert json.loads(reference) == {
+            "v": 2,
+            "kind": "blob",
+            "blob": "payloads/abc.json",
+            "target": serial,
+        }
+        assert decode(reference) == BlobReference("payloads/abc.json", serial)
+        assert decode_payload(payload, serial) == snapshot(60_000, audit=True, target=serial)
+    assert encode_payload(huge) == payload  # the same content, the same blob name
+
+
+def test_a_shared_reference_is_refused_unless_it_points_at_a_shared_payload():
+    whole_message = encode(snapshot(3))
+    with pytest.raises(MalformedMessage, match="no shared payload"):
+        decode_payload(whole_message, "007000000001")
+    with pytest.raises(MalformedMessage, match="only through a reference"):
+        decode(encode_payload(snapshot(3)))
+    old_style = encode_reference(BlobReference("payloads/x.json"))  # a version-1 reader's
+    assert json.loads(old_style) == {"v": 1, "kind": "blob", "blob": "payloads/x.json"}
+    # Version 1 knows no target: one there is not read as a shared reference.
+    assert decode('{"v": 1, "kind": "blob", "blob": "b", "target": "t"}') == BlobReference("b")
+
+
 def test_fingerprint_ignores_version_and_order_but_not_content():
     a = snapshot(5)
     b = snapshot(5, version=a.version + 1, tags=dict(reversed(list(a.tags.items()))))
@@ -93,7 +125,8 @@ def gz(document):
         ("[]", "JSON object"),
         (b"\xff\xfe", "not JSON"),
         ('{"kind": "resync", "cluster": "x", "reason": "r"}', "schema version"),
-        ('{"v": 2, "kind": "resync"}', "schema version"),
+        ('{"v": 3, "kind": "resync"}', "schema version"),
+        ('{"v": true, "kind": "resync"}', "schema version"),
         ('{"v": 1, "kind": "delete-everything"}', "unknown kind"),
         ('{"v": 1, "kind": "resync", "reason": "r"}', "cluster must be a str"),
         ('{"v": 1, "kind": "resync", "cluster": "", "reason": "r"}', "cluster is empty"),
@@ -123,6 +156,13 @@ def gz(document):
             "unknown kind",
         ),
         ('{"v": 1, "kind": "blob"}', "blob must be a str"),
+        (
+            json.dumps({"v": 1, "kind": "gzip", "data": gz({"v": 1, "kind": "gzip", "data": ""})}),
+            "gzip inside gzip",
+        ),
+        ('{"v": 2, "kind": "blob", "blob": "payloads/x.json"}', "target must be a str"),
+        ('{"v": 2, "kind": "blob", "blob": "payloads/x.json", "target": ""}', "target is empty"),
+        ('{"v": 2, "kind": "payload", "cluster": "c"}', "only through a reference"),
     ],
 )
 def test_malformed_messages_are_refused_with_a_reason(text, reason):

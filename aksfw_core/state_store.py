@@ -1,0 +1,279 @@
+"""What aksfw remembers per (cluster, target), kept in the state container:
+
+- `applied/<sub>/<rg>/<cluster>/<target>.json`: the last applied state, its summary
+  (`StateSummary`) as the blob's metadata. The timer, the status endpoint and a tombstone
+  read summaries from a listing (one request per 5,000 blobs, no downloads); only the
+  applier downloads a state, the one of the (cluster, target) it changes.
+- `enqueued/<sub>/<rg>/<cluster>/<target>.json`: the last queued snapshot's mark, also as
+  metadata, read with one listing per cluster.
+- `meta/<name>.json`: a timestamp (e.g. the last audit) as metadata.
+
+State writes carry an ETag condition, so two appliers can never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+
+from aksfw_core.errors import AksfwError, Retryable
+from aksfw_core.logs import log_event
+from aksfw_core.state import (
+    AppliedState,
+    EnqueuedMark,
+    StateSummary,
+    applied_from_json,
+    cluster_key,
+    mark_from_metadata,
+    mark_metadata,
+    state_key,
+    summary_from_metadata,
+    summary_metadata,
+    to_bytes,
+)
+from aksfw_core.storage import StorageAccount
+from aksfw_core.transport import azure_errors
+
+log = logging.getLogger(__name__)
+
+
+class StateConflict(Retryable):
+    """A state blob changed between its read and this write (another applier ran)."""
+
+
+class ListedSummary(NamedTuple):
+    """A summary as a listing found it, with what a conditional update of it needs."""
+
+    summary: StateSummary
+    blob: str
+    etag: str
+
+
+class StateStore:
+    """Applied states, enqueued marks and markers in the state container."""
+
+    def __init__(self, account: StorageAccount) -> None:
+        self._account = account
+        self._container = account.container
+
+    # ------------------------------------------------------------------ applied state
+
+    def load_applied(self, cluster_id: str, target: str) -> tuple[AppliedState | None, str | None]:
+        """The applied state and its ETag, or (None, None).
+
+        Raises:
+            NonRetryable: the stored state is unreadable.
+            AuthError, Retryable: Storage failed.
+        """
+        data, etag, metadata = self._read(_applied_blob(cluster_id, target))
+        if data is None:
+            return None, None
+        state = applied_from_json(data)
+        summary = summary_from_metadata(metadata)
+        if summary is not None:  # the timer notes an unmonitored cluster in metadata only
+            state = replace(state, missing_since=summary.missing_since)
+        return state, etag
+
+    def save_applied(self, state: AppliedState, etag: str | None) -> None:
+        """Write the applied state and its summary (one upload) if nobody changed it since
+        it was read (`etag`; None: only if there is none).
+
+        Raises:
+            StateConflict: it was changed concurrently.
+        """
+        name = _applied_blob(state.cluster_id, state.target)
+        data, metadata = to_bytes(state.as_json()), summary_metadata(StateSummary.of(state))
+
+        def upload() -> None:
+            try:
+                if etag is None:
+                    self._container.upload_blob(name, data, overwrite=False, metadata=metadata)
+                else:
+                    self._container.upload_blob(
+                        name,
+                        data,
+                        overwrite=True,
+                        metadata=metadata,
+                        etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceExistsError, ResourceModifiedError):
+                raise StateConflict(f"{name} changed concurrently") from None
+
+        self._account.recreating(f"write {name}", upload)
+
+    def delete_applied(self, cluster_id: str, target: str, etag: str | None) -> None:
+        """Forget a (cluster, target) after a tombstone, if unchanged since read.
+
+        Raises:
+            StateConflict: it was changed concurrently.
+        """
+        name = _applied_blob(cluster_id, target)
+        with azure_errors(f"delete {name}", "storage"):
+            try:
+                if etag:
+                    self._container.delete_blob(
+                        name, etag=etag, match_condition=MatchConditions.IfNotModified
+                    )
+                else:
+                    self._container.delete_blob(name)
+            except ResourceNotFoundError:
+                pass
+            except ResourceModifiedError:
+                raise StateConflict(f"{name} changed concurrently") from None
+
+    def summaries(self, cluster_id: str | None = None) -> list[ListedSummary]:
+        """The summary of every applied state, or of one cluster's, from a listing.
+
+        A state saved before summaries existed is read once and given its summary.
+
+        Raises:
+            InputError: `cluster_id` is not a managed cluster's resource ID.
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        prefix = "applied/" if cluster_id is None else f"applied/{cluster_key(cluster_id)}/"
+        found = []
+        for blob in self._list(prefix):
+            summary = summary_from_metadata(blob.metadata)
+            listed = (
+                ListedSummary(summary, blob.name, blob.etag)
+                if summary is not None
+                else self._summarise(blob.name)
+            )
+            if listed is not None:
+                found.append(listed)
+        return found
+
+    def mark_missing(self, listed: ListedSummary, since: float) -> bool:
+        """Note in the summary (metadata only) when the cluster left the inventory; False
+        when the state changed or went since it was listed (the next listing decides).
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        metadata = summary_metadata(replace(listed.summary, missing_since=since))
+        with azure_errors(f"update {listed.blob} metadata", "storage"):
+            try:
+                self._container.get_blob_client(listed.blob).set_blob_metadata(
+                    metadata, etag=listed.etag, match_condition=MatchConditions.IfNotModified
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ enqueued marks
+
+    def enqueued_marks(self, cluster_id: str) -> dict[str, EnqueuedMark]:
+        """The marks of a cluster's targets, by lower-cased target, from one listing.
+
+        Raises:
+            InputError: `cluster_id` is not a managed cluster's resource ID.
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        marks = {}
+        for blob in self._list(f"enqueued/{cluster_key(cluster_id)}/"):
+            mark = mark_from_metadata(blob.metadata)
+            if mark is not None:
+                marks[mark.target.lower()] = mark
+        return marks
+
+    def save_enqueued(self, mark: EnqueuedMark) -> None:
+        name = f"enqueued/{state_key(mark.cluster_id, mark.target)}.json"
+        data, metadata = to_bytes(mark.as_json()), mark_metadata(mark)
+        self._account.recreating(
+            f"write {name}",
+            lambda: self._container.upload_blob(name, data, overwrite=True, metadata=metadata),
+        )
+
+    # ------------------------------------------------------------------ markers
+
+    def load_marker(self, name: str) -> float | None:
+        """A timestamp kept under `meta/<name>` (e.g. the last audit), or None."""
+        blob = f"meta/{name}.json"
+        self._account.ensure()
+        with azure_errors(f"read {blob} properties", "storage"):
+            try:
+                metadata = self._container.get_blob_client(blob).get_blob_properties().metadata
+            except ResourceNotFoundError:
+                return None
+        text = (metadata or {}).get("at")
+        if text is None:  # written before markers were metadata
+            data, _, _ = self._read(blob)
+            return _marker_from_json(data)
+        try:
+            return float(text)
+        except ValueError:
+            return None
+
+    def save_marker(self, name: str, at: float) -> None:
+        blob, data = f"meta/{name}.json", to_bytes({"at": at})
+        self._account.recreating(
+            f"write {blob}",
+            lambda: self._container.upload_blob(
+                blob, data, overwrite=True, metadata={"at": repr(float(at))}
+            ),
+        )
+
+    # ------------------------------------------------------------------ blobs
+
+    def _read(self, name: str) -> tuple[bytes | None, str | None, dict[str, str] | None]:
+        self._account.ensure()
+        with azure_errors(f"read {name}", "storage"):
+            try:
+                downloader = self._container.download_blob(name)
+            except ResourceNotFoundError:
+                return None, None, None
+            return downloader.readall(), downloader.properties.etag, downloader.properties.metadata
+
+    def _list(self, prefix: str) -> list[Any]:
+        self._account.ensure()
+        with azure_errors(f"list {prefix}", "storage"):
+            try:
+                return list(
+                    self._container.list_blobs(name_starts_with=prefix, include=["metadata"])
+                )
+            except ResourceNotFoundError:  # the container is gone (a fresh emulator)
+                self._account.lost()
+                return []
+
+    def _summarise(self, name: str) -> ListedSummary | None:
+        """Give a state saved before summaries existed its summary (once)."""
+        data, etag, _ = self._read(name)
+        if data is None or etag is None:
+            return None
+        try:
+            summary = StateSummary.of(applied_from_json(data))
+        except AksfwError as error:
+            log_event(log, "state.unreadable", logging.WARNING, blob=name, error=str(error))
+            return None
+        with azure_errors(f"update {name} metadata", "storage"):
+            try:
+                updated = self._container.get_blob_client(name).set_blob_metadata(
+                    summary_metadata(summary),
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return None  # an applier wrote it meanwhile, with its summary
+        log_event(log, "state.summarised", blob=name)
+        return ListedSummary(summary, name, str(updated["etag"]))
+
+
+def _applied_blob(cluster_id: str, target: str) -> str:
+    return f"applied/{state_key(cluster_id, target)}.json"
+
+
+def _marker_from_json(data: bytes | None) -> float | None:
+    try:
+        return float(json.loads(data)["at"]) if data is not None else None
+    except (ValueError, KeyError, TypeError):
+        return None
