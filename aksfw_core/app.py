@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from aksfw_core.aks.discovery import ClusterDiscovery
 from aksfw_core.aks.identity import azure_credential
 from aksfw_core.applier import Applier, ApplyOutcome
 from aksfw_core.config import PanoramaConfig, Settings, load_settings
+from aksfw_core.coordination import Coordination
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.events import ChangeKind, Resolution, read_event, resolve
 from aksfw_core.inventory import Inventory, MonitoredCluster
@@ -26,7 +27,7 @@ from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.queues import MessageQueues
 from aksfw_core.resync import Resyncer
-from aksfw_core.state import StateSummary
+from aksfw_core.state import StateSummary, cluster_key
 from aksfw_core.state_store import ListedSummary, StateStore
 from aksfw_core.storage import StorageAccount
 from aksfw_core.targets import TargetResolver
@@ -48,8 +49,8 @@ class Aksfw:
     discovery: ClusterDiscovery
     resyncer: Resyncer
     applier: Applier
+    coordination: Coordination
     clock: Callable[[], float] = time.time
-    _follow_ups: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Aksfw:
@@ -70,6 +71,7 @@ class Aksfw:
         queues = MessageQueues(account, settings.limits.max_message_bytes)
         state = StateStore(account)
         discovery = ClusterDiscovery(settings, credential)
+        coordination = Coordination(account)
         panorama = settings.panorama
 
         def panorama_for(target: str) -> PanoramaClient:
@@ -97,9 +99,12 @@ class Aksfw:
             panorama_for,
             clusters=monitored,
             targets=targets,
+            lock=lambda cluster_id, target: coordination.apply_lock(
+                cluster_id, target, settings.limits.apply_lock_wait_s
+            ),
             max_version_skew_s=settings.limits.max_version_skew_s,
         )
-        return cls(settings, queues, state, discovery, resyncer, applier)
+        return cls(settings, queues, state, discovery, resyncer, applier, coordination)
 
     # ------------------------------------------------------------------ triggers
 
@@ -121,12 +126,21 @@ class Aksfw:
                 self.discovery.refresh()  # rare, and the cached inventory still lists it
                 continue
             request = ResyncRequest(change.id, f"event {event.type}: {change.reason}")
-            try:
-                self.resyncer.resync(request)
-            except AksfwError as error:
-                # The queue retries with backoff; the event itself is done.
-                log_event(log, "event.resync_queued", cluster=change.id, error=str(error))
-                self.queues.send(self.queues.names.resync_queue, request)
+            # Coalescing is safe only while a follow-up resync will read the cluster again.
+            window = min(
+                self.settings.limits.event_resync_window_s, self.settings.resync.follow_up_delay_s
+            )
+            if self.coordination.claim(f"resync/{cluster_key(change.id)}", window):
+                try:
+                    self.resyncer.resync(request)
+                except AksfwError as error:
+                    # The queue retries with backoff; the event itself is done.
+                    log_event(log, "event.resync_queued", cluster=change.id, error=str(error))
+                    self.queues.send(self.queues.names.resync_queue, request)
+            else:
+                # Another event (on any instance) resynced this cluster a moment ago; the
+                # follow-up below reads it again after the burst.
+                log_event(log, "event.coalesced", cluster=change.id, event_id=event.id)
             self._follow_up(change.id)
         log_event(
             log,
@@ -305,13 +319,11 @@ class Aksfw:
         return now - summary.missing_since >= self.settings.limits.unmonitored_grace_s
 
     def _follow_up(self, cluster_id: str) -> None:
-        """One delayed resync per cluster and delay window, however many events arrive."""
+        """One delayed resync per cluster and delay window, however many events arrive on
+        however many instances."""
         delay = self.settings.resync.follow_up_delay_s
-        now = self.clock()
-        key = cluster_id.casefold()
-        if delay <= 0 or self._follow_ups.get(key, 0.0) > now:
+        if delay <= 0 or not self.coordination.claim(f"follow-up/{cluster_key(cluster_id)}", delay):
             return
-        self._follow_ups[key] = now + delay
         request = ResyncRequest(cluster_id, "follow-up after an event", follow_up=True)
         self.queues.send(self.queues.names.resync_queue, request, delay_s=delay)
 

@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
 from aksfw_core.errors import AksfwError, InputError, Retryable
@@ -36,6 +37,9 @@ from aksfw_core.targets import TargetResolver
 log = logging.getLogger(__name__)
 
 ClusterLookup = Callable[[str], MonitoredCluster | None]
+
+ApplyLock = Callable[[str, str], AbstractContextManager[object]]
+"""Holds a (cluster, target) for one applier at a time (`Coordination.apply_lock`)."""
 """The monitored cluster with a resource ID, or None: in the app,
 `discovery.inventory_knowing(id).find(id)`, so an unknown cluster costs at most one early
 inventory refresh."""
@@ -64,9 +68,11 @@ class Applier:
         *,
         clusters: ClusterLookup,
         targets: TargetResolver,
+        lock: ApplyLock | None = None,
         max_version_skew_s: float = Limits.max_version_skew_s,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._lock = lock or (lambda cluster_id, target: nullcontext())
         self._storage = storage
         self._panorama_for = panorama_for
         self._clusters = clusters
@@ -87,6 +93,15 @@ class Applier:
         """
         check_snapshot(snapshot)
         self._check_version(snapshot)
+        with self._lock(snapshot.cluster_id, snapshot.target):
+            return self._apply_alone(snapshot)
+
+    def _apply_alone(self, snapshot: Snapshot) -> ApplyOutcome:
+        """`apply`, while no other applier works on the same (cluster, target)."""
+        mark = self._storage.enqueued_mark(snapshot.cluster_id, snapshot.target)
+        if mark is not None and mark.version > snapshot.version:
+            # A newer snapshot is on its way: applying this one first is wasted work.
+            return self._skip(snapshot, "superseded-in-queue")
         state, etag = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
         if snapshot.tombstone:
             if state is None:

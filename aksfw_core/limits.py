@@ -23,6 +23,9 @@ class Limits:
     drips bytes cannot stretch it."""
     panorama_max_response_bytes: int = 16 * MIB
     """Bytes of one Panorama answer at most (a full registered-ip page is under 3 MiB)."""
+    panorama_max_concurrent_requests: int = 4
+    """Requests one process sends to one Panorama at the same time at most; across the
+    app, at most this times the Function App's maximum instance count."""
     panorama_max_pages: int = 2000
     """`show object registered-ip` requests one read of the registered IPs may send (its
     count, pages of 500 entries, and probes of networks; retries not counted). A read of
@@ -52,6 +55,13 @@ class Limits:
     """Bytes a queue message or payload blob may unpack to (a bound against gzip bombs)."""
     max_http_body_bytes: int = 64 * 1024
     """Bytes of an HTTP trigger's request body at most."""
+    event_resync_window_s: float = 5.0
+    """Seconds after an event's immediate resync of a cluster during which further events
+    for it (on any instance) only count towards its follow-up resync: a burst of events
+    costs a few Kubernetes lists, the first event of a quiet cluster none of its speed."""
+    apply_lock_wait_s: float = 15.0
+    """Seconds an applier waits for another one working on the same (cluster, target)
+    before the message goes back to the queue."""
     max_version_skew_s: float = 300.0
     """Seconds a snapshot's version may lie ahead of the applier's clock. A snapshot
     further ahead is refused; a saved state further ahead is not trusted for ordering (the

@@ -186,6 +186,21 @@ class StateStore:
                 marks[mark.target.lower()] = mark
         return marks
 
+    def enqueued_mark(self, cluster_id: str, target: str) -> EnqueuedMark | None:
+        """The last queued snapshot's mark of one (cluster, target), from its properties.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        name = f"enqueued/{state_key(cluster_id, target)}.json"
+        self._account.ensure()
+        with azure_errors(f"read {name} properties", "storage"):
+            try:
+                properties = self._container.get_blob_client(name).get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+        return mark_from_metadata(properties.metadata)
+
     def save_enqueued(self, mark: EnqueuedMark) -> None:
         name = f"enqueued/{state_key(mark.cluster_id, mark.target)}.json"
         data, metadata = to_bytes(mark.as_json()), mark_metadata(mark)

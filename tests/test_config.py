@@ -187,9 +187,9 @@ def test_limits_are_read_with_their_units_and_default_otherwise():
 def test_every_limit_has_a_document_key_with_its_unit():
     keys = set(config._LIMIT_FIELDS)
     assert "panoramaReadTimeoutSeconds" in keys and "maxMessageBytes" in keys
-    assert all(key.endswith(("Seconds", "Bytes", "Pages", "Size", "Clusters")) for key in keys), (
-        keys
-    )
+    assert all(
+        key.endswith(("Seconds", "Bytes", "Pages", "Size", "Clusters", "Requests")) for key in keys
+    ), keys
 
 
 def test_panorama_host_is_normalised_and_ca_bundle_checked(tmp_path):

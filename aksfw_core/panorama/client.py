@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
@@ -326,6 +327,20 @@ def _split(network: xmlapi.Network) -> list[xmlapi.Network]:
     return list(network.subnets(prefixlen_diff=bits))
 
 
+_gates: dict[str, threading.BoundedSemaphore] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate(host: str, size: int) -> threading.BoundedSemaphore:
+    """The process's turns for one Panorama: every client of the process shares them, so
+    however many invocations run at once, at most `size` requests are in flight to it."""
+    with _gates_lock:
+        gate = _gates.get(host)
+        if gate is None:
+            gate = _gates[host] = threading.BoundedSemaphore(size)
+        return gate
+
+
 class _Transport:
     """POSTs form requests to one endpoint under the retry policy, counting them.
 
@@ -372,11 +387,18 @@ class _Transport:
         )
 
     def post(self, fields: dict[str, str], what: str) -> ET.Element:
+        gate = _gate(self._host, self._limits.panorama_max_concurrent_requests)
         for attempt in retrying(self._settings.retry, f"{what} on {self._host}"):
             with attempt:
-                self.sent += 1
+                # Waiting for a turn counts against the deadline too; retries wait outside.
                 with deadline(self._limits.panorama_deadline_s, f"{what}: {self._host}"):
-                    status, body, retry_after = self._exchange(fields, what)
+                    if not gate.acquire(timeout=self._limits.panorama_deadline_s):
+                        raise Retryable(f"{what}: no turn for {self._host} in time")
+                    try:
+                        self.sent += 1
+                        status, body, retry_after = self._exchange(fields, what)
+                    finally:
+                        gate.release()
                 return xmlapi.parse_response(status, body, retry_after)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

@@ -257,6 +257,9 @@ class PanoramaSimulator(FakeServer):
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most requests the simulator was answering at the same time."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -365,6 +368,16 @@ class PanoramaSimulator(FakeServer):
         return namespace
 
     def _handle(self, request: HttpRequest) -> HttpResponse:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._answer(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, request: HttpRequest) -> HttpResponse:
         split = urlsplit(request.path)
         if split.path not in ("/api", "/api/"):
             return HttpResponse(404, b"<html><body>404 Not Found</body></html>", _HTML)

@@ -1,0 +1,161 @@
+"""Coordination across every instance of the app, through blobs in the state container
+(never a per-process memo: dozens of Flex Consumption instances run at once).
+
+- A *claim* (`claims/<name>`) lets one caller per window do something: the first caller
+  after the window has passed wins, every other caller in the window loses. One property
+  read, and one conditional write for a possible winner.
+- An *apply lock* (`locks/<sub>/<rg>/<cluster>/<target>`, a blob lease) lets one applier
+  at a time work on one (cluster, target), so a burst of snapshots is applied one after
+  the other instead of racing. The lease lasts `LEASE_S` and is renewed while the apply
+  runs, so a worker that dies frees it within `LEASE_S`; the ETag condition on the state
+  write stays the guarantee should a lease ever lapse.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobLeaseClient
+
+from aksfw_core.errors import AksfwError, Retryable
+from aksfw_core.logs import log_event
+from aksfw_core.state import state_key
+from aksfw_core.storage import StorageAccount
+from aksfw_core.transport import azure_errors
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 15
+"""Seconds an apply lock's lease lasts unless renewed (Azure allows 15 to 60)."""
+
+_POLL_S = 0.1
+
+
+class Coordination:
+    """Claims and apply locks in one storage account."""
+
+    def __init__(
+        self,
+        account: StorageAccount,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._account = account
+        self._container = account.container
+        self._clock = clock
+        self._sleep = sleep
+
+    def claim(self, name: str, window_s: float) -> bool:
+        """Whether this caller wins `name` for the next `window_s` seconds.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        blob = self._container.get_blob_client(f"claims/{name}")
+        now = self._clock()
+        won = [False]
+
+        def attempt() -> None:
+            try:
+                properties = blob.get_blob_properties()
+            except ResourceNotFoundError:
+                properties = None
+            if properties is not None:
+                until = _seconds((properties.metadata or {}).get("until"))
+                if until > now:
+                    return
+            metadata = {"until": repr(now + window_s)}
+            try:
+                if properties is None:
+                    blob.upload_blob(b"", overwrite=False, metadata=metadata)
+                else:
+                    blob.upload_blob(
+                        b"",
+                        overwrite=True,
+                        metadata=metadata,
+                        etag=properties.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceExistsError, ResourceModifiedError):
+                return  # another caller won this window a moment ago
+            won[0] = True
+
+        self._account.recreating(f"claim {name}", attempt)
+        return won[0]
+
+    @contextmanager
+    def apply_lock(self, cluster_id: str, target: str, wait_s: float) -> Iterator[None]:
+        """Hold the (cluster, target) apply lock for the block, waiting up to `wait_s`
+        seconds for another applier to release it.
+
+        Raises:
+            Retryable: it stayed held (the message returns to the queue), or Storage failed.
+            AuthError, NonRetryable: Storage refused.
+        """
+        name = f"locks/{state_key(cluster_id, target)}"
+        blob = self._container.get_blob_client(name)
+
+        def create() -> None:
+            with suppress(ResourceExistsError):
+                blob.upload_blob(b"", overwrite=False)
+
+        self._account.recreating(f"create {name}", create)
+        lease = BlobLeaseClient(blob)
+        deadline = time.monotonic() + wait_s
+        waited = False
+        while True:
+            with azure_errors(f"lease {name}", "storage"):
+                try:
+                    lease.acquire(lease_duration=LEASE_S)
+                    break
+                except HttpResponseError as error:
+                    if error.status_code != 409:  # 409: another applier holds it
+                        raise
+            if time.monotonic() >= deadline:
+                raise Retryable(f"{name} stayed locked for {wait_s:g} s (another applier)")
+            waited = True
+            self._sleep(_POLL_S)
+        if waited:
+            log_event(log, "apply.lock_waited", cluster=cluster_id, target=target)
+        done = threading.Event()
+        renewer = threading.Thread(target=_renew, args=(lease, done), daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join(timeout=5)
+            try:
+                with azure_errors(f"release {name}", "storage"):
+                    lease.release()
+            except AksfwError as error:  # it expires by itself within LEASE_S
+                log_event(log, "apply.lock_not_released", logging.WARNING, error=str(error))
+
+
+def _renew(lease: BlobLeaseClient, done: threading.Event) -> None:
+    """Keep a lease while its holder works; a failed renewal lets it lapse (ETag guards)."""
+    while not done.wait(LEASE_S / 3):
+        try:
+            lease.renew()
+        except AzureError as error:
+            log_event(log, "apply.lock_lapsed", logging.WARNING, error=type(error).__name__)
+            return
+
+
+def _seconds(text: str | None) -> float:
+    try:
+        return float(text) if text is not None else 0.0
+    except ValueError:
+        return 0.0
