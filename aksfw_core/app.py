@@ -68,7 +68,7 @@ class Aksfw:
         api_key = ApiKey(key)
         credential = azure_credential(environ)
         account = StorageAccount.from_environ(environ, credential, settings.limits)
-        queues = MessageQueues(account, settings.limits.max_message_bytes)
+        queues = MessageQueues(account, settings.limits)
         state = StateStore(account)
         discovery = ClusterDiscovery(settings, credential)
         coordination = Coordination(account)

@@ -53,6 +53,12 @@ class Limits:
 
     max_message_bytes: int = 64 * MIB
     """Bytes a queue message or payload blob may unpack to (a bound against gzip bombs)."""
+    payload_ttl_s: float = 86_400.0
+    """Seconds a shared payload blob is kept: far longer than a message lives in the queue
+    (five deliveries, then the poison queue). A message whose payload is gone is poisoned,
+    and the next resync queues its snapshot again."""
+    payload_cleanup_blobs: int = 1000
+    """Payload blobs one timer run deletes at most (older ones go in the next runs)."""
     max_http_body_bytes: int = 64 * 1024
     """Bytes of an HTTP trigger's request body at most."""
     event_resync_window_s: float = 5.0

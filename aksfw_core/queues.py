@@ -5,7 +5,7 @@ A snapshot too large for the queue even compressed is stored once, under a name 
 from its content (`payloads/<sha256>.json` in the state container), however many targets
 it is for; each target's message is a reference to it and names its target. A processed
 message leaves the payload to the others that share it: the timer deletes payloads older
-than `PAYLOAD_TTL_S`, a bounded number per run.
+than `limits.payload_ttl_s`, a bounded number per run.
 """
 
 from __future__ import annotations
@@ -35,23 +35,16 @@ from aksfw_core.storage import POISON_SUFFIX, StorageAccount, StorageNames
 from aksfw_core.transport import azure_errors
 
 PAYLOAD_PREFIX = "payloads/"
-PAYLOAD_TTL_S = 86_400.0
-"""Seconds a payload blob is kept: far longer than a message lives in the queue (five
-deliveries, then the poison queue). A message whose payload is gone is poisoned, and the
-next resync queues its snapshot again."""
-PAYLOAD_DELETES_PER_RUN = 1000
-"""Payload blobs one cleanup deletes at most (one listing page is 5,000 blobs)."""
 
 
 class MessageQueues:
     """The `cluster-resync` and `panorama-updates` queues (and their poison queues)."""
 
-    def __init__(
-        self, account: StorageAccount, max_message_bytes: int = Limits.max_message_bytes
-    ) -> None:
+    def __init__(self, account: StorageAccount, limits: Limits | None = None) -> None:
         self._account = account
         self._container = account.container
-        self._max_message_bytes = max_message_bytes
+        self._limits = limits or Limits()
+        self._max_message_bytes = self._limits.max_message_bytes
 
     @property
     def names(self) -> StorageNames:
@@ -130,21 +123,23 @@ class MessageQueues:
                 return 0
         return int(properties.approximate_message_count or 0)
 
-    def delete_old_payloads(self, now: float, limit: int = PAYLOAD_DELETES_PER_RUN) -> int:
-        """Delete payload blobs older than `PAYLOAD_TTL_S` (at most `limit`, from the first
-        listing page); returns how many went.
+    def delete_old_payloads(self, now: float) -> int:
+        """Delete payload blobs older than `limits.payload_ttl_s` (at most
+        `limits.payload_cleanup_blobs`, from the first listing page); returns how many
+        went.
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
-        cutoff = datetime.fromtimestamp(now - PAYLOAD_TTL_S, UTC)
+        cutoff = datetime.fromtimestamp(now - self._limits.payload_ttl_s, UTC)
         with azure_errors(f"list {PAYLOAD_PREFIX}", "storage"):
             try:
                 pages = self._container.list_blobs(name_starts_with=PAYLOAD_PREFIX).by_page()
                 page = list(next(pages, []))
             except ResourceNotFoundError:
                 return 0
-        old = [blob.name for blob in page if blob.last_modified < cutoff][:limit]
+        most = self._limits.payload_cleanup_blobs
+        old = [blob.name for blob in page if blob.last_modified < cutoff][:most]
         for name in old:
             with azure_errors(f"delete {name}", "storage"), suppress(ResourceNotFoundError):
                 self._container.delete_blob(name)

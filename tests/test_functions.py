@@ -20,7 +20,7 @@ from aksfw_core import functions
 from aksfw_core.limits import Limits
 from aksfw_core.messages import Snapshot, encode
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
-from aksfw_core.queues import PAYLOAD_TTL_S, MessageQueues
+from aksfw_core.queues import MessageQueues
 from aksfw_core.reconcile import TagPlan
 from aksfw_core.storage import StorageAccount
 from tests.conftest import API_KEY
@@ -332,7 +332,7 @@ def test_snapshot_too_large_for_the_queue_travels_as_a_blob_the_timer_cleans_lat
     app.clock = lambda: now[0]
     HANDLERS["resync_timer"](TimerRequest())
     assert payloads() == [reference["blob"]]
-    now[0] += PAYLOAD_TTL_S + 60
+    now[0] += Limits().payload_ttl_s + 60
     HANDLERS["resync_timer"](TimerRequest())
     assert payloads() == []
 
