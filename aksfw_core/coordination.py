@@ -111,7 +111,6 @@ class Coordination:
             with suppress(ResourceExistsError):
                 blob.upload_blob(b"", overwrite=False)
 
-        self._account.recreating(f"create {name}", create)
         lease = BlobLeaseClient(blob)
         deadline = time.monotonic() + wait_s
         waited = False
@@ -120,6 +119,9 @@ class Coordination:
                 try:
                     lease.acquire(lease_duration=LEASE_S)
                     break
+                except ResourceNotFoundError:  # the first apply of this target
+                    self._account.recreating(f"create {name}", create)
+                    continue
                 except HttpResponseError as error:
                     if error.status_code != 409:  # 409: another applier holds it
                         raise

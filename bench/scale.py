@@ -214,6 +214,8 @@ def storm(world: dict[str, Any], events: int, firewalls: int) -> dict[str, Any]:
             time.sleep(0.01)
 
     def send(index: int) -> None:
+        # The burst lasts about ten seconds, as a node-pool upgrade's does.
+        time.sleep(max(0.0, started + index * 10.0 / events - time.perf_counter()))
         handlers["resource_event"](
             func.EventGridEvent(
                 id=f"storm-{index}", data=document["data"], topic=document["topic"],
