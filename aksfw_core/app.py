@@ -130,7 +130,7 @@ class Aksfw:
             window = min(
                 self.settings.limits.event_resync_window_s, self.settings.resync.follow_up_delay_s
             )
-            if self.coordination.claim(f"resync/{cluster_key(change.id)}", window):
+            if window <= 0 or self.coordination.claim(f"resync/{cluster_key(change.id)}", window):
                 try:
                     self.resyncer.resync(request)
                 except AksfwError as error:

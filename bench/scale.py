@@ -207,10 +207,10 @@ def storm(world: dict[str, Any], events: int, firewalls: int) -> dict[str, Any]:
 
     def watch() -> None:
         while not stop.is_set():
-            held = panorama.registered(target=serial(0)).get("20.0.0.1", set())
-            if changed in held:
-                first_applied.append(time.perf_counter() - started)
-                return
+            for fw in range(firewalls):
+                if changed in panorama.registered(target=serial(fw)).get("20.0.0.1", set()):
+                    first_applied.append(time.perf_counter() - started)
+                    return
             time.sleep(0.01)
 
     def send(index: int) -> None:
