@@ -3,7 +3,8 @@
 
 - A *claim* (`claims/<name>`) lets one caller per window do something: the first caller
   after the window has passed wins, every other caller in the window loses. One property
-  read, and one conditional write for a possible winner.
+  read, and one conditional write for a possible winner; a process that has seen a window
+  taken remembers until when, so a burst costs it one read per window, not one per event.
 - An *apply lock* (`locks/<sub>/<rg>/<cluster>/<target>`, a blob lease) lets one applier
   at a time work on one (cluster, target), so a burst of snapshots is applied one after
   the other instead of racing. The lease lasts `LEASE_S` and is renewed while the apply
@@ -56,6 +57,9 @@ class Coordination:
         self._container = account.container
         self._clock = clock
         self._sleep = sleep
+        self._taken_until: dict[str, float] = {}
+        """Claims this process knows to be taken, and until when: the shared answer, kept
+        only while it cannot change."""
 
     def claim(self, name: str, window_s: float) -> bool:
         """Whether this caller wins `name` for the next `window_s` seconds.
@@ -63,8 +67,10 @@ class Coordination:
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
-        blob = self._container.get_blob_client(f"claims/{name}")
         now = self._clock()
+        if now < self._taken_until.get(name, 0.0):
+            return False
+        blob = self._container.get_blob_client(f"claims/{name}")
         won = [False]
 
         def attempt() -> None:
@@ -75,6 +81,7 @@ class Coordination:
             if properties is not None:
                 until = _seconds((properties.metadata or {}).get("until"))
                 if until > now:
+                    self._taken_until[name] = until
                     return
             metadata = {"until": repr(now + window_s)}
             try:
@@ -91,6 +98,7 @@ class Coordination:
             except (ResourceExistsError, ResourceModifiedError):
                 return  # another caller won this window a moment ago
             won[0] = True
+            self._taken_until[name] = now + window_s
 
         self._account.recreating(f"claim {name}", attempt)
         return won[0]
