@@ -15,19 +15,14 @@ from typing import Any, NoReturn
 
 from aksfw_core.aks.discovery import ClusterDiscovery
 from aksfw_core.aks.identity import azure_credential
-from aksfw_core.config import load_settings, readable_file
+from aksfw_core.config import PanoramaSettings, load_settings, readable_file
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.events import read_event, resolve
 from aksfw_core.inventory import inventory_from_json
 from aksfw_core.jsondoc import load_json
 from aksfw_core.kube import KubernetesServices
 from aksfw_core.model import TagWarning, ip_tags_json
-from aksfw_core.panorama.client import (
-    MAX_TAG_TIMEOUT_S,
-    ApiKey,
-    PanoramaClient,
-    PanoramaSettings,
-)
+from aksfw_core.panorama.client import MAX_TAG_TIMEOUT_S, ApiKey, PanoramaClient
 from aksfw_core.reconcile import owned_only
 from aksfw_core.selectors import NamedSelector, named_selector
 from aksfw_core.services import ServiceList, parse_service_items, parse_service_list

@@ -16,15 +16,14 @@ from aksfw_core.aks.access import ClusterAccess
 from aksfw_core.aks.discovery import ClusterDiscovery
 from aksfw_core.aks.identity import azure_credential
 from aksfw_core.applier import Applier, ApplyOutcome
-from aksfw_core.config import PanoramaConfig, Settings, load_settings
+from aksfw_core.config import Settings, load_settings
 from aksfw_core.coordination import Coordination
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.events import ChangeKind, Resolution, read_event, resolve
 from aksfw_core.inventory import Inventory, MonitoredCluster
-from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest, Snapshot
-from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.queues import MessageQueues
 from aksfw_core.resync import Resyncer
 from aksfw_core.state import StateSummary, cluster_key
@@ -75,7 +74,7 @@ class Aksfw:
         panorama = settings.panorama
 
         def panorama_for(target: str) -> PanoramaClient:
-            return PanoramaClient(panorama_settings(panorama, target, settings.limits), api_key)
+            return PanoramaClient(panorama.for_target(target), api_key)
 
         def monitored(cluster_id: str) -> MonitoredCluster | None:
             return discovery.inventory_knowing(cluster_id).find(cluster_id)
@@ -334,20 +333,6 @@ class Aksfw:
             return False
         self.state.save_marker("audit", now)
         return True
-
-
-def panorama_settings(config: PanoramaConfig, target: str, limits: Limits) -> PanoramaSettings:
-    """Client settings for one target of the configured Panorama."""
-    return PanoramaSettings(
-        url=config.host,
-        target=None if target == PANORAMA_TARGET else target,
-        vsys=config.vsys,
-        ca_bundle=config.ca_bundle,
-        verify_tls=config.verify_tls,
-        batch_size=config.batch_size,
-        tag_timeout_s=config.tag_timeout_s,
-        limits=limits,
-    )
 
 
 def _find(inventory: Inventory, wanted: str) -> MonitoredCluster | None:

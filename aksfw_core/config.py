@@ -12,14 +12,16 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from aksfw_core.errors import InputError
 from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import Limits
+from aksfw_core.messages import PANORAMA_TARGET
 from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.resource_ids import is_subscription_id, managed_cluster_id
+from aksfw_core.retry import RetrySettings
 from aksfw_core.selectors import NamedSelector, named_selector
 from aksfw_core.tags import check_cluster_name
 
@@ -89,20 +91,35 @@ class PanoramaTargets:
 
 
 @dataclass(frozen=True)
-class PanoramaConfig:
-    """The Panorama to keep in step."""
+class PanoramaSettings:
+    """The Panorama to keep in step and how to talk to it: the configuration's `panorama`
+    (with its `limits`) for the app, or the command line's options; one client's settings
+    once `target` names what it acts on."""
 
-    host: str
-    """Base URL: from `host[:port]` (HTTPS) or `http(s)://host[:port]` (simulators)."""
+    url: str
+    """Base URL, `https://host[:port]` (or `http://` for a local simulator), normalised."""
     targets: PanoramaTargets = field(default_factory=PanoramaTargets)
+    """Where the app registers (the client itself acts on `target`)."""
+    target: str | None = None
+    """Serial of a managed firewall to act on through Panorama; None = Panorama itself."""
     vsys: str | None = None
+    """Virtual system on the target, e.g. `vsys1`; None = the default."""
     ca_bundle: str | None = None
-    """Path of a PEM file of CAs to trust."""
+    """PEM file of CAs to trust instead of the system store."""
     verify_tls: bool = True
-    tag_timeout_s: int = 0
-    """Seconds a registered tag lives; 0 = never expires."""
+    """False turns certificate checks off (logged as a warning)."""
     batch_size: int = 1000
-    """IP entries per uid-message."""
+    """IP entries per uid-message at most."""
+    tag_timeout_s: int = 0
+    """Seconds a registered tag lives on PAN-OS; 0 = never expires."""
+    limits: Limits = field(default_factory=Limits)
+    """Timeouts, the total deadline per request, and caps on answers and pages."""
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    """How transient faults are retried."""
+
+    def for_target(self, target: str) -> PanoramaSettings:
+        """The settings of a client acting on `target`: `panorama` or a firewall serial."""
+        return replace(self, target=None if target == PANORAMA_TARGET else target)
 
 
 @dataclass(frozen=True)
@@ -122,7 +139,7 @@ class Settings:
     subscriptions: tuple[str, ...] = ()
     discovery: Discovery = field(default_factory=Discovery)
     clusters: tuple[ClusterConfig, ...] = ()
-    panorama: PanoramaConfig | None = None
+    panorama: PanoramaSettings | None = None
     resync: ResyncConfig = field(default_factory=ResyncConfig)
     key_vault_url: str | None = None
     """Vault holding cluster tokens (required by `token` credentials)."""
@@ -181,7 +198,7 @@ def parse_settings(document: object, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) ->
         subscriptions=tuple(dict.fromkeys(subscriptions)),
         discovery=discovery,
         clusters=tuple(clusters),
-        panorama=panorama,
+        panorama=replace(panorama, limits=limits) if panorama else None,
         resync=resync,
         key_vault_url=key_vault,
         arm_endpoint=_https_url(arm_endpoint, "AKSFW_ARM_ENDPOINT", allow_http=True),
@@ -337,10 +354,10 @@ def _credential(value: object, path: str) -> ClusterAccessKind:
     return TokenAccess(server=server, secret=secret, ca=ca)
 
 
-def _panorama(value: object, path: str) -> PanoramaConfig:
+def _panorama(value: object, path: str) -> PanoramaSettings:
     fields = _Fields(value, path)
-    config = PanoramaConfig(
-        host=fields.required("host", _panorama_host),
+    config = PanoramaSettings(
+        url=fields.required("host", _panorama_host),
         targets=fields.optional("targets", _targets) or PanoramaTargets(),
         vsys=fields.optional("vsys", _string),
         ca_bundle=fields.optional("caBundle", _readable_file),

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aksfw_core.applier import Applier
-from aksfw_core.config import PanoramaTargets
+from aksfw_core.config import PanoramaSettings, PanoramaTargets
 from aksfw_core.inventory import Inventory, MonitoredCluster
 from aksfw_core.messages import Snapshot
-from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.panorama.xmlapi import MAX_REQUEST_BYTES
 from aksfw_core.state_store import StateStore
 from aksfw_core.storage import StorageAccount

@@ -32,7 +32,6 @@ from azure.storage.queue import QueueClient
 
 import function_app
 from aksfw_core import functions
-from aksfw_core.app import panorama_settings
 from aksfw_core.config import load_settings
 from aksfw_core.messages import Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
@@ -287,7 +286,7 @@ def audit(panorama: PanoramaSimulator, ips: int) -> dict[str, Any]:
     wanted = {f"10.0.0.{i}": frozenset({f"aks.audit1.svc{i}"}) for i in range(0, 256, owned_every)}
     settings = load_settings(os.environ)
     assert settings.panorama is not None
-    client_settings = panorama_settings(settings.panorama, serial(1), settings.limits)
+    client_settings = settings.panorama.for_target(serial(1))
     before_rss = rss_mb()
     elapsed, report = timed(
         lambda: sync_cluster(

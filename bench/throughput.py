@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+from aksfw_core.config import PanoramaSettings
 from aksfw_core.model import Service
-from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.sync import sync_cluster
 from aksfw_core.tags import compute_tags
 from tests.fakes.panorama import PanoramaSimulator

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from aksfw_core import retry
+from aksfw_core.config import PanoramaSettings
 from aksfw_core.limits import Limits
-from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.retry import RetrySettings
 from tests.fakes.panorama import PanoramaSimulator
 

@@ -200,7 +200,7 @@ def test_panorama_host_is_normalised_and_ca_bundle_checked(tmp_path):
         {"panorama": {"host": "panorama.example.com:8443", "caBundle": str(bundle)}}
     )
     assert settings.panorama is not None
-    assert settings.panorama.host == "https://panorama.example.com:8443"
+    assert settings.panorama.url == "https://panorama.example.com:8443"
     assert settings.panorama.ca_bundle == str(bundle)
 
 

@@ -17,9 +17,10 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from aksfw_core import functions
+from aksfw_core.config import PanoramaSettings
 from aksfw_core.limits import Limits
 from aksfw_core.messages import Snapshot, encode
-from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.queues import MessageQueues
 from aksfw_core.reconcile import TagPlan
 from aksfw_core.storage import StorageAccount

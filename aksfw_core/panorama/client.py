@@ -13,20 +13,20 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from aksfw_core.config import PanoramaSettings
 from aksfw_core.errors import InputError, NonRetryable, Retryable, retry_after_seconds
-from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.reconcile import TagPlan
-from aksfw_core.retry import RetrySettings, retrying
+from aksfw_core.retry import retrying
 from aksfw_core.transport import deadline, read_capped, watch_pools
 
 log = logging.getLogger(__name__)
@@ -61,30 +61,6 @@ class ApiKey:
         return "ApiKey(***)"
 
     __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class PanoramaSettings:
-    """Where and how to reach one PAN-OS XML API endpoint."""
-
-    url: str
-    """Base URL, `https://host[:port]` (or `http://` for a local simulator)."""
-    target: str | None = None
-    """Serial of a managed firewall to act on through Panorama; None = Panorama itself."""
-    vsys: str | None = None
-    """Virtual system on the target, e.g. `vsys1`; None = the default."""
-    ca_bundle: str | None = None
-    """PEM file of CAs to trust instead of the system store."""
-    verify_tls: bool = True
-    """False turns certificate checks off (logged as a warning)."""
-    batch_size: int = 1000
-    """IP entries per uid-message at most."""
-    tag_timeout_s: int = 0
-    """Seconds a registered tag lives on PAN-OS; 0 = never expires."""
-    limits: Limits = field(default_factory=Limits)
-    """Timeouts, the total deadline per request, and caps on answers and pages."""
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    """How transient faults are retried."""
 
 
 @dataclass(frozen=True)
