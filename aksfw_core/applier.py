@@ -26,11 +26,11 @@ from aksfw_core.inventory import MonitoredCluster
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, Snapshot
-from aksfw_core.model import IpTags
 from aksfw_core.panorama.client import ApplyResult, PanoramaClient
-from aksfw_core.reconcile import TagPlan, owned_only, plan_changes
+from aksfw_core.reconcile import TagPlan, plan_changes
 from aksfw_core.state import AppliedState
 from aksfw_core.state_store import StateConflict, StateStore
+from aksfw_core.sync import audit_plan
 from aksfw_core.tags import check_cluster_name, ownership, registrable
 from aksfw_core.targets import TargetResolver
 
@@ -252,12 +252,11 @@ class Applier:
         if base is not None and not base.dirty and not snapshot.audit:
             return plan_changes(snapshot.tags, base.tags, _ANY_TAG, refresh)
         owned = ownership(snapshot.tag_name)
-        registered = owned_only(panorama.registered(), owned)
-        if state is not None and state.tag_name != snapshot.tag_name:
-            # The alias changed: the old name's tags are still this cluster's to remove.
-            registered = _merge(registered, state.tags)
-            owned = re.compile(f"{owned.pattern}|{ownership(state.tag_name).pattern}")
-        return plan_changes(snapshot.tags, registered, owned, refresh)
+        if state is None or state.tag_name == snapshot.tag_name:
+            return audit_plan(panorama, snapshot.tags, owned)
+        # The alias changed: the old name's tags are still this cluster's to remove.
+        either = re.compile(f"{owned.pattern}|{ownership(state.tag_name).pattern}")
+        return audit_plan(panorama, snapshot.tags, either, also_owned=state.tags)
 
     def _save(
         self, snapshot: Snapshot, etag: str | None, plan: TagPlan, result: ApplyResult
@@ -391,13 +390,6 @@ def check_tombstone(snapshot: Snapshot, state: AppliedState) -> None:
         raise MalformedMessage(
             f"tombstone refused ({where}): the applied state is for target {state.target!r}"
         )
-
-
-def _merge(left: IpTags, right: IpTags) -> dict[str, frozenset[str]]:
-    merged = dict(left)
-    for ip, tags in right.items():
-        merged[ip] = merged.get(ip, frozenset()) | tags
-    return merged
 
 
 def _failures_text(result: ApplyResult) -> str:

@@ -5,15 +5,16 @@ registered, plan the difference over the cluster's own tags, apply it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aksfw_core.logs import log_event
-from aksfw_core.model import ip_tags_json
+from aksfw_core.model import IpTags, ip_tags_json
 from aksfw_core.panorama.client import PanoramaClient
 from aksfw_core.panorama.xmlapi import EntryMessage
-from aksfw_core.reconcile import TagPlan, plan_changes
+from aksfw_core.reconcile import TagPlan, owned_only, plan_changes
 from aksfw_core.tags import ClusterTags, ownership
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,27 @@ class SyncReport:
         return report
 
 
+def audit_plan(
+    panorama: PanoramaClient,
+    wanted: IpTags,
+    owned: re.Pattern[str],
+    also_owned: IpTags | None = None,
+) -> TagPlan:
+    """The one audit: read what the target really holds, keep the tags `owned` matches
+    (plus `also_owned`, tags known to be the cluster's under another name), and plan what
+    makes it hold exactly `wanted`. With tags registered under a timeout, every wanted tag
+    is registered again so that it does not expire.
+
+    Raises:
+        AuthError, NonRetryable, Retryable: from the Panorama client; nothing is planned
+            when reading fails.
+    """
+    registered = owned_only(panorama.registered(), owned)
+    for ip, tags in (also_owned or {}).items():
+        registered[ip] = registered.get(ip, frozenset()) | tags
+    return plan_changes(wanted, registered, owned, panorama.settings.tag_timeout_s > 0)
+
+
 def sync_cluster(
     wanted: ClusterTags, panorama: PanoramaClient, dry_run: bool = False
 ) -> SyncReport:
@@ -72,9 +94,7 @@ def sync_cluster(
     """
     started = time.monotonic()
     first_request = panorama.requests_sent
-    registered = panorama.registered()
-    refresh = panorama.settings.tag_timeout_s > 0
-    plan = plan_changes(wanted.tags, registered, ownership(wanted.cluster), refresh)
+    plan = audit_plan(panorama, wanted.tags, ownership(wanted.cluster))
     read_requests = panorama.requests_sent - first_request
     failures: tuple[EntryMessage, ...] = ()
     write_requests = 0
