@@ -1,7 +1,9 @@
 """Event Grid events → the clusters they affect (DESIGN section 3). Pure code.
 
 Accepts one event in the Event Grid schema or the CloudEvents 1.0 schema, as a decoded
-JSON object. Resource IDs compare case-insensitively. Unrelated events resolve to
+JSON object, and reads it through the Azure SDK's event models (`EventGridEvent`,
+`CloudEvent`; plain data classes that do no I/O). Event types compare with azure-eventgrid's
+`SystemEventNames`. Resource IDs compare case-insensitively. Unrelated events resolve to
 nothing with a reason; malformed ones raise `MalformedEvent` so the caller logs and drops
 them instead of retrying.
 """
@@ -9,23 +11,37 @@ them instead of retrying.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from azure.core.exceptions import DeserializationError
+from azure.core.messaging import CloudEvent
+from azure.core.serialization import NULL
+from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from aksfw_core.errors import InputError
 from aksfw_core.inventory import Inventory
 from aksfw_core.resource_ids import ResourceId, parse_resource_id
 
-WRITE = "Microsoft.Resources.ResourceWriteSuccess"
-DELETE = "Microsoft.Resources.ResourceDeleteSuccess"
-ACTION = "Microsoft.Resources.ResourceActionSuccess"
+WRITE: str = SystemEventNames.ResourceWriteSuccessEventName.value
+DELETE: str = SystemEventNames.ResourceDeleteSuccessEventName.value
+ACTION: str = SystemEventNames.ResourceActionSuccessEventName.value
+VALIDATION: str = SystemEventNames.EventGridSubscriptionValidationEventName.value
+# All AKS system events (SystemEventNames.ContainerService*EventName), including ones newer
+# than the installed SDK: each names its cluster as its source, which is all resolution needs.
 AKS_EVENT_PREFIX = "Microsoft.ContainerService."
-VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
+CLOUD_EVENTS_VERSION = "1.0"
 
 # Actions that change what a cluster runs. Credential and list actions are left out on
 # purpose: aksfw causes them itself when it reads a cluster.
 CLUSTER_CHANGING_ACTIONS = frozenset({"start", "stop", "abort", "rotateclustercertificates"})
+
+# What the SDK's deserializers raise on a document that is not an event of their schema
+# (missing keys, a time that is not RFC 3339, values of the wrong JSON type).
+_SDK_INPUT_ERRORS = (ValueError, LookupError, TypeError, AttributeError)
+
+_Model = TypeVar("_Model")
 
 
 class MalformedEvent(InputError):
@@ -86,7 +102,10 @@ class Resolution:
 
 
 def read_event(document: object) -> ResourceEvent:
-    """Read one event in either schema.
+    """Read one event in either schema (a batch of one is that event).
+
+    A document with `specversion` is a CloudEvent (the field is required there and absent
+    from the Event Grid schema); any other is an Event Grid event.
 
     Raises:
         MalformedEvent: not an event, naming what is wrong.
@@ -96,25 +115,72 @@ def read_event(document: object) -> ResourceEvent:
     if not isinstance(document, Mapping):
         raise MalformedEvent("event: expected one JSON object")
     if "specversion" in document:
-        if document.get("specversion") != "1.0":
-            raise MalformedEvent("event: only CloudEvents specversion 1.0 is supported")
-        type_key, topic_key = "type", "source"
-    else:
-        type_key, topic_key = "eventType", "topic"
-    event_type = _text(document, type_key)
-    data = document.get("data")
+        return _read_cloud_event(document)
+    return _read_event_grid_event(document)
+
+
+def _read_event_grid_event(document: Mapping[str, Any]) -> ResourceEvent:
+    # The SDK turns any JSON value into text and checks no required field: check the
+    # fields resolution reads before it does.
+    _require_text(document, "eventType")
+    _require_text(document, "id")
+    _check_optional_text(document, "subject")
+    _check_optional_text(document, "topic")
+    _check_optional_text(document, "eventTime")
+    event = _parse(EventGridEvent.from_dict, document, "Event Grid")
+    return _resource_event_of(
+        event_id=event.id,
+        event_type=event.event_type,
+        subject=event.subject or "",
+        topic=event.topic or "",
+        data=event.data,
+    )
+
+
+def _read_cloud_event(document: Mapping[str, Any]) -> ResourceEvent:
+    if document.get("specversion") != CLOUD_EVENTS_VERSION:
+        raise MalformedEvent("event: only CloudEvents specversion 1.0 is supported")
+    _require_text(document, "type")
+    _require_text(document, "id")  # the SDK would invent one
+    _check_optional_text(document, "subject")
+    _check_optional_text(document, "source")  # presence is the SDK's check
+    _check_optional_text(document, "time")
+    event: CloudEvent[Any] = _parse(CloudEvent.from_dict, document, "CloudEvents 1.0")
+    return _resource_event_of(
+        event_id=event.id,
+        event_type=event.type,
+        subject=event.subject or "",
+        topic=event.source or "",
+        data=None if event.data is NULL else event.data,
+    )
+
+
+def _parse(
+    from_dict: Callable[[dict[str, Any]], _Model], document: Mapping[str, Any], schema: str
+) -> _Model:
+    try:
+        return from_dict(dict(document))
+    except _SDK_INPUT_ERRORS as error:
+        raise MalformedEvent(f"event: not a valid {schema} event: {_detail(error)}") from None
+
+
+def _detail(error: BaseException) -> str:
+    # azure-core's DeserializationError nests its reason in the text of the errors it
+    # wraps; the first one it wrapped says it plainly.
+    while isinstance(error, DeserializationError) and error.__context__ is not None:
+        error = error.__context__
+    return str(error)[:200] or type(error).__name__
+
+
+def _resource_event_of(
+    event_id: str, event_type: str, subject: str, topic: str, data: object
+) -> ResourceEvent:
     if data is not None and not isinstance(data, Mapping) and event_type != VALIDATION:
         raise MalformedEvent("event: data must be an object")
     operation = data.get("operationName") if isinstance(data, Mapping) else None
     if operation is not None and not isinstance(operation, str):
         raise MalformedEvent("event: data.operationName must be a string")
-    return ResourceEvent(
-        id=str(document.get("id") or ""),
-        type=event_type,
-        subject=_optional_text(document, "subject"),
-        topic=_optional_text(document, topic_key),
-        operation=operation,
-    )
+    return ResourceEvent(event_id, event_type, subject, topic, operation)
 
 
 def resolve(event: ResourceEvent, inventory: Inventory) -> Resolution:
@@ -207,17 +273,13 @@ def _resource(text: str, field: str) -> ResourceId:
         raise MalformedEvent(f"event: {field} {text[:200]!r} is not a resource ID") from None
 
 
-def _text(document: Mapping[str, Any], key: str) -> str:
+def _require_text(document: Mapping[str, Any], key: str) -> None:
     value = document.get(key)
     if not isinstance(value, str) or not value:
         raise MalformedEvent(f"event: {key} is missing or not a string")
-    return value
 
 
-def _optional_text(document: Mapping[str, Any], key: str) -> str:
+def _check_optional_text(document: Mapping[str, Any], key: str) -> None:
     value = document.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
+    if value is not None and not isinstance(value, str):
         raise MalformedEvent(f"event: {key} must be a string")
-    return value

@@ -3,7 +3,6 @@ characters ever sent, and a clear error (InputError) for what cannot be used."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import xml.etree.ElementTree as ET
@@ -14,7 +13,14 @@ from hypothesis import strategies as st
 from aksfw_core.errors import InputError
 from aksfw_core.events import resolve_event
 from aksfw_core.inventory import Inventory, MonitoredCluster
-from aksfw_core.messages import MalformedMessage, decode
+from aksfw_core.messages import (
+    BlobReference,
+    MalformedMessage,
+    ResyncRequest,
+    decode,
+    encode,
+    encode_reference,
+)
 from aksfw_core.model import Service
 from aksfw_core.panorama import xmlapi
 from aksfw_core.reconcile import TagPlan, plan_changes
@@ -78,18 +84,33 @@ def test_tag_engine_only_ever_produces_registrable_tags(specs):
             assert owned.match(tag)
 
 
+def check_service_list(document: object) -> None:
+    """Either a clear InputError, or Services whose fields are what the tag engine expects."""
+    try:
+        listed = parse_service_list(document)
+    except InputError as error:
+        assert str(error)  # a reason, never a bare error
+        return
+    assert isinstance(document, dict) and document["kind"] in ("ServiceList", "List")
+    assert len(listed.services) <= len(document.get("items") or [])
+    for service in listed.services:
+        assert isinstance(service.name, str) and service.name
+        assert isinstance(service.namespace, str) and service.namespace
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in service.labels.items())
+        assert len(set(service.ips)) == len(service.ips)
+        assert all(str(ipaddress.ip_address(ip)) == ip for ip in service.ips)  # canonical
+
+
 @FAST
 @given(JSON)
 def test_service_list_parser_gives_services_or_input_error(document):
-    with contextlib.suppress(InputError):
-        parse_service_list(document)
+    check_service_list(document)
 
 
 @FAST
 @given(st.fixed_dictionaries({"kind": st.just("List"), "items": st.lists(JSON, max_size=5)}))
 def test_service_items_of_any_shape_give_services_or_input_error(document):
-    with contextlib.suppress(InputError):
-        parse_service_list(document)
+    check_service_list(document)
 
 
 CLUSTER = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks1"
@@ -110,6 +131,7 @@ EVENT_TYPES = st.sampled_from(
         JSON,
         st.fixed_dictionaries(
             {
+                "id": st.text(min_size=1),
                 "eventType": EVENT_TYPES,
                 "subject": ANY_TEXT | st.just(CLUSTER),
                 "topic": ANY_TEXT,
@@ -119,6 +141,7 @@ EVENT_TYPES = st.sampled_from(
         st.fixed_dictionaries(
             {
                 "specversion": st.just("1.0"),
+                "id": st.text(min_size=1),
                 "type": EVENT_TYPES,
                 "source": ANY_TEXT | st.just(CLUSTER),
                 "subject": ANY_TEXT,
@@ -134,11 +157,24 @@ def test_event_resolver_resolves_or_reports_malformed(document):
     assert all(change.id == CLUSTER for change in resolution.clusters)
 
 
+RESYNC_MESSAGES = st.builds(
+    ResyncRequest, ANY_TEXT.filter(bool), ANY_TEXT.filter(bool), st.booleans(), st.booleans()
+).map(encode)
+
+
 @FAST
-@given(ANY_TEXT | JSON.map(json.dumps) | st.binary(max_size=200))
+@given(ANY_TEXT | JSON.map(json.dumps) | st.binary(max_size=200) | RESYNC_MESSAGES)
 def test_message_decoder_decodes_or_reports_malformed(text):
-    with contextlib.suppress(MalformedMessage):
-        decode(text)
+    try:
+        message = decode(text)
+    except MalformedMessage as error:
+        assert str(error).startswith("message")  # names what is wrong
+        return
+    # What it reads, it would write the same way: nothing is lost or invented.
+    if isinstance(message, BlobReference):
+        assert decode(encode_reference(message)) == message
+    else:
+        assert decode(encode(message)) == message
 
 
 @FAST

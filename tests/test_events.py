@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from azure.eventgrid import SystemEventNames
 
 from aksfw_core.__main__ import main
 from aksfw_core.errors import InputError
-from aksfw_core.events import ChangeKind, MalformedEvent, resolve_event
+from aksfw_core.events import ChangeKind, MalformedEvent, ResourceEvent, read_event, resolve_event
 from aksfw_core.inventory import Inventory, MonitoredCluster, inventory_from_json
 
 SUB1 = "11111111-1111-1111-1111-111111111111"
@@ -342,6 +343,123 @@ def test_resolve_event_command_with_an_inventory_file(tmp_path, capsys):
     ignored = json.loads(capsys.readouterr().out)
     assert ignored["clusters"] == [] and "listClusterUserCredential" in ignored["reason"]
     bad = tmp_path / "bad.json"
-    bad.write_text('{"eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": "nope"}')
+    bad.write_text(
+        '{"id": "1", "eventType": "Microsoft.Resources.ResourceWriteSuccess", "subject": "nope"}'
+    )
     assert main(["resolve-event", str(bad), "--inventory", str(inventory)]) == 2
     assert "not a resource ID" in capsys.readouterr().err
+
+
+# --- reading through azure-eventgrid's and azure-core's event models ---------------------
+
+SUB1_TOPIC = f"/subscriptions/{SUB1}"
+PROD_AS_WRITTEN = PROD.replace("resourceGroups", "resourcegroups")  # Microsoft's write sample
+MCS = "Microsoft.ContainerService/managedClusters"
+PIP = f"/subscriptions/{SUB1}/resourceGroups/MC_RG-PROD_AKS-PROD1_WESTEUROPE/providers/Microsoft.Network/publicIPAddresses/kubernetes-a4c0f2b1e5d94c3b8f7e6d5c4b3a2f10"
+STORAGE = f"/subscriptions/{SUB2}/resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/stdataprod01"
+# file → what read_event returns besides the event's id: type, topic/source, subject, operation
+SAMPLES = {
+    "cluster-write.eventgrid.json": (SystemEventNames.ResourceWriteSuccessEventName, SUB1_TOPIC, PROD_AS_WRITTEN, f"{MCS}/write"),
+    "cluster-write.cloudevent.json": (SystemEventNames.ResourceWriteSuccessEventName, SUB1_TOPIC, PROD_AS_WRITTEN, f"{MCS}/write"),
+    "cluster-delete.eventgrid.json": (SystemEventNames.ResourceDeleteSuccessEventName, SUB1_TOPIC, PROD, f"{MCS}/delete"),
+    "cluster-start.eventgrid.json": (SystemEventNames.ResourceActionSuccessEventName, SUB1_TOPIC, PROD, f"{MCS}/start/action"),
+    "cluster-credential.eventgrid.json": (SystemEventNames.ResourceActionSuccessEventName, SUB1_TOPIC, PROD, f"{MCS}/listClusterUserCredential/action"),
+    "lb-write.eventgrid.json": (SystemEventNames.ResourceWriteSuccessEventName, SUB1_TOPIC, f"{PROD_NODES}/providers/Microsoft.Network/loadBalancers/kubernetes", "Microsoft.Network/loadBalancers/write"),
+    "pip-delete.eventgrid.json": (SystemEventNames.ResourceDeleteSuccessEventName, SUB1_TOPIC, PIP, "Microsoft.Network/publicIPAddresses/delete"),
+    "unrelated-write.eventgrid.json": (SystemEventNames.ResourceWriteSuccessEventName, f"/subscriptions/{SUB2}", STORAGE, "Microsoft.Storage/storageAccounts/write"),
+    "aks-new-kubernetes-version.cloudevent.json": (SystemEventNames.ContainerServiceNewKubernetesVersionAvailableEventName, PROD, "aks-prod1", None),
+    "aks-node-pool-rolling-succeeded.eventgrid.json": (SystemEventNames.ContainerServiceNodePoolRollingSucceededEventName, PROD, "aks-prod1", None),
+    "subscription-validation.eventgrid.json": (SystemEventNames.EventGridSubscriptionValidationEventName, SUB1_TOPIC, "", None),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("file", "expected"), SAMPLES.items())
+def test_sample_events_read_in_either_schema(file, expected):
+    raw = json.loads((EVENTS / file).read_text())
+    event_type, topic, subject, operation = expected
+    assert read_event(raw) == ResourceEvent(raw["id"], event_type, subject, topic, operation)
+
+
+def test_every_sample_event_is_in_the_reading_table():
+    assert {p.name for p in EVENTS.glob("*.json")} == set(SAMPLES)
+
+
+def test_the_same_event_reads_the_same_in_both_schemas():
+    as_event_grid = json.loads((EVENTS / "cluster-write.eventgrid.json").read_text())
+    as_cloud_event = json.loads((EVENTS / "cluster-write.cloudevent.json").read_text())
+    assert read_event(as_event_grid) == read_event(as_cloud_event)
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        getattr(SystemEventNames, name)
+        for name in dir(SystemEventNames)
+        if name.startswith("ContainerService") and name.endswith("EventName")
+    ],
+)
+def test_every_aks_system_event_the_sdk_names_resolves_by_its_source(event_type):
+    for event in (cloudevent(event_type, PROD, "aks-prod1"), eventgrid(event_type, "aks-prod1", topic=PROD)):  # fmt: skip
+        assert [(c.id, c.kind) for c in resolve_event(event, INVENTORY).clusters] == [
+            (PROD, RESYNC)
+        ]
+
+
+def test_cloud_event_with_null_data_is_read():
+    event = read_event({**cloudevent(W, SUB1_TOPIC, PROD), "data": None})
+    assert (event.type, event.subject, event.operation) == (W, PROD, None)
+
+
+def without(event, key):
+    return {k: v for k, v in event.items() if k != key}
+
+
+AKS_NEW_VERSION = SystemEventNames.ContainerServiceNewKubernetesVersionAvailableEventName
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        # Event Grid schema
+        (without(eventgrid(W, PROD), "id"), "id is missing"),
+        ({**eventgrid(W, PROD), "id": ""}, "id is missing"),
+        ({**eventgrid(W, PROD), "id": 7}, "id is missing or not a string"),
+        (without(eventgrid(W, PROD), "eventType"), "eventType is missing"),
+        ({**eventgrid(W, PROD), "topic": ["x"]}, "topic must be a string"),
+        ({**eventgrid(W, PROD), "data": [1, 2]}, "data must be an object"),
+        ({**eventgrid(W, PROD), "data": 3}, "data must be an object"),
+        ({**eventgrid(W, PROD), "eventTime": 1764201600}, "eventTime must be a string"),
+        ({**eventgrid(W, PROD), "eventTime": "yesterday"}, "not a valid Event Grid event: Invalid datetime"),
+        # CloudEvents 1.0
+        (without(cloudevent(W, SUB1_TOPIC, PROD), "id"), "id is missing"),
+        (without(cloudevent(W, SUB1_TOPIC, PROD), "type"), "type is missing"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "type": 7}, "type is missing or not a string"),
+        (without(cloudevent(W, SUB1_TOPIC, PROD), "source"), "not a valid CloudEvents 1.0 event: .*source"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "source": 5}, "source must be a string"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "specversion": "0.3"}, "specversion 1.0"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "specversion": 1.0}, "specversion 1.0"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "specversion": None}, "specversion 1.0"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "data": "text"}, "data must be an object"),
+        ({**cloudevent(AKS_NEW_VERSION, PROD), "data": ["1.33"]}, "data must be an object"),
+        ({**without(cloudevent(W, SUB1_TOPIC, PROD), "data"), "data_base64": "e30="}, "data must be an object"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "data_base64": "e30="}, "Only one of data and data_base64"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "time": 1764201600}, "time must be a string"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "time": "2026"}, "not a valid CloudEvents 1.0 event"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "Not-An-Extension": 1}, "Extension attributes"),
+        ({**cloudevent(W, SUB1_TOPIC, PROD), "subject": {"id": PROD}}, "subject must be a string"),
+        # neither
+        (None, "one JSON object"),
+        ([], "one JSON object"),
+    ],
+)  # fmt: skip
+def test_malformed_events_are_refused_with_a_reason(event, reason):
+    with pytest.raises(MalformedEvent, match=reason):
+        read_event(event)
+
+
+def test_validation_event_data_need_not_be_an_object():
+    event = {
+        **eventgrid(SystemEventNames.EventGridSubscriptionValidationEventName, ""),
+        "data": "x",
+    }
+    assert read_event(event).type == SystemEventNames.EventGridSubscriptionValidationEventName
