@@ -111,7 +111,7 @@ def with_(path, value):
             "config.clusters[0].selectors[0]",
         ),
         (
-            with_(["clusters", 0, "selectors", 0, "match"], "app in ()"),
+            with_(["clusters", 0, "selectors", 0, "match"], "app in ("),
             "config.clusters[0].selectors[0]",
         ),
         (
