@@ -25,6 +25,12 @@ class InputError(AksfwError):
     """Input that can never succeed as given: a bad file, selector or setting."""
 
 
+class ConfigError(InputError):
+    """The settings, with what they select in Azure, cannot work (e.g. two monitored
+    clusters would tag under one name): every call fails alike until they are fixed,
+    whatever its input. Not the fault of a queue message, which is retried, not poisoned."""
+
+
 class Retryable(AksfwError):
     """A transient fault: trying again later may succeed."""
 

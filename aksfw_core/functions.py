@@ -3,7 +3,8 @@ and its results into HTTP responses. `function_app.py` holds only the decorators
 
 Queue messages that can never succeed (malformed, refused credentials, bad settings) are
 logged and put on `<queue>-poison` at once instead of being retried five times; transient
-failures raise, so the host makes the message visible again and retries it.
+failures raise, so the host makes the message visible again and retries it, and so do
+settings that cannot work whatever the message (`ConfigError`: no message is at fault).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import azure.functions as func
 
 from aksfw_core.app import Aksfw, UnknownCluster
 from aksfw_core.config import ResyncConfig, load_settings
-from aksfw_core.errors import AksfwError, InputError, NonRetryable, Retryable
+from aksfw_core.errors import AksfwError, ConfigError, InputError, NonRetryable, Retryable
 from aksfw_core.events import MalformedEvent
 from aksfw_core.jsondoc import load_json
 from aksfw_core.logs import log_event
@@ -85,13 +86,14 @@ def _consume(
     fields = {"queue": queue, "message_id": message.id, "dequeue_count": message.dequeue_count}
     try:
         handle(body)
+    except (Retryable, ConfigError) as error:
+        # Bad settings are not the message's fault: the host retries it until they are fixed.
+        log_event(log, "message.retry", logging.WARNING, **fields, error=str(error))
+        raise
     except (InputError, NonRetryable) as error:
         error_text = f"{type(error).__name__}: {error}"
         log_event(log, "message.poisoned", logging.ERROR, **fields, error=error_text)
         app.queues.poison(queue, body.decode("utf-8", "replace"))
-    except Retryable as error:
-        log_event(log, "message.retry", logging.WARNING, **fields, error=str(error))
-        raise
 
 
 def http_resync(request: func.HttpRequest) -> func.HttpResponse:

@@ -139,17 +139,38 @@ def slow_panorama(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object
     world.panorama.inject(Fault.SLOW, 3)  # three timeouts (read timeout 1 s), then answers
 
 
+def short_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deadlines short enough for drip-fed answers to play out quickly (only where needed:
+    under load a normal answer could pass them)."""
+    config = json.loads(os.environ["AKSFW_CONFIG"])
+    config["limits"].update({"panoramaDeadlineSeconds": 1, "kubeDeadlineSeconds": 0.25})
+    monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))
+    functions.application.cache_clear()
+
+
 def drip_panorama(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
+    short_deadlines(monkeypatch)
     world.panorama.drip_seconds = 0.05  # never trips the read timeout, always the deadline
-    world.panorama.inject(Fault.DRIP, 3)  # three passed deadlines, then answers
+    world.panorama.inject(Fault.DRIP, 3)  # three passed deadlines (1 s each), then answers
 
 
 def kube_misbehaves(**how: object) -> Callable[[World, pytest.MonkeyPatch, object], None]:
-    return lambda world, mp, azurite: world.kube.__dict__.update(how)
+    def inject(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
+        if how.get("drip_s"):
+            short_deadlines(monkeypatch)
+        world.kube.__dict__.update(how)
+
+    return inject
 
 
 def kube_behaves(world: World) -> None:
     world.kube.drip_s, world.kube.endless = 0.0, False
+    # Back to the default deadlines (the fixture's monkeypatch restores the rest).
+    config = json.loads(os.environ["AKSFW_CONFIG"])
+    config["limits"].pop("panoramaDeadlineSeconds", None)
+    config["limits"].pop("kubeDeadlineSeconds", None)
+    os.environ["AKSFW_CONFIG"] = json.dumps(config)
+    functions.application.cache_clear()
 
 
 def rotate_kube_token(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
@@ -311,15 +332,12 @@ def tags_of(state: AppliedState) -> dict[str, set[str]]:
 
 @pytest.fixture
 def slow_reads(monkeypatch, world):
-    """Panorama answers must come within 1 s, so the SLOW fault is a timeout; every
-    Panorama request and Kubernetes page within a short deadline and a 1 MiB cap, so
-    drip-fed and endless answers play out quickly."""
+    """Panorama answers must come within 1 s, so the SLOW fault is a timeout; answers are
+    capped at 1 MiB, so endless ones play out quickly."""
     config = json.loads(os.environ["AKSFW_CONFIG"])
     config["limits"] = {
         "panoramaReadTimeoutSeconds": 1,
-        "panoramaDeadlineSeconds": 0.5,
         "panoramaMaxResponseBytes": 1024 * 1024,
-        "kubeDeadlineSeconds": 0.25,
         "kubeMaxResponseBytes": 1024 * 1024,
     }
     monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))

@@ -17,7 +17,7 @@ from azure.core.credentials import TokenCredential
 
 from aksfw_core.aks.arm import NotFound, call, container_service
 from aksfw_core.config import ClusterConfig, Settings, TokenAccess
-from aksfw_core.errors import NonRetryable
+from aksfw_core.errors import ConfigError, InputError, NonRetryable
 from aksfw_core.inventory import Inventory, MonitoredCluster
 from aksfw_core.logs import log_event
 from aksfw_core.resource_ids import managed_cluster_id
@@ -53,7 +53,8 @@ class ClusterDiscovery:
 
         Raises:
             AuthError, Retryable, NonRetryable: Resource Manager could not be read.
-            InputError: two clusters would tag under the same name.
+            ConfigError: two clusters would tag under the same name (logged as
+                `config.invalid`).
         """
         with self._reading:
             if self._cached is None or self._clock() - self._read_at >= self._ttl_s:
@@ -68,7 +69,7 @@ class ClusterDiscovery:
         early read per inventory lifetime (`limits.inventory_ttl_s`).
 
         Raises:
-            AuthError, Retryable, NonRetryable, InputError: as `inventory`.
+            AuthError, Retryable, NonRetryable, ConfigError: as `inventory`.
         """
         with self._reading:
             inventory = self.inventory()
@@ -81,7 +82,7 @@ class ClusterDiscovery:
         """Read Resource Manager now.
 
         Raises:
-            AuthError, Retryable, NonRetryable, InputError: as `inventory`.
+            AuthError, Retryable, NonRetryable, ConfigError: as `inventory`.
         """
         with self._reading:
             return self._read()
@@ -99,7 +100,12 @@ class ClusterDiscovery:
         for key, config in explicit.items():
             if key not in found and (cluster := self._get(config)) is not None:
                 found[key] = _monitored(cluster, config)
-        inventory = Inventory(tuple(found[key] for key in sorted(found)))
+        try:
+            inventory = Inventory(tuple(found[key] for key in sorted(found)))
+        except InputError as error:
+            # The settings must change (an alias), not the message or event that asked.
+            log_event(log, "config.invalid", logging.ERROR, error=str(error))
+            raise ConfigError(str(error)) from None
         self._cached, self._read_at = inventory, self._clock()
         self._refreshed_early = False
         log_event(
