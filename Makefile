@@ -42,8 +42,8 @@ demo: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m examples.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check aksfw_core function_app.py tests examples bench
-	$(BIN)/ruff format --check aksfw_core function_app.py tests examples bench
+	$(BIN)/ruff check aksfw_core aksfw_local function_app.py tests examples bench
+	$(BIN)/ruff format --check aksfw_core aksfw_local function_app.py tests examples bench
 	$(BIN)/mypy
 
 test: lint checkov $(NODE_STAMP)

@@ -23,8 +23,8 @@ from aksfw_core.panorama.xmlapi import MAX_REQUEST_BYTES
 from aksfw_core.state_store import StateStore
 from aksfw_core.storage import StorageAccount
 from aksfw_core.targets import TargetResolver
-from tests.azurite import Azurite
-from tests.fakes.panorama import PanoramaSimulator
+from aksfw_local.azurite import Azurite
+from aksfw_local.fakes.panorama import PanoramaSimulator
 
 KEY = "bench-api-key"
 CLUSTER = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/bench"

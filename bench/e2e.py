@@ -1,13 +1,13 @@
 """Latency from an Event Grid event to the tags on Panorama, through the app's functions
-and the Azurite queues (tests/stack.py), excluding the host's queue polling interval."""
+and the Azurite queues (aksfw_local/stack.py), excluding the host's queue polling interval."""
 
 from __future__ import annotations
 
 import statistics
 import time
 
-from tests.fakes.kube_api import service
-from tests.stack import local_stack
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.stack import local_stack
 
 
 def event_to_registered(changes: int) -> dict[str, object]:

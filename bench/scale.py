@@ -41,17 +41,16 @@ from aksfw_core.state_store import StateStore
 from aksfw_core.storage import StorageAccount
 from aksfw_core.sync import sync_cluster
 from aksfw_core.tags import ClusterTags, compute_tags
+from aksfw_local.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
+from aksfw_local.fakes.arm import FakeArm
+from aksfw_local.fakes.kube_api import FakeKubeApi, service
+from aksfw_local.fakes.panorama import PanoramaSimulator
+from aksfw_local.functions_host import QueueTriggerHost
+from aksfw_local.stack import EVENTS
 from bench.storage_proxy import CountingProxy
-from tests.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
-from tests.fakes.arm import FakeArm
-from tests.fakes.kube_api import FakeKubeApi, service
-from tests.fakes.panorama import PanoramaSimulator
-from tests.functions_host import QueueTriggerHost
 
 SUBSCRIPTION = "11111111-1111-1111-1111-111111111111"
-EVENT = (
-    Path(__file__).resolve().parent.parent / "tests" / "data" / "events" / "lb-write.eventgrid.json"
-)
+EVENT = EVENTS / "lb-write.eventgrid.json"
 API_KEY = "scale-bench-key"
 KUBE_TOKEN = "scale-bench-cluster-token"  # noqa: S105 - a local fake's
 DEVICE_GROUP = "dg-aks"

@@ -9,7 +9,7 @@ from aksfw_core.model import Service
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.sync import sync_cluster
 from aksfw_core.tags import compute_tags
-from tests.fakes.panorama import PanoramaSimulator
+from aksfw_local.fakes.panorama import PanoramaSimulator
 
 KEY = "bench-api-key"
 

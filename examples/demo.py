@@ -2,7 +2,7 @@
 
 Starts Azurite (the Azure Storage emulator), a fake Resource Manager with one AKS cluster,
 a fake Kubernetes API server with its Services, and the Panorama simulator, all on
-127.0.0.1 (tests/stack.py). Sends a Service-created event through the app's Event Grid
+127.0.0.1 (aksfw_local/stack.py). Sends a Service-created event through the app's Event Grid
 function, lets the queue function apply it, prints what Panorama holds; deletes a
 Service, sends the event for that, and shows its tags go. Everything stops at the end.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from tests.fakes.kube_api import service
-from tests.stack import CLUSTER_ID, LocalStack, local_stack
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.stack import CLUSTER_ID, LocalStack, local_stack
 
 CONFIG = {
     "clusters": [

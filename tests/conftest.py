@@ -11,7 +11,7 @@ from aksfw_core.config import PanoramaSettings
 from aksfw_core.limits import Limits
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.retry import RetrySettings
-from tests.fakes.panorama import PanoramaSimulator
+from aksfw_local.fakes.panorama import PanoramaSimulator
 
 pytest_plugins = ["tests.azurite_fixtures", "tests.flow"]
 

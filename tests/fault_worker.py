@@ -27,7 +27,7 @@ from pathlib import Path
 
 import function_app
 from aksfw_core.state_store import StateStore
-from tests.functions_host import QueueTriggerHost, load_queue_settings
+from aksfw_local.functions_host import QueueTriggerHost, load_queue_settings
 
 UPDATES = "panorama-updates"
 POLL_S = 0.02

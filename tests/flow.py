@@ -19,10 +19,10 @@ from aksfw_core.messages import PANORAMA_TARGET
 from aksfw_core.state import AppliedState
 from aksfw_core.state_store import StateStore
 from aksfw_core.storage import StorageAccount, StorageNames
+from aksfw_local.fakes.arm import FakeArm
+from aksfw_local.fakes.kube_api import FakeKubeApi
+from aksfw_local.functions_host import Handler, QueueTriggerHost
 from tests.conftest import API_KEY
-from tests.fakes.arm import FakeArm
-from tests.fakes.kube_api import FakeKubeApi
-from tests.functions_host import Handler, QueueTriggerHost
 from tests.test_events import EVENTS
 
 SUB = "11111111-1111-1111-1111-111111111111"

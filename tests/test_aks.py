@@ -20,9 +20,9 @@ from aksfw_core.config import parse_settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable
 from aksfw_core.inventory import MonitoredCluster
 from aksfw_core.services import parse_service_items
-from tests.fakes.arm import FakeArm
-from tests.fakes.keyvault import FakeKeyVault
-from tests.fakes.kube_api import FakeKubeApi, service
+from aksfw_local.fakes.arm import FakeArm
+from aksfw_local.fakes.keyvault import FakeKeyVault
+from aksfw_local.fakes.kube_api import FakeKubeApi, service
 from tests.test_events import EVENTS
 
 SUB1 = "11111111-1111-1111-1111-111111111111"

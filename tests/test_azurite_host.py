@@ -12,8 +12,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
-from tests.azurite import Azurite, AzuriteError
-from tests.functions_host import (
+from aksfw_local.azurite import Azurite, AzuriteError
+from aksfw_local.functions_host import (
     HOST_JSON,
     QueueTriggerHost,
     enqueue,

@@ -27,9 +27,9 @@ from aksfw_core.state import EnqueuedMark
 from aksfw_core.state_store import StateStore
 from aksfw_core.storage import StorageAccount, StorageNames
 from aksfw_core.targets import TargetResolver
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.fakes.panorama import Fault
 from tests.conftest import API_KEY, settings_for
-from tests.fakes.kube_api import service
-from tests.fakes.panorama import Fault
 from tests.test_applier import CLUSTER, Monitored, monitored, snapshot
 
 

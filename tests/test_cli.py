@@ -13,9 +13,9 @@ import pytest
 
 import aksfw_core.__main__ as cli
 from aksfw_core.__main__ import main
+from aksfw_local.fakes.kube_api import FakeKubeApi, service
+from aksfw_local.fakes.panorama import Fault
 from tests.conftest import API_KEY
-from tests.fakes.kube_api import FakeKubeApi, service
-from tests.fakes.panorama import Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = str(ROOT / "examples" / "services.json")

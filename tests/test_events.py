@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from azure.eventgrid import SystemEventNames
@@ -12,6 +11,7 @@ from aksfw_core.__main__ import main
 from aksfw_core.errors import InputError
 from aksfw_core.events import ChangeKind, MalformedEvent, ResourceEvent, read_event, resolve_event
 from aksfw_core.inventory import Inventory, MonitoredCluster, inventory_from_json
+from aksfw_local.stack import EVENTS
 
 SUB1 = "11111111-1111-1111-1111-111111111111"
 SUB2 = "22222222-2222-2222-2222-222222222222"
@@ -27,7 +27,6 @@ INVENTORY = Inventory(
         MonitoredCluster(EDGE, "aks-edge", "aks-edge", "nodes-edge", credential="token"),
     )
 )
-EVENTS = Path(__file__).parent / "data" / "events"
 
 
 def eventgrid(event_type, subject, operation=None, topic=f"/subscriptions/{SUB1}"):

@@ -15,8 +15,8 @@ import pytest
 import requests
 from kubernetes.client.exceptions import ApiException
 
-from tests.fakes.kube_api import FakeKubeApi, service
-from tests.fakes.panorama import Fault, PanoramaSimulator
+from aksfw_local.fakes.kube_api import FakeKubeApi, service
+from aksfw_local.fakes.panorama import Fault, PanoramaSimulator
 
 KEY = "test-key"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -328,7 +328,7 @@ def test_tls_simulator_verifies_against_its_ca(tmp_path: Path) -> None:
 
 def test_simulator_runs_as_a_process() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.panorama", "--port", "0", "--api-key", "demo"],
+        [sys.executable, "-m", "aksfw_local.fakes.panorama", "--port", "0", "--api-key", "demo"],
         cwd=REPO_ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

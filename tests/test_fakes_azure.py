@@ -8,7 +8,6 @@ import ssl
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,13 +23,13 @@ from azure.keyvault.secrets import SecretClient
 from azure.keyvault.secrets._shared import http_challenge_cache
 from azure.mgmt.containerservice import ContainerServiceClient
 
-from tests.fakes.arm import AKS_AAD_SERVER_ID, DEFAULT_API_VERSION, FakeArm
-from tests.fakes.keyvault import FakeKeyVault
+from aksfw_local.fakes.arm import AKS_AAD_SERVER_ID, DEFAULT_API_VERSION, FakeArm
+from aksfw_local.fakes.keyvault import FakeKeyVault
+from aksfw_local.stack import EVENTS
 
 SUB = "11111111-1111-1111-1111-111111111111"
 SUB2 = "22222222-2222-2222-2222-222222222222"
 ARM_SCOPE = "https://management.azure.com/.default"
-EVENTS = Path(__file__).parent / "data" / "events"
 
 
 class StaticTokenCredential:

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from tests.fakes.kube_api import service
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.functions_host import poison_messages
 from tests.flow import DONE
-from tests.functions_host import poison_messages
 from tests.test_faults import AFTER, FOREIGN, UPDATES, converge, merged, owned_tags, tags_of
 
 ROOT = Path(__file__).resolve().parent.parent

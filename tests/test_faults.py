@@ -28,10 +28,10 @@ from aksfw_core.services import parse_service_items
 from aksfw_core.state import AppliedState
 from aksfw_core.state_store import StateStore
 from aksfw_core.tags import compute_tags
-from tests.fakes.kube_api import service
-from tests.fakes.panorama import Fault
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.fakes.panorama import Fault
+from aksfw_local.functions_host import poison_messages
 from tests.flow import DONE, POISONED, RETRIED, Delivery, World
-from tests.functions_host import poison_messages
 
 FOREIGN = {
     "20.0.0.1": {"corp.keep"},

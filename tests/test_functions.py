@@ -24,11 +24,11 @@ from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.queues import MessageQueues
 from aksfw_core.reconcile import TagPlan
 from aksfw_core.storage import StorageAccount
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.fakes.panorama import Fault
+from aksfw_local.functions_host import enqueue, poison_messages
 from tests.conftest import API_KEY
-from tests.fakes.kube_api import service
-from tests.fakes.panorama import Fault
 from tests.flow import CLUSTER, HANDLERS, NODE_GROUP, SUB, configure
-from tests.functions_host import enqueue, poison_messages
 
 WEB = {"name": "web", "namespace": "shop", "ips": ["20.0.0.1"], "labels": {"app": "web"}}
 

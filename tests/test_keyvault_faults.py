@@ -16,9 +16,9 @@ from azure.core.pipeline.policies import RetryPolicy
 from azure.keyvault.secrets._shared import http_challenge_cache
 
 from aksfw_core import functions
-from tests.fakes.keyvault import FakeKeyVault
+from aksfw_local.fakes.keyvault import FakeKeyVault
+from aksfw_local.functions_host import poison_messages
 from tests.flow import CLUSTER, DONE, POISONED, World
-from tests.functions_host import poison_messages
 from tests.test_faults import (
     AFTER,
     BEFORE,

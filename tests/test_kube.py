@@ -11,8 +11,8 @@ from aksfw_core.kube import KubernetesServices
 from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings
 from aksfw_core.transport import DeadlineExceeded, ResponseTooLarge
-from tests.fakes.kube_api import FakeKubeApi, service
-from tests.fakes.server import HttpResponse
+from aksfw_local.fakes.kube_api import FakeKubeApi, service
+from aksfw_local.fakes.server import HttpResponse
 
 NO_WAIT = RetrySettings(attempts=2, initial_wait_s=0, max_wait_s=0)
 

@@ -16,8 +16,8 @@ from aksfw_core.reconcile import TagPlan
 from aksfw_core.sync import sync_cluster
 from aksfw_core.tags import ClusterTags
 from aksfw_core.transport import DeadlineExceeded, ResponseTooLarge
+from aksfw_local.fakes.panorama import Fault, PanoramaSimulator
 from tests.conftest import API_KEY, FAST_RETRY, settings_for
-from tests.fakes.panorama import Fault, PanoramaSimulator
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.sync import sync_cluster
 from aksfw_core.tags import compute_tags
+from aksfw_local.fakes import panorama as fake_panorama
+from aksfw_local.fakes.panorama import PanoramaSimulator
+from aksfw_local.fakes.server import HttpResponse
 from tests.conftest import API_KEY, settings_for
-from tests.fakes import panorama as fake_panorama
-from tests.fakes.panorama import PanoramaSimulator
-from tests.fakes.server import HttpResponse
 
 
 def xml_answer(body: str) -> HttpResponse:

@@ -21,10 +21,10 @@ from aksfw_core.limits import Limits
 from aksfw_core.messages import ResyncRequest, decode, encode
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
 from aksfw_core.reconcile import TagPlan
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.functions_host import enqueue, poison_messages
 from tests.conftest import API_KEY
-from tests.fakes.kube_api import service
 from tests.flow import CLUSTER, HANDLERS, SUB
-from tests.functions_host import enqueue, poison_messages
 from tests.test_bursts import lists, with_follow_up
 
 WEB = {"name": "web", "namespace": "shop", "ips": ["20.0.0.1"], "labels": {"app": "web"}}

@@ -25,11 +25,11 @@ from aksfw_core.messages import fingerprint
 from aksfw_core.state import AppliedState, state_key, to_bytes
 from aksfw_core.state_store import StateStore
 from aksfw_core.storage import StorageAccount
+from aksfw_local.azurite import connection_string
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.fakes.panorama import PanoramaSimulator
 from bench.storage_proxy import CountingProxy
-from tests.azurite import connection_string
 from tests.conftest import API_KEY
-from tests.fakes.kube_api import service
-from tests.fakes.panorama import PanoramaSimulator
 from tests.flow import CLUSTER, HANDLERS, SUB, configure
 
 WEB = {"name": "web", "namespace": "shop", "ips": ["20.0.0.1"], "labels": {"app": "web"}}

@@ -10,8 +10,8 @@ from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.selectors import named_selector
 from aksfw_core.sync import sync_cluster
 from aksfw_core.tags import compute_tags
+from aksfw_local.fakes.panorama import Fault
 from tests.conftest import API_KEY, settings_for
-from tests.fakes.panorama import Fault
 
 WEB = Service("shop", "web", {"app": "web"}, ("20.1.1.1",))
 API = Service("shop", "api", {"app": "api"}, ("20.1.1.2",))

@@ -19,19 +19,19 @@ from pathlib import Path
 import pytest
 
 from aksfw_core import functions
-from tests.conftest import API_KEY
-from tests.fakes.kube_api import FakeKubeApi
-from tests.fakes.panorama import PanoramaSimulator
-from tests.fakes.server import FakeServer
-from tests.fakes.tls import (
+from aksfw_local.fakes.kube_api import FakeKubeApi
+from aksfw_local.fakes.panorama import PanoramaSimulator
+from aksfw_local.fakes.server import FakeServer
+from aksfw_local.fakes.tls import (
     CertificateAuthority,
     CertProblem,
     accepted_connections,
     new_certificate_authority,
     write_tls_material,
 )
+from aksfw_local.functions_host import poison_messages
+from tests.conftest import API_KEY
 from tests.flow import NODE_GROUP, POISONED, SUB, World
-from tests.functions_host import poison_messages
 from tests.test_faults import AFTER, BEFORE, FOREIGN, RESYNCS, UPDATES, converge, merged, owned_tags
 
 PROBLEMS = pytest.mark.parametrize("problem", list(CertProblem), ids=lambda p: p.value)

@@ -24,7 +24,7 @@ The server lifecycle (``start``/``stop``, ``url``, ``ca_file``, ``errors``) come
 
 Run it as a process for a demo::
 
-    python -m tests.fakes.panorama --port 0 --api-key KEY
+    python -m aksfw_local.fakes.panorama --port 0 --api-key KEY
 
 which prints ``{"url": "http://127.0.0.1:PORT"}`` and serves until SIGTERM/SIGINT or
 until its standard input is closed.

@@ -18,18 +18,19 @@ from typing import Any
 import azure.functions as func
 
 from aksfw_core import functions
-from tests.azurite import Azurite
-from tests.fakes.arm import FakeArm
-from tests.fakes.kube_api import FakeKubeApi
-from tests.fakes.panorama import PanoramaSimulator
-from tests.functions_host import QueueTriggerHost
+from aksfw_local.azurite import Azurite
+from aksfw_local.fakes.arm import FakeArm
+from aksfw_local.fakes.kube_api import FakeKubeApi
+from aksfw_local.fakes.panorama import PanoramaSimulator
+from aksfw_local.functions_host import QueueTriggerHost
 
 SUBSCRIPTION = "11111111-1111-1111-1111-111111111111"
 CLUSTER_ID = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-prod/providers/"
     "Microsoft.ContainerService/managedClusters/aks-prod1"
 )
-EVENTS = Path(__file__).resolve().parent / "data" / "events"
+EVENTS = Path(__file__).resolve().parent / "events"
+"""Sample Event Grid events shaped like Azure's documentation (README there)."""
 API_KEY = "local-stack-api-key"
 CLUSTER_TOKEN = "local-stack-cluster-token"
 
@@ -44,7 +45,7 @@ class LocalStack:
     updates: QueueTriggerHost
 
     def send_event(self, name: str) -> dict[str, Any]:
-        """Deliver a sample event (tests/data/events) to the Event Grid function."""
+        """Deliver a sample event (aksfw_local/events) to the Event Grid function."""
         document: dict[str, Any] = json.loads((EVENTS / name).read_text())
         self.functions["resource_event"](
             func.EventGridEvent(
