@@ -13,21 +13,21 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from aksfw_core.aks.discovery import ClusterDiscovery
-from aksfw_core.aks.identity import azure_credential
+from aksfw_core.azure.discovery import ClusterDiscovery
+from aksfw_core.azure.events import read_event, resolve
+from aksfw_core.azure.identity import azure_credential
+from aksfw_core.azure.inventory import inventory_from_json
 from aksfw_core.config import PanoramaSettings, load_settings, readable_file
 from aksfw_core.errors import AksfwError, InputError
-from aksfw_core.events import read_event, resolve
-from aksfw_core.inventory import inventory_from_json
 from aksfw_core.jsondoc import load_json
 from aksfw_core.kube import KubernetesServices
-from aksfw_core.model import TagWarning, ip_tags_json
+from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import MAX_TAG_TIMEOUT_S, ApiKey, PanoramaClient
-from aksfw_core.reconcile import owned_only
-from aksfw_core.selectors import NamedSelector, named_selector
-from aksfw_core.services import ServiceList, parse_service_items, parse_service_list
-from aksfw_core.sync import sync_cluster
-from aksfw_core.tags import ClusterTags, check_cluster_name, compute_tags, ownership
+from aksfw_core.rules.model import TagWarning, ip_tags_json
+from aksfw_core.rules.plan import owned_only
+from aksfw_core.rules.selectors import NamedSelector, named_selector
+from aksfw_core.rules.services import ServiceList, parse_service_items, parse_service_list
+from aksfw_core.rules.tags import ClusterTags, check_cluster_name, compute_tags, ownership
 
 EXIT_FAILED = 1
 """The work could not be done (Panorama or the cluster refused or failed)."""

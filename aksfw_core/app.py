@@ -12,24 +12,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aksfw_core.aks.access import ClusterAccess
-from aksfw_core.aks.discovery import ClusterDiscovery
-from aksfw_core.aks.identity import azure_credential
-from aksfw_core.applier import Applier, ApplyOutcome
+from aksfw_core.azure.access import ClusterAccess
+from aksfw_core.azure.discovery import ClusterDiscovery
+from aksfw_core.azure.events import ChangeKind, Resolution, read_event, resolve
+from aksfw_core.azure.identity import azure_credential
+from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.config import Settings, load_settings
-from aksfw_core.coordination import Coordination
 from aksfw_core.errors import AksfwError, InputError
-from aksfw_core.events import ChangeKind, Resolution, read_event, resolve
-from aksfw_core.inventory import Inventory, MonitoredCluster
 from aksfw_core.logs import log_event
-from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest, Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.queues import MessageQueues
-from aksfw_core.resync import Resyncer
-from aksfw_core.state import StateSummary, cluster_key
-from aksfw_core.state_store import ListedSummary, StateStore
-from aksfw_core.storage import StorageAccount
-from aksfw_core.targets import TargetResolver
+from aksfw_core.panorama.targets import TargetResolver
+from aksfw_core.pipeline.applier import Applier, ApplyOutcome
+from aksfw_core.pipeline.coordination import Coordination
+from aksfw_core.pipeline.queues import MessageQueues
+from aksfw_core.pipeline.snapshots import Resyncer
+from aksfw_core.pipeline.state import StateSummary, cluster_key
+from aksfw_core.pipeline.state_store import ListedSummary, StateStore
+from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.rules.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest, Snapshot
 
 log = logging.getLogger(__name__)
 

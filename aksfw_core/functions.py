@@ -19,9 +19,9 @@ from typing import Any
 import azure.functions as func
 
 from aksfw_core.app import Aksfw, UnknownCluster
+from aksfw_core.azure.events import MalformedEvent
 from aksfw_core.config import ResyncConfig, load_settings
 from aksfw_core.errors import AksfwError, ConfigError, InputError, NonRetryable, Retryable
-from aksfw_core.events import MalformedEvent
 from aksfw_core.jsondoc import load_json
 from aksfw_core.logs import log_event
 

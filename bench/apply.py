@@ -14,15 +14,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from aksfw_core.applier import Applier
+from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.config import PanoramaSettings, PanoramaTargets
-from aksfw_core.inventory import Inventory, MonitoredCluster
-from aksfw_core.messages import Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.panorama.xmlapi import MAX_REQUEST_BYTES
-from aksfw_core.state_store import StateStore
-from aksfw_core.storage import StorageAccount
-from aksfw_core.targets import TargetResolver
+from aksfw_core.pipeline.applier import Applier
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.rules.messages import Snapshot
 from aksfw_local.azurite import Azurite
 from aksfw_local.fakes.panorama import PanoramaSimulator
 

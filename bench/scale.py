@@ -33,14 +33,14 @@ from azure.storage.queue import QueueClient
 import function_app
 from aksfw_core import functions
 from aksfw_core.config import load_settings
-from aksfw_core.messages import Snapshot
+from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.services import parse_service_items
-from aksfw_core.state import AppliedState
-from aksfw_core.state_store import StateStore
-from aksfw_core.storage import StorageAccount
-from aksfw_core.sync import sync_cluster
-from aksfw_core.tags import ClusterTags, compute_tags
+from aksfw_core.pipeline.state import AppliedState
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.rules.messages import Snapshot
+from aksfw_core.rules.services import parse_service_items
+from aksfw_core.rules.tags import ClusterTags, compute_tags
 from aksfw_local.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite
 from aksfw_local.fakes.arm import FakeArm
 from aksfw_local.fakes.kube_api import FakeKubeApi, service

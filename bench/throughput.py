@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from aksfw_core.config import PanoramaSettings
-from aksfw_core.model import Service
+from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.sync import sync_cluster
-from aksfw_core.tags import compute_tags
+from aksfw_core.rules.model import Service
+from aksfw_core.rules.tags import compute_tags
 from aksfw_local.fakes.panorama import PanoramaSimulator
 
 KEY = "bench-api-key"

@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import function_app
-from aksfw_core.state_store import StateStore
+from aksfw_core.pipeline.state_store import StateStore
 from aksfw_local.functions_host import QueueTriggerHost, load_queue_settings
 
 UPDATES = "panorama-updates"

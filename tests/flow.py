@@ -15,10 +15,10 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 
 import function_app
 from aksfw_core import functions
-from aksfw_core.messages import PANORAMA_TARGET
-from aksfw_core.state import AppliedState
-from aksfw_core.state_store import StateStore
-from aksfw_core.storage import StorageAccount, StorageNames
+from aksfw_core.pipeline.state import AppliedState
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.pipeline.storage import StorageAccount, StorageNames
+from aksfw_core.rules.messages import PANORAMA_TARGET
 from aksfw_local.fakes.arm import FakeArm
 from aksfw_local.fakes.kube_api import FakeKubeApi
 from aksfw_local.functions_host import Handler, QueueTriggerHost

@@ -13,13 +13,13 @@ from azure.core.credentials import AccessToken
 from azure.keyvault.secrets._shared import http_challenge_cache
 
 from aksfw_core.__main__ import main
-from aksfw_core.aks.access import TOKEN_REFRESH_MARGIN_S, ClusterAccess, EntraTokenHook
-from aksfw_core.aks.discovery import ClusterDiscovery
-from aksfw_core.aks.identity import AKS_SERVER_SCOPE, StaticToken
+from aksfw_core.azure.access import TOKEN_REFRESH_MARGIN_S, ClusterAccess, EntraTokenHook
+from aksfw_core.azure.discovery import ClusterDiscovery
+from aksfw_core.azure.identity import AKS_SERVER_SCOPE, StaticToken
+from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.config import parse_settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable
-from aksfw_core.inventory import MonitoredCluster
-from aksfw_core.services import parse_service_items
+from aksfw_core.rules.services import parse_service_items
 from aksfw_local.fakes.arm import FakeArm
 from aksfw_local.fakes.keyvault import FakeKeyVault
 from aksfw_local.fakes.kube_api import FakeKubeApi, service

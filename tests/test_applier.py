@@ -10,16 +10,16 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from aksfw_core.applier import Applier
+from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.config import PanoramaTargets
-from aksfw_core.inventory import Inventory, MonitoredCluster
 from aksfw_core.limits import Limits
-from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, Snapshot, fingerprint
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.state import AppliedState
-from aksfw_core.state_store import StateStore
-from aksfw_core.storage import StorageAccount, StorageNames
-from aksfw_core.targets import TargetResolver
+from aksfw_core.panorama.targets import TargetResolver
+from aksfw_core.pipeline.applier import Applier
+from aksfw_core.pipeline.state import AppliedState
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.pipeline.storage import StorageAccount, StorageNames
+from aksfw_core.rules.messages import PANORAMA_TARGET, MalformedMessage, Snapshot, fingerprint
 from tests.conftest import API_KEY, settings_for
 
 GROUP = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg"

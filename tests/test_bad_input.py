@@ -10,10 +10,11 @@ import xml.etree.ElementTree as ET
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aksfw_core.azure.events import resolve_event
+from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.errors import InputError
-from aksfw_core.events import resolve_event
-from aksfw_core.inventory import Inventory, MonitoredCluster
-from aksfw_core.messages import (
+from aksfw_core.panorama import xmlapi
+from aksfw_core.rules.messages import (
     BlobReference,
     MalformedMessage,
     ResyncRequest,
@@ -21,12 +22,11 @@ from aksfw_core.messages import (
     encode,
     encode_reference,
 )
-from aksfw_core.model import Service
-from aksfw_core.panorama import xmlapi
-from aksfw_core.reconcile import TagPlan, plan_changes
-from aksfw_core.selectors import parse_selector
-from aksfw_core.services import parse_service_list
-from aksfw_core.tags import MAX_TAG_LENGTH, MAX_TAGS_PER_IP, compute_tags, ownership
+from aksfw_core.rules.model import Service
+from aksfw_core.rules.plan import TagPlan, plan_changes
+from aksfw_core.rules.selectors import parse_selector
+from aksfw_core.rules.services import parse_service_list
+from aksfw_core.rules.tags import MAX_TAG_LENGTH, MAX_TAGS_PER_IP, compute_tags, ownership
 
 # Derandomized: CI runs the same examples every time, so a failure is reproducible.
 FAST = settings(

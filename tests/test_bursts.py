@@ -16,17 +16,17 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from aksfw_core import functions
-from aksfw_core.applier import Applier
 from aksfw_core.config import PanoramaTargets
-from aksfw_core.coordination import Coordination
 from aksfw_core.errors import Retryable
 from aksfw_core.limits import Limits
-from aksfw_core.messages import Snapshot
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.state import EnqueuedMark
-from aksfw_core.state_store import StateStore
-from aksfw_core.storage import StorageAccount, StorageNames
-from aksfw_core.targets import TargetResolver
+from aksfw_core.panorama.targets import TargetResolver
+from aksfw_core.pipeline.applier import Applier
+from aksfw_core.pipeline.coordination import Coordination
+from aksfw_core.pipeline.state import EnqueuedMark
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.pipeline.storage import StorageAccount, StorageNames
+from aksfw_core.rules.messages import Snapshot
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.fakes.panorama import Fault
 from tests.conftest import API_KEY, settings_for

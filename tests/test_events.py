@@ -8,9 +8,15 @@ import pytest
 from azure.eventgrid import SystemEventNames
 
 from aksfw_core.__main__ import main
+from aksfw_core.azure.events import (
+    ChangeKind,
+    MalformedEvent,
+    ResourceEvent,
+    read_event,
+    resolve_event,
+)
+from aksfw_core.azure.inventory import Inventory, MonitoredCluster, inventory_from_json
 from aksfw_core.errors import InputError
-from aksfw_core.events import ChangeKind, MalformedEvent, ResourceEvent, read_event, resolve_event
-from aksfw_core.inventory import Inventory, MonitoredCluster, inventory_from_json
 from aksfw_local.stack import EVENTS
 
 SUB1 = "11111111-1111-1111-1111-111111111111"

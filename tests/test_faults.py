@@ -24,10 +24,10 @@ import pytest
 
 from aksfw_core import functions
 from aksfw_core.errors import AksfwError
-from aksfw_core.services import parse_service_items
-from aksfw_core.state import AppliedState
-from aksfw_core.state_store import StateStore
-from aksfw_core.tags import compute_tags
+from aksfw_core.pipeline.state import AppliedState
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.rules.services import parse_service_items
+from aksfw_core.rules.tags import compute_tags
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.fakes.panorama import Fault
 from aksfw_local.functions_host import poison_messages

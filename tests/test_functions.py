@@ -19,11 +19,11 @@ from azure.storage.queue import QueueServiceClient
 from aksfw_core import functions
 from aksfw_core.config import PanoramaSettings
 from aksfw_core.limits import Limits
-from aksfw_core.messages import Snapshot, encode
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.queues import MessageQueues
-from aksfw_core.reconcile import TagPlan
-from aksfw_core.storage import StorageAccount
+from aksfw_core.pipeline.queues import MessageQueues
+from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.rules.messages import Snapshot, encode
+from aksfw_core.rules.plan import TagPlan
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.fakes.panorama import Fault
 from aksfw_local.functions_host import enqueue, poison_messages

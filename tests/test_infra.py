@@ -1,6 +1,6 @@
 """The azd deployment (azure.yaml, infra/), checked offline: the Bicep parses, its modules
 exist, the app settings match what the code reads, the Event Grid filter matches what
-aksfw_core.events resolves, the configuration document it builds is one the parser takes,
+aksfw_core.azure.events resolves, the configuration document it builds is one the parser takes,
 roles are the least the README asks for, and no secret is written in plain text.
 
 Bicep is read with pycep (a Python Bicep parser); `make checkov` runs the security checks.
@@ -21,11 +21,11 @@ import pytest
 import yaml
 from pycep import BicepParser
 
-from aksfw_core import events
+from aksfw_core.azure import events
+from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.config import load_settings, parse_settings
 from aksfw_core.errors import InputError
-from aksfw_core.inventory import Inventory, MonitoredCluster
-from aksfw_core.storage import StorageNames
+from aksfw_core.pipeline.storage import StorageNames
 from tests.infra_settings import (
     FORBIDDEN,
     LOCAL_ONLY,

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from aksfw_core.limits import Limits
-from aksfw_core.messages import (
+from aksfw_core.rules.messages import (
     MAX_QUEUE_TEXT,
     BlobReference,
     MalformedMessage,

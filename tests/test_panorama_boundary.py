@@ -11,10 +11,10 @@ import pytest
 from aksfw_core.errors import InputError, NonRetryable, Retryable
 from aksfw_core.limits import Limits
 from aksfw_core.panorama import xmlapi
+from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import PAGE_SIZE, ApiKey, PanoramaClient
-from aksfw_core.reconcile import TagPlan
-from aksfw_core.sync import sync_cluster
-from aksfw_core.tags import ClusterTags
+from aksfw_core.rules.plan import TagPlan
+from aksfw_core.rules.tags import ClusterTags
 from aksfw_core.transport import DeadlineExceeded, ResponseTooLarge
 from aksfw_local.fakes.panorama import Fault, PanoramaSimulator
 from tests.conftest import API_KEY, FAST_RETRY, settings_for

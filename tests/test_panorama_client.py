@@ -11,7 +11,7 @@ from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
 from aksfw_core.limits import Limits
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.panorama.xmlapi import panorama_url
-from aksfw_core.reconcile import TagPlan
+from aksfw_core.rules.plan import TagPlan
 from aksfw_local.fakes.panorama import Fault, PanoramaSimulator
 from tests.conftest import API_KEY, settings_for
 

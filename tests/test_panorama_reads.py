@@ -12,11 +12,11 @@ import requests
 
 from aksfw_core.errors import NonRetryable
 from aksfw_core.limits import Limits
-from aksfw_core.model import Service
 from aksfw_core.panorama import xmlapi
+from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.sync import sync_cluster
-from aksfw_core.tags import compute_tags
+from aksfw_core.rules.model import Service
+from aksfw_core.rules.tags import compute_tags
 from aksfw_local.fakes import panorama as fake_panorama
 from aksfw_local.fakes.panorama import PanoramaSimulator
 from aksfw_local.fakes.server import HttpResponse

@@ -18,9 +18,9 @@ from azure.storage.queue import QueueClient
 from aksfw_core import functions
 from aksfw_core.errors import ConfigError
 from aksfw_core.limits import Limits
-from aksfw_core.messages import ResyncRequest, decode, encode
 from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
-from aksfw_core.reconcile import TagPlan
+from aksfw_core.rules.messages import ResyncRequest, decode, encode
+from aksfw_core.rules.plan import TagPlan
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.functions_host import enqueue, poison_messages
 from tests.conftest import API_KEY

@@ -1,7 +1,7 @@
 """Plans touch only the cluster's own tags and are empty when nothing changed."""
 
-from aksfw_core.reconcile import owned_only, plan_changes
-from aksfw_core.tags import ownership
+from aksfw_core.rules.plan import owned_only, plan_changes
+from aksfw_core.rules.tags import ownership
 
 C1 = ownership("c1")
 

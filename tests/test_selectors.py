@@ -9,7 +9,7 @@ are written as (key, operator spelling, values) triples.
 import pytest
 
 from aksfw_core.errors import InputError
-from aksfw_core.selectors import (
+from aksfw_core.rules.selectors import (
     LabelSelector,
     Operator,
     Requirement,

@@ -3,8 +3,8 @@
 import pytest
 
 from aksfw_core.errors import InputError
-from aksfw_core.model import WarningKind
-from aksfw_core.services import parse_service_list
+from aksfw_core.rules.model import WarningKind
+from aksfw_core.rules.services import parse_service_list
 
 
 def service(name, namespace="default", kind="LoadBalancer", ingress=(), labels=None):

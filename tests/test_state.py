@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aksfw_core.state import (
+from aksfw_core.pipeline.state import (
     MAX_ERROR_CHARS,
     AppliedState,
     EnqueuedMark,

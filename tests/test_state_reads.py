@@ -21,10 +21,10 @@ from azure.storage.queue import QueueServiceClient
 
 from aksfw_core import functions
 from aksfw_core.limits import Limits
-from aksfw_core.messages import fingerprint
-from aksfw_core.state import AppliedState, state_key, to_bytes
-from aksfw_core.state_store import StateStore
-from aksfw_core.storage import StorageAccount
+from aksfw_core.pipeline.state import AppliedState, state_key, to_bytes
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.rules.messages import fingerprint
 from aksfw_local.azurite import connection_string
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.fakes.panorama import PanoramaSimulator

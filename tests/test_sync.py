@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from aksfw_core.errors import AuthError, Retryable
-from aksfw_core.model import Service
+from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.selectors import named_selector
-from aksfw_core.sync import sync_cluster
-from aksfw_core.tags import compute_tags
+from aksfw_core.rules.model import Service
+from aksfw_core.rules.selectors import named_selector
+from aksfw_core.rules.tags import compute_tags
 from aksfw_local.fakes.panorama import Fault
 from tests.conftest import API_KEY, settings_for
 

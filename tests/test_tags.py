@@ -3,9 +3,9 @@
 import pytest
 
 from aksfw_core.errors import InputError
-from aksfw_core.model import Service, WarningKind
-from aksfw_core.selectors import named_selector
-from aksfw_core.tags import MAX_TAGS_PER_IP, compute_tags, owns
+from aksfw_core.rules.model import Service, WarningKind
+from aksfw_core.rules.selectors import named_selector
+from aksfw_core.rules.tags import MAX_TAGS_PER_IP, compute_tags, owns
 
 WEB = Service("shop", "web", {"app": "web", "tier": "frontend"}, ("20.1.1.1",))
 API = Service("shop", "api", {"app": "api"}, ("10.0.0.7",))

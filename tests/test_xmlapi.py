@@ -8,7 +8,7 @@ import pytest
 
 from aksfw_core.errors import AuthError, NonRetryable, Retryable
 from aksfw_core.panorama import xmlapi
-from aksfw_core.reconcile import TagPlan
+from aksfw_core.rules.plan import TagPlan
 
 
 def members(command, action):

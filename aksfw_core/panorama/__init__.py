@@ -1,1 +1,2 @@
-"""Panorama and PAN-OS firewalls through the XML API: message building, the HTTP client."""
+"""The Panorama wing: the XML API as data (xmlapi), its HTTP client, which targets the
+configuration names (targets), and the one audit of a target against a cluster's tags."""

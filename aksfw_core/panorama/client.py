@@ -25,8 +25,8 @@ from aksfw_core.errors import InputError, NonRetryable, Retryable, retry_after_s
 from aksfw_core.logs import log_event
 from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.xmlapi import panorama_url
-from aksfw_core.reconcile import TagPlan
 from aksfw_core.retry import retrying
+from aksfw_core.rules.plan import TagPlan
 from aksfw_core.transport import deadline, read_capped, watch_pools
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
-from aksfw_core.reconcile import TagPlan
+from aksfw_core.rules.plan import TagPlan
 
 MAX_REQUEST_BYTES = 5_000_000
 """PAN-OS refuses XML API requests larger than 5 MB (read as decimal megabytes, the safer)."""

@@ -20,9 +20,9 @@ from azure.core.messaging import CloudEvent
 from azure.core.serialization import NULL
 from azure.eventgrid import EventGridEvent, SystemEventNames
 
+from aksfw_core.azure.inventory import Inventory
+from aksfw_core.azure.resource_ids import ResourceId, parse_resource_id
 from aksfw_core.errors import InputError
-from aksfw_core.inventory import Inventory
-from aksfw_core.resource_ids import ResourceId, parse_resource_id
 
 WRITE: str = SystemEventNames.ResourceWriteSuccessEventName.value
 DELETE: str = SystemEventNames.ResourceDeleteSuccessEventName.value

@@ -20,13 +20,13 @@ from azure.core.credentials import AccessToken, TokenCredential
 from azure.keyvault.secrets import SecretClient
 from kubernetes import config as k8s_config
 
-from aksfw_core.aks.arm import NotFound, call, container_service
-from aksfw_core.aks.identity import AKS_SERVER_SCOPE, StaticToken
+from aksfw_core.azure.arm import NotFound, call, container_service
+from aksfw_core.azure.identity import AKS_SERVER_SCOPE, StaticToken
+from aksfw_core.azure.inventory import MonitoredCluster
+from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.config import Settings, TokenAccess
 from aksfw_core.errors import InputError, NonRetryable
-from aksfw_core.inventory import MonitoredCluster
 from aksfw_core.kube import KubernetesServices
-from aksfw_core.resource_ids import managed_cluster_id
 
 TOKEN_REFRESH_MARGIN_S = 300
 """Seconds before expiry at which an Entra token is replaced."""

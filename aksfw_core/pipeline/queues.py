@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from aksfw_core.limits import Limits
-from aksfw_core.messages import (
+from aksfw_core.pipeline.storage import POISON_SUFFIX, StorageAccount, StorageNames
+from aksfw_core.rules.messages import (
     MAX_QUEUE_TEXT,
     BlobReference,
     MalformedMessage,
@@ -31,7 +32,6 @@ from aksfw_core.messages import (
     encode_payload,
     encode_reference,
 )
-from aksfw_core.storage import POISON_SUFFIX, StorageAccount, StorageNames
 from aksfw_core.transport import azure_errors
 
 PAYLOAD_PREFIX = "payloads/"

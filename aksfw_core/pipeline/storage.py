@@ -3,8 +3,8 @@ their poison queues, one state container). Built from `AzureWebJobsStorage` (a c
 string, or `UseDevelopmentStorage=true` for Azurite) or the identity-based
 `AzureWebJobsStorage__*` settings the Functions host uses in Azure.
 
-The work on it is split by job: `aksfw_core.queues` sends and receives messages,
-`aksfw_core.state_store` keeps what aksfw remembers per (cluster, target).
+The work on it is split by job: `aksfw_core.pipeline.queues` sends and receives messages,
+`aksfw_core.pipeline.state_store` keeps what aksfw remembers per (cluster, target).
 """
 
 from __future__ import annotations

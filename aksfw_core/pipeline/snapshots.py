@@ -12,19 +12,19 @@ import logging
 import time
 from collections.abc import Callable
 
-from aksfw_core.aks.access import ClusterAccess
-from aksfw_core.aks.discovery import ClusterDiscovery
+from aksfw_core.azure.access import ClusterAccess
+from aksfw_core.azure.discovery import ClusterDiscovery
+from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.errors import AuthError
-from aksfw_core.inventory import MonitoredCluster
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
-from aksfw_core.messages import ResyncRequest, Snapshot, fingerprint
-from aksfw_core.queues import MessageQueues
-from aksfw_core.services import parse_service_items
-from aksfw_core.state import EnqueuedMark
-from aksfw_core.state_store import StateStore
-from aksfw_core.tags import compute_tags
-from aksfw_core.targets import TargetResolver
+from aksfw_core.panorama.targets import TargetResolver
+from aksfw_core.pipeline.queues import MessageQueues
+from aksfw_core.pipeline.state import EnqueuedMark
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.rules.messages import ResyncRequest, Snapshot, fingerprint
+from aksfw_core.rules.services import parse_service_items
+from aksfw_core.rules.tags import compute_tags
 
 log = logging.getLogger(__name__)
 

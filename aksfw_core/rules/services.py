@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aksfw_core.errors import InputError
-from aksfw_core.model import Service, TagWarning, WarningKind
+from aksfw_core.rules.model import Service, TagWarning, WarningKind
 
 _LIST_KINDS = {"ServiceList", "List"}
 

@@ -27,7 +27,7 @@ from azure.core.exceptions import (
 
 from aksfw_core.errors import AksfwError, Retryable
 from aksfw_core.logs import log_event
-from aksfw_core.state import (
+from aksfw_core.pipeline.state import (
     AppliedState,
     EnqueuedMark,
     StateSummary,
@@ -40,7 +40,7 @@ from aksfw_core.state import (
     summary_metadata,
     to_bytes,
 )
-from aksfw_core.storage import StorageAccount
+from aksfw_core.pipeline.storage import StorageAccount
 from aksfw_core.transport import azure_errors
 
 log = logging.getLogger(__name__)

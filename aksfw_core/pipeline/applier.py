@@ -21,18 +21,18 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
+from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.errors import AksfwError, InputError, Retryable
-from aksfw_core.inventory import MonitoredCluster
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
-from aksfw_core.messages import PANORAMA_TARGET, MalformedMessage, Snapshot
+from aksfw_core.panorama.audit import audit_plan
 from aksfw_core.panorama.client import ApplyResult, PanoramaClient
-from aksfw_core.reconcile import TagPlan, plan_changes
-from aksfw_core.state import AppliedState
-from aksfw_core.state_store import StateConflict, StateStore
-from aksfw_core.sync import audit_plan
-from aksfw_core.tags import check_cluster_name, ownership, registrable
-from aksfw_core.targets import TargetResolver
+from aksfw_core.panorama.targets import TargetResolver
+from aksfw_core.pipeline.state import AppliedState
+from aksfw_core.pipeline.state_store import StateConflict, StateStore
+from aksfw_core.rules.messages import PANORAMA_TARGET, MalformedMessage, Snapshot
+from aksfw_core.rules.plan import TagPlan, plan_changes
+from aksfw_core.rules.tags import check_cluster_name, ownership, registrable
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from aksfw_core.config import PanoramaTargets
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
-from aksfw_core.messages import PANORAMA_TARGET
 from aksfw_core.panorama.client import PanoramaClient
+from aksfw_core.rules.messages import PANORAMA_TARGET
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 from aksfw_core.errors import InputError
 from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import Limits
-from aksfw_core.model import IpTags, ip_tags_json
+from aksfw_core.rules.model import IpTags, ip_tags_json
 
 SCHEMA_VERSION = 1
 """The version of every kind but the shared payload and its references."""

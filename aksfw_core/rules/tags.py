@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aksfw_core.errors import InputError
-from aksfw_core.model import Service, TagWarning, WarningKind
-from aksfw_core.selectors import NamedSelector
+from aksfw_core.rules.model import Service, TagWarning, WarningKind
+from aksfw_core.rules.selectors import NamedSelector
 
 MAX_TAG_LENGTH = 127
 """PAN-OS rejects longer tags; the Azure plugin drops them rather than truncating."""

@@ -32,8 +32,8 @@ from azure.storage.blob import BlobLeaseClient
 
 from aksfw_core.errors import AksfwError, Retryable
 from aksfw_core.logs import log_event
-from aksfw_core.state import state_key
-from aksfw_core.storage import StorageAccount
+from aksfw_core.pipeline.state import state_key
+from aksfw_core.pipeline.storage import StorageAccount
 from aksfw_core.transport import azure_errors
 
 log = logging.getLogger(__name__)

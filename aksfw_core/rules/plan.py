@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aksfw_core.model import IpTags
+from aksfw_core.rules.model import IpTags
 
 
 @dataclass(frozen=True)

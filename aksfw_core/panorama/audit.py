@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aksfw_core.logs import log_event
-from aksfw_core.model import IpTags, ip_tags_json
 from aksfw_core.panorama.client import PanoramaClient
 from aksfw_core.panorama.xmlapi import EntryMessage
-from aksfw_core.reconcile import TagPlan, owned_only, plan_changes
-from aksfw_core.tags import ClusterTags, ownership
+from aksfw_core.rules.model import IpTags, ip_tags_json
+from aksfw_core.rules.plan import TagPlan, owned_only, plan_changes
+from aksfw_core.rules.tags import ClusterTags, ownership
 
 log = logging.getLogger(__name__)
 

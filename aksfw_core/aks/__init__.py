@@ -1,1 +1,0 @@
-"""Azure adapters: credentials, AKS discovery through Resource Manager, cluster access."""
