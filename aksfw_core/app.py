@@ -115,7 +115,8 @@ class Aksfw:
             AksfwError: the inventory could not be read (Event Grid redelivers).
         """
         event = read_event(document)
-        resolution = resolve(event, self.discovery.inventory())
+        inventory = self.discovery.inventory()
+        resolution = resolve(event, inventory)
         if resolution.unknown_cluster:
             inventory = self.discovery.inventory_knowing(resolution.unknown_cluster)
             resolution = resolve(event, inventory)
@@ -131,7 +132,7 @@ class Aksfw:
             )
             if window <= 0 or self.coordination.claim(f"resync/{cluster_key(change.id)}", window):
                 try:
-                    self.resyncer.resync(request)
+                    self.resyncer.resync(request, inventory.find(change.id))
                 except AksfwError as error:
                     # The queue retries with backoff; the event itself is done.
                     log_event(log, "event.resync_queued", cluster=change.id, error=str(error))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -285,7 +286,11 @@ def test_token_credential_reads_the_service_account_token_from_key_vault(arm, tr
             ],
         )
         access = ClusterAccess(config, StaticToken(ARM_TOKEN))
-        cluster = MonitoredCluster(edge, "aks-edge", "aks-edge", "MC", credential="token")
+        # As discovery builds it: the token credential carried from the configuration.
+        cluster = MonitoredCluster(
+            edge, "aks-edge", "aks-edge", "MC", credential="token",
+            token=config.clusters[0].credential,
+        )  # fmt: skip
         assert listed_names(access, cluster) == ["edge"]
         missing = settings(
             arm.url,
@@ -294,8 +299,9 @@ def test_token_credential_reads_the_service_account_token_from_key_vault(arm, tr
                 {"id": edge, "credential": {"kind": "token", "server": kube.url, "secret": "nope"}}
             ],
         )
+        gone = replace(cluster, token=missing.clusters[0].credential)
         with pytest.raises(NonRetryable, match="'nope' not found"):
-            ClusterAccess(missing, StaticToken(ARM_TOKEN)).services(cluster)
+            ClusterAccess(missing, StaticToken(ARM_TOKEN)).services(gone)
         http_challenge_cache.remove_challenge_for_url(vault.url)
 
 

@@ -349,3 +349,17 @@ def test_no_secret_reaches_the_logs(world, caplog):
     assert "20.0.0.1" in world.registered()
     for secret in (API_KEY, "kube-token", world.arm.token):
         assert secret not in caplog.text
+
+
+def test_an_event_resolves_its_cluster_once(world, monkeypatch):
+    app = functions.application()
+    looked_up = []
+    knowing = app.discovery.inventory_knowing
+    monkeypatch.setattr(
+        app.discovery, "inventory_knowing", lambda cid: looked_up.append(cid) or knowing(cid)
+    )
+    world.kube.services = [service("web", "shop", ips=["20.0.0.1"])]
+    world.event("lb-write.eventgrid.json")
+    assert looked_up == []  # the resync is given the cluster the event resolved to
+    world.drain()
+    assert "aks.aks-prod1.web" in world.registered()["20.0.0.1"]

@@ -125,12 +125,9 @@ class ClusterAccess:
         return token_kubeconfig(access, secret.value.strip())
 
     def _token_access(self, cluster: MonitoredCluster) -> TokenAccess:
-        for config in self._settings.clusters:
-            if config.id.casefold() == cluster.id.casefold() and isinstance(
-                config.credential, TokenAccess
-            ):
-                return config.credential
-        raise InputError(f"{cluster.id}: no token credential in the configuration")
+        if cluster.token is None:
+            raise InputError(f"{cluster.id}: no token credential in the configuration")
+        return cluster.token
 
 
 class EntraTokenHook:

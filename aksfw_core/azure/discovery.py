@@ -164,13 +164,15 @@ class ClusterDiscovery:
 def _monitored(raw: dict[str, Any], config: ClusterConfig | None) -> MonitoredCluster:
     name = str(raw["name"])
     node_group = _node_resource_group(raw)
+    token = config.credential if config and isinstance(config.credential, TokenAccess) else None
     return MonitoredCluster(
         id=str(raw["id"]),
         name=name,
         tag_name=(config.alias if config and config.alias else name),
         node_resource_group=node_group,
         selectors=config.selectors if config else (),
-        credential="token" if config and isinstance(config.credential, TokenAccess) else "azure",
+        credential="token" if token else "azure",
+        token=token,
     )
 
 

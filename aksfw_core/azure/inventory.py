@@ -5,10 +5,11 @@ Azure. Printed by `aksfw clusters`, read back by `resolve-event --inventory`. Pu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aksfw_core.azure.resource_ids import managed_cluster_id, parse_resource_id
+from aksfw_core.config import TokenAccess
 from aksfw_core.errors import InputError
 from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.tags import check_cluster_name
@@ -28,6 +29,9 @@ class MonitoredCluster:
     """Name of the resource group holding its load balancers and public IPs."""
     selectors: tuple[NamedSelector, ...] = ()
     credential: str = "azure"
+    token: TokenAccess | None = field(default=None, compare=False, repr=False)
+    """For a `token` credential, where the token is (carried from the configuration, so
+    reaching the cluster needs no second look-up; None in an inventory read from JSON)."""
     """`azure` (managed identity) or `token` (Key Vault secret)."""
 
     @property

@@ -52,14 +52,19 @@ class Resyncer:
         self._targets = targets
         self._clock = clock
 
-    def resync(self, request: ResyncRequest) -> list[Snapshot]:
-        """Queue the snapshots the cluster's current Services call for.
+    def resync(
+        self, request: ResyncRequest, cluster: MonitoredCluster | None = None
+    ) -> list[Snapshot]:
+        """Queue the snapshots the cluster's current Services call for. `cluster` is the
+        monitored cluster when the caller has resolved it already (an event).
 
         Raises:
             AuthError, Retryable, NonRetryable: the cluster, Azure or Panorama could not be
                 read; nothing is queued, so nothing is removed.
         """
-        cluster = self._discovery.inventory_knowing(request.cluster_id).find(request.cluster_id)
+        if cluster is None:
+            inventory = self._discovery.inventory_knowing(request.cluster_id)
+            cluster = inventory.find(request.cluster_id)
         if cluster is None:
             log_event(log, "resync.not_monitored", cluster=request.cluster_id)
             return []
