@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aksfw_core.azure.events import resolve_event
+from aksfw_core.azure.events import read_event, resolve
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.errors import InputError
 from aksfw_core.panorama import xmlapi
@@ -151,7 +151,7 @@ EVENT_TYPES = st.sampled_from(
 )
 def test_event_resolver_resolves_or_reports_malformed(document):
     try:
-        resolution = resolve_event(document, INVENTORY)
+        resolution = resolve(read_event(document), INVENTORY)
     except InputError:
         return
     assert all(change.id == CLUSTER for change in resolution.clusters)

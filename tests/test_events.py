@@ -13,7 +13,7 @@ from aksfw_core.azure.events import (
     MalformedEvent,
     ResourceEvent,
     read_event,
-    resolve_event,
+    resolve,
 )
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster, inventory_from_json
 from aksfw_core.errors import InputError
@@ -205,7 +205,7 @@ RESYNC, TOMBSTONE = ChangeKind.RESYNC, ChangeKind.TOMBSTONE
     ],
 )
 def test_resolution(case, event, expected):
-    resolution = resolve_event(event, INVENTORY)
+    resolution = resolve(read_event(event), INVENTORY)
     assert [(c.id, c.kind) for c in resolution.clusters] == expected, case
     assert bool(resolution.reason) is not bool(expected), case
     assert resolution.unknown_cluster is None
@@ -220,7 +220,7 @@ def test_resolution(case, event, expected):
     ],
 )
 def test_unknown_cluster_asks_for_an_inventory_refresh(event):
-    resolution = resolve_event(event, INVENTORY)
+    resolution = resolve(read_event(event), INVENTORY)
     assert resolution.clusters == ()
     assert resolution.unknown_cluster is not None
     assert resolution.unknown_cluster.casefold() == OTHER.casefold()
@@ -266,7 +266,7 @@ def test_unknown_cluster_asks_for_an_inventory_refresh(event):
 )
 def test_malformed_events_raise_a_clear_error(event, reason):
     with pytest.raises(MalformedEvent, match=reason):
-        resolve_event(event, INVENTORY)
+        resolve(read_event(event), INVENTORY)
 
 
 def test_malformed_event_is_input_error_so_it_is_dropped_not_retried():
@@ -314,7 +314,7 @@ def test_bad_inventory_documents(document, reason):
     ],
 )
 def test_documented_sample_events(file, expected):
-    resolution = resolve_event(json.loads((EVENTS / file).read_text()), INVENTORY)
+    resolution = resolve(read_event(json.loads((EVENTS / file).read_text())), INVENTORY)
     assert [(c.id, c.kind) for c in resolution.clusters] == expected
 
 
@@ -405,7 +405,7 @@ def test_the_same_event_reads_the_same_in_both_schemas():
 )
 def test_every_aks_system_event_the_sdk_names_resolves_by_its_source(event_type):
     for event in (cloudevent(event_type, PROD, "aks-prod1"), eventgrid(event_type, "aks-prod1", topic=PROD)):  # fmt: skip
-        assert [(c.id, c.kind) for c in resolve_event(event, INVENTORY).clusters] == [
+        assert [(c.id, c.kind) for c in resolve(read_event(event), INVENTORY).clusters] == [
             (PROD, RESYNC)
         ]
 

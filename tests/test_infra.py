@@ -596,7 +596,7 @@ def sample_event(operation: str) -> dict[str, Any]:
 
 def test_every_filtered_operation_affects_the_cluster_it_concerns():
     for operation in operation_filter():
-        resolution = events.resolve_event(sample_event(operation), INVENTORY)
+        resolution = events.resolve(events.read_event(sample_event(operation)), INVENTORY)
         assert [change.id for change in resolution.clusters] == [CLUSTER_ID], operation
 
 
@@ -604,7 +604,7 @@ def test_credential_reads_would_be_ignored_anyway():
     event = sample_event(
         "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
     )
-    assert events.resolve_event(event, INVENTORY).clusters == ()
+    assert events.resolve(events.read_event(event), INVENTORY).clusters == ()
 
 
 # --- the configuration document -------------------------------------------------------

@@ -198,15 +198,6 @@ def resolve(event: ResourceEvent, inventory: Inventory) -> Resolution:
     return Resolution(reason=f"ignored: event type {event.type} does not affect clusters")
 
 
-def resolve_event(document: object, inventory: Inventory) -> Resolution:
-    """`read_event` then `resolve`.
-
-    Raises:
-        MalformedEvent: as those do.
-    """
-    return resolve(read_event(document), inventory)
-
-
 def _resource_event(event: ResourceEvent, inventory: Inventory) -> Resolution:
     resource = _resource(event.subject, "subject")
     if event.type == ACTION and not _changes_cluster(event, resource):
