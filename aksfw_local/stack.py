@@ -5,6 +5,7 @@ the app's settings in the environment. Used by `make demo` and the benchmarks.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -16,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
 
 from aksfw_core import functions
+from aksfw_core.pipeline.state import AppliedState
+from aksfw_core.pipeline.state_store import StateStore
+from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.rules.messages import PANORAMA_TARGET
 from aksfw_local.azurite import Azurite
 from aksfw_local.fakes.arm import FakeArm
 from aksfw_local.fakes.kube_api import FakeKubeApi
@@ -35,26 +42,69 @@ API_KEY = "local-stack-api-key"
 CLUSTER_TOKEN = "local-stack-cluster-token"
 
 
+@functools.lru_cache(maxsize=1)
+def handlers() -> dict[str, Any]:
+    """The app's functions by name, as the Functions host calls them."""
+    app = importlib.import_module("function_app").app
+    return {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
+
+
 @dataclass
 class LocalStack:
-    azurite: Azurite
+    """The app on one machine: its storage, the fakes, and both queue triggers. The tests'
+    `world` fixture, `make demo` and the benchmarks all drive it."""
+
+    connection_string: str
     arm: FakeArm
     kube: FakeKubeApi
     panorama: PanoramaSimulator
-    functions: dict[str, Any]
+    resyncs: QueueTriggerHost
     updates: QueueTriggerHost
 
-    def send_event(self, name: str) -> dict[str, Any]:
-        """Deliver a sample event (aksfw_local/events) to the Event Grid function."""
-        document: dict[str, Any] = json.loads((EVENTS / name).read_text())
-        self.functions["resource_event"](
+    def event(self, name: str | dict[str, Any]) -> dict[str, Any]:
+        """Deliver an event, or a sample event by file name (`EVENTS`), to the Event Grid
+        function; returns the event."""
+        document: dict[str, Any] = (
+            json.loads((EVENTS / name).read_text()) if isinstance(name, str) else name
+        )
+        handlers()["resource_event"](
             func.EventGridEvent(
                 id=document["id"], data=document["data"], topic=document["topic"],
                 subject=document["subject"], event_type=document["eventType"],
-                event_time=None, data_version=document["dataVersion"],
+                event_time=None, data_version=document.get("dataVersion", ""),
             )
         )  # fmt: skip
         return document
+
+    def drain(self, rounds: int = 10) -> None:
+        """Run both queue triggers until neither has work."""
+        for _ in range(rounds):
+            handled = self.resyncs.run_until_idle(timeout_s=20)
+            handled += self.updates.run_until_idle(timeout_s=20)
+            if not handled:
+                return
+        raise AssertionError("queues did not settle")
+
+    def registered(self) -> dict[str, set[str]]:
+        """What Panorama itself holds."""
+        return self.panorama.registered()
+
+    def http(self, method: str, route: str, body: bytes = b"") -> func.HttpResponse:
+        """Call an HTTP function (`resync`, `status`)."""
+        request = func.HttpRequest(method, f"http://localhost/api/{route}", body=body)
+        response: func.HttpResponse = handlers()[route](request)
+        return response
+
+    def applied(
+        self, cluster_id: str = CLUSTER_ID, target: str = PANORAMA_TARGET
+    ) -> AppliedState | None:
+        """The applied state of a (cluster, target), as the app's storage holds it."""
+        with (
+            QueueServiceClient.from_connection_string(self.connection_string) as queues,
+            BlobServiceClient.from_connection_string(self.connection_string) as blobs,
+        ):
+            state, _ = StateStore(StorageAccount(queues, blobs)).load_applied(cluster_id, target)
+        return state
 
 
 @contextmanager
@@ -94,15 +144,16 @@ def local_stack(config: dict[str, Any] | None = None) -> Iterator[LocalStack]:
             tags={"aksfw": "enabled"},
             kubeconfig=kube.kubeconfig(context="aks-prod1"),
         )
-        app = importlib.import_module("function_app").app
-        handlers = {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
+        called = handlers()
+        cs = azurite.connection_string
+        resyncs = stack.enter_context(
+            QueueTriggerHost(cs, "cluster-resync", called["cluster_resync"])
+        )
         updates = stack.enter_context(
-            QueueTriggerHost(
-                azurite.connection_string, "panorama-updates", handlers["panorama_updates"]
-            )
+            QueueTriggerHost(cs, "panorama-updates", called["panorama_updates"])
         )
         try:
-            yield LocalStack(azurite, arm, kube, panorama, handlers, updates)
+            yield LocalStack(cs, arm, kube, panorama, resyncs, updates)
         finally:
             functions.application.cache_clear()
             os.environ.clear()

@@ -19,7 +19,7 @@ def event_to_registered(changes: int) -> dict[str, object]:
                 service("web", "shop", ips=["20.0.0.1"], labels={"version": label})
             ]
             started = time.perf_counter()
-            stack.send_event("lb-write.eventgrid.json")
+            stack.event("lb-write.eventgrid.json")
             stack.updates.run_until_idle(timeout_s=30)
             elapsed = time.perf_counter() - started
             assert f"aks.aks-prod1.svc.version.{label}" in stack.panorama.registered()["20.0.0.1"]

@@ -35,7 +35,7 @@ def print_registered(stack: LocalStack) -> None:
 
 
 def event(stack: LocalStack, name: str) -> None:
-    document = stack.send_event(name)
+    document = stack.event(name)
     print(f"-> Event Grid: {document['eventType']} {document['subject'].split('/providers/')[-1]}")
 
 

@@ -13,24 +13,18 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-import function_app
 from aksfw_core import functions
-from aksfw_core.pipeline.state import AppliedState
-from aksfw_core.pipeline.state_store import StateStore
-from aksfw_core.pipeline.storage import StorageAccount, StorageNames
-from aksfw_core.rules.messages import PANORAMA_TARGET
+from aksfw_core.pipeline.storage import StorageNames
 from aksfw_local.fakes.arm import FakeArm
 from aksfw_local.fakes.kube_api import FakeKubeApi
 from aksfw_local.functions_host import Handler, QueueTriggerHost
+from aksfw_local.stack import LocalStack, handlers
 from tests.conftest import API_KEY
-from tests.test_events import EVENTS
 
 SUB = "11111111-1111-1111-1111-111111111111"
 CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
 NODE_GROUP = "MC_rg-prod_aks-prod1_westeurope"
-HANDLERS = {
-    fn.get_function_name(): fn.get_user_function() for fn in function_app.app.get_functions()
-}
+HANDLERS = handlers()
 
 
 def wipe(connection_string: str) -> None:
@@ -43,52 +37,6 @@ def wipe(connection_string: str) -> None:
     blobs = BlobServiceClient.from_connection_string(connection_string)
     with suppress(ResourceNotFoundError):
         blobs.delete_container(names.state_container)
-
-
-@dataclass
-class World:
-    connection_string: str
-    arm: FakeArm
-    kube: FakeKubeApi
-    panorama: object
-    resyncs: QueueTriggerHost
-    updates: QueueTriggerHost
-
-    def event(self, name: str | dict) -> None:
-        document = json.loads((EVENTS / name).read_text()) if isinstance(name, str) else name
-        HANDLERS["resource_event"](
-            func.EventGridEvent(
-                id=document["id"], data=document["data"], topic=document["topic"],
-                subject=document["subject"], event_type=document["eventType"],
-                event_time=None, data_version=document.get("dataVersion", ""),
-            )
-        )  # fmt: skip
-
-    def drain(self, rounds: int = 10) -> None:
-        """Run both queue triggers until neither has work."""
-        for _ in range(rounds):
-            handled = self.resyncs.run_until_idle(timeout_s=20) + self.updates.run_until_idle(
-                timeout_s=20
-            )
-            if not handled:
-                return
-        raise AssertionError("queues did not settle")
-
-    def registered(self) -> dict[str, set[str]]:
-        return self.panorama.registered()
-
-    def http(self, method: str, route: str, body: bytes = b"") -> func.HttpResponse:
-        request = func.HttpRequest(method, f"http://localhost/api/{route}", body=body)
-        return HANDLERS[route](request)
-
-    def applied(self, target: str = PANORAMA_TARGET) -> AppliedState | None:
-        """The applied state of aks-prod1 on `target`, as the app's storage holds it."""
-        with (
-            QueueServiceClient.from_connection_string(self.connection_string) as queues,
-            BlobServiceClient.from_connection_string(self.connection_string) as blobs,
-        ):
-            state, _ = StateStore(StorageAccount(queues, blobs)).load_applied(CLUSTER, target)
-        return state
 
 
 # Where a delivery left its message (`Delivery.outcome`).
@@ -126,7 +74,7 @@ def _poison_depth(connection_string: str, queue: str) -> int:
             return 0
 
 
-def watch_deliveries(world: World, waits: list[float]) -> list[Delivery]:
+def watch_deliveries(world: LocalStack, waits: list[float]) -> list[Delivery]:
     """Record every delivery of both queue triggers of `world` from now on, in order.
 
     `waits` is the list the `retry_waits` fixture fills (one entry per retry)."""
@@ -137,7 +85,7 @@ def watch_deliveries(world: World, waits: list[float]) -> list[Delivery]:
 
 
 def _recording(
-    world: World, host: QueueTriggerHost, waits: list[float], log: list[Delivery]
+    world: LocalStack, host: QueueTriggerHost, waits: list[float], log: list[Delivery]
 ) -> Handler:
     handler = host.handler
     cs, poison = world.connection_string, host.poison_queue_name
@@ -180,7 +128,7 @@ def _recording(
 
 
 @pytest.fixture
-def deliveries(world: World, retry_waits: list[float]) -> list[Delivery]:
+def deliveries(world: LocalStack, retry_waits: list[float]) -> list[Delivery]:
     """Every delivery of the world's queue triggers during the test (`watch_deliveries`)."""
     return watch_deliveries(world, retry_waits)
 
@@ -213,6 +161,6 @@ def world(azurite, panorama, monkeypatch, tmp_path):
             QueueTriggerHost(cs, "cluster-resync", HANDLERS["cluster_resync"]) as resyncs,
             QueueTriggerHost(cs, "panorama-updates", HANDLERS["panorama_updates"]) as updates,
         ):
-            yield World(cs, arm, kube, panorama, resyncs, updates)
+            yield LocalStack(cs, arm, kube, panorama, resyncs, updates)
     functions.application.cache_clear()
     wipe(azurite.connection_string)

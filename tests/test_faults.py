@@ -31,7 +31,8 @@ from aksfw_core.rules.tags import compute_tags
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.fakes.panorama import Fault
 from aksfw_local.functions_host import poison_messages
-from tests.flow import DONE, POISONED, RETRIED, Delivery, World
+from aksfw_local.stack import LocalStack
+from tests.flow import DONE, POISONED, RETRIED, Delivery
 
 FOREIGN = {
     "20.0.0.1": {"corp.keep"},
@@ -79,7 +80,7 @@ class Case:
     """A fault: how to cause it and repair it, the Services changed meanwhile, and the path
     the change's message must take while the fault lasts."""
 
-    inject: Callable[[World, pytest.MonkeyPatch, object], None]
+    inject: Callable[[LocalStack, pytest.MonkeyPatch, object], None]
     queue: str
     """The queue whose function meets the fault (the other queue sees no delivery)."""
     path: tuple[str, ...]
@@ -90,7 +91,7 @@ class Case:
     """The applied state once the fault has played out: UNTOUCHED, MARKED_DIRTY, SAVED or
     SAVED_DIRTY. Panorama then holds the new tags (SAVED), the new tags but the refused
     entries (SAVED_DIRTY), or the converged ones (otherwise)."""
-    repair: Callable[[World], None] = lambda world: None
+    repair: Callable[[LocalStack], None] = lambda world: None
     requests: int | None = None
     """Requests the faulty server (Kubernetes for RESYNCS, Panorama for UPDATES) receives
     per delivery, when not `attempts` (0: unreachable)."""
@@ -115,12 +116,12 @@ def panorama_transient(fault: Fault) -> Case:
     )
 
 
-def fresh_app(world: World) -> None:
+def fresh_app(world: LocalStack) -> None:
     functions.application.cache_clear()  # a new instance: inventory and credentials read again
 
 
 def crash_once_before_saving_state(
-    world: World, monkeypatch: pytest.MonkeyPatch, azurite: object
+    world: LocalStack, monkeypatch: pytest.MonkeyPatch, azurite: object
 ) -> None:
     original = StateStore.save_applied
     crashed = []
@@ -134,7 +135,7 @@ def crash_once_before_saving_state(
     monkeypatch.setattr(StateStore, "save_applied", save_applied)
 
 
-def slow_panorama(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
+def slow_panorama(world: LocalStack, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
     world.panorama.slow_seconds = 1.3
     world.panorama.inject(Fault.SLOW, 3)  # three timeouts (read timeout 1 s), then answers
 
@@ -148,14 +149,14 @@ def short_deadlines(monkeypatch: pytest.MonkeyPatch) -> None:
     functions.application.cache_clear()
 
 
-def drip_panorama(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
+def drip_panorama(world: LocalStack, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
     short_deadlines(monkeypatch)
     world.panorama.drip_seconds = 0.05  # never trips the read timeout, always the deadline
     world.panorama.inject(Fault.DRIP, 3)  # three passed deadlines (1 s each), then answers
 
 
-def kube_misbehaves(**how: object) -> Callable[[World, pytest.MonkeyPatch, object], None]:
-    def inject(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
+def kube_misbehaves(**how: object) -> Callable[[LocalStack, pytest.MonkeyPatch, object], None]:
+    def inject(world: LocalStack, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
         if how.get("drip_s"):
             short_deadlines(monkeypatch)
         world.kube.__dict__.update(how)
@@ -163,7 +164,7 @@ def kube_misbehaves(**how: object) -> Callable[[World, pytest.MonkeyPatch, objec
     return inject
 
 
-def kube_behaves(world: World) -> None:
+def kube_behaves(world: LocalStack) -> None:
     world.kube.drip_s, world.kube.endless = 0.0, False
     # Back to the default deadlines (the fixture's monkeypatch restores the rest).
     config = json.loads(os.environ["AKSFW_CONFIG"])
@@ -173,11 +174,11 @@ def kube_behaves(world: World) -> None:
     functions.application.cache_clear()
 
 
-def rotate_kube_token(world: World, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
+def rotate_kube_token(world: LocalStack, monkeypatch: pytest.MonkeyPatch, azurite: object) -> None:
     world.kube.token = "rotated-elsewhere"
 
 
-def restore_kube_token(world: World) -> None:
+def restore_kube_token(world: LocalStack) -> None:
     world.kube.token = "kube-token"
 
 
@@ -317,7 +318,7 @@ def merged(*maps: dict[str, set[str]]) -> dict[str, set[str]]:
     return result
 
 
-def converge(world: World) -> None:
+def converge(world: LocalStack) -> None:
     for ip, tags in FOREIGN.items():
         world.panorama.seed(ip, tags)
     world.kube.services = list(BEFORE)

@@ -18,7 +18,8 @@ from azure.keyvault.secrets._shared import http_challenge_cache
 from aksfw_core import functions
 from aksfw_local.fakes.keyvault import FakeKeyVault
 from aksfw_local.functions_host import poison_messages
-from tests.flow import CLUSTER, DONE, POISONED, World
+from aksfw_local.stack import LocalStack
+from tests.flow import CLUSTER, DONE, POISONED
 from tests.test_faults import (
     AFTER,
     BEFORE,
@@ -35,7 +36,7 @@ SECRET = "aks-prod1-token"
 
 
 @pytest.fixture
-def vault(world: World, tmp_path, monkeypatch) -> Iterator[FakeKeyVault]:
+def vault(world: LocalStack, tmp_path, monkeypatch) -> Iterator[FakeKeyVault]:
     """aks-prod1 is reached with a `token` credential whose secret is in this vault."""
     fake = FakeKeyVault(token=world.arm.token, tls_dir=tmp_path / "vault-tls")  # kept on restart
     with fake:
@@ -63,19 +64,19 @@ def secret_reads(vault: FakeKeyVault) -> int:
     return sum(1 for r in vault.requests if r.authorized and r.path.startswith("/secrets/"))
 
 
-def converge_through_the_vault(world: World, vault: FakeKeyVault) -> None:
+def converge_through_the_vault(world: LocalStack, vault: FakeKeyVault) -> None:
     converge(world)
     assert secret_reads(vault) == 1  # the token came from the vault
 
 
-def change_and_drain(world: World) -> None:
+def change_and_drain(world: LocalStack) -> None:
     functions.application.cache_clear()  # a new instance: the token is read again
     world.kube.services = list(AFTER)
     world.event("lb-write.eventgrid.json")  # its own resync fails: it queues one
     world.drain()
 
 
-def recover(world: World, deliveries: list) -> None:
+def recover(world: LocalStack, deliveries: list) -> None:
     deliveries.clear()
     assert world.http("POST", "resync", b"{}").status_code == 202
     world.drain()

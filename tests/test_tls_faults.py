@@ -30,8 +30,9 @@ from aksfw_local.fakes.tls import (
     write_tls_material,
 )
 from aksfw_local.functions_host import poison_messages
+from aksfw_local.stack import LocalStack
 from tests.conftest import API_KEY
-from tests.flow import NODE_GROUP, POISONED, SUB, World
+from tests.flow import NODE_GROUP, POISONED, SUB
 from tests.test_faults import AFTER, BEFORE, FOREIGN, RESYNCS, UPDATES, converge, merged, owned_tags
 
 PROBLEMS = pytest.mark.parametrize("problem", list(CertProblem), ids=lambda p: p.value)
@@ -72,7 +73,7 @@ def panorama(panorama_tls: Tls) -> Iterator[PanoramaSimulator]:
 
 
 @pytest.fixture
-def trusted_panorama(world: World, panorama_tls: Tls, monkeypatch, tmp_path) -> Tls:
+def trusted_panorama(world: LocalStack, panorama_tls: Tls, monkeypatch, tmp_path) -> Tls:
     """The app trusts Panorama's CA through `panorama.caBundle`."""
     bundle = tmp_path / "panorama-ca.pem"
     bundle.write_bytes(panorama_tls.ca.pem)
@@ -84,7 +85,7 @@ def trusted_panorama(world: World, panorama_tls: Tls, monkeypatch, tmp_path) -> 
 
 
 @pytest.fixture
-def kube_tls(world: World, tmp_path: Path) -> Iterator[Tls]:
+def kube_tls(world: LocalStack, tmp_path: Path) -> Iterator[Tls]:
     """aks-prod1's API server is a Kubernetes fake whose CA the test keeps; its kubeconfig
     (from listClusterUserCredential) carries that CA."""
     tls = Tls(tmp_path / "kube-tls", new_certificate_authority("cluster test CA"))
