@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.errors import AksfwError, InputError, Retryable
@@ -54,8 +54,8 @@ class ApplyOutcome:
 
     outcome: str
     """`applied`, `unchanged`, `tombstoned`, `skipped-older`, `duplicate`, `superseded`,
-    or `nothing-applied` (a tombstone for a cluster with no applied state there)."""
-    result: ApplyResult = field(default_factory=ApplyResult)
+    `superseded-in-queue` (a newer snapshot is queued), or `nothing-applied` (a tombstone
+    for a cluster with no applied state there)."""
 
 
 class Applier:
@@ -143,7 +143,7 @@ class Applier:
             failures=len(result.failures),
             duration_ms=round((self._clock() - started) * 1000),
         )
-        return ApplyOutcome(outcome, result)
+        return ApplyOutcome(outcome)
 
     def _check_version(self, snapshot: Snapshot) -> None:
         """Refuse a version from a clock too far ahead: applied, it would make every
