@@ -328,12 +328,10 @@ class Aksfw:
         self.queues.send(self.queues.names.resync_queue, request, delay_s=delay)
 
     def _audit_due(self) -> bool:
-        last = self.state.load_marker("audit")
-        now = self.clock()
-        if last is not None and now - last < self.settings.limits.audit_interval_s:
-            return False
-        self.state.save_marker("audit", now)
-        return True
+        """Whether this timer run audits: once per `limits.audit_interval_s`, across every
+        instance."""
+        interval = self.settings.limits.audit_interval_s
+        return self.coordination.claim("audit", interval, now=self.clock())
 
 
 def _find(inventory: Inventory, wanted: str) -> MonitoredCluster | None:

@@ -166,7 +166,7 @@ def test_a_state_saved_before_summaries_is_read_once_then_listed(world, blob_req
     container = BlobServiceClient.from_connection_string(
         world.connection_string
     ).get_container_client("aksfw-state")
-    store(world).load_marker("none")  # creates the container
+    store(world).summaries()  # creates the container
     container.upload_blob(
         f"applied/{state_key(old.cluster_id, 'panorama')}.json", to_bytes(old.as_json())
     )  # fmt: skip  (no metadata)

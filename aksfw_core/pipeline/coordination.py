@@ -61,13 +61,14 @@ class Coordination:
         """Claims this process knows to be taken, and until when: the shared answer, kept
         only while it cannot change."""
 
-    def claim(self, name: str, window_s: float) -> bool:
-        """Whether this caller wins `name` for the next `window_s` seconds.
+    def claim(self, name: str, window_s: float, now: float | None = None) -> bool:
+        """Whether this caller wins `name` for the next `window_s` seconds (from `now`, the
+        coordination's clock unless given).
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
-        now = self._clock()
+        now = self._clock() if now is None else now
         if now < self._taken_until.get(name, 0.0):
             return False
         blob = self._container.get_blob_client(f"claims/{name}")

@@ -13,7 +13,6 @@ State writes carry an ETag condition, so two appliers can never overwrite each o
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -209,35 +208,6 @@ class StateStore:
             lambda: self._container.upload_blob(name, data, overwrite=True, metadata=metadata),
         )
 
-    # ------------------------------------------------------------------ markers
-
-    def load_marker(self, name: str) -> float | None:
-        """A timestamp kept under `meta/<name>` (e.g. the last audit), or None."""
-        blob = f"meta/{name}.json"
-        self._account.ensure()
-        with azure_errors(f"read {blob} properties", "storage"):
-            try:
-                metadata = self._container.get_blob_client(blob).get_blob_properties().metadata
-            except ResourceNotFoundError:
-                return None
-        text = (metadata or {}).get("at")
-        if text is None:  # written before markers were metadata
-            data, _, _ = self._read(blob)
-            return _marker_from_json(data)
-        try:
-            return float(text)
-        except ValueError:
-            return None
-
-    def save_marker(self, name: str, at: float) -> None:
-        blob, data = f"meta/{name}.json", to_bytes({"at": at})
-        self._account.recreating(
-            f"write {blob}",
-            lambda: self._container.upload_blob(
-                blob, data, overwrite=True, metadata={"at": repr(float(at))}
-            ),
-        )
-
     # ------------------------------------------------------------------ blobs
 
     def _read(self, name: str) -> tuple[bytes | None, str | None, dict[str, str] | None]:
@@ -285,10 +255,3 @@ class StateStore:
 
 def _applied_blob(cluster_id: str, target: str) -> str:
     return f"applied/{state_key(cluster_id, target)}.json"
-
-
-def _marker_from_json(data: bytes | None) -> float | None:
-    try:
-        return float(json.loads(data)["at"]) if data is not None else None
-    except (ValueError, KeyError, TypeError):
-        return None
