@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test lint bench clean checkov
+.PHONY: demo test lint bench clean checkov check-infra
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,21 @@ checkov: $(CHECKOV_STAMP)
 	if grep -q 'Parsing errors' $(CHECKOV_VENV)/report.txt; then \
 		$(CHECKOV) | grep 'Error parsing' >&2; exit 1; fi; exit $$status
 
+# The Bicep without a Bicep compiler (none installs here): checkov passes, every file parses
+# (pycep), and every resource property exists, at its level, in the azure-mgmt-* REST models of
+# its type@version (infra/schema/check.py, in a venv of its own: the SDKs pin their own
+# dependencies). --self-test proves that a wrong property or API version fails there.
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
+
+$(INFRA_STAMP): requirements-infra.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip --quiet --disable-pip-version-check install -r requirements-infra.txt
+	touch $(INFRA_STAMP)
+
+check-infra: checkov $(INFRA_STAMP)
+	$(INFRA_VENV)/bin/python infra/schema/check.py --self-test
+
 # Azurite, the Azure Storage emulator the tests run against.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -42,11 +57,11 @@ demo: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m examples.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check aksfw_core aksfw_local function_app.py tests examples bench
-	$(BIN)/ruff format --check aksfw_core aksfw_local function_app.py tests examples bench
+	$(BIN)/ruff check aksfw_core aksfw_local function_app.py tests examples bench infra/schema
+	$(BIN)/ruff format --check aksfw_core aksfw_local function_app.py tests examples bench infra/schema
 	$(BIN)/mypy
 
-test: lint checkov $(NODE_STAMP)
+test: lint check-infra $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) $(NODE_STAMP)
@@ -54,4 +69,4 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-checkov node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-checkov .venv-infra node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

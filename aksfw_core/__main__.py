@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from aksfw_core.azure.discovery import ClusterDiscovery
@@ -21,13 +21,16 @@ from aksfw_core.config import PanoramaSettings, load_settings, readable_file
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.jsondoc import load_json
 from aksfw_core.kube import KubernetesServices
+from aksfw_core.operator import KEY_VARIABLE, AppClient, FunctionKey
 from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import MAX_TAG_TIMEOUT_S, ApiKey, PanoramaClient
+from aksfw_core.pipeline.storage import RESYNC_QUEUE, UPDATES_QUEUE
 from aksfw_core.rules.model import TagWarning, ip_tags_json
 from aksfw_core.rules.plan import owned_only
 from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.services import ServiceList, parse_service_items, parse_service_list
 from aksfw_core.rules.tags import ClusterTags, check_cluster_name, compute_tags, ownership
+from aksfw_core.tables import replay_table, status_table
 
 EXIT_FAILED = 1
 """The work could not be done (Panorama or the cluster refused or failed)."""
@@ -110,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         "--inventory", metavar="FILE", help="an inventory from `aksfw clusters` (no Azure calls)"
     )
     resolve.set_defaults(run=_run_resolve_event)
+    _operator_commands(commands)
     return parser
 
 
@@ -269,6 +273,86 @@ def _warn(warnings: Sequence[TagWarning]) -> None:
 def _print_json(document: object) -> None:
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+# ---------------------------------------------------------------------- operator verbs
+
+
+def _operator_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    """`status` and `replay`: calls on a running app's HTTP API (`aksfw_core.operator`)."""
+    status = commands.add_parser(
+        "status", help="show a running app's clusters, targets and queues (GET /api/status)"
+    )
+    _app_arguments(status)
+    status.set_defaults(run=_run_status)
+
+    replay = commands.add_parser(
+        "replay",
+        help="move poisoned messages back to their queue once the cause is fixed "
+        "(POST /api/replay); those that would fail again are reported and kept",
+    )
+    _app_arguments(replay)
+    replay.add_argument(
+        "--queue",
+        choices=(RESYNC_QUEUE, UPDATES_QUEUE),
+        help="replay only this queue's poisoned messages (default: both)",
+    )
+    replay.add_argument(
+        "--dry-run", action="store_true", help="show what would be replayed, move nothing"
+    )
+    replay.add_argument(
+        "--max",
+        type=int,
+        metavar="N",
+        help="read at most N poisoned messages (default and ceiling: limits.replayMaxMessages)",
+    )
+    replay.set_defaults(run=_run_replay)
+
+
+def _app_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app",
+        required=True,
+        metavar="URL",
+        help="the Function App, https://<name>.azurewebsites.net (http:// only to localhost)",
+    )
+    parser.add_argument(
+        "--key", help=f"a function key (better: the environment variable {KEY_VARIABLE})"
+    )
+    parser.add_argument("--ca-bundle", metavar="PEM", help="CA certificates to trust")
+    parser.add_argument("--json", action="store_true", help="print the app's JSON answer")
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    with _app_client(args) as client:
+        document = client.status()
+    _print_answer(args, document, status_table)
+    return 0
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    if args.max is not None and args.max < 1:
+        raise InputError("--max must be at least 1")
+    with _app_client(args) as client:
+        document = client.replay(args.queue, args.dry_run, args.max)
+    _print_answer(args, document, replay_table)
+    return 0
+
+
+def _app_client(args: argparse.Namespace) -> AppClient:
+    if args.ca_bundle is not None:
+        readable_file(args.ca_bundle, "--ca-bundle")
+    text = args.key if args.key is not None else os.environ.get(KEY_VARIABLE)
+    return AppClient(args.app, FunctionKey(text) if text else None, args.ca_bundle)
+
+
+def _print_answer(
+    args: argparse.Namespace, document: object, table: Callable[[object], str]
+) -> None:
+    if args.json:
+        _print_json(document)
+    else:
+        sys.stdout.write(table(document))
 
 
 if __name__ == "__main__":

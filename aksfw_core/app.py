@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from aksfw_core.azure.discovery import ClusterDiscovery
 from aksfw_core.azure.events import ChangeKind, Resolution, read_event, resolve
 from aksfw_core.azure.identity import azure_credential
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster
+from aksfw_core.azure.node_subnets import NodeSubnets
 from aksfw_core.config import Settings, load_settings
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.logs import log_event
@@ -24,12 +25,21 @@ from aksfw_core.panorama.client import ApiKey, PanoramaClient
 from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.applier import Applier, ApplyOutcome
 from aksfw_core.pipeline.coordination import Coordination
+from aksfw_core.pipeline.node_subnet_tags import NodeSubnetTags
 from aksfw_core.pipeline.queues import MessageQueues
+from aksfw_core.pipeline.replay import PoisonReplay, ReplayReport
 from aksfw_core.pipeline.snapshots import Resyncer
 from aksfw_core.pipeline.state import StateSummary, cluster_key
 from aksfw_core.pipeline.state_store import ListedSummary, StateStore
 from aksfw_core.pipeline.storage import StorageAccount
-from aksfw_core.rules.messages import PANORAMA_TARGET, MalformedMessage, ResyncRequest, Snapshot
+from aksfw_core.rules.messages import (
+    PANORAMA_TARGET,
+    MalformedMessage,
+    ResyncRequest,
+    Snapshot,
+    TraceContext,
+)
+from aksfw_core.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +60,11 @@ class Aksfw:
     applier: Applier
     coordination: Coordination
     clock: Callable[[], float] = time.time
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Aksfw:
-        """Build from the app settings.
+    def from_environ(cls, environ: Mapping[str, str], telemetry: Telemetry | None = None) -> Aksfw:
+        """Build from the app settings; `telemetry` defaults to the global providers'.
 
         Raises:
             InputError: a missing or invalid setting, naming it.
@@ -72,9 +83,10 @@ class Aksfw:
         discovery = ClusterDiscovery(settings, credential)
         coordination = Coordination(account)
         panorama = settings.panorama
+        telemetry = telemetry or Telemetry()
 
         def panorama_for(target: str) -> PanoramaClient:
-            return PanoramaClient(panorama.for_target(target), api_key)
+            return PanoramaClient(panorama.for_target(target), api_key, telemetry.tracer)
 
         def monitored(cluster_id: str) -> MonitoredCluster | None:
             return discovery.inventory_knowing(cluster_id).find(cluster_id)
@@ -92,6 +104,7 @@ class Aksfw:
             state,
             targets=targets,
             enqueued_mark_ttl_s=settings.limits.enqueued_mark_ttl_s,
+            node_subnets=NodeSubnetTags(NodeSubnets(settings, credential).read, state),
         )
         applier = Applier(
             state,
@@ -103,12 +116,15 @@ class Aksfw:
             ),
             max_version_skew_s=settings.limits.max_version_skew_s,
         )
-        return cls(settings, queues, state, discovery, resyncer, applier, coordination)
+        return cls(
+            settings, queues, state, discovery, resyncer, applier, coordination, telemetry=telemetry
+        )
 
     # ------------------------------------------------------------------ triggers
 
-    def on_event(self, document: object) -> Resolution:
-        """Event Grid: resync the affected clusters now, and once more a little later.
+    def on_event(self, document: object, origin_time: float | None = None) -> Resolution:
+        """Event Grid: queue a resync of the affected clusters now, and once more a little
+        later. `origin_time` is the event's time (the lag is measured from it).
 
         Raises:
             MalformedEvent: the event cannot be read (log it and drop it).
@@ -125,18 +141,18 @@ class Aksfw:
                 self.tombstone(change.id, change.reason)
                 self.discovery.refresh()  # rare, and the cached inventory still lists it
                 continue
-            request = ResyncRequest(change.id, f"event {event.type}: {change.reason}")
+            request = ResyncRequest(
+                change.id, f"event {event.type}: {change.reason}", origin_time=origin_time
+            )
             # Coalescing is safe only while a follow-up resync will read the cluster again.
             window = min(
                 self.settings.limits.event_resync_window_s, self.settings.resync.follow_up_delay_s
             )
             if window <= 0 or self.coordination.claim(f"resync/{cluster_key(change.id)}", window):
-                try:
-                    self.resyncer.resync(request, inventory.find(change.id))
-                except AksfwError as error:
-                    # The queue retries with backoff; the event itself is done.
-                    log_event(log, "event.resync_queued", cluster=change.id, error=str(error))
-                    self.queues.send(self.queues.names.resync_queue, request)
+                # Enqueue only: Event Grid waits 30 s for an answer, and a cold start plus a
+                # Kubernetes list could pass that and bring the event again. The list runs in
+                # the cluster-resync function, with the queue's retries.
+                self.queues.send(self.queues.names.resync_queue, request)
             else:
                 # Another event (on any instance) resynced this cluster a moment ago; the
                 # follow-up below reads it again after the burst.
@@ -184,30 +200,46 @@ class Aksfw:
             payloads_deleted=payloads,
             audit=audit,
         )
+        self._record_queue_depths()
 
-    def on_resync_message(self, body: str | bytes) -> list[Snapshot]:
-        """`cluster-resync` queue: resync one cluster.
+    def on_resync_message(
+        self, body: str | bytes, invocation: TraceContext | None = None
+    ) -> list[Snapshot]:
+        """`cluster-resync` queue: resync one cluster, in the trace the message carries
+        (else the host's `invocation`).
 
         Raises:
             MalformedMessage: not a resync request (poison it).
             AksfwError: as `Resyncer.resync`.
         """
-        request = self.queues.receive(body)
-        if not isinstance(request, ResyncRequest):
-            raise MalformedMessage("message: expected a resync request on the resync queue")
-        return self.resyncer.resync(request)
+        with self.telemetry.failures("resync"):
+            request = self.queues.receive(body)
+            if not isinstance(request, ResyncRequest):
+                raise MalformedMessage("message: expected a resync request on the resync queue")
+        with self.telemetry.activity(
+            "aksfw.resync",
+            "resync",
+            parent=request.trace,
+            invocation=invocation,
+            cluster=request.cluster_id,
+        ):
+            return self.resyncer.resync(request)
 
-    def on_update_message(self, body: str | bytes) -> ApplyOutcome:
-        """`panorama-updates` queue: apply one snapshot.
+    def on_update_message(
+        self, body: str | bytes, invocation: TraceContext | None = None
+    ) -> ApplyOutcome:
+        """`panorama-updates` queue: apply one snapshot, in the trace the message carries
+        (else the host's `invocation`).
 
         Raises:
             MalformedMessage: not a valid snapshot (poison it).
             AksfwError: as `Applier.apply`.
         """
-        snapshot = self.queues.receive(body)
-        if not isinstance(snapshot, Snapshot):
-            raise MalformedMessage("message: expected a snapshot on the updates queue")
-        return self.applier.apply(snapshot)
+        with self.telemetry.failures("apply"):
+            snapshot = self.queues.receive(body)
+            if not isinstance(snapshot, Snapshot):
+                raise MalformedMessage("message: expected a snapshot on the updates queue")
+        return self.telemetry.apply(snapshot, self.applier.apply, invocation)
 
     def request_resync(self, cluster: str | None, audit: bool = False) -> list[str]:
         """Queue a resync of one cluster (resource ID, name or tag name) or of all.
@@ -272,6 +304,7 @@ class Aksfw:
                 }
             )
         queues = {name: self.queues.depth(name) for name in self.queues.names.queues}
+        self.telemetry.queue_depths(queues)
         return {
             "clusters": list(clusters.values()),
             "queues": queues,
@@ -318,6 +351,16 @@ class Aksfw:
             return False
         return now - summary.missing_since >= self.settings.limits.unmonitored_grace_s
 
+    def _record_queue_depths(self) -> None:
+        """The queues' depths for `aksfw.queue.depth`, once per timer run; a failure to
+        read them is logged and does not fail the run."""
+        try:
+            depths = {name: self.queues.depth(name) for name in self.queues.names.queues}
+        except AksfwError as error:
+            log_event(log, "timer.queue_depths_unread", logging.WARNING, error=str(error))
+            return
+        self.telemetry.queue_depths(depths)
+
     def _follow_up(self, cluster_id: str) -> None:
         """One delayed resync per cluster and delay window, however many events arrive on
         however many instances."""
@@ -332,6 +375,37 @@ class Aksfw:
         instance."""
         interval = self.settings.limits.audit_interval_s
         return self.coordination.claim("audit", interval, now=self.clock())
+
+    # ------------------------------------------------------------------ operator verbs
+
+    def replay_poisoned(
+        self, queue: str | None = None, *, dry_run: bool = False, most: int | None = None
+    ) -> ReplayReport:
+        """Move the poisoned messages of `queue` (or of both queues) that could succeed
+        now back to it; report, and leave in place, those that would fail again
+        (`aksfw_core.pipeline.replay`). At most `most` messages are read (default and
+        ceiling: `limits.replay_max_messages`).
+
+        Raises:
+            InputError: `queue` is not one of the app's queues, or `most` is out of range.
+            AksfwError: a poison queue could not be read.
+        """
+        names = self.queues.names
+        known = (names.resync_queue, names.updates_queue)
+        if queue is not None and queue not in known:
+            raise InputError(f"queue must be {' or '.join(known)}")
+        ceiling = self.settings.limits.replay_max_messages
+        if most is None:
+            most = ceiling
+        if not 1 <= most <= ceiling:
+            raise InputError(f"max must be 1 to {ceiling} (limits.replayMaxMessages)")
+        replay = PoisonReplay(
+            self.queues,
+            self.applier,
+            lambda cluster_id: self.discovery.inventory_knowing(cluster_id).find(cluster_id),
+            limits=self.settings.limits,
+        )
+        return replay.replay([queue] if queue else list(known), most, dry_run=dry_run)
 
 
 def _find(inventory: Inventory, wanted: str) -> MonitoredCluster | None:

@@ -66,6 +66,9 @@ class ClusterConfig:
     """Name used in tags instead of the AKS name."""
     selectors: tuple[NamedSelector, ...] = ()
     credential: ClusterAccessKind = field(default_factory=AzureAccess)
+    node_subnets: bool | None = None
+    """`nodeSubnets`: register its node pools' subnet CIDRs under `aks.<cluster>.node_subnet`
+    (needs PAN-OS 10.0+); None = the top-level `nodeSubnets`."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,18 @@ class Settings:
     """Resource Manager base URL (`AKSFW_ARM_ENDPOINT`)."""
     limits: Limits = field(default_factory=Limits)
     """Timeouts, caps and TTLs (`limits`)."""
+    node_subnets: bool = False
+    """`nodeSubnets`: register every monitored cluster's node-pool subnet CIDRs under
+    `aks.<cluster>.node_subnet` (PAN-OS 10.0+ takes networks; the app's identity needs
+    `Microsoft.Network/virtualNetworks/read` and `.../subnets/read` on the VNets);
+    `clusters[].nodeSubnets` overrides it per cluster. Off by default."""
+
+    def node_subnets_for(self, cluster: ClusterConfig | None) -> bool:
+        """Whether a cluster (its explicit definition, or None for one found by tag) has
+        its node subnets registered."""
+        if cluster is not None and cluster.node_subnets is not None:
+            return cluster.node_subnets
+        return self.node_subnets
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -188,6 +203,7 @@ def parse_settings(document: object, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) ->
     resync = root.optional("resync", _resync) or ResyncConfig()
     key_vault = root.optional("keyVault", _https_url)
     limits = root.optional("limits", _limits) or Limits()
+    node_subnets = root.optional("nodeSubnets", _boolean) is True
     root.done()
     if discovery.tag_key and not subscriptions:
         raise InputError("config.discovery.tag: needs config.subscriptions to scan")
@@ -203,6 +219,7 @@ def parse_settings(document: object, arm_endpoint: str = PUBLIC_ARM_ENDPOINT) ->
         key_vault_url=key_vault,
         arm_endpoint=_https_url(arm_endpoint, "AKSFW_ARM_ENDPOINT", allow_http=True),
         limits=limits,
+        node_subnets=node_subnets,
     )
 
 
@@ -305,12 +322,13 @@ def _cluster(value: object, path: str) -> ClusterConfig:
     alias = fields.optional("alias", _tag_name)
     selectors = fields.list("selectors", _selector)
     credential = fields.optional("credential", _credential) or AzureAccess()
+    node_subnets = fields.optional("nodeSubnets", _boolean)
     fields.done()
     names = [selector.name for selector in selectors]
     duplicate = next((name for name in names if names.count(name) > 1), None)
     if duplicate:
         raise InputError(f"{path}.selectors: name {duplicate!r} is used twice")
-    return ClusterConfig(resource_id, alias, tuple(selectors), credential)
+    return ClusterConfig(resource_id, alias, tuple(selectors), credential, node_subnets)
 
 
 def _tag_name(value: object, path: str) -> str:

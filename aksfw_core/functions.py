@@ -5,6 +5,10 @@ Queue messages that can never succeed (malformed, refused credentials, bad setti
 logged and put on `<queue>-poison` at once instead of being retried five times; transient
 failures raise, so the host makes the message visible again and retries it, and so do
 settings that cannot work whatever the message (`ConfigError`: no message is at fault).
+
+Each trigger runs in a span (`aksfw.telemetry`): a queue message's own trace context is
+its parent, and the host's invocation context (`context.trace_context`) is the parent of
+the rest.
 """
 
 from __future__ import annotations
@@ -14,23 +18,34 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, cast
 
 import azure.functions as func
+from opentelemetry.trace import SpanKind
 
+from aksfw_core import telemetry
 from aksfw_core.app import Aksfw, UnknownCluster
 from aksfw_core.azure.events import MalformedEvent
 from aksfw_core.config import ResyncConfig, load_settings
 from aksfw_core.errors import AksfwError, ConfigError, InputError, NonRetryable, Retryable
 from aksfw_core.jsondoc import load_json
 from aksfw_core.logs import log_event
+from aksfw_core.rules.messages import TraceContext, read_origin_time, read_trace_context
 
 log = logging.getLogger(__name__)
+
+NO_CONTEXT = cast(func.Context, None)
+"""The default of `function_app`'s `context` parameters, for callers outside the host
+(the local stack, tests): the worker accepts only the bare `func.Context` annotation, and
+the host always passes one."""
 
 
 @functools.lru_cache(maxsize=1)
 def application() -> Aksfw:
-    """The engine of this process, built from the app settings on first use."""
+    """The engine of this process, built from the app settings on first use; telemetry is
+    exported from then on if `APPLICATIONINSIGHTS_CONNECTION_STRING` is set."""
+    telemetry.configure(os.environ)
     return Aksfw.from_environ(os.environ)
 
 
@@ -47,7 +62,7 @@ def timer_schedule() -> str:
         return ResyncConfig().schedule
 
 
-def on_event(event: func.EventGridEvent) -> None:
+def on_event(event: func.EventGridEvent, context: func.Context | None = None) -> None:
     """Event Grid trigger (both schemas reach the worker as this type)."""
     document = {
         "id": event.id,
@@ -57,35 +72,59 @@ def on_event(event: func.EventGridEvent) -> None:
         "dataVersion": event.data_version,
         "data": event.get_json(),
     }
+    app = application()
+    # The lag runs from the event's time; the local stack's events have none.
+    event_time = event.event_time.timestamp() if event.event_time else None
+    origin_time = read_origin_time(event_time) or app.clock()
     try:
-        application().on_event(document)
+        with app.telemetry.activity("aksfw.event", "event", invocation=_invocation(context)):
+            app.on_event(document, origin_time)
     except MalformedEvent as error:
         log_event(log, "event.malformed", logging.ERROR, event_id=event.id, error=str(error))
 
 
-def on_timer(timer: func.TimerRequest) -> None:
+def on_timer(timer: func.TimerRequest, context: func.Context | None = None) -> None:
     if timer.past_due:
         log_event(log, "timer.past_due", logging.WARNING)
-    application().on_timer()
-
-
-def on_resync_message(message: func.QueueMessage) -> None:
-    app = application()  # invalid settings raise here: the host retries, nothing is poisoned
-    _consume(message, app, app.queues.names.resync_queue, app.on_resync_message)
-
-
-def on_update_message(message: func.QueueMessage) -> None:
     app = application()
-    _consume(message, app, app.queues.names.updates_queue, app.on_update_message)
+    invocation = _invocation(context)
+    with app.telemetry.activity(
+        "aksfw.timer", "timer", invocation=invocation, kind=SpanKind.INTERNAL
+    ):
+        app.on_timer()
+
+
+def on_resync_message(message: func.QueueMessage, context: func.Context | None = None) -> None:
+    app = application()  # invalid settings raise here: the host retries, nothing is poisoned
+    queue = app.queues.names.resync_queue
+    _consume(message, app, queue, app.on_resync_message, _invocation(context))
+
+
+def on_update_message(message: func.QueueMessage, context: func.Context | None = None) -> None:
+    app = application()
+    queue = app.queues.names.updates_queue
+    _consume(message, app, queue, app.on_update_message, _invocation(context))
+
+
+def _invocation(context: func.Context | None) -> TraceContext | None:
+    """The host's trace context for this invocation, if it gave a valid one."""
+    trace_context = getattr(context, "trace_context", None)
+    return read_trace_context(
+        getattr(trace_context, "trace_parent", None), getattr(trace_context, "trace_state", None)
+    )
 
 
 def _consume(
-    message: func.QueueMessage, app: Aksfw, queue: str, handle: Callable[[bytes], object]
+    message: func.QueueMessage,
+    app: Aksfw,
+    queue: str,
+    handle: Callable[[bytes, TraceContext | None], object],
+    invocation: TraceContext | None,
 ) -> None:
     body = message.get_body()
     fields = {"queue": queue, "message_id": message.id, "dequeue_count": message.dequeue_count}
     try:
-        handle(body)
+        handle(body, invocation)
     except (Retryable, ConfigError) as error:
         # Bad settings are not the message's fault: the host retries it until they are fixed.
         log_event(log, "message.retry", logging.WARNING, **fields, error=str(error))
@@ -94,9 +133,12 @@ def _consume(
         error_text = f"{type(error).__name__}: {error}"
         log_event(log, "message.poisoned", logging.ERROR, **fields, error=error_text)
         app.queues.poison(queue, body.decode("utf-8", "replace"))
+        app.telemetry.poisoned(queue, type(error).__name__)
 
 
-def http_resync(request: func.HttpRequest) -> func.HttpResponse:
+def http_resync(
+    request: func.HttpRequest, context: func.Context | None = None
+) -> func.HttpResponse:
     """POST /api/resync with `{}` (all clusters) or `{"cluster": "<id or name>"}`."""
     try:
         app = application()
@@ -110,7 +152,8 @@ def http_resync(request: func.HttpRequest) -> func.HttpResponse:
     except InputError as error:
         return _json({"error": str(error)}, 400)
     try:
-        queued = app.request_resync(cluster, audit)
+        with _http_activity(app, context):
+            queued = app.request_resync(cluster, audit)
     except UnknownCluster as error:
         return _json({"error": str(error)}, 404)
     except AksfwError as error:
@@ -118,12 +161,22 @@ def http_resync(request: func.HttpRequest) -> func.HttpResponse:
     return _json({"queued": queued}, 202)
 
 
-def http_status(request: func.HttpRequest) -> func.HttpResponse:
+def http_status(
+    request: func.HttpRequest, context: func.Context | None = None
+) -> func.HttpResponse:
     """GET /api/status: per cluster and target, and the queue depths."""
     try:
-        return _json(application().status(), 200)
+        app = application()
+        with _http_activity(app, context):
+            return _json(app.status(), 200)
     except AksfwError as error:
         return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+
+
+def _http_activity(app: Aksfw, context: func.Context | None) -> AbstractContextManager[object]:
+    return app.telemetry.activity(
+        "aksfw.http", "http", invocation=_invocation(context), kind=SpanKind.INTERNAL
+    )
 
 
 def _resync_body(body: bytes) -> tuple[str | None, bool]:
@@ -149,3 +202,58 @@ def _resync_body(body: bytes) -> tuple[str | None, bool]:
 
 def _json(document: Any, status: int) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(document), status_code=status, mimetype="application/json")
+
+
+# ---------------------------------------------------------------------- operator verbs
+
+
+def http_replay(
+    request: func.HttpRequest, context: func.Context | None = None
+) -> func.HttpResponse:
+    """POST /api/replay with `{}` (both queues) or `{"queue": "panorama-updates",
+    "dryRun": true, "max": 50}`: move the poisoned messages that could succeed now back
+    to their queue; report the ones that would fail again (`Aksfw.replay_poisoned`)."""
+    try:
+        app = application()
+    except AksfwError as error:
+        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+    body, most = request.get_body(), app.settings.limits.max_http_body_bytes
+    if len(body) > most:
+        return _json({"error": f"body larger than {most} bytes (limits.maxHttpBodyBytes)"}, 413)
+    try:
+        queue, dry_run, limit = _replay_body(body)
+        with _http_activity(app, context):
+            report = app.replay_poisoned(queue, dry_run=dry_run, most=limit)
+    except ConfigError as error:
+        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+    except InputError as error:
+        return _json({"error": str(error)}, 400)
+    except AksfwError as error:
+        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+    return _json(report.as_json(), 200)
+
+
+def _replay_body(body: bytes) -> tuple[str | None, bool, int | None]:
+    if not body.strip():
+        return None, False, None
+    try:
+        document = load_json(body, "body")
+    except InputError as error:
+        raise InputError(
+            f'{error}: send {{}} or {{"queue": "<name>", "dryRun": true, "max": <n>}}'
+        ) from None
+    if not isinstance(document, dict):
+        raise InputError("body must be a JSON object")
+    unknown = sorted(set(document) - {"queue", "dryRun", "max"})
+    if unknown:
+        raise InputError(f"unknown field {unknown[0]!r}")
+    queue = document.get("queue")
+    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
+        raise InputError("queue must be a non-empty string")
+    dry_run = document.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InputError("dryRun must be true or false")
+    limit = document.get("max")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise InputError("max must be a whole number")
+    return (queue.strip() if queue else None), dry_run, limit

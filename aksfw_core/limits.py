@@ -50,6 +50,12 @@ class Limits:
     """Seconds one read from Resource Manager, Key Vault or Storage may wait for data."""
     arm_max_clusters: int = 10_000
     """Managed clusters one subscription's list may hold (its pages are read until then)."""
+    arm_max_pages: int = 20
+    """Pages one raw Resource Manager list (the virtual networks of a node resource group,
+    for node subnets) may take."""
+    arm_max_response_bytes: int = 4 * MIB
+    """Bytes of one raw Resource Manager answer (a subnet, a page of virtual networks) at
+    most."""
 
     max_message_bytes: int = 64 * MIB
     """Bytes a queue message or payload blob may unpack to (a bound against gzip bombs)."""
@@ -88,3 +94,10 @@ class Limits:
     """Seconds between timer runs that compare with Panorama itself."""
     unmonitored_grace_s: float = 900.0
     """Seconds a cluster stays out of the inventory before the timer removes its tags."""
+
+    replay_max_messages: int = 200
+    """Poisoned messages one replay call reads at most (a request's `max` may ask for
+    fewer): with the checks each needs, a call stays well inside an HTTP trigger's time."""
+    replay_visibility_timeout_s: float = 300.0
+    """Seconds a replay hides the poisoned messages it has read, so a concurrent replay
+    cannot move them too; it reads no further page once half of this has passed."""

@@ -43,10 +43,16 @@ CLUSTER_TOKEN = "local-stack-cluster-token"
 
 
 @functools.lru_cache(maxsize=1)
+def app_functions() -> tuple[Any, ...]:
+    """The app's functions with their triggers, as `function_app.py` declares them
+    (indexed once: the library refuses to index an app twice)."""
+    return tuple(importlib.import_module("function_app").app.get_functions())
+
+
+@functools.lru_cache(maxsize=1)
 def handlers() -> dict[str, Any]:
     """The app's functions by name, as the Functions host calls them."""
-    app = importlib.import_module("function_app").app
-    return {fn.get_function_name(): fn.get_user_function() for fn in app.get_functions()}
+    return {fn.get_function_name(): fn.get_user_function() for fn in app_functions()}
 
 
 @dataclass

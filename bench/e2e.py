@@ -20,6 +20,7 @@ def event_to_registered(changes: int) -> dict[str, object]:
             ]
             started = time.perf_counter()
             stack.event("lb-write.eventgrid.json")
+            stack.resyncs.run_until_idle(timeout_s=30)
             stack.updates.run_until_idle(timeout_s=30)
             elapsed = time.perf_counter() - started
             assert f"aks.aks-prod1.svc.version.{label}" in stack.panorama.registered()["20.0.0.1"]

@@ -52,6 +52,7 @@ def main() -> None:
         ]
         started = time.monotonic()
         event(stack, "lb-write.eventgrid.json")
+        stack.resyncs.run_until_idle(timeout_s=30)
         stack.updates.run_until_idle(timeout_s=30)
         print(f"   applied {(time.monotonic() - started) * 1000:.0f} ms after the event:\n")
         print_registered(stack)
@@ -59,6 +60,7 @@ def main() -> None:
         print("Service shop/api is deleted.")
         stack.kube.services = stack.kube.services[:1]
         event(stack, "pip-delete.eventgrid.json")
+        stack.resyncs.run_until_idle(timeout_s=30)
         stack.updates.run_until_idle(timeout_s=30)
         print_registered(stack)
 

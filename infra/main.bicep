@@ -2,11 +2,16 @@
 //
 // rg-<env>: managed identity, storage (host, queues, state, deployment package, dead
 // letters), Key Vault (RBAC), Log Analytics + Application Insights (Entra ID auth), the
-// plan and the function app, optionally a virtual network with private endpoints.
-// In every monitored subscription: the identity's roles and rg-<env>-events with the Event
-// Grid system topic; the event subscription follows once the code is deployed
-// (deployEventSubscriptions, turned on by the postdeploy hook). Explicit clusters get their
-// roles on themselves. No secret is stored in plain text anywhere.
+// alerts and the workbook, the plan and the function app, optionally a virtual network
+// with private endpoints. Only rg-<env> carries azd-env-name, so that azd finds one
+// resource group per environment (azure.yaml also names it, and AZURE_RESOURCE_GROUP is
+// an output).
+// In every monitored subscription: a read-only custom role for the identity (managed
+// clusters; subnets with registerNodeSubnets) and rg-<env>-events with the Event Grid
+// system topic (or the subscription's existing topic); the event subscription follows once
+// the code is deployed (deployEventSubscriptions, turned on by the postdeploy hook).
+// Credential roles go on each cluster: the explicit ones, and the tagged ones the
+// preprovision hook found. No secret is stored in plain text anywhere.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -23,10 +28,19 @@ param environmentName string
 })
 param location string
 
-@description('Subscriptions aksfw scans for clusters carrying the discovery tag and whose Resource Manager events it subscribes to (one Event Grid system topic each). List every subscription that holds a monitored cluster.')
+@description('Subscriptions aksfw scans for clusters carrying the discovery tag and whose Resource Manager events it subscribes to (one Event Grid system topic each). List every subscription that holds a monitored cluster. Overridden by monitoredSubscriptionIdsCsv when that is set.')
 param monitoredSubscriptionIds array = [
   subscription().subscriptionId
 ]
+
+@description('Comma-separated subscription IDs (AKSFW_MONITORED_SUBSCRIPTION_IDS): when not empty, used instead of monitoredSubscriptionIds. The preprovision hook scans the same list for tagged clusters.')
+param monitoredSubscriptionIdsCsv string = ''
+
+@description('Comma-separated resource IDs of the clusters carrying the discovery tag, found by the preprovision hook (AKSFW_DISCOVERED_CLUSTER_IDS): each gets its credential roles on itself. A cluster tagged later needs `azd provision`.')
+param discoveredClusterIds string = ''
+
+@description('Existing Resource Manager system topics to use, by subscription ID: {"<subscription id>": "/subscriptions/<subscription id>/resourceGroups/<group>/providers/Microsoft.EventGrid/systemTopics/<name>"}. Azure allows one such topic per subscription; the topic needs a system-assigned identity. Subscriptions not listed get a new topic in rg-<env>-events.')
+param existingSystemTopicIds object = {}
 
 @description('Azure tag (key, or key=value) that marks an AKS cluster as monitored (config.discovery.tag); empty = no discovery by tag.')
 param discoveryTag string = 'aksfw'
@@ -76,6 +90,20 @@ param allowedIpRanges array = []
 @description('Create the Event Grid subscriptions to the resource_event function. The function must exist first, so the azd postdeploy hook turns this on after the first code deploy.')
 param deployEventSubscriptions bool = false
 
+@description('Register each node pool\'s subnet CIDR on Panorama (config nodeSubnets, PAN-OS 10.0+): the identity may then read virtual networks and subnets in the monitored subscriptions.')
+param registerNodeSubnets bool = false
+
+@description('Email address that receives the alerts (AKSFW_ALERT_EMAIL); empty = the action group has no receiver (the alert rules still exist).')
+param alertEmail string = ''
+
+@minValue(10)
+@maxValue(300)
+@description('Minutes the applies of a (cluster, target) may keep failing before the alert fires.')
+param alertApplyFailingMinutes int = 30
+
+@description('Key Vault purge protection (irreversible). Off by default so that `azd down --purge` purges the vault and the environment can be deployed again; on, a deleted vault keeps its name for 90 days.')
+param keyVaultPurgeProtection bool = false
+
 @description('Optional: object ID of an administrator or tester given data access to the app\'s storage and Key Vault Secrets Officer on its vault (to set secrets and run the app locally against Azure). Empty = nobody.')
 param principalId string = ''
 
@@ -92,13 +120,21 @@ var resourceToken = toLower(uniqueString(subscription().id, environmentName, loc
 var tags = {
   'azd-env-name': environmentName
 }
+// Resource groups in the monitored subscriptions: not azd-env-name (azd must find exactly
+// one resource group per environment).
+var eventsTags = {
+  'aksfw-env-name': environmentName
+}
+var monitoredSubscriptionList = empty(trim(monitoredSubscriptionIdsCsv)) ? monitoredSubscriptionIds : split(replace(trim(monitoredSubscriptionIdsCsv), ' ', ''), ',')
+var discoveredClusterIdList = empty(trim(discoveredClusterIds)) ? [] : split(replace(trim(discoveredClusterIds), ' ', ''), ',')
+var explicitClusterIds = [for cluster in clusters: toLower(cluster.id)]
 var deploymentContainerName = 'app-package-${resourceToken}'
-// Whole subscriptions need the cluster roles when clusters are found by tag (or when the
-// configuration is given whole and cannot be inspected here); explicit clusters get them on
-// themselves.
+// The identity lists the clusters of whole subscriptions (a read-only custom role) when
+// clusters are found by tag, or when the configuration is given whole and cannot be
+// inspected here. Credential roles are never granted on a subscription.
 var subscriptionWideAccess = !empty(discoveryTag) || !empty(aksfwConfig)
 
-resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2025-04-01' = {
   name: '${abbrs.resourceGroups}${environmentName}'
   location: location
   tags: tags
@@ -122,6 +158,30 @@ module monitoring 'app/monitoring.bicep' = {
     appInsightsName: '${abbrs.appInsights}${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    namePrefix: 'aksfw-${resourceToken}'
+    workspaceId: monitoring.outputs.workspaceId
+    alertEmail: alertEmail
+    applyFailingMinutes: alertApplyFailingMinutes
+  }
+}
+
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    displayName: 'aksfw ${environmentName}'
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
@@ -150,6 +210,7 @@ module keyVault 'app/keyvault.bicep' = {
     networkRestricted: vnetEnabled
     allowedIpRanges: allowedIpRanges
     logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
+    purgeProtection: keyVaultPurgeProtection
   }
 }
 
@@ -184,8 +245,8 @@ module rbac 'app/rbac.bicep' = {
 }
 
 // The configuration document (README "Configuration"): only keys parse_settings knows.
-var builtConfig = {
-  subscriptions: monitoredSubscriptionIds
+var builtConfigBase = {
+  subscriptions: monitoredSubscriptionList
   discovery: empty(discoveryTag) ? null : {
     tag: discoveryTag
   }
@@ -198,6 +259,10 @@ var builtConfig = {
     tagTimeoutSeconds: tagTimeoutSeconds
   }
 }
+// nodeSubnets only when asked for (registerNodeSubnets also grants the subnet reads).
+var builtConfig = union(builtConfigBase, registerNodeSubnets ? {
+  nodeSubnets: true
+} : {})
 var configDocument = empty(aksfwConfig) ? builtConfig : union({
   keyVault: keyVault.outputs.url
 }, aksfwConfig)
@@ -227,22 +292,38 @@ module api 'app/api.bicep' = {
   ]
 }
 
-module monitoredSubscriptions 'app/monitored-subscription.bicep' = [for subscriptionId in monitoredSubscriptionIds: {
+// The monitored subscriptions, the topics' dead-letter access to the app's container, and
+// the clusters' credential roles.
+module monitoredSubscriptions 'app/monitored-subscription.bicep' = [for subscriptionId in monitoredSubscriptionList: {
   name: 'aksfw-${resourceToken}-${subscriptionId}'
   scope: subscription(subscriptionId)
   params: {
     location: location
-    tags: tags
+    tags: eventsTags
     resourceGroupName: '${abbrs.resourceGroups}${environmentName}-events'
     systemTopicName: '${abbrs.eventGridSystemTopics}aksfw-${resourceToken}'
+    existingSystemTopicId: contains(existingSystemTopicIds, subscriptionId) ? existingSystemTopicIds[subscriptionId] : ''
+    eventSubscriptionName: 'aksfw-${resourceToken}'
     principalId: identity.outputs.principalId
-    identityId: identity.outputs.id
     grantSubscriptionRoles: subscriptionWideAccess
-    clustersUseAzureRbac: clustersUseAzureRbac
+    grantSubnetRead: registerNodeSubnets
+    roleNameSuffix: '${environmentName}-${resourceToken}'
     deployEventSubscription: deployEventSubscriptions
     functionId: '${api.outputs.id}/functions/resource_event'
     deadLetterStorageAccountId: storage.outputs.id
     deadLetterContainerName: storage.outputs.deadLetterContainerName
+    alertNamePrefix: 'aksfw-${resourceToken}'
+    actionGroupId: alerts.outputs.actionGroupId
+  }
+}]
+
+module deadLetterAccess 'app/deadletter-access.bicep' = [for (subscriptionId, i) in monitoredSubscriptionList: {
+  name: 'aksfw-deadletter-${subscriptionId}'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    topicPrincipalId: monitoredSubscriptions[i].outputs.systemTopicPrincipalId
   }
 }]
 
@@ -257,9 +338,26 @@ module clusterAccess 'app/cluster-access.bicep' = [for cluster in clusters: {
   }
 }]
 
+// Tagged clusters found by the preprovision hook: the `azure` credential's roles. One also
+// listed explicitly gets its roles from that entry only.
+module discoveredClusterAccess 'app/cluster-access.bicep' = [for clusterId in discoveredClusterIdList: {
+  name: take('aksfw-${resourceToken}-tag-${split(clusterId, '/')[8]}', 64)
+  scope: resourceGroup(split(clusterId, '/')[2], split(clusterId, '/')[4])
+  params: {
+    cluster: {
+      id: clusterId
+    }
+    principalId: identity.outputs.principalId
+    clustersUseAzureRbac: clustersUseAzureRbac
+    grant: !contains(explicitClusterIds, toLower(clusterId))
+  }
+}]
+
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output RESOURCE_GROUP string = rg.name
+@description('The resource group azd deploys the api service to (azd reads AZURE_RESOURCE_GROUP before the azd-env-name tag).')
+output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = api.outputs.name
 output RESYNC_URL string = 'https://${api.outputs.defaultHostName}/api/resync'
 output STATUS_URL string = 'https://${api.outputs.defaultHostName}/api/status'
@@ -268,3 +366,6 @@ output AZURE_KEY_VAULT_URI string = keyVault.outputs.url
 @description('Object ID of the app\'s managed identity: the subject of Kubernetes role bindings on clusters with Kubernetes RBAC.')
 output AKSFW_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output AKSFW_VNET_ID string = vnetEnabled ? vnet.outputs.id : ''
+@description('The Azure Monitor workbook (portal: Monitor > Workbooks, or the resource group).')
+output AKSFW_WORKBOOK_ID string = workbook.outputs.id
+output AKSFW_ACTION_GROUP_ID string = alerts.outputs.actionGroupId

@@ -26,9 +26,12 @@ READ_BY_OTHERS = {
     # Functions host: identity-based AzureWebJobsStorage (the code reads only the URIs).
     "AzureWebJobsStorage__credential": "Functions host",
     "AzureWebJobsStorage__clientId": "Functions host",
-    # Functions host: telemetry, with Entra ID authentication.
-    "APPLICATIONINSIGHTS_CONNECTION_STRING": "Functions host",
+    # Functions host: telemetry, with Entra ID authentication; azure-monitor-opentelemetry
+    # reads the connection string too (configure_azure_monitor's default).
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "Functions host, azure-monitor-opentelemetry",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Functions host",
+    # Python worker: OpenTelemetry mode (trace context, worker-exported logs).
+    "PYTHON_ENABLE_OPENTELEMETRY": "Functions Python worker",
 }
 
 # Names the code reads that the deployment deliberately leaves unset.

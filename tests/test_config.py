@@ -188,7 +188,9 @@ def test_every_limit_has_a_document_key_with_its_unit():
     keys = set(config._LIMIT_FIELDS)
     assert "panoramaReadTimeoutSeconds" in keys and "maxMessageBytes" in keys
     assert all(
-        key.endswith(("Seconds", "Bytes", "Pages", "Size", "Clusters", "Requests", "Blobs"))
+        key.endswith(
+            ("Seconds", "Bytes", "Pages", "Size", "Clusters", "Requests", "Blobs", "Messages")
+        )
         for key in keys
     ), keys
 

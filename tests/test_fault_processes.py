@@ -83,9 +83,10 @@ def test_worker_killed_between_register_and_state_save_converges_on_redelivery(
 ):
     converge(world)
     converged = world.applied()
-    deliveries.clear()
     world.kube.services = list(AFTER)
-    world.event("lb-write.eventgrid.json")  # queues the snapshot
+    world.event("lb-write.eventgrid.json")
+    world.resyncs.run_until_idle(timeout_s=20)  # queues the snapshot
+    deliveries.clear()
     wanted = merged(FOREIGN, owned_tags(AFTER))
     hold = tmp_path / "hold"
     hold.mkdir()
@@ -116,9 +117,11 @@ def test_worker_killed_between_register_and_state_save_converges_on_redelivery(
 def test_two_workers_with_two_queued_snapshots_of_one_target_write_panorama_once(world, tmp_path):
     converge(world)
     world.kube.services = list(MIDDLE)
-    world.event("lb-write.eventgrid.json")  # the older snapshot
+    world.event("lb-write.eventgrid.json")
+    world.resyncs.run_until_idle(timeout_s=20)  # the older snapshot
     world.kube.services = list(AFTER)
-    world.event("lb-write.eventgrid.json")  # the newer one
+    world.event("lb-write.eventgrid.json")
+    world.resyncs.run_until_idle(timeout_s=20)  # the newer one
     world.panorama.reset_calls()
 
     with ExitStack() as stack:

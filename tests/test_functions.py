@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import inspect
 import json
 import logging
 import os
 import secrets
 import time
 
+import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
@@ -27,6 +29,7 @@ from aksfw_core.rules.plan import TagPlan
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.fakes.panorama import Fault
 from aksfw_local.functions_host import enqueue, poison_messages
+from aksfw_local.stack import app_functions
 from tests.conftest import API_KEY
 from tests.flow import CLUSTER, HANDLERS, NODE_GROUP, SUB, configure
 
@@ -279,6 +282,7 @@ def test_event_latency_is_bounded_by_the_queue_only(world):
     world.kube.services = [service(**WEB)]
     started = time.monotonic()
     world.event("lb-write.eventgrid.json")
+    world.resyncs.run_until_idle(timeout_s=20)
     world.updates.run_until_idle(timeout_s=20)
     assert "20.0.0.1" in world.registered()
     assert time.monotonic() - started < 10  # a bound against hangs; the figure is benchmarked
@@ -363,3 +367,15 @@ def test_an_event_resolves_its_cluster_once(world, monkeypatch):
     assert looked_up == []  # the resync is given the cluster the event resolved to
     world.drain()
     assert "aks.aks-prod1.web" in world.registered()["20.0.0.1"]
+
+
+def test_every_function_takes_exactly_its_bindings_as_the_python_worker_requires():
+    # The worker refuses to load a function whose parameters (apart from `context`) are not
+    # its bindings' names: `@app.route` names its binding `req` unless told otherwise.
+    for function in app_functions():
+        bindings = {b.name for b in function.get_bindings() if b.name != "$return"}
+        signature = inspect.signature(function.get_user_function())
+        parameters = set(signature.parameters) - {"context"}
+        assert parameters == bindings, function.get_function_name()
+        context = signature.parameters.get("context")
+        assert context is None or context.annotation in (func.Context, "func.Context")

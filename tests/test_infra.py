@@ -161,11 +161,40 @@ def test_main_outputs_what_azd_and_the_readme_use():
 def test_azure_yaml_deploys_this_folder_as_a_python_function_app():
     project = yaml.safe_load((ROOT / "azure.yaml").read_text())
     assert project["services"] == {
-        "api": {"project": ".", "language": "python", "host": "function"}
+        "api": {
+            "project": ".",
+            "language": "python",
+            "host": "function",
+            "resourceGroup": "rg-${AZURE_ENV_NAME}",
+        }
     }
-    hook = project["hooks"]["postdeploy"]
-    assert (ROOT / hook["posix"]["run"]).is_file()
-    assert (ROOT / hook["windows"]["run"]).is_file()
+    for event in ("preprovision", "postdeploy"):
+        hook = project["hooks"][event]
+        assert (ROOT / hook["posix"]["run"]).is_file()
+        assert (ROOT / hook["windows"]["run"]).is_file()
+        assert hook["posix"]["continueOnError"] is False
+
+
+def test_azd_finds_exactly_one_resource_group_per_environment():
+    # azd looks for the service's resourceGroup, then AZURE_RESOURCE_GROUP, then the
+    # azd-env-name tag: all three name rg-<env>, and no other group carries the tag.
+    abbreviation = json.loads((INFRA / "abbreviations.json").read_text())["resourceGroups"]
+    project = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert project["services"]["api"]["resourceGroup"] == f"{abbreviation}${{AZURE_ENV_NAME}}"
+    assert bicep(MAIN)["outputs"]["AZURE_RESOURCE_GROUP"]["value"] == {
+        "operator": {
+            "type": "property_accessor",
+            "operands": {"operand_1": "rg", "operand_2": "name"},
+        }
+    }
+    assert bicep(MAIN)["parameters"]["environmentName"]  # ${AZURE_ENV_NAME}
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert params["tags"] == "eventsTags"
+    assert "'azd-env-name'" not in variable(MAIN, "eventsTags")
+    for path in BICEP_FILES:
+        for name, group in resources_of(path, "Microsoft.Resources/resourceGroups").items():
+            if path != MAIN:
+                assert body(group)["tags"] == "tags", f"{path.name}: {name}"
 
 
 @pytest.mark.parametrize("name", ["postdeploy.sh", "postdeploy.ps1"])
@@ -365,7 +394,23 @@ def test_key_vault_uses_rbac_and_keeps_deleted_secrets():
     properties = body(vault)["properties"]
     assert properties["enableRbacAuthorization"] is True
     assert properties["enableSoftDelete"] is True
-    assert properties["enablePurgeProtection"] is True
+    # Purge protection is opt-in: the vault name is fixed per environment, and only an
+    # unprotected vault can be purged by `azd down --purge` before the next `azd up`.
+    assert properties["enablePurgeProtection"] == {
+        "operator": {
+            "type": "conditional",
+            "operands": {"condition": "purgeProtection", "true_value": True, "false_value": None},
+        }
+    }
+    assert bicep(APP / "keyvault.bicep")["parameters"]["purgeProtection"]["default"] is False
+    assert bicep(MAIN)["parameters"]["keyVaultPurgeProtection"]["default"] is False
+    assert main_parameters()["keyVaultPurgeProtection"] == {
+        "value": "${AKSFW_KEY_VAULT_PURGE_PROTECTION=false}"
+    }
+    params = body(bicep(MAIN)["modules"]["keyVault"])["params"]
+    assert params["purgeProtection"] == "keyVaultPurgeProtection"
+    text = (APP / "keyvault.bicep").read_text()
+    assert "checkov:skip=CKV_AZURE_110:" in text and "checkov:skip=CKV_AZURE_42:" in text
     module = bicep(APP / "keyvault.bicep")["modules"]["panoramaKey"]
     assert condition(module) is not None  # only when the key is given
     assert variable(APP / "keyvault.bicep", "panoramaApiKeySecretName") == "panorama-api-key"
@@ -391,17 +436,69 @@ def test_role_ids_are_the_built_in_ones():
     assert json.loads((APP / "roles.json").read_text()) == BUILT_IN_ROLES
 
 
+def custom_roles(path: Path) -> dict[str, dict[str, Any]]:
+    """Symbol → (unwrapped) declaration of the custom role definitions of one file."""
+    return {
+        name: body(resource)
+        for name, resource in resources_of(path, "Microsoft.Authorization/roleDefinitions").items()
+    }
+
+
+def role_key(path: Path, role_definition_id: Any) -> str:
+    """A built-in role's key in roles.json, or the symbol of a custom role of the same file."""
+    if isinstance(role_definition_id, dict) and "operator" in role_definition_id:
+        operands = role_definition_id["operator"]["operands"]
+        if operands["operand_2"] == "id" and operands["operand_1"] in custom_roles(path):
+            return str(operands["operand_1"])
+    keys = re.findall(r'"operand_2": "(\w+)"', json.dumps(role_definition_id))
+    assert keys and keys[-1] in BUILT_IN_ROLES, f"{path.name}: unknown role {role_definition_id}"
+    return keys[-1]
+
+
 def test_role_assignments_use_known_roles_deterministic_names_and_principal_types():
     assert role_assignments()
     for path, name, config, _ in role_assignments():
         where = f"{path.name}: {name}"
-        role = json.dumps(config["properties"]["roleDefinitionId"])
-        keys = re.findall(r'"operand_2": "(\w+)"', role)
-        assert keys and keys[-1] in BUILT_IN_ROLES, where
+        key = role_key(path, config["properties"]["roleDefinitionId"])
         assert config["name"]["function"]["type"] == "guid", where
-        assert keys[-1] in json.dumps(config["name"]), f"{where}: the role is not in the name"
+        if key in BUILT_IN_ROLES:
+            assert key in json.dumps(config["name"]), f"{where}: the role is not in the name"
+        else:  # a custom role: its own name seed
+            seed = custom_roles(path)[key]["name"]["function"]["parameters"]
+            assert list(seed.values())[-1] in json.dumps(config["name"]), where
         principal_type = config["properties"]["principalType"]
         assert principal_type in ("ServicePrincipal", "principalType"), where
+
+
+def test_custom_roles_only_read_and_are_unique_in_the_tenant():
+    roles = custom_roles(APP / "monitored-subscription.bicep")
+    actions = {
+        name: variable(
+            APP / "monitored-subscription.bicep", config["properties"]["permissions"][0]["actions"]
+        )
+        for name, config in roles.items()
+    }
+    assert actions == {
+        "clusterReaderRole": ["Microsoft.ContainerService/managedClusters/read"],
+        "subnetReaderRole": [
+            "Microsoft.Network/virtualNetworks/read",
+            "Microsoft.Network/virtualNetworks/subnets/read",
+        ],
+    }
+    for config in roles.values():
+        properties = config["properties"]
+        assert properties["type"] == "CustomRole"
+        assert properties["permissions"][0]["notActions"] == []
+        # Assignable in this subscription only.
+        (assignable,) = properties["assignableScopes"]
+        assert assignable["operator"]["operands"]["operand_1"]["function"]["type"] == "subscription"
+        assert assignable["operator"]["operands"]["operand_2"] == "id"
+        # Role names are unique per tenant: environment, token and subscription in each.
+        assert "${roleNameSuffix}" in properties["roleName"]
+        assert "${subscription().subscriptionId}" in properties["roleName"]
+        assert config["name"]["function"]["type"] == "guid"
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert params["roleNameSuffix"] == "${environmentName}-${resourceToken}"
 
 
 def granted(path: Path) -> dict[tuple[str, str], Any]:
@@ -409,8 +506,7 @@ def granted(path: Path) -> dict[tuple[str, str], Any]:
     result = {}
     for file, _, config, when in role_assignments():
         if file == path:
-            role = json.dumps(config["properties"]["roleDefinitionId"])
-            key = re.findall(r'"operand_2": "(\w+)"', role)[-1]
+            key = role_key(path, config["properties"]["roleDefinitionId"])
             result[key, config["properties"]["principalId"]] = when
     return result
 
@@ -438,16 +534,30 @@ def test_app_identity_gets_data_roles_on_its_own_resources_only():
 
 
 def test_cluster_roles_go_to_the_app_identity_only():
-    for path in (APP / "monitored-subscription.bicep", APP / "cluster-access.bicep"):
-        roles = granted(path)
-        assert {key for key, _ in roles} == {"reader", "aksClusterUser", "aksRbacReader"}
-        assert {principal for _, principal in roles} == {"principalId"}  # the module's parameter
-        (rbac_reader,) = [when for (key, _), when in roles.items() if key == "aksRbacReader"]
-        assert "clustersUseAzureRbac" in json.dumps(rbac_reader)
+    roles = granted(APP / "cluster-access.bicep")
+    assert {key for key, _ in roles} == {"reader", "aksClusterUser", "aksRbacReader"}
+    assert {principal for _, principal in roles} == {"principalId"}  # the module's parameter
+    (rbac_reader,) = [when for (key, _), when in roles.items() if key == "aksRbacReader"]
+    assert "clustersUseAzureRbac" in json.dumps(rbac_reader)
+    subscription_roles = granted(APP / "monitored-subscription.bicep")
+    assert subscription_roles == {
+        ("clusterReaderRole", "principalId"): "grantSubscriptionRoles",
+        ("subnetReaderRole", "principalId"): "grantSubnetRead",
+    }
     # The modules are given the identity, nothing else.
-    for name in ("monitoredSubscriptions", "clusterAccess"):
+    for name in ("monitoredSubscriptions", "clusterAccess", "discoveredClusterAccess"):
         params = body(bicep(MAIN)["modules"][name])["params"]
         assert dotted(params["principalId"]) == "identity.outputs.principalId"
+
+
+def test_no_credential_role_is_granted_on_a_subscription_or_group():
+    # Cluster User Role hands out a local-account cluster's admin credential: only ever on
+    # one cluster (cluster-access.bicep scopes every assignment to the cluster).
+    for path, name, config, _ in role_assignments():
+        key = role_key(path, config["properties"]["roleDefinitionId"])
+        if key in ("aksClusterUser", "aksRbacReader"):
+            assert path == APP / "cluster-access.bicep", f"{path.name}: {name}"
+            assert config["scope"] == "managedCluster", f"{path.name}: {name}"
 
 
 @pytest.mark.parametrize(
@@ -461,8 +571,10 @@ def test_cluster_roles_go_to_the_app_identity_only():
 )
 def test_explicit_clusters_get_cluster_user_only_for_the_azure_credential(credential, azure):
     roles = granted(APP / "cluster-access.bicep")
-    assert roles["reader", "principalId"] is None
-    assert roles["aksClusterUser", "principalId"] == "usesAzureCredential"
+    assert roles["reader", "principalId"] == "grant"
+    when = roles["aksClusterUser", "principalId"]
+    assert when["operator"]["type"] == "and"
+    assert set(when["operator"]["operands"].values()) == {"grant", "usesAzureCredential"}
     cluster = (
         {"id": CLUSTER_ID} if credential is None else {"id": CLUSTER_ID, "credential": credential}
     )
@@ -472,13 +584,74 @@ def test_explicit_clusters_get_cluster_user_only_for_the_azure_credential(creden
 
 def test_monitored_subscription_module_is_deployed_per_subscription():
     module = bicep(MAIN)["modules"]["monitoredSubscriptions"]
-    assert module["config"]["loop_type"]["detail"]["array_name"] == "monitoredSubscriptionIds"
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "monitoredSubscriptionList"
     scope = body(module)["scope"]["function"]
     assert scope["type"] == "subscription"
     text = MAIN.read_text()
     assert "resourceGroupName: '${abbrs.resourceGroups}${environmentName}-events'" in text
     assert "functionId: '${api.outputs.id}/functions/resource_event'" in text
     assert "deployEventSubscription: deployEventSubscriptions" in text
+    # Environments sharing one topic need their own event subscription (and alert) names.
+    assert "eventSubscriptionName: 'aksfw-${resourceToken}'" in text
+
+
+@pytest.mark.parametrize(
+    ("csv", "subscriptions"),
+    [
+        ("", [SUB]),  # the monitoredSubscriptionIds array (its default: this subscription)
+        ("  ", [SUB]),
+        ("aaa,bbb", ["aaa", "bbb"]),
+        (" aaa, bbb ", ["aaa", "bbb"]),
+    ],
+)
+def test_monitored_subscriptions_come_from_the_azd_environment_or_the_array(csv, subscriptions):
+    assert main_parameters()["monitoredSubscriptionIdsCsv"] == {
+        "value": "${AKSFW_MONITORED_SUBSCRIPTION_IDS=}"
+    }
+    lookup = scope(MAIN, {"monitoredSubscriptionIdsCsv": csv, "monitoredSubscriptionIds": [SUB]})
+    assert lookup("monitoredSubscriptionList") == subscriptions
+    document = config_document(panoramaHost="p", monitoredSubscriptionIdsCsv=csv)
+    assert document["subscriptions"] == subscriptions
+
+
+TAGGED = f"/subscriptions/{SUB}/resourceGroups/rg-a/providers/Microsoft.ContainerService/managedClusters/aks-a"
+
+
+@pytest.mark.parametrize(
+    ("found", "ids"),
+    [("", []), (f"{TAGGED},{TAGGED}2", [TAGGED, f"{TAGGED}2"]), (f" {TAGGED} ", [TAGGED])],
+)
+def test_discovered_clusters_get_their_roles_one_by_one(found, ids):
+    assert main_parameters()["discoveredClusterIds"] == {
+        "value": "${AKSFW_DISCOVERED_CLUSTER_IDS=}"
+    }
+    assert scope(MAIN, {"discoveredClusterIds": found})("discoveredClusterIdList") == ids
+    module = bicep(MAIN)["modules"]["discoveredClusterAccess"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "discoveredClusterIdList"
+    assert module["detail"]["path"] == "app/cluster-access.bicep"
+    params = body(module)["params"]
+    assert params["cluster"] == {"id": "clusterId"}  # the `azure` credential by default
+    # A cluster that is also explicit gets its roles (and credential) from that entry.
+    grant = params["grant"]["operator"]["operands"]["bool_value"]["function"]
+    assert grant["type"] == "contains"
+    assert grant["parameters"]["container"] == "explicitClusterIds"
+
+
+def test_every_monitored_subscription_topic_may_dead_letter_into_the_container_only():
+    module = bicep(MAIN)["modules"]["deadLetterAccess"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "monitoredSubscriptionList"
+    assert "topicPrincipalId: monitoredSubscriptions[i].outputs.systemTopicPrincipalId" in (
+        MAIN.read_text()
+    )
+    roles = granted(APP / "deadletter-access.bicep")
+    assert roles == {("storageBlobDataContributor", "topicPrincipalId"): None}
+    (assignment,) = resources_of(
+        APP / "deadletter-access.bicep", "Microsoft.Authorization/roleAssignments"
+    ).values()
+    assert body(assignment)["scope"] == "deadLetterContainer"
+    # The app's own identity is no longer used by Event Grid anywhere.
+    for name in ("eventgrid.bicep", "monitored-subscription.bicep"):
+        assert "identityId" not in (APP / name).read_text(), name
 
 
 # --- Event Grid -----------------------------------------------------------------------
@@ -508,7 +681,46 @@ def test_system_topic_watches_the_subscription():
     config = body(topic)
     assert config["location"] == "global"
     assert config["properties"]["topicType"] == "Microsoft.Resources.Subscriptions"
-    assert config["identity"]["type"] == "UserAssigned"
+    # Its own identity: the only kind the storage firewall's trusted-services exception
+    # lets dead-letter, and not the app's (which owns queues, state and vault reads).
+    assert config["identity"] == {"type": "SystemAssigned"}
+    assert condition(topic) == "createSystemTopic"
+
+
+@pytest.mark.parametrize(
+    ("existing", "group", "name", "create"),
+    [
+        ("", "rg-test-events", "egst-aksfw-x", True),
+        (
+            f"/subscriptions/{SUB}/resourceGroups/rg-shared/providers/Microsoft.EventGrid/systemTopics/arm-events",
+            "rg-shared",
+            "arm-events",
+            False,
+        ),
+    ],
+)
+def test_an_existing_system_topic_is_used_instead_of_a_new_one(existing, group, name, create):
+    path = APP / "monitored-subscription.bicep"
+    lookup = scope(
+        path,
+        {
+            "existingSystemTopicId": existing,
+            "resourceGroupName": "rg-test-events",
+            "systemTopicName": "egst-aksfw-x",
+        },
+    )
+    assert lookup("createSystemTopic") is create
+    assert lookup("topicGroupName") == group
+    assert lookup("topicName") == name
+    (events_group,) = resources_of(path, "Microsoft.Resources/resourceGroups").values()
+    assert condition(events_group) == "createSystemTopic"
+    params = body(bicep(path)["modules"]["events"])["params"]
+    assert params["createSystemTopic"] == "createSystemTopic"
+    assert params["systemTopicName"] == "topicName"
+    main_params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    chosen = main_params["existingSystemTopicId"]["operator"]["operands"]
+    assert chosen["condition"]["function"]["type"] == "contains"
+    assert bicep(MAIN)["parameters"]["existingSystemTopicIds"]["default"] == {}
 
 
 def test_event_subscription_delivers_to_the_resource_event_function_once_it_exists():
@@ -523,7 +735,7 @@ def test_event_subscription_delivers_to_the_resource_event_function_once_it_exis
         "eventTimeToLiveInMinutes": 1440,
     }
     dead_letter = properties["deadLetterWithResourceIdentity"]
-    assert dead_letter["identity"]["type"] == "UserAssigned"
+    assert dead_letter["identity"] == {"type": "SystemAssigned"}
     assert dead_letter["deadLetterDestination"]["endpointType"] == "StorageBlob"
     tree = ast.parse((ROOT / "function_app.py").read_text())
     functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
@@ -618,7 +830,7 @@ def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
         return [evaluate(item, lookup) for item in node]
     if not isinstance(node, dict):
         return node
-    if "operator" in node:
+    if isinstance(node.get("operator"), dict):  # not a property called operator
         kind, operands = node["operator"]["type"], node["operator"]["operands"]
         if kind == "conditional":
             branch = "true_value" if evaluate(operands["condition"], lookup) else "false_value"
@@ -629,6 +841,8 @@ def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
             )
         if kind == "not":
             return not evaluate(operands["bool_value"], lookup)
+        if kind == "index_accessor":
+            return evaluate(operands["operand_1"], lookup)[evaluate(operands["operand_2"], lookup)]
         if kind == "substract":  # sic
             return evaluate(operands["operand_1"], lookup) - evaluate(operands["operand_2"], lookup)
         if kind == "property_accessor":
@@ -639,7 +853,7 @@ def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
                 )
             return lookup(dotted(node))  # a module output, given as a name
         raise AssertionError(f"operator {kind} not handled")
-    if "function" in node:
+    if isinstance(node.get("function"), dict):
         kind = node["function"]["type"]
         parameters = node["function"].get("parameters", {})
         args = [evaluate(arg, lookup) for arg in parameters.values()]
@@ -652,6 +866,9 @@ def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
             "environment": lambda: lookup("environment()"),
             "to_lower": str.lower,
             "trim": str.strip,
+            "split": str.split,
+            "replace": str.replace,
+            "last": lambda items: items[-1],
             "json": json.loads,
             "string": lambda value: value if isinstance(value, str) else json.dumps(value),
             "union": lambda *objects: functools.reduce(lambda a, b: {**a, **b}, objects, {}),
@@ -787,3 +1004,294 @@ def test_the_evaluator_would_notice_an_unknown_key():
     document["panorama"]["timeout"] = 5
     with pytest.raises(InputError, match="unknown field"):
         parse_settings(document)
+
+
+# --- node subnets ---------------------------------------------------------------------
+
+
+def test_node_subnets_are_opt_in_and_come_with_the_subnet_reads():
+    assert bicep(MAIN)["parameters"]["registerNodeSubnets"]["default"] is False
+    assert main_parameters()["registerNodeSubnets"] == {
+        "value": "${AKSFW_REGISTER_NODE_SUBNETS=false}"
+    }
+    assert "nodeSubnets" not in config_document(panoramaHost="p")
+    document = config_document(panoramaHost="p", registerNodeSubnets=True)
+    assert document["nodeSubnets"] is True
+    assert parse_settings(document).node_subnets is True
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert params["grantSubnetRead"] == "registerNodeSubnets"
+
+
+# --- telemetry, alerts and the workbook -----------------------------------------------
+
+# The app's OpenTelemetry contract (meter `aksfw`): metric → attributes in AppMetrics.Properties.
+METRICS = {
+    "aksfw.event.lag": {"cluster", "target"},
+    "aksfw.apply.duration": {"cluster", "target", "outcome"},
+    "aksfw.pairs.registered": {"cluster", "target"},
+    "aksfw.pairs.unregistered": {"cluster", "target"},
+    "aksfw.pairs.held": {"cluster", "target"},
+    "aksfw.failures": {"kind", "stage", "cluster", "target"},
+    "aksfw.messages.poisoned": {"queue", "reason"},
+    "aksfw.queue.depth": {"queue"},
+}
+TABLES = {"AppMetrics", "AppTraces", "AppRequests", "AppExceptions"}
+
+
+def kql_problems(query: str) -> list[str]:
+    """Names a query uses that the telemetry contract does not define."""
+    problems = [
+        f"metric {name}"
+        for name in re.findall(r"'(aksfw\.[a-z._]+)'", query)
+        if name not in METRICS
+    ]
+    attributes = set().union(*METRICS.values())
+    problems += [
+        f"attribute {name}"
+        for name in re.findall(r"Properties\['(\w+)'\]", query)
+        if name not in attributes
+    ]
+    problems += [
+        f"table {name}" for name in re.findall(r"\b(App[A-Z]\w+)\b", query) if name not in TABLES
+    ]
+    return problems
+
+
+def test_opentelemetry_settings_for_the_python_worker():
+    settings = app_settings(bicep(APP / "api.bicep"))
+    assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "appInsightsConnectionString"
+    # The worker's own configure_azure_monitor() would send without an Entra credential.
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in settings
+    assert "APPINSIGHTS_INSTRUMENTATIONKEY" not in settings
+
+
+def alert_rules() -> dict[str, dict[str, Any]]:
+    """The log alert rules of alerts.bicep, their queries as deployed (minutes = 30)."""
+    lookup = scope(APP / "alerts.bicep", {"applyFailingMinutes": 30, "functionFailureThreshold": 5})
+
+    def interpolate(text: str) -> str:  # pycep keeps '${name}' and '\n' as written
+        text = re.sub(r"\$\{(\w+)\}", lambda m: str(lookup(m.group(1))), text)
+        return text.replace("\\n", "\n")
+
+    return {rule["name"]: {**rule, "query": interpolate(rule["query"])} for rule in lookup("rules")}
+
+
+def test_alert_rules_cover_poison_queues_failing_applies_and_function_failures():
+    rules = alert_rules()
+    assert set(rules) == {"poison-queue", "apply-failing", "function-failures"}
+    for name, rule in rules.items():
+        query = rule["query"]
+        assert kql_problems(query) == [], name
+        columns = {d["name"] for d in rule["dimensions"]}
+        for column in columns | {rule["measure"]}:
+            assert re.search(rf"\b{column}\b", query), f"{name}: {column} is not a column"
+    assert "'aksfw.queue.depth'" in rules["poison-queue"]["query"]
+    assert "-poison" in rules["poison-queue"]["query"]
+    apply = rules["apply-failing"]["query"]
+    assert apply.startswith("let failingFor = 30m;\n")
+    assert "'aksfw.apply.duration'" in apply and "outcome == 'failed'" in apply
+    assert {d["name"] for d in rules["apply-failing"]["dimensions"]} == {"cluster", "target"}
+    assert "AppRequests" in rules["function-failures"]["query"]
+    # Every rule notifies the action group, queries the workspace, and resolves itself.
+    (resource,) = resources_of(
+        APP / "alerts.bicep", "Microsoft.Insights/scheduledQueryRules"
+    ).values()
+    properties = body(resource)["properties"]
+    assert properties["scopes"] == ["workspaceId"]
+    assert dotted(properties["actions"]["actionGroups"][0]) == "actionGroup.id"
+    assert properties["autoMitigate"] is True
+
+
+def test_alert_email_and_failing_time_come_from_the_azd_environment():
+    assert main_parameters()["alertEmail"] == {"value": "${AKSFW_ALERT_EMAIL=}"}
+    assert main_parameters()["alertApplyFailingMinutes"] == {
+        "value": "${AKSFW_ALERT_APPLY_FAILING_MINUTES=30}"
+    }
+    (group,) = resources_of(APP / "alerts.bicep", "Microsoft.Insights/actionGroups").values()
+    receivers = body(group)["properties"]["emailReceivers"]["operator"]["operands"]
+    # No email: the group (and so every alert) still exists, without a receiver.
+    assert receivers["condition"] == {
+        "function": {"type": "empty", "parameters": {"item_to_test": "alertEmail"}}
+    }
+    assert receivers["true_value"] == []
+    assert receivers["false_value"][0]["emailAddress"] == "alertEmail"
+    params = body(bicep(MAIN)["modules"]["alerts"])["params"]
+    assert params["alertEmail"] == "alertEmail"
+    assert params["applyFailingMinutes"] == "alertApplyFailingMinutes"
+
+
+def test_dead_letters_alert_on_every_system_topic():
+    path = APP / "eventgrid.bicep"
+    (alerts,) = resources_of(path, "Microsoft.Insights/metricAlerts").values()
+    assert {m["metric"] for m in variable(path, "deadLetterMetrics")} == {
+        "DeadLetteredCount",
+        "DroppedEventCount",
+    }
+    properties = body(alerts)["properties"]
+    assert properties["scopes"] == [
+        {
+            "operator": {
+                "type": "property_accessor",
+                "operands": {"operand_1": "subscriptionTopic", "operand_2": "id"},
+            }
+        }
+    ]
+    (criterion,) = properties["criteria"]["allOf"]
+    assert criterion["metricNamespace"] == "Microsoft.EventGrid/systemTopics"
+    # Only this environment's event subscription (a topic may be shared).
+    assert criterion["dimensions"][0]["values"] == ["eventSubscriptionName"]
+    assert properties["actions"] == [{"actionGroupId": "actionGroupId"}]
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert dotted(params["actionGroupId"]) == "alerts.outputs.actionGroupId"
+
+
+def workbook() -> dict[str, Any]:
+    return json.loads((APP / "workbook.json").read_text())
+
+
+def test_workbook_is_deployed_from_its_own_file_with_the_workspace_filled_in():
+    (resource,) = resources_of(APP / "workbook.bicep", "Microsoft.Insights/workbooks").values()
+    config = body(resource)
+    assert config["kind"] == "shared"
+    assert config["name"]["function"]["type"] == "guid"  # a workbook's name is a GUID
+    data = config["properties"]["serializedData"]["function"]
+    assert data["type"] == "replace"
+    assert data["parameters"]["original_string"]["function"] == {
+        "type": "load_text_content",
+        "parameters": {"file_path": "workbook.json", "encoding": None},
+    }
+    placeholder = data["parameters"]["old_string"]
+    assert workbook()["fallbackResourceIds"] == [placeholder]
+    assert workbook()["version"] == "Notebook/1.0"
+    assert "workbook" in bicep(MAIN)["modules"]
+
+
+def test_workbook_shows_lag_counts_failures_and_queues_per_cluster_and_target():
+    items = workbook()["items"]
+    queries = {item["name"]: item["content"]["query"] for item in items if item["type"] == 3}
+    (parameters,) = [item for item in items if item["type"] == 9]
+    names = {p["name"] for p in parameters["content"]["parameters"]}
+    assert names == {"TimeRange", "Cluster", "Target"}
+    used = set().union(*(re.findall(r"'(aksfw\.[a-z._]+)'", q) for q in queries.values()))
+    assert {
+        "aksfw.event.lag",
+        "aksfw.pairs.held",
+        "aksfw.pairs.registered",
+        "aksfw.failures",
+        "aksfw.queue.depth",
+    } <= used
+    for name, query in queries.items():
+        assert kql_problems(query) == [], name
+        for reference in re.findall(r"\{(\w+)(?::\w+)?\}", query):
+            assert reference in names, f"{name}: {{{reference}}}"
+        assert query.count("(") == query.count(")"), name
+    for item in items:
+        if item["type"] == 3:
+            assert item["content"]["timeContextFromParameter"] == "TimeRange"
+            assert item["content"]["resourceType"] == "microsoft.operationalinsights/workspaces"
+
+
+def test_alerts_and_workbook_use_names_the_code_emits():
+    sources = "\n".join(
+        path.read_text(encoding="utf-8") for path in (ROOT / "aksfw_core").rglob("*.py")
+    )
+    missing = [name for name in METRICS if name not in sources]
+    assert missing == []
+
+
+# --- the preprovision hook --------------------------------------------------------------
+
+
+def fake_cli(tmp_path: Path, env: dict[str, str], clusters: str) -> dict[str, str]:
+    """Stub `azd` (an environment in a file) and `az` (logging its calls) on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    store = tmp_path / "env"
+    store.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    (bin_dir / "azd").write_text(
+        "#!/bin/sh\n"
+        f'store="{store}"\n'
+        'if [ "$1 $2" = "env get-value" ]; then\n'
+        '  line=$(grep "^$3=" "$store") || { echo "not found" >&2; exit 1; }\n'
+        '  printf "%s\\n" "${line#*=}"; exit 0; fi\n'
+        'if [ "$1 $2" = "env set" ]; then\n'
+        '  grep -v "^$3=" "$store" > "$store.new"; mv "$store.new" "$store"\n'
+        '  printf "%s=%s\\n" "$3" "$4" >> "$store"; exit 0; fi\n'
+        "exit 2\n"
+    )
+    (bin_dir / "az").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{tmp_path / "az.log"}"\n'
+        'case "$1 $2" in\n'
+        '  "account show") echo "99999999-9999-9999-9999-999999999999";;\n'
+        f'  "resource list") echo "{clusters}";;\n'
+        "esac\n"
+    )
+    for tool in ("azd", "az"):
+        (bin_dir / tool).chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+def run_hook(tmp_path: Path, env: dict[str, str], clusters: str = "") -> tuple[dict[str, str], str]:
+    path_env = fake_cli(tmp_path, env, clusters)
+    subprocess.run(
+        ["sh", str(INFRA / "hooks" / "preprovision.sh")],
+        check=True,
+        env=path_env,
+        capture_output=True,
+    )
+    values = dict(
+        line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if line
+    )
+    log = (tmp_path / "az.log").read_text() if (tmp_path / "az.log").exists() else ""
+    return values, log
+
+
+def test_preprovision_hook_is_valid_sh_and_both_shells_do_the_same():
+    subprocess.run(["sh", "-n", str(INFRA / "hooks" / "preprovision.sh")], check=True)
+    posix = (INFRA / "hooks" / "preprovision.sh").read_text()
+    windows = (INFRA / "hooks" / "preprovision.ps1").read_text()
+    for text in (posix, windows):
+        assert "az provider register --namespace Microsoft.App" in text
+        assert "az resource list --subscription" in text
+        assert "[?type=='Microsoft.ContainerService/managedClusters'].id" in text
+        assert "azd env set AKSFW_DISCOVERED_CLUSTER_IDS" in text
+        for name in (
+            "AKSFW_DISCOVERY_TAG",
+            "AKSFW_MONITORED_SUBSCRIPTION_IDS",
+            "AKSFW_VNET_ENABLED",
+        ):
+            assert name in text
+
+
+def test_preprovision_hook_lists_tagged_clusters_in_each_monitored_subscription(tmp_path):
+    values, log = run_hook(
+        tmp_path,
+        {"AZURE_SUBSCRIPTION_ID": SUB, "AKSFW_MONITORED_SUBSCRIPTION_IDS": "s1,s2"},
+        clusters=TAGGED,
+    )
+    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == f"{TAGGED},{TAGGED}"  # one per subscription
+    assert "resource list --subscription s1 --tag aksfw" in log
+    assert "resource list --subscription s2 --tag aksfw" in log
+    assert "provider register" not in log
+
+
+def test_preprovision_hook_defaults_to_this_subscription_and_registers_microsoft_app(tmp_path):
+    values, log = run_hook(
+        tmp_path,
+        {
+            "AZURE_SUBSCRIPTION_ID": SUB,
+            "AKSFW_VNET_ENABLED": "True",
+            "AKSFW_DISCOVERY_TAG": "team=net",
+        },
+    )
+    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == ""
+    assert f"provider register --namespace Microsoft.App --subscription {SUB} --wait" in log
+    assert f"resource list --subscription {SUB} --tag team=net" in log
+
+
+def test_preprovision_hook_without_a_discovery_tag_finds_nothing(tmp_path):
+    values, log = run_hook(tmp_path, {"AKSFW_DISCOVERY_TAG": ""}, clusters=TAGGED)
+    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == ""
+    assert "resource list" not in log

@@ -65,8 +65,10 @@ def test_the_follow_up_waits_its_delay_then_applies_what_changed_once_per_window
     world.kube.services = [service(**WEB)]
     world.event("lb-write.eventgrid.json")
     sent = time.monotonic()
-    assert waiting(world, "cluster-resync") == 1  # the follow-up, queued ...
-    assert visible_resyncs(world) == []  # ... but invisible for its delay
+    assert waiting(world, "cluster-resync") == 2  # the resync, and the follow-up ...
+    (now,) = visible_resyncs(world)  # ... invisible for its delay
+    assert not now.follow_up
+    assert world.resyncs.run_once() == 1
     assert world.resyncs.run_once() == 0
     world.updates.run_until_idle(timeout_s=20)  # the immediate resync's snapshot
     assert world.registered() == WEB_TAGS
@@ -85,7 +87,7 @@ def test_the_follow_up_waits_its_delay_then_applies_what_changed_once_per_window
     handled = world.resyncs.run_until_idle(timeout_s=FOLLOW_UP_S + 15, settle_s=FOLLOW_UP_S + 1)
     assert handled == 1
     assert time.monotonic() - sent >= FOLLOW_UP_S - 1  # the queue's unit is a second
-    (delivered,) = world.resyncs.results
+    delivered = world.resyncs.results[-1]
     request = decode(delivered.body)
     assert isinstance(request, ResyncRequest) and request.follow_up and delivered.ok
     world.updates.run_until_idle(timeout_s=20)
@@ -94,9 +96,8 @@ def test_the_follow_up_waits_its_delay_then_applies_what_changed_once_per_window
     # The window has passed: the next event is listed at once and gets its own follow-up.
     world.kube.requests.clear()
     world.event("lb-write.eventgrid.json")
-    assert lists(world) == 1
-    assert waiting(world, "cluster-resync") == 1
-    assert visible_resyncs(world) == []
+    assert waiting(world, "cluster-resync") == 2
+    assert [request.follow_up for request in visible_resyncs(world)] == [False]
 
 
 # --------------------------------------------------------------------- the hourly audit
@@ -204,7 +205,7 @@ def test_two_clusters_with_one_tag_name_are_a_settings_error_that_poisons_nothin
     body = encode(ResyncRequest(CLUSTER, "timer"))
     enqueue(world.connection_string, "cluster-resync", body)
     assert world.resyncs.run_once() == 1
-    (failed,) = world.resyncs.results
+    failed = world.resyncs.results[-1]
     assert not failed.ok and "ConfigError" in (failed.error or "")
     assert not failed.poisoned
     assert poison_messages(world.connection_string, "cluster-resync") == []

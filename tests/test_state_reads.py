@@ -155,6 +155,7 @@ def test_an_unchanged_resync_reads_one_listing_and_no_state(world, blob_requests
     world.drain()
     blob_requests.clear()
     world.event("lb-write.eventgrid.json")
+    world.resyncs.run_until_idle(timeout_s=20)
     assert blob_requests["download"] == 0
     assert blob_requests["list"] == 1  # the cluster's summaries: the target has the tags
     assert queued_updates(world) == []
@@ -192,7 +193,8 @@ def test_a_large_snapshot_for_thirty_firewalls_is_stored_once_and_applied_on_eac
             for i in range(1500)
         ]
         world.kube.services = services
-        world.event("lb-write.eventgrid.json")  # resyncs inline: queues the 30 snapshots
+        world.event("lb-write.eventgrid.json")
+        world.resyncs.run_until_idle(timeout_s=20)  # the resync queues the 30 snapshots
         messages = queued_updates(world)
         blobs = BlobServiceClient.from_connection_string(
             world.connection_string

@@ -32,7 +32,7 @@ from aksfw_local.fakes.tls import (
 from aksfw_local.functions_host import poison_messages
 from aksfw_local.stack import LocalStack
 from tests.conftest import API_KEY
-from tests.flow import NODE_GROUP, POISONED, SUB
+from tests.flow import DONE, NODE_GROUP, POISONED, SUB
 from tests.test_faults import AFTER, BEFORE, FOREIGN, RESYNCS, UPDATES, converge, merged, owned_tags
 
 PROBLEMS = pytest.mark.parametrize("problem", list(CertProblem), ids=lambda p: p.value)
@@ -117,9 +117,10 @@ def test_panorama_certificate_refused_is_poisoned_at_once_and_removes_nothing(
     world.event("lb-write.eventgrid.json")
     world.drain()
     assert [(d.queue, d.dequeue_count, d.outcome) for d in deliveries] == [
-        (UPDATES, 1, POISONED)
+        (RESYNCS, 1, DONE),  # the event only queues the resync
+        (UPDATES, 1, POISONED),
     ], deliveries
-    assert deliveries[0].retries == 0 and deliveries[0].panorama_requests == 0, deliveries
+    assert deliveries[1].retries == 0 and deliveries[1].panorama_requests == 0, deliveries
     assert trusted_panorama.connections - connections == 1  # one handshake, not retried
     assert world.registered() == merged(FOREIGN, owned_tags(BEFORE))
     state = world.applied()
@@ -144,7 +145,7 @@ def test_kubernetes_certificate_refused_is_poisoned_at_once_and_removes_nothing(
     kube_tls.serve(world.kube, problem)
 
     world.kube.services = list(AFTER)
-    world.event("lb-write.eventgrid.json")  # its own list fails: it queues a resync
+    world.event("lb-write.eventgrid.json")  # it queues a resync, whose list fails
     world.drain()
     assert [(d.queue, d.dequeue_count, d.outcome) for d in deliveries] == [
         (RESYNCS, 1, POISONED)
@@ -169,6 +170,6 @@ def test_kubernetes_certificate_refused_takes_one_connection(
     connections = kube_tls.connections
     world.kube.services = list(AFTER)
     world.event("lb-write.eventgrid.json")
-    assert kube_tls.connections - connections == 1  # the event's own list: one handshake
+    assert kube_tls.connections == connections  # the event function only queues
     world.drain()
-    assert kube_tls.connections - connections == 2  # and one for the poisoned delivery
+    assert kube_tls.connections - connections == 1  # one handshake: poisoned, not retried

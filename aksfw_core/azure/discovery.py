@@ -96,10 +96,10 @@ class ClusterDiscovery:
                 key = managed_cluster_id(raw["id"]).top_level_id()
                 config = explicit.get(key)
                 if config is not None or self._tagged(raw.get("tags")):
-                    found[key] = _monitored(raw, config)
+                    found[key] = _monitored(raw, config, self._settings.node_subnets_for(config))
         for key, config in explicit.items():
             if key not in found and (cluster := self._get(config)) is not None:
-                found[key] = _monitored(cluster, config)
+                found[key] = _monitored(cluster, config, self._settings.node_subnets_for(config))
         try:
             inventory = Inventory(tuple(found[key] for key in sorted(found)))
         except InputError as error:
@@ -161,7 +161,9 @@ class ClusterDiscovery:
         )
 
 
-def _monitored(raw: dict[str, Any], config: ClusterConfig | None) -> MonitoredCluster:
+def _monitored(
+    raw: dict[str, Any], config: ClusterConfig | None, node_subnets: bool
+) -> MonitoredCluster:
     name = str(raw["name"])
     node_group = _node_resource_group(raw)
     token = config.credential if config and isinstance(config.credential, TokenAccess) else None
@@ -173,6 +175,7 @@ def _monitored(raw: dict[str, Any], config: ClusterConfig | None) -> MonitoredCl
         selectors=config.selectors if config else (),
         credential="token" if token else "azure",
         token=token,
+        node_subnets=node_subnets,
     )
 
 

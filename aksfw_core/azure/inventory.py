@@ -33,6 +33,8 @@ class MonitoredCluster:
     """For a `token` credential, where the token is (carried from the configuration, so
     reaching the cluster needs no second look-up; None in an inventory read from JSON)."""
     """`azure` (managed identity) or `token` (Key Vault secret)."""
+    node_subnets: bool = False
+    """Register its node pools' subnet CIDRs under `aks.<tag name>.node_subnet`."""
 
     @property
     def subscription(self) -> str:
@@ -46,7 +48,7 @@ class MonitoredCluster:
         return f"/subscriptions/{self.subscription}/resourcegroups/{group}".lower()
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "tagName": self.tag_name,
@@ -57,6 +59,9 @@ class MonitoredCluster:
             ],
             "credential": self.credential,
         }
+        if self.node_subnets:  # only when on: the documented inventory stays as it was
+            document["nodeSubnets"] = True
+        return document
 
 
 @dataclass(frozen=True)
@@ -117,9 +122,20 @@ def _cluster(item: object, index: int) -> MonitoredCluster:
         credential = item.get("credential", "azure")
         if credential not in ("azure", "token"):
             raise InputError("credential must be 'azure' or 'token'")
+        node_subnets = item.get("nodeSubnets", False)
+        if not isinstance(node_subnets, bool):
+            raise InputError("nodeSubnets must be true or false")
     except InputError as error:
         raise InputError(f"{where}: {error}") from None
-    return MonitoredCluster(str(item["id"]), name, tag_name, node_group, selectors, credential)
+    return MonitoredCluster(
+        str(item["id"]),
+        name,
+        tag_name,
+        node_group,
+        selectors,
+        credential,
+        node_subnets=node_subnets,
+    )
 
 
 def _selectors(items: Iterable[object]) -> Iterable[NamedSelector]:

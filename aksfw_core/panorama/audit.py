@@ -15,7 +15,7 @@ from aksfw_core.panorama.client import PanoramaClient
 from aksfw_core.panorama.xmlapi import EntryMessage
 from aksfw_core.rules.model import IpTags, ip_tags_json
 from aksfw_core.rules.plan import TagPlan, owned_only, plan_changes
-from aksfw_core.rules.tags import ClusterTags, ownership
+from aksfw_core.rules.tags import ClusterTags, service_ownership
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,11 @@ def sync_cluster(
 ) -> SyncReport:
     """Read the target's registered IP-tags and apply what differs for `wanted.cluster`.
 
-    Tags of other owners on the same IPs are never touched; an unchanged cluster sends no
-    write request, unless tags are registered with a timeout: then every wanted tag is
-    registered again so that it does not expire.
+    Tags of other owners on the same IPs are never touched, nor the cluster's node-subnet
+    entries (`aks.<cluster>.node_subnet`, kept by the app from Resource Manager, which this
+    sync does not read); an unchanged cluster sends no write request, unless tags are
+    registered with a timeout: then every wanted tag is registered again so that it does
+    not expire.
 
     Raises:
         AuthError, NonRetryable, Retryable: from the Panorama client; nothing is
@@ -94,7 +96,7 @@ def sync_cluster(
     """
     started = time.monotonic()
     first_request = panorama.requests_sent
-    plan = audit_plan(panorama, wanted.tags, ownership(wanted.cluster))
+    plan = audit_plan(panorama, wanted.tags, service_ownership(wanted.cluster))
     read_requests = panorama.requests_sent - first_request
     failures: tuple[EntryMessage, ...] = ()
     write_requests = 0

@@ -12,14 +12,17 @@ import logging
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from opentelemetry import trace
 from requests.adapters import HTTPAdapter
 
+from aksfw_core import telemetry
 from aksfw_core.config import PanoramaSettings
 from aksfw_core.errors import InputError, NonRetryable, Retryable, retry_after_seconds
 from aksfw_core.logs import log_event
@@ -84,9 +87,11 @@ class PanoramaClient:
         self,
         settings: PanoramaSettings,
         key: ApiKey,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        """`tracer` makes a client span of each request (default: the global tracer's)."""
         self.settings = settings
-        self._transport = _Transport(settings, key)
+        self._transport = _Transport(settings, key, tracer)
 
     @property
     def requests_sent(self) -> int:
@@ -325,11 +330,14 @@ class _Transport:
     and nowhere else.
     """
 
-    def __init__(self, settings: PanoramaSettings, key: ApiKey | None) -> None:
+    def __init__(
+        self, settings: PanoramaSettings, key: ApiKey | None, tracer: trace.Tracer | None = None
+    ) -> None:
         self._settings = settings
         self._limits = settings.limits
         self._endpoint = panorama_url(settings.url) + "/api/"
         self._host = urlsplit(self._endpoint).netloc
+        self._tracer = tracer or trace.get_tracer(telemetry.NAME)
         self._headers = {"X-PAN-KEY": key.reveal()} if key else {}
         self._session = requests.Session()
         # A hook runs before requests looks at a redirect at all (even with
@@ -365,7 +373,7 @@ class _Transport:
     def post(self, fields: dict[str, str], what: str) -> ET.Element:
         gate = _gate(self._host, self._limits.panorama_max_concurrent_requests)
         for attempt in retrying(self._settings.retry, f"{what} on {self._host}"):
-            with attempt:
+            with attempt, self._span(what) as span:
                 # Waiting for a turn counts against the deadline too; retries wait outside.
                 with deadline(self._limits.panorama_deadline_s, f"{what}: {self._host}"):
                     if not gate.acquire(timeout=self._limits.panorama_deadline_s):
@@ -375,8 +383,36 @@ class _Transport:
                         status, body, retry_after = self._exchange(fields, what)
                     finally:
                         gate.release()
+                span.set_attribute("http.response.status_code", status)
                 return xmlapi.parse_response(status, body, retry_after)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    @contextmanager
+    def _span(self, what: str) -> Iterator[trace.Span]:
+        """A client span for one request: method, path, host, what it asks and how it
+        ended; never its fields (the keygen password), headers (the API key) or text."""
+        endpoint = urlsplit(self._endpoint)
+        attributes: dict[str, str | int] = {
+            "http.request.method": "POST",
+            "url.path": endpoint.path,
+            "server.address": endpoint.hostname or "",
+            "server.port": endpoint.port or (443 if endpoint.scheme == "https" else 80),
+            "aksfw.panorama.request": what,
+            "aksfw.target": self._settings.target or "panorama",
+        }
+        with self._tracer.start_as_current_span(
+            f"POST {endpoint.path}",
+            kind=trace.SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                yield span
+            except Exception as error:
+                span.set_attribute("error.type", type(error).__name__)
+                span.set_status(trace.Status(trace.StatusCode.ERROR))
+                raise
 
     def _exchange(self, fields: dict[str, str], what: str) -> tuple[int, bytes, float | None]:
         timeout = (self._limits.panorama_connect_timeout_s, self._limits.panorama_read_timeout_s)

@@ -19,6 +19,7 @@ from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
 from aksfw_core.rules.plan import TagPlan
+from aksfw_core.rules.tags import is_network
 
 MAX_REQUEST_BYTES = 5_000_000
 """PAN-OS refuses XML API requests larger than 5 MB (read as decimal megabytes, the safer)."""
@@ -267,17 +268,31 @@ def parse_response(http_status: int, body: bytes, retry_after: float | None = No
     )
 
 
+NETWORK_ENTRY_NOTE = (
+    "an entry for a network (a node subnet): PAN-OS accepts networks in User-ID "
+    "registrations from version 10.0 on"
+)
+"""Added to every refusal of a network entry, so a device older than 10.0 explains itself."""
+
+
 def entry_messages(root: ET.Element) -> list[EntryMessage]:
-    """The per-entry messages of a uid-message response (empty when all went through)."""
+    """The per-entry messages of a uid-message response (empty when all went through).
+
+    The message of a refused network entry (`a.b.c.d/nn`) says that networks need
+    PAN-OS 10.0 or later: the likeliest cause, named without reading the device's text.
+    """
     messages: list[EntryMessage] = []
     for payload in root.iter("payload"):
         for action in ("register", "unregister"):
             for section in payload.findall(action):
-                messages.extend(
-                    EntryMessage(action, entry.get("ip", ""), entry.get("message", ""))
-                    for entry in section.findall("entry")
-                    if entry.get("message")
-                )
+                for entry in section.findall("entry"):
+                    ip, message = entry.get("ip", ""), entry.get("message", "")
+                    if not message:
+                        continue
+                    found = EntryMessage(action, ip, message)
+                    if is_network(ip) and not found.benign:
+                        found = EntryMessage(action, ip, f"{message} ({NETWORK_ENTRY_NOTE})")
+                    messages.append(found)
     return messages
 
 
@@ -337,7 +352,15 @@ def _error_text(root: ET.Element) -> str:
 
 
 def _normalise_ip(ip: str) -> str:
+    """An address, or a network (`a.b.c.d/nn`, registered since PAN-OS 10.0), in the form
+    aksfw keys them by; anything else as the device wrote it."""
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:
-        return ip
+        pass
+    if is_network(ip):
+        try:
+            return str(ipaddress.ip_network(ip, strict=False))
+        except ValueError:
+            pass
+    return ip

@@ -32,7 +32,7 @@ from aksfw_core.pipeline.state import AppliedState
 from aksfw_core.pipeline.state_store import StateConflict, StateStore
 from aksfw_core.rules.messages import PANORAMA_TARGET, MalformedMessage, Snapshot
 from aksfw_core.rules.plan import TagPlan, plan_changes
-from aksfw_core.rules.tags import check_cluster_name, ownership, registrable
+from aksfw_core.rules.tags import check_cluster_name, entry_problem, ownership, registrable
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ _ANY_TAG = re.compile("")  # the saved state holds only the cluster's own tags
 _SERIAL_RE = re.compile(r"[0-9A-Za-z]{1,32}")
 
 
+class UnknownSnapshotCluster(MalformedMessage):
+    """A snapshot of a cluster that is not monitored and has no applied state there."""
+
+
 @dataclass(frozen=True)
 class ApplyOutcome:
     """What applying one snapshot did."""
@@ -56,6 +60,12 @@ class ApplyOutcome:
     """`applied`, `unchanged`, `tombstoned`, `skipped-older`, `duplicate`, `superseded`,
     `superseded-in-queue` (a newer snapshot is queued), or `nothing-applied` (a tombstone
     for a cluster with no applied state there)."""
+    registered: int = 0
+    """IP-tag pairs registered on the target."""
+    unregistered: int = 0
+    """IP-tag pairs unregistered from the target."""
+    held: int | None = None
+    """IP-tag pairs aksfw holds on the target afterwards; None when it did not apply."""
 
 
 class Applier:
@@ -143,7 +153,10 @@ class Applier:
             failures=len(result.failures),
             duration_ms=round((self._clock() - started) * 1000),
         )
-        return ApplyOutcome(outcome)
+        held: int | None = sum(map(len, snapshot.tags.values()))
+        if outcome not in ("applied", "unchanged"):  # a race's winner may hold others
+            held = 0 if outcome == "tombstoned" else None
+        return ApplyOutcome(outcome, result.registered, result.unregistered, held)
 
     def _check_version(self, snapshot: Snapshot) -> None:
         """Refuse a version from a clock too far ahead: applied, it would make every
@@ -195,7 +208,7 @@ class Applier:
         )
         expected, source = self._expected_tag_name(snapshot, state)
         if expected is None:
-            raise MalformedMessage(
+            raise UnknownSnapshotCluster(
                 f"snapshot refused ({where}): the cluster is not monitored and has no "
                 "applied state on that target"
             )
@@ -349,12 +362,31 @@ class Applier:
         )
         return ApplyOutcome(outcome)
 
+    def check(self, snapshot: Snapshot) -> None:
+        """Refuse a snapshot as `apply` would, before it takes its lock: reads the applied
+        state and the inventory, writes nothing (a poison-queue replay's check).
+
+        Raises:
+            MalformedMessage: `apply` would refuse it (`UnknownSnapshotCluster`: its
+                cluster is not monitored and has no applied state on that target).
+            Retryable, AuthError, NonRetryable: the state, the inventory or Panorama's
+                device-group list could not be read.
+        """
+        check_snapshot(snapshot)
+        self._check_version(snapshot)
+        state, _ = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
+        if not snapshot.tombstone:
+            self._authorise(snapshot, state)
+        elif state is not None:
+            check_tombstone(snapshot, state)
+
 
 def check_snapshot(snapshot: Snapshot) -> None:
     """Refuse a snapshot that could touch tags its cluster does not own.
 
     Raises:
-        MalformedMessage: a bad tag name or target, or a tag outside the cluster's.
+        MalformedMessage: a bad tag name or target, a tag outside the cluster's, or a key
+            that is not an IP address (a network only under the node-subnet tag).
     """
     try:
         check_cluster_name(snapshot.tag_name)
@@ -369,6 +401,9 @@ def check_snapshot(snapshot: Snapshot) -> None:
                 raise MalformedMessage(
                     f"snapshot: tag {tag[:140]!r} on {ip} is not {snapshot.tag_name}'s"
                 )
+        problem = entry_problem(snapshot.tag_name, ip, tags)
+        if problem is not None:
+            raise MalformedMessage(f"snapshot: {problem}")
 
 
 def check_tombstone(snapshot: Snapshot, state: AppliedState) -> None:

@@ -32,6 +32,7 @@ from aksfw_core.rules.messages import (
     encode_payload,
     encode_reference,
 )
+from aksfw_core.telemetry import stamped
 from aksfw_core.transport import azure_errors
 
 PAYLOAD_PREFIX = "payloads/"
@@ -54,7 +55,8 @@ class MessageQueues:
         """Queue a message (base64, as the Functions host expects), after `delay_s` seconds.
 
         A snapshot too large for the queue is stored as a payload blob and sent as a
-        reference to it.
+        reference to it. The message carries the current trace context and, unless it has
+        one, an origin time (`telemetry.stamped`).
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
@@ -62,7 +64,8 @@ class MessageQueues:
         if isinstance(message, Snapshot):
             self.send_snapshots(queue, [message], delay_s)
         else:
-            self._send_text(queue, encode(message), delay_s)
+            (request,) = stamped([message], delay_s)
+            self._send_text(queue, encode(request), delay_s)
 
     def send_snapshots(self, queue: str, snapshots: Sequence[Snapshot], delay_s: int = 0) -> None:
         """Queue the snapshots of one cluster for several targets (they differ only in
@@ -78,6 +81,8 @@ class MessageQueues:
         first = snapshots[0]
         if any(replace(s, target=first.target) != first for s in snapshots[1:]):
             raise ValueError("send_snapshots: the snapshots differ in more than their target")
+        snapshots = stamped(snapshots, delay_s)  # the sender's trace, one origin time
+        first = snapshots[0]
         longest = max(snapshots, key=lambda s: len(s.target))
         if len(encode(longest)) <= MAX_QUEUE_TEXT:
             for snapshot in snapshots:
@@ -173,3 +178,8 @@ class MessageQueues:
                     f"message: payload blob larger than {self._max_message_bytes} bytes"
                 )
             return downloader.readall()
+
+    @property
+    def account(self) -> StorageAccount:
+        """The storage account behind the queues (a replay reads poison queues raw)."""
+        return self._account

@@ -19,6 +19,7 @@ from aksfw_core.errors import AuthError
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.panorama.targets import TargetResolver
+from aksfw_core.pipeline.node_subnet_tags import NodeSubnetTags
 from aksfw_core.pipeline.queues import MessageQueues
 from aksfw_core.pipeline.state import EnqueuedMark
 from aksfw_core.pipeline.state_store import StateStore
@@ -42,8 +43,10 @@ class Resyncer:
         targets: TargetResolver,
         enqueued_mark_ttl_s: float = Limits.enqueued_mark_ttl_s,
         clock: Callable[[], float] = time.time,
+        node_subnets: NodeSubnetTags | None = None,
     ) -> None:
         self._discovery = discovery
+        self._node_subnets = node_subnets
         # After this an identical snapshot is queued again, so a lost message heals.
         self._enqueued_mark_ttl_s = enqueued_mark_ttl_s
         self._access = access
@@ -76,7 +79,15 @@ class Resyncer:
         if not request.audit:
             targets = self._not_there(cluster.id, targets, wanted_fingerprint)
         queued = [
-            Snapshot(cluster.id, cluster.tag_name, target, version, wanted, audit=request.audit)
+            Snapshot(
+                cluster.id,
+                cluster.tag_name,
+                target,
+                version,
+                wanted,
+                audit=request.audit,
+                origin_time=request.origin_time,  # the lag runs from the change, not from here
+            )
             for target in targets
         ]
         self._queues.send_snapshots(self._queues.names.updates_queue, queued)
@@ -124,7 +135,10 @@ class Resyncer:
                 kind=warning.kind.value,
                 detail=warning.message,
             )
-        return dict(result.tags)
+        wanted = dict(result.tags)
+        if self._node_subnets is not None:  # networks: never the same keys as Service IPs
+            wanted.update(self._node_subnets.wanted(cluster))
+        return wanted
 
     def _not_there(self, cluster_id: str, targets: list[str], wanted: str) -> list[str]:
         """The targets that neither hold the tags with fingerprint `wanted` (cleanly

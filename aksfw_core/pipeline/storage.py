@@ -132,6 +132,11 @@ class StorageAccount:
             message_decode_policy=TextBase64DecodePolicy(),
         )
 
+    def raw_queue(self, name: str) -> QueueClient:
+        """A queue's client that moves message text as stored, base64 or not: a poison
+        queue may hold text the host could not decode, and a replay moves it unchanged."""
+        return self._queues.get_queue_client(name)
+
     def recreating(self, what: str, write: Callable[[], object]) -> None:
         """Run a write; if its queue or container is gone, create them again and write
         once more.

@@ -13,6 +13,17 @@ thirty firewalls' messages share one copy of the cluster's tags. Every message i
 with the oldest version that can express it: a version-1 reader refuses only the new
 references (by version, so they go to the poison queue and the next resync heals them),
 and this reader reads both.
+
+Telemetry fields, in any kind that carries a request or a snapshot: `traceparent` and
+`tracestate` (the W3C trace context of the span that sent it, so an event, its resync and
+its applies form one trace) and `originTime` (seconds since the epoch when the change
+began: the event's time, or when a timer, HTTP or follow-up request was due; the lag is
+measured from it). They are optional and need no new version: every reader so far reads
+the fields it knows by name and ignores the rest, so an older instance still running
+during a deployment applies such a message exactly as before and only loses its trace and
+lag, while a version bump would make it poison every message. They are data, not
+authority: a malformed, oversized or all-zero value is dropped (the message is processed
+without it), never trusted and never a reason to poison the message.
 """
 
 from __future__ import annotations
@@ -21,6 +32,8 @@ import base64
 import gzip
 import hashlib
 import json
+import math
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,10 +54,28 @@ MAX_QUEUE_TEXT = 48_000
 """Characters of JSON per message at most: base64 makes 64,000, under the 64 KiB limit."""
 PANORAMA_TARGET = "panorama"
 """The target name for Panorama itself; other targets are firewall serials."""
+MAX_TRACESTATE = 512
+"""Characters of `tracestate` kept at most (W3C: 32 members, 512 characters suffice)."""
+
+_TRACEPARENT_RE = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+"""Version 00 of the W3C `traceparent`, the only one written."""
+_TRACESTATE_RE = re.compile(r"[\x20-\x7e]*")
+_EARLIEST_ORIGIN = 1_000_000_000.0
+"""2001: an origin time before this is not one aksfw wrote."""
+_LATEST_ORIGIN = 10_000_000_000.0
+"""2286: nor one after this."""
 
 
 class MalformedMessage(InputError):
     """A message that can never be processed: it goes to the poison queue at once."""
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    """A W3C trace context, checked: build it with `read_trace_context`."""
+
+    traceparent: str
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +88,10 @@ class ResyncRequest:
     """The delayed resync after an event; it schedules no further follow-up."""
     audit: bool = False
     """Compare with what Panorama really holds, not with the saved state."""
+    trace: TraceContext | None = None
+    """The trace of the work that queued it (telemetry only)."""
+    origin_time: float | None = None
+    """When the change began, in seconds since the epoch (telemetry only)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +108,10 @@ class Snapshot:
     tombstone: bool = False
     """The cluster is gone or no longer monitored: remove all of its tags."""
     audit: bool = False
+    trace: TraceContext | None = None
+    """The trace of the resync that queued it (telemetry only)."""
+    origin_time: float | None = None
+    """When the change it carries began, in seconds since the epoch (telemetry only)."""
 
     @cached_property
     def fingerprint(self) -> str:
@@ -91,6 +130,37 @@ class BlobReference:
 
 
 Message = ResyncRequest | Snapshot
+
+
+def read_trace_context(traceparent: object, tracestate: object = None) -> TraceContext | None:
+    """A W3C trace context from untrusted values (a message, the Functions host), or None
+    when `traceparent` is not a well-formed version-00 one with non-zero IDs. A
+    `tracestate` that is not printable ASCII of at most `MAX_TRACESTATE` characters is
+    dropped alone. Never raises."""
+    if not isinstance(traceparent, str) or len(traceparent) != 55:
+        return None
+    match = _TRACEPARENT_RE.fullmatch(traceparent)
+    if match is None or not int(match[1], 16) or not int(match[2], 16):
+        return None
+    state = None
+    if (
+        isinstance(tracestate, str)
+        and 0 < len(tracestate) <= MAX_TRACESTATE
+        and _TRACESTATE_RE.fullmatch(tracestate)
+    ):
+        state = tracestate
+    return TraceContext(traceparent, state)
+
+
+def read_origin_time(value: object) -> float | None:
+    """An origin time from an untrusted value, or None when it is not a plausible number
+    of seconds since the epoch. Never raises."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = float(value)
+    if not math.isfinite(seconds) or not _EARLIEST_ORIGIN <= seconds <= _LATEST_ORIGIN:
+        return None
+    return seconds
 
 
 def fingerprint(tags: IpTags, tombstone: bool = False) -> str:
@@ -154,6 +224,8 @@ def decode(text: str | bytes, max_bytes: int = Limits.max_message_bytes) -> Mess
             reason=_field(document, "reason", str),
             follow_up=_field(document, "followUp", bool, False),
             audit=_field(document, "audit", bool, False),
+            trace=_trace(document),
+            origin_time=read_origin_time(document.get("originTime")),
         )
     if kind == "snapshot":
         return _snapshot(document, _field(document, "target", str))
@@ -196,6 +268,8 @@ def _snapshot(document: Mapping[str, Any], target: str) -> Snapshot:
         tags=_tags(document.get("tags")),
         tombstone=_field(document, "tombstone", bool, False),
         audit=_field(document, "audit", bool, False),
+        trace=_trace(document),
+        origin_time=read_origin_time(document.get("originTime")),
     )
 
 
@@ -213,6 +287,10 @@ def _gunzip(data: str, max_bytes: int) -> bytes:
 
 
 def _as_dict(message: Message) -> dict[str, Any]:
+    return _core_dict(message) | _telemetry_dict(message)
+
+
+def _core_dict(message: Message) -> dict[str, Any]:
     if isinstance(message, ResyncRequest):
         return {
             "v": SCHEMA_VERSION,
@@ -233,6 +311,22 @@ def _as_dict(message: Message) -> dict[str, Any]:
         "audit": message.audit,
         "tags": ip_tags_json(message.tags),
     }
+
+
+def _telemetry_dict(message: Message) -> dict[str, Any]:
+    """The optional telemetry fields that are set (none: the message as before)."""
+    document: dict[str, Any] = {}
+    if message.trace is not None:
+        document["traceparent"] = message.trace.traceparent
+        if message.trace.tracestate:
+            document["tracestate"] = message.trace.tracestate
+    if message.origin_time is not None:
+        document["originTime"] = message.origin_time
+    return document
+
+
+def _trace(document: Mapping[str, Any]) -> TraceContext | None:
+    return read_trace_context(document.get("traceparent"), document.get("tracestate"))
 
 
 def _dump(document: Mapping[str, Any]) -> str:

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 IpTags = Mapping[str, frozenset[str]]
-"""IP address (normalised text form) → the set of tags registered or wanted on it."""
+"""IP address (normalised text form) → the set of tags registered or wanted on it. A key
+may also be a network (`10.224.0.0/16`): only a cluster's node subnets are (`tags.py`)."""
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,14 @@ class TagWarning:
 
 
 def ip_tags_json(ip_tags: IpTags) -> dict[str, list[str]]:
-    """`{"<ip>": [sorted tags]}` with IPs in address order (IPv4 before IPv6)."""
+    """`{"<ip>": [sorted tags]}` with IPs in address order (IPv4 before IPv6), a network
+    at its first address."""
     return {ip: sorted(ip_tags[ip]) for ip in sorted(ip_tags, key=_address_order)}
 
 
 def _address_order(ip: str) -> tuple[int, int, str]:
     try:
-        address = ipaddress.ip_address(ip)
+        network = ipaddress.ip_network(ip, strict=False)
     except ValueError:
         return (9, 0, ip)
-    return (address.version, int(address), ip)
+    return (network.version, int(network.network_address), ip)

@@ -1,13 +1,15 @@
 """The tag rules (DESIGN section 2): which IP-tags a cluster's Services call for, and
-which tags a cluster owns. Pure code: no I/O.
+which tags a cluster owns; and the one tag of its node subnets (section 11), the only tag
+registered on networks. Pure code: no I/O.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aksfw_core.errors import InputError
@@ -19,6 +21,11 @@ MAX_TAG_LENGTH = 127
 
 MAX_TAGS_PER_IP = 32
 """PAN-OS limit on tags registered to one IP."""
+
+NODE_SUBNET_TAG_NAME = "node_subnet"
+"""`aks.<cluster>.node_subnet`: the tag of a cluster's node subnets (DESIGN section 11).
+Service names are DNS-1035 labels (lowercase letters, digits, `-`), so no Service tag can
+spell it; it lies under the cluster's `aks.<cluster>.` prefix, so ownership covers it."""
 
 _CLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _PRINTABLE_ASCII_RE = re.compile(r"[\x21-\x7e]+")  # no whitespace, controls or non-ASCII
@@ -56,15 +63,97 @@ def check_cluster_name(name: str) -> str:
 
 def ownership(cluster: str) -> re.Pattern[str]:
     """A pattern matching exactly the tags aksfw may unregister for `cluster`:
-    `aks.<cluster>.…` and `aks_<selector>.<cluster>.…`.
+    `aks.<cluster>.…` (the node-subnet tag among them) and `aks_<selector>.<cluster>.…`.
     """
+    return _ownership(cluster, "")
+
+
+def service_ownership(cluster: str) -> re.Pattern[str]:
+    """`ownership` without the node-subnet tag: the tags a cluster's Services alone decide,
+    for a sync that reads Services but not Resource Manager (the command line)."""
+    return _ownership(cluster, rf"(?!{re.escape(NODE_SUBNET_TAG_NAME)}\Z)")
+
+
+def _ownership(cluster: str, after_name: str) -> re.Pattern[str]:
     name = re.escape(check_cluster_name(cluster))
-    return re.compile(rf"aks\.{name}\.|aks_[A-Za-z0-9_-]{{1,31}}\.{name}\.")
+    return re.compile(rf"aks\.{name}\.{after_name}|aks_[A-Za-z0-9_-]{{1,31}}\.{name}\.")
 
 
 def owns(cluster: str, tag: str) -> bool:
     """True when `tag` belongs to `cluster`."""
     return ownership(cluster).match(tag) is not None
+
+
+def node_subnet_tag(cluster: str) -> str:
+    """`aks.<cluster>.node_subnet`, the one tag a cluster's node subnets carry.
+
+    Raises:
+        InputError: the cluster name cannot be used in a tag.
+    """
+    return f"aks.{check_cluster_name(cluster)}.{NODE_SUBNET_TAG_NAME}"
+
+
+def node_subnet_tags(cluster: str, prefixes: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The entries that register `prefixes` (subnet CIDRs) under the node-subnet tag, keyed
+    by the normalised network (`10.224.0.0/16`, IPv6 compressed).
+
+    Raises:
+        InputError: a prefix is not a network, or the cluster name cannot be used in a tag.
+    """
+    tag = frozenset({node_subnet_tag(cluster)})
+    return {network_text(prefix): tag for prefix in prefixes}
+
+
+def node_subnet_prefixes(cluster: str, tags: Mapping[str, frozenset[str]]) -> list[str]:
+    """The networks that carry `cluster`'s node-subnet tag in an IP-tag map (an applied
+    state), sorted."""
+    tag = node_subnet_tag(cluster)
+    return sorted(key for key, members in tags.items() if is_network(key) and tag in members)
+
+
+def network_text(prefix: str) -> str:
+    """`prefix` as a network in normal form; a host part is cleared (`10.1.2.3/16` →
+    `10.1.0.0/16`), as PAN-OS registers the network.
+
+    Raises:
+        InputError: it is not `address/length`.
+    """
+    if not isinstance(prefix, str) or "/" not in prefix:
+        raise InputError(f"{str(prefix)[:80]!r} is not a network (address/length)")
+    try:
+        return str(ipaddress.ip_network(prefix.strip(), strict=False))
+    except ValueError:
+        raise InputError(f"{prefix[:80]!r} is not a network (address/length)") from None
+
+
+def is_network(key: str) -> bool:
+    """True when an IP-tag map key is a network (`address/length`), not an address."""
+    return "/" in key
+
+
+def entry_problem(cluster: str, key: str, tags: Collection[str]) -> str | None:
+    """Why `cluster` may not register `tags` on `key` as far as addresses go, or None.
+
+    A key is an IP address or, for the node-subnet tag only, a network: a network under a
+    Service, label or selector tag would put a whole subnet in a DAG meant for one load
+    balancer, and the node-subnet tag on a single address is nothing aksfw sends.
+    """
+    reserved = node_subnet_tag(cluster)
+    if is_network(key):
+        try:
+            normal = network_text(key) == key
+        except InputError as error:
+            return str(error)
+        if not normal:
+            return f"network {key[:80]!r} is not in normal form"
+        return None if set(tags) == {reserved} else f"network {key} may carry only {reserved}"
+    try:
+        ipaddress.ip_address(key)
+    except ValueError:
+        return f"{key[:80]!r} is neither an IP address nor a network"
+    if reserved in tags:
+        return f"the tag {reserved} belongs on networks, not on the address {key}"
+    return None
 
 
 def compute_tags(
@@ -79,6 +168,9 @@ def compute_tags(
     warnings: list[TagWarning] = []
     wanted: dict[str, dict[str, TagKind]] = defaultdict(dict)
     rejected: set[str] = set()
+    # A Kubernetes object is data: a Service named like the node-subnet tag (which the API
+    # server refuses: not a DNS-1035 label) must not make its IP carry that tag.
+    reserved = node_subnet_tag(cluster)
     namespaces_by_name: dict[str, set[str]] = defaultdict(set)
 
     for service in services:
@@ -86,7 +178,19 @@ def compute_tags(
             continue
         namespaces_by_name[service.name].add(service.namespace)
         candidates = _service_tags(cluster, service, selectors)
-        accepted = [(tag, kind) for tag, kind in candidates if _acceptable(tag, rejected)]
+        accepted = [
+            (tag, kind)
+            for tag, kind in candidates
+            if tag != reserved and _acceptable(tag, rejected)
+        ]
+        if any(tag == reserved for tag, _ in candidates):
+            warnings.append(
+                TagWarning(
+                    WarningKind.TAG_INVALID,
+                    f"cluster {cluster}: Service {service.namespace}/{service.name} would "
+                    f"tag as {reserved}, the node-subnet tag; not registered",
+                )
+            )
         for ip in service.ips:
             on_ip = wanted[ip]
             for tag, kind in accepted:

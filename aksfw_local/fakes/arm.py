@@ -1,4 +1,5 @@
-"""A fake Azure Resource Manager (managed clusters only) that the real Azure SDK accepts.
+"""A fake Azure Resource Manager (managed clusters, and the virtual networks their node
+pools use) that the real Azure SDK accepts.
 
 Serves HTTPS on 127.0.0.1 with a throw-away CA (``tls.py``; azure-core refuses to
 send bearer tokens over plain HTTP) and answers the four ``ContainerServiceClient``
@@ -11,6 +12,18 @@ calls aksfw needs, with the URL templates and verbs of azure-mgmt-containerservi
 * ``GET  .../managedClusters/{name}`` (``managed_clusters.get(rg, name)``),
 * ``POST .../managedClusters/{name}/listClusterUserCredential``
   (``managed_clusters.list_cluster_user_credentials(rg, name, server_fqdn=, format=)``).
+
+and the Microsoft.Network reads of node subnets, with the REST API's paths:
+
+* ``GET  /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks``
+  (paged, each VNet with its ``subnets`` inline),
+* ``GET  .../virtualNetworks/{vnet}`` and ``GET .../virtualNetworks/{vnet}/subnets/{subnet}``.
+
+A cluster's node pools (``agentPoolProfiles``) carry a ``vnetSubnetID`` once
+``set_agent_pools`` gives them one; without it they use the AKS-managed VNet that
+``add_cluster`` creates in the node resource group (``aks-vnet-…``/``aks-subnet``), as
+AKS does. ``deny`` takes a permission away (``Microsoft.Network/virtualNetworks/subnets/read``
+and the like): requests that need it answer 403 ``AuthorizationFailed`` naming it.
 
 Like ARM, every request needs an ``api-version`` query parameter, path segments match
 case-insensitively, lists are paged (``page_size`` items and an absolute ``nextLink``
@@ -35,7 +48,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -64,6 +77,19 @@ _CLUSTER = re.compile(rf"^{_SUB}{_RG}{_CLUSTERS}/(?P<name>[^/]+)/?$", re.IGNOREC
 _USER_CREDENTIAL = re.compile(
     rf"^{_SUB}{_RG}{_CLUSTERS}/(?P<name>[^/]+)/listclusterusercredential/?$", re.IGNORECASE
 )
+
+_NETWORK = r"/providers/microsoft\.network/virtualnetworks"
+_VNETS = re.compile(rf"^{_SUB}{_RG}{_NETWORK}/?$", re.IGNORECASE)
+_VNET = re.compile(rf"^{_SUB}{_RG}{_NETWORK}/(?P<vnet>[^/]+)/?$", re.IGNORECASE)
+_SUBNET = re.compile(
+    rf"^{_SUB}{_RG}{_NETWORK}/(?P<vnet>[^/]+)/subnets/(?P<subnet>[^/]+)/?$", re.IGNORECASE
+)
+#: The permission each route needs (``deny`` takes one away).
+CLUSTER_READ = "Microsoft.ContainerService/managedClusters/read"
+VNET_READ = "Microsoft.Network/virtualNetworks/read"
+SUBNET_READ = "Microsoft.Network/virtualNetworks/subnets/read"
+MANAGED_VNET_PREFIX = "10.224.0.0/16"
+"""The node subnet AKS gives a cluster without a VNet of its own (``aks-subnet``)."""
 
 _ERROR_CODES = {
     400: "BadRequest",
@@ -126,6 +152,8 @@ class FakeArm(AzureFake):
         self.credential_requests: list[CredentialRequest] = []
         self._clusters: dict[tuple[str, ...], _Cluster] = {}
         self._resource_groups: set[tuple[str, ...]] = set()
+        self._vnets: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._denied: set[str] = set()
 
     # ------------------------------------------------------------------ test helpers
 
@@ -142,12 +170,15 @@ class FakeArm(AzureFake):
         kubeconfig: Mapping[str, Any] | None = None,
         kubernetes_version: str = _KUBERNETES_VERSION,
         power_state: str = "Running",
+        managed_vnet_prefix: str | None = MANAGED_VNET_PREFIX,
     ) -> dict[str, Any]:
         """Store (or replace) a managed cluster and return a copy of its JSON.
 
         The resource ID keeps the case the caller gave; lookups ignore case.
         ``kubeconfig`` is what ``listClusterUserCredential`` returns (serialized as
-        JSON); without it a plausible one is generated per request.
+        JSON); without it a plausible one is generated per request. Its one node pool has
+        no ``vnetSubnetID``: it uses the managed VNet made in the node resource group with
+        one subnet of ``managed_vnet_prefix`` (None: no managed VNet).
         """
         node_rg = node_resource_group or f"MC_{resource_group}_{name}_{location}"
         resource_id = (
@@ -258,12 +289,120 @@ class FakeArm(AzureFake):
         with self._lock:
             self._clusters[_key(subscription_id, resource_group, name)] = stored
             self._resource_groups.add(_key(subscription_id, resource_group))
+        if managed_vnet_prefix is not None:
+            digits = f"{uuid.uuid5(uuid.NAMESPACE_URL, resource_id.lower()).int % 10**8:08d}"
+            self.add_virtual_network(
+                subscription_id, node_rg, f"aks-vnet-{digits}", {"aks-subnet": managed_vnet_prefix}
+            )
         return copy.deepcopy(body)
 
     def remove_cluster(self, subscription_id: str, resource_group: str, name: str) -> None:
-        """Delete a cluster (KeyError if absent); its resource group keeps existing."""
+        """Delete a cluster (KeyError if absent) and, as AKS does, its node resource group's
+        virtual networks; its own resource group keeps existing."""
         with self._lock:
-            del self._clusters[_key(subscription_id, resource_group, name)]
+            cluster = self._clusters.pop(_key(subscription_id, resource_group, name))
+            node_rg = str(cluster.body["properties"]["nodeResourceGroup"])
+            for key in [k for k in self._vnets if k[:2] == _key(subscription_id, node_rg)]:
+                del self._vnets[key]
+            self._resource_groups.discard(_key(subscription_id, node_rg))
+
+    def set_agent_pools(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        pools: Mapping[str, str | None],
+    ) -> None:
+        """Give a cluster these node pools: name → ``vnetSubnetID`` (None: the managed
+        VNet). Each is shaped like the pool ``add_cluster`` made (KeyError if absent)."""
+        with self._lock:
+            body = self._clusters[_key(subscription_id, resource_group, name)].body
+            template = body["properties"]["agentPoolProfiles"][0]
+            profiles = []
+            for index, (pool, subnet) in enumerate(pools.items()):
+                profile = {**copy.deepcopy(template), "name": pool}
+                profile["mode"] = "System" if index == 0 else "User"
+                profile.pop("vnetSubnetID", None)
+                if subnet is not None:
+                    profile["vnetSubnetID"] = subnet
+                profiles.append(profile)
+            body["properties"]["agentPoolProfiles"] = profiles
+
+    def add_virtual_network(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        subnets: Mapping[str, str | Sequence[str]],
+        *,
+        location: str = "westeurope",
+    ) -> dict[str, str]:
+        """Store (or replace) a virtual network with subnets (name → prefix, or a list of
+        prefixes, given as ``addressPrefixes`` as dual-stack subnets are); returns subnet
+        name → subnet resource ID."""
+        vnet_id = (
+            f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.Network/virtualNetworks/{name}"
+        )
+        subnet_bodies = []
+        ids: dict[str, str] = {}
+        for subnet, prefixes in subnets.items():
+            ids[subnet] = f"{vnet_id}/subnets/{subnet}"
+            properties: dict[str, Any] = {
+                "provisioningState": "Succeeded",
+                "privateEndpointNetworkPolicies": "Disabled",
+                "privateLinkServiceNetworkPolicies": "Enabled",
+            }
+            if isinstance(prefixes, str):
+                properties["addressPrefix"] = prefixes
+            else:
+                properties["addressPrefixes"] = list(prefixes)
+            subnet_bodies.append(
+                {
+                    "id": ids[subnet],
+                    "name": subnet,
+                    "etag": f'W/"{uuid.uuid4()}"',
+                    "type": "Microsoft.Network/virtualNetworks/subnets",
+                    "properties": properties,
+                }
+            )
+        body = {
+            "id": vnet_id,
+            "name": name,
+            "type": "Microsoft.Network/virtualNetworks",
+            "location": location,
+            "etag": f'W/"{uuid.uuid4()}"',
+            "properties": {
+                "provisioningState": "Succeeded",
+                "resourceGuid": str(uuid.uuid4()),
+                "addressSpace": {"addressPrefixes": sorted({
+                    p for s in subnet_bodies
+                    for p in [s["properties"].get("addressPrefix"),
+                              *s["properties"].get("addressPrefixes", [])] if p
+                })},
+                "subnets": subnet_bodies,
+                "enableDdosProtection": False,
+            },
+        }  # fmt: skip
+        with self._lock:
+            self._vnets[_key(subscription_id, resource_group, name)] = body
+            self._resource_groups.add(_key(subscription_id, resource_group))
+        return ids
+
+    def remove_virtual_network(self, subscription_id: str, resource_group: str, name: str) -> None:
+        """Delete a virtual network (KeyError if absent)."""
+        with self._lock:
+            del self._vnets[_key(subscription_id, resource_group, name)]
+
+    def deny(self, permission: str) -> None:
+        """Take a permission away from the caller (``SUBNET_READ`` and the like): the
+        requests that need it answer 403 ``AuthorizationFailed`` until ``allow``."""
+        with self._lock:
+            self._denied.add(permission.lower())
+
+    def allow(self, permission: str) -> None:
+        with self._lock:
+            self._denied.discard(permission.lower())
 
     def add_resource_group(self, subscription_id: str, resource_group: str) -> None:
         """Make an (empty) resource group exist; unknown ones answer ResourceGroupNotFound."""
@@ -325,6 +464,9 @@ class FakeArm(AzureFake):
             (_LIST_RG, "GET"),
             (_CLUSTER, "GET"),
             (_USER_CREDENTIAL, "POST"),
+            (_VNETS, "GET"),
+            (_VNET, "GET"),
+            (_SUBNET, "GET"),
         ]
         for pattern, allowed in routes:
             match = pattern.match(path)
@@ -337,6 +479,17 @@ class FakeArm(AzureFake):
                     f"The requested resource does not support http method '{method}'.",
                 )
             groups = match.groupdict()
+            needed = {_VNETS: VNET_READ, _VNET: VNET_READ, _SUBNET: SUBNET_READ}.get(
+                pattern, CLUSTER_READ if pattern is not _USER_CREDENTIAL else ""
+            )
+            if needed and needed.lower() in self._denied:
+                return self._forbidden(needed, path)
+            if pattern is _VNETS:
+                return self._list_vnets(path, query, groups["sub"], groups["rg"])
+            if pattern is _VNET:
+                return self._get_vnet(groups["sub"], groups["rg"], groups["vnet"])
+            if pattern is _SUBNET:
+                return self._get_subnet(groups)
             if pattern is _LIST_SUB:
                 return self._list(path, query, groups["sub"], None)
             if pattern is _LIST_RG:
@@ -348,7 +501,48 @@ class FakeArm(AzureFake):
             404, "NotFound", f"The requested path '{path}' was not found by this fake."
         )
 
-    def _missing(self, sub: str, rg: str, name: str) -> HttpResponse:
+    def _forbidden(self, permission: str, scope: str) -> HttpResponse:
+        return error_response(
+            403,
+            "AuthorizationFailed",
+            f"The client 'aksfw' with object id '{uuid.UUID(int=7)}' does not have "
+            f"authorization to perform action '{permission}' over scope '{scope}' or the "
+            "scope is invalid. If access was recently granted, please refresh your credentials.",
+        )
+
+    def _list_vnets(self, path: str, query: dict[str, str], sub: str, rg: str) -> HttpResponse:
+        with self._lock:
+            if _key(sub, rg) not in self._resource_groups:
+                return error_response(
+                    404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
+                )
+            group = _key(sub, rg)
+            selected = [
+                copy.deepcopy(body) for key, body in self._vnets.items() if key[:2] == group
+            ]
+        return self._page(path, query, "/".join(_key(sub, rg, "vnets")), selected)
+
+    def _get_vnet(self, sub: str, rg: str, name: str) -> HttpResponse:
+        with self._lock:
+            body = self._vnets.get(_key(sub, rg, name))
+            if body is None:
+                return self._missing(sub, rg, name, "Microsoft.Network/virtualNetworks")
+            return json_response(200, copy.deepcopy(body))
+
+    def _get_subnet(self, groups: Mapping[str, str]) -> HttpResponse:
+        sub, rg, vnet, name = groups["sub"], groups["rg"], groups["vnet"], groups["subnet"]
+        with self._lock:
+            body = self._vnets.get(_key(sub, rg, vnet))
+            if body is None:
+                return self._missing(sub, rg, vnet, "Microsoft.Network/virtualNetworks")
+            for subnet in body["properties"]["subnets"]:
+                if str(subnet["name"]).lower() == name.lower():
+                    return json_response(200, copy.deepcopy(subnet))
+        return error_response(404, "NotFound", f"Resource {body['id']}/subnets/{name} not found.")
+
+    def _missing(
+        self, sub: str, rg: str, name: str, kind: str = f"{_PROVIDER}/managedClusters"
+    ) -> HttpResponse:
         if _key(sub, rg) not in self._resource_groups:
             return error_response(
                 404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found."
@@ -356,7 +550,7 @@ class FakeArm(AzureFake):
         return error_response(
             404,
             "ResourceNotFound",
-            f"The Resource '{_PROVIDER}/managedClusters/{name}' under resource group '{rg}' was "
+            f"The Resource '{kind}/{name}' under resource group '{rg}' was "
             "not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
         )
 
@@ -383,16 +577,6 @@ class FakeArm(AzureFake):
         return offset
 
     def _list(self, path: str, query: dict[str, str], sub: str, rg: str | None) -> HttpResponse:
-        scope = "/".join(_key(sub, rg or ""))
-        offset = 0
-        token = query.get("$skipToken") or query.get("$skiptoken")
-        if token:
-            parsed = self._offset(token, scope)
-            if parsed is None:
-                return error_response(
-                    400, "InvalidSkipToken", "The skip token is invalid or expired."
-                )
-            offset = parsed
         with self._lock:
             if rg is not None and _key(sub, rg) not in self._resource_groups:
                 return error_response(
@@ -403,6 +587,21 @@ class FakeArm(AzureFake):
                 for key, cluster in self._clusters.items()
                 if key[0] == sub.lower() and (rg is None or key[1] == rg.lower())
             ]
+        return self._page(path, query, "/".join(_key(sub, rg or "")), selected)
+
+    def _page(
+        self, path: str, query: dict[str, str], scope: str, selected: list[dict[str, Any]]
+    ) -> HttpResponse:
+        """One page of a list, in resource ID order, with a ``nextLink`` while more follow."""
+        offset = 0
+        token = query.get("$skipToken") or query.get("$skiptoken")
+        if token:
+            parsed = self._offset(token, scope)
+            if parsed is None:
+                return error_response(
+                    400, "InvalidSkipToken", "The skip token is invalid or expired."
+                )
+            offset = parsed
         selected.sort(key=lambda item: str(item["id"]).lower())
         page_size = max(self.page_size, 1)
         end = offset + page_size

@@ -5,7 +5,9 @@ It covers the parts of the XML API that aksfw uses:
 * ``type=keygen`` (``user``/``password`` -> API key),
 * ``type=user-id`` with a ``uid-message`` that registers / unregisters IP tags
   (per-entry messages, optional ``timeout`` per tag, 32-tag limit, strict duplicate
-  reporting), optionally for a managed firewall (``target``) and a ``vsys``,
+  reporting), optionally for a managed firewall (``target``) and a ``vsys``; an entry may
+  be a network (``a.b.c.d/nn``, IPv6 too) as PAN-OS 10.0 and later accept, unless
+  ``sw_version`` is older (then a network entry is refused as an invalid address),
 * ``type=op`` ``<show><object><registered-ip>`` within the op schema of PAN-OS
   10.2/11.1 (``all`` with ``option count``, ``ip`` with a netmask, ``iprange``, ``tag``;
   ``limit`` 1..500, ``start-point`` 1..100000; anything else is refused with code 17)
@@ -183,16 +185,35 @@ class _Namespace:
         return ips[low:high]
 
 
-def _normalize_ip(text: str) -> str | None:
+def _normalize_ip(text: str, networks: bool = False) -> str | None:
+    """An address in normal form; with ``networks``, a network (``a.b.c.d/nn``) too, its
+    host bits cleared as PAN-OS stores it."""
     try:
         return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        pass
+    if not networks or "/" not in text:
+        return None
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
     except ValueError:
         return None
 
 
 def _ip_sort_key(ip: str) -> tuple[int, int]:
-    address = ipaddress.ip_address(ip)
-    return address.version, int(address)
+    """Address order; a network sorts at its first address, so a query by network or
+    range lists the networks that start inside it (each in exactly one of disjoint
+    queries, as an address is)."""
+    network = ipaddress.ip_network(ip, strict=False)
+    return network.version, int(network.network_address)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.split(".")[:3]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
 
 
 def _attr(value: str) -> str:
@@ -227,8 +248,9 @@ class PanoramaSimulator(FakeServer):
 
     Tests may change these attributes at any time: ``strict_duplicates``,
     ``reject_ips`` (IPs whose entries fail), ``clock`` (tag expiry time source),
-    ``retry_after`` (Retry-After header value for HTTP 429/503 faults) and
-    ``slow_seconds`` (delay of the SLOW fault).
+    ``retry_after`` (Retry-After header value for HTTP 429/503 faults),
+    ``slow_seconds`` (delay of the SLOW fault) and ``sw_version`` (the PAN-OS version
+    ``show system info`` reports; before 10.0, network entries are refused).
     """
 
     def __init__(
@@ -239,8 +261,10 @@ class PanoramaSimulator(FakeServer):
         strict_duplicates: bool = False,
         firewalls: dict[str, str] | None = None,
         port: int = 0,
+        sw_version: str = "11.1.0",
     ) -> None:
         super().__init__(tls_dir, port)
+        self.sw_version = sw_version
         self.api_key = api_key
         self.users: dict[str, str] = dict(users) if users is not None else {"admin": "admin-pass"}
         self.strict_duplicates = strict_duplicates
@@ -272,6 +296,11 @@ class PanoramaSimulator(FakeServer):
         super().stop()
 
     # ------------------------------------------------------------------ test helpers
+
+    @property
+    def accepts_networks(self) -> bool:
+        """PAN-OS 10.0 and later register networks (``a.b.c.d/nn``) as well as addresses."""
+        return _version_tuple(self.sw_version) >= (10, 0)
 
     def inject(self, fault: Fault, count: int = 1) -> None:
         """Queue ``fault`` for the next ``count`` requests (one fault per request)."""
@@ -333,13 +362,18 @@ class PanoramaSimulator(FakeServer):
         vsys: str | None = None,
         timeout: float | None = None,
     ) -> None:
-        """``seed`` for many IPs at once (a table of hundreds of thousands in a second)."""
+        """``seed`` for many IPs (or networks) at once (a table of hundreds of thousands in
+        a second)."""
         parsed: dict[str, tuple[tuple[int, int], Iterable[str]]] = {}
         for ip, tags in entries.items():
             try:
                 address = ipaddress.ip_address(ip.strip())
             except ValueError:
-                raise ValueError(f"not an IP address: {ip!r}") from None
+                network = _normalize_ip(ip, networks=True)
+                if network is None:
+                    raise ValueError(f"not an IP address or network: {ip!r}") from None
+                parsed[network] = (_ip_sort_key(network), tags)
+                continue
             parsed[str(address)] = ((address.version, int(address)), tags)
         with self._lock:
             now = self.clock()
@@ -562,7 +596,7 @@ class PanoramaSimulator(FakeServer):
             now = self.clock()
             namespace = self._namespace(target, vsys)
             namespace.purge(now)
-            rejected = {_normalize_ip(ip) or ip for ip in self.reject_ips}
+            rejected = {_normalize_ip(ip, networks=True) or ip for ip in self.reject_ips}
             for section, entries in sections:
                 out = messages.setdefault(section, [])
                 for entry in entries:
@@ -593,7 +627,7 @@ class PanoramaSimulator(FakeServer):
         rejected: set[str],
         out: list[tuple[str, str]],
     ) -> None:
-        ip = _normalize_ip(entry.ip)
+        ip = _normalize_ip(entry.ip, self.accepts_networks)
         if ip is None:
             out.append((entry.ip, "Invalid ip address"))
             return
@@ -640,7 +674,7 @@ class PanoramaSimulator(FakeServer):
         rejected: set[str],
         out: list[tuple[str, str]],
     ) -> None:
-        ip = _normalize_ip(entry.ip)
+        ip = _normalize_ip(entry.ip, self.accepts_networks)
         if ip is None:
             out.append((entry.ip, "Invalid ip address"))
             return
@@ -694,7 +728,8 @@ class PanoramaSimulator(FakeServer):
         return _xml(
             '<response status="success"><result><system>'
             "<hostname>simulator</hostname><model>Panorama</model><serial>007000000000</serial>"
-            "<sw-version>11.1.0</sw-version><app-version>8800-8900</app-version>"
+            f"<sw-version>{escape(self.sw_version)}</sw-version>"
+            "<app-version>8800-8900</app-version>"
             "<multi-vsys>off</multi-vsys>"
             "</system></result></response>"
         )
@@ -729,7 +764,10 @@ class PanoramaSimulator(FakeServer):
         absent). Anything else (a value out of range, two choices, an unknown or repeated
         element) is refused with code 17, as a device refuses it.
 
-        Entries come in address order, IPv4 first. ``all option count`` answers
+        Entries come in address order, IPv4 first; a registered network (PAN-OS 10.0+)
+        sorts at its first address, and ``ip``/``iprange`` list the networks that start
+        inside them (an assumption: the published schema does not say how a device
+        matches registered networks). ``all option count`` answers
         ``<result><count>N</count></result>``: the number of registered IPs, no entries.
         ``all option file`` answers a message and no entries (a device writes a file).
         """
@@ -847,6 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--firewall", action="append", default=[], metavar="SERIAL=DEVICEGROUP")
     parser.add_argument("--tls-dir", type=Path, default=None)
     parser.add_argument("--strict-duplicates", action="store_true")
+    parser.add_argument("--sw-version", default="11.1.0", help="PAN-OS version to play")
     parser.add_argument(
         "--ignore-stdin", action="store_true", help="do not stop when stdin is closed"
     )
@@ -861,6 +900,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         strict_duplicates=args.strict_duplicates,
         firewalls=firewalls,
         port=args.port,
+        sw_version=args.sw_version,
     )
     done = threading.Event()
 

@@ -58,6 +58,19 @@ param maximumInstanceCount int = 40
 @description('Memory of one instance.')
 param instanceMemoryMB int = 2048
 
+// Telemetry: OpenTelemetry mode (host.json telemetryMode OpenTelemetry, Flex Consumption)
+// into the workspace-based Application Insights, with Entra ID authentication (local auth
+// is off). The host exports its logs and invocation spans with
+// APPLICATIONINSIGHTS_CONNECTION_STRING and the identity in
+// APPLICATIONINSIGHTS_AUTHENTICATION_STRING. The app code sends its logs, metrics (meter
+// aksfw) and traces through azure-monitor-opentelemetry, configured with the same connection
+// string and the managed identity as its credential. PYTHON_ENABLE_OPENTELEMETRY makes the
+// Python worker carry the host's trace context into each invocation and tell the host that
+// the worker exports its own logs (no duplicates). Not
+// PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: the worker would then call
+// configure_azure_monitor() itself, without a credential (refused by Entra-only ingestion),
+// and everything would be exported twice.
+
 // Resource Manager URL of this cloud without the trailing slash (public, Government, China).
 var resourceManager = environment().resourceManager
 var armEndpoint = endsWith(resourceManager, '/') ? substring(resourceManager, 0, length(resourceManager) - 1) : resourceManager
@@ -163,7 +176,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'PANORAMA_API_KEY'
           value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${panoramaApiKeySecretName})'
         }
-        // Application Insights with Entra ID authentication (local auth is off).
+        // Application Insights in OpenTelemetry mode with Entra ID authentication (see above).
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
           value: appInsightsConnectionString
@@ -171,6 +184,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'ClientId=${identityClientId};Authorization=AAD'
+        }
+        // Python worker: OpenTelemetry mode (see above).
+        {
+          name: 'PYTHON_ENABLE_OPENTELEMETRY'
+          value: 'true'
         }
       ]
     }

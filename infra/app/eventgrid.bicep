@@ -2,6 +2,12 @@
 // subscription delivering the events aksfw resolves (aksfw_core/events.py) to the
 // resource_event function. Only the operations that can change a cluster's Services or
 // addresses pass the filter; credential and list actions do not (aksfw causes those itself).
+//
+// Azure allows one Microsoft.Resources.Subscriptions system topic per subscription: when
+// one exists already (another aksfw environment, or any other tool), the template adds its
+// event subscription to that topic instead (createSystemTopic false, existingSystemTopicIds
+// in main.bicep). The topic's own system-assigned identity dead-letters: never the app's
+// identity (deadletter-access.bicep grants it the dead-letter container only).
 
 @description('Name of the system topic.')
 param systemTopicName string
@@ -9,8 +15,11 @@ param systemTopicName string
 @description('Tags of every resource.')
 param tags object
 
-@description('Resource ID of the app\'s managed identity: the topic dead-letters with it.')
-param identityId string
+@description('Create the system topic; false = it exists already (it must have a system-assigned identity).')
+param createSystemTopic bool = true
+
+@description('Name of the event subscription, unique per environment so that environments can share one topic.')
+param eventSubscriptionName string
 
 @description('Create the event subscription (the resource_event function must exist).')
 param deployEventSubscription bool
@@ -23,6 +32,12 @@ param deadLetterStorageAccountId string
 
 @description('Blob container receiving undeliverable events.')
 param deadLetterContainerName string
+
+@description('Name prefix of the dead-letter alert rules.')
+param alertNamePrefix string
+
+@description('Action group the dead-letter alerts notify.')
+param actionGroupId string
 
 var includedEventTypes = [
   'Microsoft.Resources.ResourceWriteSuccess'
@@ -46,15 +61,15 @@ var resourceOperations = [
   'Microsoft.Network/publicIPAddresses/delete'
 ]
 
-resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (createSystemTopic) {
   name: systemTopicName
   location: 'global'
   tags: tags
+  // Its own identity, for dead-lettering only: through the storage firewall's
+  // trusted-services exception (vnetEnabled) Event Grid can use a system-assigned identity,
+  // not a user-assigned one.
   identity: {
-    type: 'UserAssigned'
-    userAssignedIdentities: {
-      '${identityId}': {}
-    }
+    type: 'SystemAssigned'
   }
   properties: {
     source: subscription().id
@@ -62,11 +77,20 @@ resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
+// The topic in either case: the one created above, or the subscription's existing one.
+resource subscriptionTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
+  name: systemTopicName
+}
+
 resource resourceEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = if (deployEventSubscription) {
-  parent: topic
-  name: 'aksfw-resource-events'
+  parent: subscriptionTopic
+  name: eventSubscriptionName
   properties: {
     eventDeliverySchema: 'EventGridSchema'
+    // Event Grid waits 30 seconds for the function's answer, then counts the delivery as
+    // failed and retries: resource_event only resolves the cluster and queues its resync
+    // (the Kubernetes list runs in the cluster-resync queue function), so it answers fast.
+    // Delivery to an AzureFunction endpoint uses the function's system key, no identity.
     destination: {
       endpointType: 'AzureFunction'
       properties: {
@@ -89,10 +113,11 @@ resource resourceEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@202
       maxDeliveryAttempts: 30
       eventTimeToLiveInMinutes: 1440
     }
+    // The topic's system-assigned identity (Storage Blob Data Contributor on this container
+    // only, deadletter-access.bicep).
     deadLetterWithResourceIdentity: {
       identity: {
-        type: 'UserAssigned'
-        userAssignedIdentity: identityId
+        type: 'SystemAssigned'
       }
       deadLetterDestination: {
         endpointType: 'StorageBlob'
@@ -103,6 +128,75 @@ resource resourceEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@202
       }
     }
   }
+  dependsOn: [
+    topic
+  ]
 }
 
-output systemTopicName string = topic.name
+// Events this environment's subscription dead-lettered (Event Grid gave up after 24 hours
+// or 30 attempts) or dropped (not even dead-lettering succeeded). Scoped to the event
+// subscription, so another tool's subscriptions on a shared topic do not page anyone here.
+var deadLetterMetrics = [
+  {
+    name: 'dead-lettered'
+    metric: 'DeadLetteredCount'
+    displayName: 'events dead-lettered'
+  }
+  {
+    name: 'dropped'
+    metric: 'DroppedEventCount'
+    displayName: 'events dropped'
+  }
+]
+
+resource deadLetterAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [for item in deadLetterMetrics: {
+  name: '${alertNamePrefix}-${item.name}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'aksfw: Resource Manager ${item.displayName} by ${eventSubscriptionName} on ${systemTopicName} (subscription ${subscription().subscriptionId}). Dead letters are blobs in the app\'s ${deadLetterContainerName} container; the timer resync heals the missed changes.'
+    severity: 2
+    enabled: true
+    scopes: [
+      subscriptionTopic.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: item.name
+          metricNamespace: 'Microsoft.EventGrid/systemTopics'
+          metricName: item.metric
+          dimensions: [
+            {
+              name: 'EventSubscriptionName'
+              operator: 'Include'
+              values: [
+                eventSubscriptionName
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      {
+        actionGroupId: actionGroupId
+      }
+    ]
+  }
+  dependsOn: [
+    topic
+  ]
+}]
+
+output systemTopicName string = subscriptionTopic.name
+@description('Principal (object) ID of the topic\'s system-assigned identity, which dead-letters.')
+output principalId string = createSystemTopic ? topic.identity.principalId : subscriptionTopic.identity.principalId

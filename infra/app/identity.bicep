@@ -1,6 +1,6 @@
 // The user-assigned managed identity aksfw runs as: the Functions host (storage, deployment
-// package, Application Insights), Key Vault references, azure-identity in the code, and the
-// Event Grid system topics (dead-lettering) all use it.
+// package, Application Insights), Key Vault references and azure-identity in the code use
+// it. Event Grid does not: each system topic dead-letters with its own identity.
 
 @description('Name of the identity.')
 param name string

@@ -25,9 +25,14 @@ param allowedIpRanges array = []
 @description('Log Analytics workspace receiving the vault audit log.')
 param logAnalyticsWorkspaceId string
 
+@description('Turn on purge protection (irreversible): a deleted vault then cannot be purged, and its name stays taken for 90 days, so `azd down --purge` leaves it and the next `azd up` of this environment fails until then. Off: `azd down --purge` purges it.')
+param purgeProtection bool = false
+
 var panoramaApiKeySecretName = 'panorama-api-key'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_110:Purge protection is a parameter (purgeProtection, AKSFW_KEY_VAULT_PURGE_PROTECTION), off by default: the vault name is fixed per environment, and a protected vault cannot be purged, so `azd down --purge` followed by `azd up` would fail for 90 days. The vault holds only the Panorama API key and cluster tokens, which are re-issued at their source; soft delete (90 days) stays on.
+  // checkov:skip=CKV_AZURE_42:Soft delete is on (90 days); purge protection is the purgeProtection parameter, see CKV_AZURE_110 above.
   // checkov:skip=CKV_AZURE_109:The firewall denies by default with vnetEnabled (private endpoint, trusted services, allowedIpRanges). Without a virtual network the Flex Consumption app has no fixed outbound addresses to allow, so access rests on Entra ID and RBAC (Key Vault Secrets User for the app only).
   name: name
   location: location
@@ -41,7 +46,8 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
-    enablePurgeProtection: true
+    // The property does not accept false (purge protection is irreversible): null = off.
+    enablePurgeProtection: purgeProtection ? true : null
     enabledForDeployment: false
     enabledForDiskEncryption: false
     enabledForTemplateDeployment: false

@@ -1,12 +1,21 @@
-// One monitored subscription (deployed with scope: subscription(id)): the app identity's
-// roles there and the Event Grid system topic that tells aksfw about cluster and
-// load-balancer changes, in the resource group rg-<env>-events of that subscription.
+// One monitored subscription (deployed with scope: subscription(id)): what the app identity
+// may read there, and the Event Grid system topic that tells aksfw about cluster and
+// load-balancer changes, in the resource group rg-<env>-events of that subscription (or the
+// subscription's existing topic, wherever it is).
+//
+// Least privilege: on the subscription the identity may only read managed clusters (a
+// custom role with managedClusters/read, to discover the tagged ones) and, with
+// registerNodeSubnets, virtual networks and subnets. Credentials (Azure Kubernetes Service
+// Cluster User Role, which on a local-account cluster hands out admin credentials) and
+// AKS RBAC Reader are granted per cluster (cluster-access.bicep), for the explicit clusters
+// and the tagged ones the preprovision hook found; a newly tagged cluster needs
+// `azd provision`.
 targetScope = 'subscription'
 
 @description('Region of the events resource group.')
 param location string
 
-@description('Tags of every resource.')
+@description('Tags of every resource (not azd-env-name: azd must find one resource group per environment, rg-<env>).')
 param tags object
 
 @description('Resource group (in this subscription) holding the system topic.')
@@ -18,14 +27,26 @@ param systemTopicName string
 @description('Principal (object) ID of the app\'s managed identity.')
 param principalId string
 
-@description('Resource ID of the app\'s managed identity (for dead-lettering).')
-param identityId string
-
-@description('Grant the identity its cluster roles on the whole subscription (discovery by tag, or a configuration the template cannot inspect). Explicit clusters get them on themselves (cluster-access.bicep).')
+@description('Let the identity list and read the managed clusters of the whole subscription (discovery by tag, or a configuration the template cannot inspect).')
 param grantSubscriptionRoles bool
 
-@description('The clusters use Azure RBAC for Kubernetes authorization: add Azure Kubernetes Service RBAC Reader.')
-param clustersUseAzureRbac bool
+@description('Let the identity read virtual networks and subnets in the subscription (registerNodeSubnets: node-pool subnet CIDRs).')
+param grantSubnetRead bool = false
+
+@description('Makes the custom role names unique in the tenant (environment and resource token).')
+param roleNameSuffix string
+
+@description('Resource ID of this subscription\'s existing Resource Manager system topic (Azure allows one per subscription); empty = create one in resourceGroupName.')
+param existingSystemTopicId string = ''
+
+@description('Name of the event subscription (unique per environment).')
+param eventSubscriptionName string
+
+@description('Name prefix of the dead-letter alert rules.')
+param alertNamePrefix string
+
+@description('Action group the dead-letter alerts notify.')
+param actionGroupId string
 
 @description('Create the event subscription (the resource_event function must exist).')
 param deployEventSubscription bool
@@ -39,56 +60,104 @@ param deadLetterStorageAccountId string
 @description('Blob container receiving undeliverable events.')
 param deadLetterContainerName string
 
-var roles = loadJsonContent('roles.json')
+// Custom roles live in the tenant: their names carry the environment and the subscription.
+var clusterReaderActions = [
+  'Microsoft.ContainerService/managedClusters/read'
+]
+var subnetReaderActions = [
+  'Microsoft.Network/virtualNetworks/read'
+  'Microsoft.Network/virtualNetworks/subnets/read'
+]
 
-// List and read managed clusters (and their node resource groups) to find monitored ones.
-resource reader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSubscriptionRoles) {
-  name: guid(subscription().id, principalId, roles.reader)
+// List and read managed clusters (tags, node resource group, node pools): nothing else, and
+// no credential action.
+resource clusterReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (grantSubscriptionRoles) {
+  name: guid(subscription().id, roleNameSuffix, 'aksfw-cluster-reader')
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.reader)
+    roleName: 'aksfw cluster reader ${roleNameSuffix} ${subscription().subscriptionId}'
+    description: 'aksfw (${roleNameSuffix}): list and read the managed clusters of this subscription to find the ones carrying the discovery tag.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: clusterReaderActions
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+resource clusterReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSubscriptionRoles) {
+  name: guid(subscription().id, principalId, 'aksfw-cluster-reader')
+  properties: {
+    roleDefinitionId: clusterReaderRole.id
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
 }
 
-// listClusterUserCredential: the kubeconfig of each cluster (an Entra ID one for AAD clusters).
-resource clusterUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSubscriptionRoles) {
-  name: guid(subscription().id, principalId, roles.aksClusterUser)
+// registerNodeSubnets: node pools' subnets (bring-your-own VNets anywhere in the
+// subscription, the managed VNet in the node resource group).
+resource subnetReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (grantSubnetRead) {
+  name: guid(subscription().id, roleNameSuffix, 'aksfw-subnet-reader')
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.aksClusterUser)
+    roleName: 'aksfw subnet reader ${roleNameSuffix} ${subscription().subscriptionId}'
+    description: 'aksfw (${roleNameSuffix}): read virtual networks and subnets to register AKS node-pool subnet CIDRs.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: subnetReaderActions
+        notActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+resource subnetReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSubnetRead) {
+  name: guid(subscription().id, principalId, 'aksfw-subnet-reader')
+  properties: {
+    roleDefinitionId: subnetReaderRole.id
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
 }
 
-// List Services through Entra ID on clusters that authorize with Azure RBAC.
-resource rbacReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSubscriptionRoles && clustersUseAzureRbac) {
-  name: guid(subscription().id, principalId, roles.aksRbacReader)
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.aksRbacReader)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource eventsGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource eventsGroup 'Microsoft.Resources/resourceGroups@2025-04-01' = if (createSystemTopic) {
   name: resourceGroupName
   location: location
   tags: tags
 }
 
+// An existing topic: /subscriptions/<sub>/resourceGroups/<group>/providers/Microsoft.EventGrid/systemTopics/<name>
+var createSystemTopic = empty(existingSystemTopicId)
+var topicGroupName = createSystemTopic ? resourceGroupName : split(existingSystemTopicId, '/')[4]
+var topicName = createSystemTopic ? systemTopicName : last(split(existingSystemTopicId, '/'))
+
 module events 'eventgrid.bicep' = {
-  name: 'aksfw-events'
-  scope: eventsGroup
+  name: take('${eventSubscriptionName}-events', 64)
+  scope: resourceGroup(topicGroupName)
   params: {
-    systemTopicName: systemTopicName
+    systemTopicName: topicName
+    createSystemTopic: createSystemTopic
+    eventSubscriptionName: eventSubscriptionName
     tags: tags
-    identityId: identityId
     deployEventSubscription: deployEventSubscription
     functionId: functionId
     deadLetterStorageAccountId: deadLetterStorageAccountId
     deadLetterContainerName: deadLetterContainerName
+    alertNamePrefix: alertNamePrefix
+    actionGroupId: actionGroupId
   }
+  dependsOn: [
+    eventsGroup
+  ]
 }
 
 output systemTopicName string = events.outputs.systemTopicName
+@description('Principal (object) ID of the system topic\'s identity, which dead-letters.')
+output systemTopicPrincipalId string = events.outputs.principalId

@@ -42,7 +42,8 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 
 // The Functions host keeps its leases, keys and timer state in blobs, reads the deployment
 // package, and aksfw keeps its state there: Storage Blob Data Owner is what the host
-// documents for AzureWebJobsStorage. Event Grid dead-letters with the same identity.
+// documents for AzureWebJobsStorage. Event Grid does not use this identity: each system
+// topic dead-letters with its own (deadletter-access.bicep).
 resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, identityPrincipalId, roles.storageBlobDataOwner)
   scope: storage

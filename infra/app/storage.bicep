@@ -1,5 +1,7 @@
 // The app's own storage account: the Functions host (AzureWebJobsStorage), aksfw's queues
-// and state, the Flex Consumption deployment package, and Event Grid dead letters.
+// and state, the Flex Consumption deployment package, and Event Grid dead letters (written
+// by each system topic's own system-assigned identity, which is what the trusted-services
+// exception admits when the firewall denies other networks: a user-assigned one is not).
 // Identity-only: no shared keys, no anonymous blobs, HTTPS with TLS 1.2.
 
 @description('Name of the storage account.')
