@@ -140,13 +140,10 @@ def http_resync(
     request: func.HttpRequest, context: func.Context | None = None
 ) -> func.HttpResponse:
     """POST /api/resync with `{}` (all clusters) or `{"cluster": "<id or name>"}`."""
-    try:
-        app = application()
-    except AksfwError as error:
-        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
-    body, most = request.get_body(), app.settings.limits.max_http_body_bytes
-    if len(body) > most:
-        return _json({"error": f"body larger than {most} bytes (limits.maxHttpBodyBytes)"}, 413)
+    accepted = _accepted(request)
+    if isinstance(accepted, func.HttpResponse):
+        return accepted
+    app, body = accepted
     try:
         cluster, audit = _resync_body(body)
     except InputError as error:
@@ -171,6 +168,19 @@ def http_status(
             return _json(app.status(), 200)
     except AksfwError as error:
         return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+
+
+def _accepted(request: func.HttpRequest) -> tuple[Aksfw, bytes] | func.HttpResponse:
+    """The engine and the request's body, or the answer that refuses the request: 503 when
+    the engine cannot start (bad settings), 413 when the body is too large."""
+    try:
+        app = application()
+    except AksfwError as error:
+        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+    body, most = request.get_body(), app.settings.limits.max_http_body_bytes
+    if len(body) > most:
+        return _json({"error": f"body larger than {most} bytes (limits.maxHttpBodyBytes)"}, 413)
+    return app, body
 
 
 def _http_activity(app: Aksfw, context: func.Context | None) -> AbstractContextManager[object]:
@@ -213,13 +223,10 @@ def http_replay(
     """POST /api/replay with `{}` (both queues) or `{"queue": "panorama-updates",
     "dryRun": true, "max": 50}`: move the poisoned messages that could succeed now back
     to their queue; report the ones that would fail again (`Aksfw.replay_poisoned`)."""
-    try:
-        app = application()
-    except AksfwError as error:
-        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
-    body, most = request.get_body(), app.settings.limits.max_http_body_bytes
-    if len(body) > most:
-        return _json({"error": f"body larger than {most} bytes (limits.maxHttpBodyBytes)"}, 413)
+    accepted = _accepted(request)
+    if isinstance(accepted, func.HttpResponse):
+        return accepted
+    app, body = accepted
     try:
         queue, dry_run, limit = _replay_body(body)
         with _http_activity(app, context):

@@ -21,7 +21,7 @@ from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.config import parse_settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable
 from aksfw_core.rules.services import parse_service_items
-from aksfw_local.fakes.arm import FakeArm
+from aksfw_local.fakes.arm import USER_CREDENTIAL, FakeArm
 from aksfw_local.fakes.keyvault import FakeKeyVault
 from aksfw_local.fakes.kube_api import FakeKubeApi, service
 from tests.test_events import EVENTS
@@ -261,6 +261,16 @@ def test_local_account_cluster_uses_its_kubeconfig_as_given(arm):
         )
         assert listed_names(access, cluster) == ["api"]
         assert (AKS_SERVER_SCOPE,) not in credential.asked
+
+
+def test_a_cluster_without_the_credential_role_says_which_role_and_how_to_grant_it(arm):
+    arm.add_cluster(SUB1, "rg", "aks-new", kubeconfig={})
+    arm.deny(USER_CREDENTIAL)
+    access = ClusterAccess(settings(arm.url), ScopedTokens({}))
+    cluster = MonitoredCluster(cluster_id(SUB1, "rg", "aks-new"), "aks-new", "aks-new", "MC")
+    with pytest.raises(AuthError, match=r"Cluster User Role.*azd provision") as refused:
+        access.services(cluster).list_items()
+    assert refused.value.status == 403
 
 
 def test_token_credential_reads_the_service_account_token_from_key_vault(arm, trust):

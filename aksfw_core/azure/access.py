@@ -25,7 +25,7 @@ from aksfw_core.azure.identity import AKS_SERVER_SCOPE, StaticToken
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.config import Settings, TokenAccess
-from aksfw_core.errors import InputError, NonRetryable
+from aksfw_core.errors import AuthError, InputError, NonRetryable
 from aksfw_core.kube import KubernetesServices
 
 TOKEN_REFRESH_MARGIN_S = 300
@@ -87,10 +87,20 @@ class ClusterAccess:
         endpoint = self._settings.arm_endpoint
         limits = self._settings.limits
         with container_service(self._credential, resource.subscription, endpoint, limits) as client:
-            result = call(
-                f"listClusterUserCredential {cluster.id}",
-                lambda: client.managed_clusters.list_cluster_user_credentials(group, name),
-            )
+            try:
+                result = call(
+                    f"listClusterUserCredential {cluster.id}",
+                    lambda: client.managed_clusters.list_cluster_user_credentials(group, name),
+                )
+            except AuthError as error:
+                if error.status != 403:
+                    raise
+                raise AuthError(
+                    f"{error}: the app's identity needs Azure Kubernetes Service Cluster User"
+                    " Role on this cluster (azd grants it to the clusters tagged at the last"
+                    " `azd provision`: run it again for a newly tagged cluster)",
+                    status=403,
+                ) from None
         kubeconfigs = [k for k in (result.kubeconfigs or []) if k.value]
         if not kubeconfigs:
             raise NonRetryable(f"{cluster.id}: listClusterUserCredential returned no kubeconfig")

@@ -88,6 +88,7 @@ _SUBNET = re.compile(
 CLUSTER_READ = "Microsoft.ContainerService/managedClusters/read"
 VNET_READ = "Microsoft.Network/virtualNetworks/read"
 SUBNET_READ = "Microsoft.Network/virtualNetworks/subnets/read"
+USER_CREDENTIAL = "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
 MANAGED_VNET_PREFIX = "10.224.0.0/16"
 """The node subnet AKS gives a cluster without a VNet of its own (``aks-subnet``)."""
 
@@ -480,7 +481,7 @@ class FakeArm(AzureFake):
                 )
             groups = match.groupdict()
             needed = {_VNETS: VNET_READ, _VNET: VNET_READ, _SUBNET: SUBNET_READ}.get(
-                pattern, CLUSTER_READ if pattern is not _USER_CREDENTIAL else ""
+                pattern, USER_CREDENTIAL if pattern is _USER_CREDENTIAL else CLUSTER_READ
             )
             if needed and needed.lower() in self._denied:
                 return self._forbidden(needed, path)
