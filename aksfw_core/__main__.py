@@ -9,7 +9,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -17,10 +19,13 @@ from aksfw_core.azure.discovery import ClusterDiscovery
 from aksfw_core.azure.events import read_event, resolve
 from aksfw_core.azure.identity import azure_credential
 from aksfw_core.azure.inventory import inventory_from_json
+from aksfw_core.azure.publisher import ChangePublisher
+from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.config import PanoramaSettings, load_settings, readable_file
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.jsondoc import load_json
 from aksfw_core.kube import KubernetesServices
+from aksfw_core.limits import Limits
 from aksfw_core.operator import KEY_VARIABLE, AppClient, FunctionKey
 from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import MAX_TAG_TIMEOUT_S, ApiKey, PanoramaClient
@@ -31,6 +36,7 @@ from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.services import ServiceList, parse_service_items, parse_service_list
 from aksfw_core.rules.tags import ClusterTags, check_cluster_name, compute_tags, ownership
 from aksfw_core.tables import replay_table, status_table
+from aksfw_core.watch import ServiceWatcher, kube_api_client
 
 EXIT_FAILED = 1
 """The work could not be done (Panorama or the cluster refused or failed)."""
@@ -38,6 +44,11 @@ EXIT_BAD_INPUT = 2
 """The command line or an input file is wrong."""
 EXIT_INTERRUPTED = 130
 """Stopped with Ctrl-C."""
+WATCH_CLUSTER_VARIABLE = "AKSFW_WATCH_CLUSTER_ID"
+"""`aksfw watch --cluster-id` when the option is not given."""
+WATCH_TOPIC_VARIABLE = "AKSFW_EVENTGRID_TOPIC_ENDPOINT"
+"""`aksfw watch --topic-endpoint` when the option is not given."""
+MAX_DEBOUNCE_S = 300.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     resolve.set_defaults(run=_run_resolve_event)
     _operator_commands(commands)
+    _watch_command(commands)
     return parser
 
 
@@ -353,6 +365,79 @@ def _print_answer(
         _print_json(document)
     else:
         sys.stdout.write(table(document))
+
+
+# ---------------------------------------------------------------------- the watcher
+
+
+def _watch_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    watch = commands.add_parser(
+        "watch",
+        help="watch a cluster's Services; tell the app through Event Grid when tags may change",
+    )
+    watch.add_argument(
+        "--cluster-id",
+        metavar="ID",
+        help=f"the managed cluster's resource ID (default: ${WATCH_CLUSTER_VARIABLE})",
+    )
+    watch.add_argument(
+        "--topic-endpoint",
+        metavar="URL",
+        help=f"the Event Grid custom topic, https://... (default: ${WATCH_TOPIC_VARIABLE})",
+    )
+    watch.add_argument(
+        "--topic-ca-bundle", metavar="PEM", help="CA certificates to trust for the topic"
+    )
+    watch.add_argument(
+        "--kubeconfig", metavar="PATH", help="watch this cluster (default: the pod's own)"
+    )
+    watch.add_argument("--context", help="kubeconfig context (default: the current one)")
+    watch.add_argument(
+        "--debounce-seconds",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="at most one event per this many seconds; a burst of changes is one event",
+    )
+    watch.set_defaults(run=_run_watch)
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    cluster_id = args.cluster_id or os.environ.get(WATCH_CLUSTER_VARIABLE)
+    endpoint = args.topic_endpoint or os.environ.get(WATCH_TOPIC_VARIABLE)
+    if not cluster_id:
+        raise InputError(f"--cluster-id (or {WATCH_CLUSTER_VARIABLE}) is required")
+    if not endpoint:
+        raise InputError(f"--topic-endpoint (or {WATCH_TOPIC_VARIABLE}) is required")
+    managed_cluster_id(cluster_id)
+    if not 0 <= args.debounce_seconds <= MAX_DEBOUNCE_S:
+        raise InputError(f"--debounce-seconds must be 0 to {MAX_DEBOUNCE_S:g}")
+    if args.topic_ca_bundle is not None:
+        readable_file(args.topic_ca_bundle, "--topic-ca-bundle")
+    limits = Limits()
+    api_client = kube_api_client(args.kubeconfig, args.context)
+    publisher = ChangePublisher(
+        endpoint,
+        cluster_id,
+        azure_credential(os.environ),
+        limits,
+        ca_file=args.topic_ca_bundle,
+    )
+    watcher = ServiceWatcher(
+        api_client, publisher.publish, limits=limits, debounce_s=args.debounce_seconds
+    )
+    # A pod is stopped with SIGTERM: end the watch cleanly instead of dying mid-publish.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    try:
+        watcher.run()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        publisher.close()
+    _print_json({"published": watcher.published, "resourceVersion": watcher.resource_version})
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,13 @@ from typing import Any
 
 from aksfw_core.azure.access import ClusterAccess
 from aksfw_core.azure.discovery import ClusterDiscovery
-from aksfw_core.azure.events import ChangeKind, Resolution, read_event, resolve
+from aksfw_core.azure.events import (
+    WATCHER_CHANGE,
+    ChangeKind,
+    Resolution,
+    read_event,
+    resolve,
+)
 from aksfw_core.azure.identity import azure_credential
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.azure.node_subnets import NodeSubnets
@@ -158,6 +164,8 @@ class Aksfw:
                 # follow-up below reads it again after the burst.
                 log_event(log, "event.coalesced", cluster=change.id, event_id=event.id)
             self._follow_up(change.id)
+            if event.type == WATCHER_CHANGE:
+                self._note_watcher_event(change.id)
         log_event(
             log,
             "event.resolved",
@@ -265,7 +273,8 @@ class Aksfw:
         return [target.id for target in chosen]
 
     def status(self) -> dict[str, Any]:
-        """Per cluster and target: last applied time, counts, last error; queue depths.
+        """Per cluster and target: last applied time, counts, last error; per cluster: when
+        the last watcher event arrived (`lastWatcherEvent`); queue depths.
         Reads the applied states' summaries (a listing), never the states."""
         clusters: dict[str, dict[str, Any]] = {}
         inventory_error = None
@@ -280,7 +289,8 @@ class Aksfw:
                 }
         except AksfwError as error:
             inventory_error = f"{type(error).__name__}: {error}"
-        for listed in self.state.summaries():
+        summaries, watcher_events = self.state.summaries_and_watcher_events()
+        for listed in summaries:
             summary = listed.summary
             entry = clusters.setdefault(
                 summary.cluster_id.casefold(),
@@ -303,6 +313,8 @@ class Aksfw:
                     "missingSince": _iso(summary.missing_since),
                 }
             )
+        for entry in clusters.values():
+            entry["lastWatcherEvent"] = _iso(watcher_events.get(_cluster_key_of(entry["id"])))
         queues = {name: self.queues.depth(name) for name in self.queues.names.queues}
         self.telemetry.queue_depths(queues)
         return {
@@ -370,6 +382,14 @@ class Aksfw:
         request = ResyncRequest(cluster_id, "follow-up after an event", follow_up=True)
         self.queues.send(self.queues.names.resync_queue, request, delay_s=delay)
 
+    def _note_watcher_event(self, cluster_id: str) -> None:
+        """Record for `status` when a watcher event arrived: one write per cluster and
+        window across every instance, however many events a watcher sends."""
+        window = max(self.settings.limits.event_resync_window_s, 1.0)
+        now = self.clock()
+        if self.coordination.claim(f"watcher/{cluster_key(cluster_id)}", window, now=now):
+            self.state.note_watcher_event(cluster_id, now)
+
     def _audit_due(self) -> bool:
         """Whether this timer run audits: once per `limits.audit_interval_s`, across every
         instance."""
@@ -414,6 +434,14 @@ def _find(inventory: Inventory, wanted: str) -> MonitoredCluster | None:
         return by_id
     matches = [c for c in inventory.clusters if wanted in (c.name, c.tag_name)]
     return matches[0] if len(matches) == 1 else None
+
+
+def _cluster_key_of(cluster_id: str) -> str:
+    """`cluster_key`, or "" for an ID that is not a managed cluster's (matches nothing)."""
+    try:
+        return cluster_key(cluster_id)
+    except InputError:
+        return ""
 
 
 def _iso(seconds: float | None) -> str | None:

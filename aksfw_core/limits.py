@@ -101,3 +101,15 @@ class Limits:
     replay_visibility_timeout_s: float = 300.0
     """Seconds a replay hides the poisoned messages it has read, so a concurrent replay
     cannot move them too; it reads no further page once half of this has passed."""
+
+    kube_watch_timeout_s: float = 300.0
+    """Seconds one Service watch request asks the API server to stream (`timeoutSeconds`)
+    before the watcher opens the next one; its reads may wait this long plus
+    `kube_read_timeout_s`, and the whole request this long plus `kube_deadline_s`."""
+    kube_watch_max_event_bytes: int = 4 * MIB
+    """Bytes of one watch event (one JSON line) at most."""
+    watch_backoff_initial_s: float = 0.5
+    """Seconds before the watcher's first reconnect or publish retry after a failure;
+    doubles with each further failure in a row (with jitter)."""
+    watch_backoff_max_s: float = 30.0
+    """Seconds: cap on one wait of the watcher between reconnects or publish retries."""

@@ -90,6 +90,9 @@ param allowedIpRanges array = []
 @description('Create the Event Grid subscriptions to the resource_event function. The function must exist first, so the azd postdeploy hook turns this on after the first code deploy.')
 param deployEventSubscriptions bool = false
 
+@description('The in-cluster watcher (README "Watcher"): an Event Grid custom topic that `aksfw watch` publishes Service changes to, delivered to resource_event, and per monitored cluster (explicit and discovered) an identity federated with the cluster\'s OIDC issuer that may only send to it. Each cluster needs its OIDC issuer and workload identity enabled.')
+param watcherEnabled bool = false
+
 @description('Register each node pool\'s subnet CIDR on Panorama (config nodeSubnets, PAN-OS 10.0+): the identity may then read virtual networks and subnets in the monitored subscriptions.')
 param registerNodeSubnets bool = false
 
@@ -128,6 +131,9 @@ var eventsTags = {
 var monitoredSubscriptionList = empty(trim(monitoredSubscriptionIdsCsv)) ? monitoredSubscriptionIds : split(replace(trim(monitoredSubscriptionIdsCsv), ' ', ''), ',')
 var discoveredClusterIdList = empty(trim(discoveredClusterIds)) ? [] : split(replace(trim(discoveredClusterIds), ' ', ''), ',')
 var explicitClusterIds = [for cluster in clusters: toLower(cluster.id)]
+// The watcher's clusters, each once: explicit and discovered (resource IDs are case-insensitive).
+var discoveredClusterIdsLower = [for clusterId in discoveredClusterIdList: toLower(clusterId)]
+var watchedClusterIds = watcherEnabled ? union(explicitClusterIds, discoveredClusterIdsLower) : []
 var deploymentContainerName = 'app-package-${resourceToken}'
 // The identity lists the clusters of whole subscriptions (a read-only custom role) when
 // clusters are found by tag, or when the configuration is given whole and cannot be
@@ -353,6 +359,47 @@ module discoveredClusterAccess 'app/cluster-access.bicep' = [for clusterId in di
   }
 }]
 
+// The watcher (watcherEnabled): its topic, the topic's dead-letter access, and an identity
+// per watched cluster.
+module watcher 'app/watcher.bicep' = if (watcherEnabled) {
+  name: 'watcher'
+  scope: rg
+  params: {
+    name: '${abbrs.eventGridTopics}aksfw-${resourceToken}'
+    location: location
+    tags: tags
+    deployEventSubscription: deployEventSubscriptions
+    functionId: '${api.outputs.id}/functions/resource_event'
+    deadLetterStorageAccountId: storage.outputs.id
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    privateEndpointSubnetId: vnetEnabled ? vnet.outputs.privateEndpointSubnetId : ''
+    virtualNetworkId: vnetEnabled ? vnet.outputs.id : ''
+    privateEndpointPrefix: abbrs.privateEndpoints
+  }
+}
+
+module watcherDeadLetterAccess 'app/deadletter-access.bicep' = if (watcherEnabled) {
+  name: 'aksfw-deadletter-watcher'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
+    topicPrincipalId: watcherEnabled ? watcher.outputs.principalId : ''
+  }
+}
+
+module watcherIdentities 'app/watcher-identity.bicep' = [for clusterId in watchedClusterIds: {
+  name: take('aksfw-watch-${split(clusterId, '/')[8]}-${uniqueString(clusterId)}', 64)
+  scope: rg
+  params: {
+    clusterId: clusterId
+    name: take('${abbrs.managedIdentities}aksfw-watch-${split(clusterId, '/')[8]}-${uniqueString(clusterId)}', 128)
+    location: location
+    tags: tags
+    topicName: watcherEnabled ? watcher.outputs.name : ''
+  }
+}]
+
 output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output RESOURCE_GROUP string = rg.name
@@ -369,3 +416,10 @@ output AKSFW_VNET_ID string = vnetEnabled ? vnet.outputs.id : ''
 @description('The Azure Monitor workbook (portal: Monitor > Workbooks, or the resource group).')
 output AKSFW_WORKBOOK_ID string = workbook.outputs.id
 output AKSFW_ACTION_GROUP_ID string = alerts.outputs.actionGroupId
+@description('With watcherEnabled: where the watchers publish (deploy/watcher/watcher.env). A URL, never a key: the topic has none.')
+output AKSFW_WATCHER_TOPIC_ENDPOINT string = watcherEnabled ? watcher.outputs.endpoint : ''
+@description('With watcherEnabled: per watched cluster (lower-case resource ID), the client ID of its watcher identity (deploy/watcher/watcher.env).')
+output AKSFW_WATCHER_IDENTITIES array = [for (clusterId, i) in watchedClusterIds: {
+  clusterId: clusterId
+  clientId: watcherIdentities[i].outputs.clientId
+}]

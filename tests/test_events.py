@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from azure.eventgrid import SystemEventNames
 
 from aksfw_core.__main__ import main
 from aksfw_core.azure.events import (
+    WATCHER_CHANGE,
     ChangeKind,
     MalformedEvent,
     ResourceEvent,
     read_event,
     resolve,
+    watcher_event,
 )
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster, inventory_from_json
 from aksfw_core.errors import InputError
@@ -468,3 +471,65 @@ def test_validation_event_data_need_not_be_an_object():
         "data": "x",
     }
     assert read_event(event).type == SystemEventNames.EventGridSubscriptionValidationEventName
+
+
+# --- the watcher's change notice (`aksfw watch`) ------------------------------------------
+
+WATCHER = "Aksfw.Kubernetes.ServicesChanged"
+
+
+def watcher_as_event_grid(source):
+    """A watcher CloudEvent as the Functions worker hands it on (source → topic)."""
+    return {"id": "w1", "topic": source, "subject": "services", "eventType": WATCHER,
+            "data": {"schemaVersion": 1}, "dataVersion": ""}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "event", "expected"),
+    [
+        ("known cluster", cloudevent(WATCHER, PROD, "services"), [(PROD, RESYNC)]),
+        ("known cluster, upper case", cloudevent(WATCHER, PROD.upper(), "services"), [(PROD, RESYNC)]),
+        ("second subscription", cloudevent(WATCHER, EDGE, "services"), [(EDGE, RESYNC)]),
+        ("as the worker passes it on", watcher_as_event_grid(PROD), [(PROD, RESYNC)]),
+        ("unknown cluster", cloudevent(WATCHER, OTHER, "services"), []),
+    ],
+)  # fmt: skip
+def test_watcher_events_resync_the_cluster_they_name(case, event, expected):
+    resolution = resolve(read_event(event), INVENTORY)
+    assert [(c.id, c.kind) for c in resolution.clusters] == expected, case
+    # An unknown cluster changes nothing and asks for no early inventory refresh.
+    assert resolution.unknown_cluster is None
+
+
+def test_a_watcher_event_for_an_unknown_cluster_says_why_it_is_ignored():
+    resolution = resolve(read_event(cloudevent(WATCHER, OTHER)), INVENTORY)
+    assert "not in the inventory" in resolution.reason
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("", "source is missing"),
+        ("aks-prod1", "not a resource ID"),
+        (f"/subscriptions/{SUB1}", "source is not a managed cluster"),
+        (f"{PROD}/agentPools/np1", "source is not a managed cluster"),
+        (PROD_NODES, "source is not a managed cluster"),
+    ],
+)
+def test_watcher_events_with_a_malformed_source_are_refused(source, reason):
+    with pytest.raises(MalformedEvent, match=reason):
+        resolve(read_event(cloudevent(WATCHER, source)), INVENTORY)
+
+
+def test_the_published_watcher_event_reads_back_as_a_resync_of_its_cluster():
+    document = watcher_event(PROD, "e1", datetime(2026, 11, 27, tzinfo=UTC))
+    assert document["type"] == WATCHER_CHANGE == WATCHER
+    assert document["time"] == "2026-11-27T00:00:00.000Z"
+    assert document["data"] == {"schemaVersion": 1}
+    resolution = resolve(read_event(document), INVENTORY)
+    assert [(c.id, c.kind) for c in resolution.clusters] == [(PROD, RESYNC)]
+
+
+def test_a_watcher_event_is_only_built_for_a_managed_cluster():
+    with pytest.raises(InputError):
+        watcher_event(f"{PROD}/agentPools/np1", "e1", datetime.now(UTC))

@@ -57,6 +57,7 @@ BUILT_IN_ROLES = {
     "storageBlobDataContributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
     "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "eventGridDataSender": "d5a91429-5739-47e2-a06b-3470a27159e7",
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.core.exceptions import DeserializationError
@@ -21,7 +22,7 @@ from azure.core.serialization import NULL
 from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from aksfw_core.azure.inventory import Inventory
-from aksfw_core.azure.resource_ids import ResourceId, parse_resource_id
+from aksfw_core.azure.resource_ids import ResourceId, managed_cluster_id, parse_resource_id
 from aksfw_core.errors import InputError
 
 WRITE: str = SystemEventNames.ResourceWriteSuccessEventName.value
@@ -32,6 +33,14 @@ VALIDATION: str = SystemEventNames.EventGridSubscriptionValidationEventName.valu
 # than the installed SDK: each names its cluster as its source, which is all resolution needs.
 AKS_EVENT_PREFIX = "Microsoft.ContainerService."
 CLOUD_EVENTS_VERSION = "1.0"
+
+WATCHER_CHANGE = "Aksfw.Kubernetes.ServicesChanged"
+"""The CloudEvent `aksfw watch` publishes when a cluster's Services changed in a way that
+can change tags. Its source is the managed cluster's resource ID; it carries no Service
+data (`WATCHER_DATA`), so the app lists the cluster as for any event."""
+WATCHER_SUBJECT = "services"
+WATCHER_DATA: Mapping[str, Any] = {"schemaVersion": 1}
+"""The whole `data` of a watcher event: a schema version, nothing about Services."""
 
 # Actions that change what a cluster runs. Credential and list actions are left out on
 # purpose: aksfw causes them itself when it reads a cluster.
@@ -99,6 +108,25 @@ class Resolution:
         if not self.clusters:
             document["reason"] = self.reason
         return document
+
+
+def watcher_event(cluster_id: str, event_id: str, time: datetime) -> dict[str, Any]:
+    """The CloudEvents 1.0 document `aksfw watch` publishes for a cluster (`WATCHER_CHANGE`).
+
+    Raises:
+        InputError: `cluster_id` is not a managed cluster's resource ID.
+    """
+    managed_cluster_id(cluster_id)
+    return {
+        "specversion": CLOUD_EVENTS_VERSION,
+        "id": event_id,
+        "source": cluster_id,
+        "type": WATCHER_CHANGE,
+        "subject": WATCHER_SUBJECT,
+        "time": time.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": dict(WATCHER_DATA),
+    }
 
 
 def read_event(document: object) -> ResourceEvent:
@@ -193,6 +221,8 @@ def resolve(event: ResourceEvent, inventory: Inventory) -> Resolution:
         return _resource_event(event, inventory)
     if event.type.startswith(AKS_EVENT_PREFIX):
         return _aks_event(event, inventory)
+    if event.type == WATCHER_CHANGE:
+        return _watcher_event(event, inventory)
     if event.type == VALIDATION:
         return Resolution(reason="ignored: subscription validation (answered by the host)")
     return Resolution(reason=f"ignored: event type {event.type} does not affect clusters")
@@ -242,6 +272,20 @@ def _aks_event(event: ResourceEvent, inventory: Inventory) -> Resolution:
         )
     reason = event.type.removeprefix(AKS_EVENT_PREFIX)
     return Resolution(clusters=(ClusterChange(known.id, ChangeKind.RESYNC, reason),))
+
+
+def _watcher_event(event: ResourceEvent, inventory: Inventory) -> Resolution:
+    resource = _resource(event.topic, "source")
+    if not resource.is_managed_cluster:
+        raise MalformedEvent(f"event: {event.type} source is not a managed cluster")
+    known = inventory.find(resource.top_level_id())
+    if known is None:
+        # No early inventory refresh: anyone with the topic's Data Sender role can name any
+        # cluster here, and a newly monitored cluster is learnt from its own Resource
+        # Manager events (the tag write) or the next inventory read anyway.
+        return Resolution(reason="ignored: watcher event for a cluster not in the inventory")
+    change = ClusterChange(known.id, ChangeKind.RESYNC, "Services changed (watcher)")
+    return Resolution(clusters=(change,))
 
 
 def _changes_cluster(event: ResourceEvent, resource: ResourceId) -> bool:

@@ -7,6 +7,9 @@
 - `enqueued/<sub>/<rg>/<cluster>/<target>.json`: the last queued snapshot's mark, also as
   metadata, read with one listing per cluster.
 - `meta/<name>.json`: a timestamp (e.g. the last audit) as metadata.
+- `applied/<sub>/<rg>/<cluster>.watcher`: when a watcher event for the cluster last
+  arrived, as metadata, written at most once per window (the caller's claim); beside the
+  applied states so that the status endpoint's one listing finds both.
 
 State writes carry an ETag condition, so two appliers can never overwrite each other.
 """
@@ -139,9 +142,28 @@ class StateStore:
             InputError: `cluster_id` is not a managed cluster's resource ID.
             AuthError, Retryable, NonRetryable: Storage failed.
         """
-        prefix = "applied/" if cluster_id is None else f"applied/{cluster_key(cluster_id)}/"
+        return self._summaries(cluster_id)[0]
+
+    def summaries_and_watcher_events(self) -> tuple[list[ListedSummary], dict[str, float]]:
+        """Every summary (as `summaries`), and when the last watcher event arrived by
+        cluster key (`cluster_key`), from one listing.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        return self._summaries(None)
+
+    def _summaries(self, cluster_id: str | None) -> tuple[list[ListedSummary], dict[str, float]]:
+        prefix = _APPLIED if cluster_id is None else f"{_APPLIED}{cluster_key(cluster_id)}/"
         found = []
+        watched: dict[str, float] = {}
         for blob in self._list(prefix):
+            if blob.name.endswith(_WATCHER_SUFFIX):
+                at = _float_or_none((blob.metadata or {}).get("at"))
+                if at is not None:
+                    key = blob.name.removeprefix(_APPLIED).removesuffix(_WATCHER_SUFFIX)
+                    watched[key] = at
+                continue
             summary = summary_from_metadata(blob.metadata)
             listed = (
                 ListedSummary(summary, blob.name, blob.etag)
@@ -150,7 +172,7 @@ class StateStore:
             )
             if listed is not None:
                 found.append(listed)
-        return found
+        return found, watched
 
     def mark_missing(self, listed: ListedSummary, since: float) -> bool:
         """Note in the summary (metadata only) when the cluster left the inventory; False
@@ -208,6 +230,22 @@ class StateStore:
             lambda: self._container.upload_blob(name, data, overwrite=True, metadata=metadata),
         )
 
+    # ------------------------------------------------------------------ watcher events
+
+    def note_watcher_event(self, cluster_id: str, at: float) -> None:
+        """Remember that a watcher event for the cluster arrived at `at` (epoch seconds).
+
+        Raises:
+            InputError: `cluster_id` is not a managed cluster's resource ID.
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        name = f"{_APPLIED}{cluster_key(cluster_id)}{_WATCHER_SUFFIX}"
+        metadata = {"at": repr(at)}
+        self._account.recreating(
+            f"write {name}",
+            lambda: self._container.upload_blob(name, b"", overwrite=True, metadata=metadata),
+        )
+
     # ------------------------------------------------------------------ blobs
 
     def _read(self, name: str) -> tuple[bytes | None, str | None, dict[str, str] | None]:
@@ -251,6 +289,18 @@ class StateStore:
                 return None  # an applier wrote it meanwhile, with its summary
         log_event(log, "state.summarised", blob=name)
         return ListedSummary(summary, name, str(updated["etag"]))
+
+
+_APPLIED = "applied/"
+_WATCHER_SUFFIX = ".watcher"
+"""Never the end of an applied state's name (those end in `.json`)."""
+
+
+def _float_or_none(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def _applied_blob(cluster_id: str, target: str) -> str:

@@ -9,9 +9,20 @@ Serves HTTPS on 127.0.0.1 with a throw-away CA (``tls.py``) and bearer-token aut
   ``labelSelector`` (equality forms) and ``fieldSelector`` (``metadata.name``,
   ``metadata.namespace``) are honoured.
 * ``GET /api/v1/namespaces/{ns}/services/{name}`` returns one Service.
+* ``watch=true`` on either list path streams chunked JSON lines (``{"type": ...,
+  "object": ...}``) from ``resourceVersion`` on, like the real API server: ``ADDED``,
+  ``MODIFIED``, ``DELETED`` for each change, ``BOOKMARK`` (with ``allowWatchBookmarks``)
+  every ``bookmark_interval_s`` and when the stream ends after ``timeoutSeconds``, and an
+  ``ERROR`` event holding a 410 Status when the requested version is older than the kept
+  history (``expire_history``; ``gone_as_http`` answers HTTP 410 instead). Knobs:
+  ``drop_watch`` ends the next streams abruptly (no final chunk), ``watch_forbidden``
+  answers watches with 403 while lists still work.
 
-Tests set ``services`` (see ``service()`` for a realistic Service dict), queue HTTP
-errors with ``inject`` and read the request log in ``requests``.
+Every change bumps ``resource_version`` (a counter) and stamps it on the object. Tests
+set ``services`` (see ``service()`` for a realistic Service dict; an assignment is
+diffed against the previous one into watch events) or call ``update_service`` /
+``delete_service``, queue HTTP errors with ``inject`` and read the request log in
+``requests``.
 ``write_kubeconfig`` writes a kubeconfig (as JSON, which is valid YAML) for
 ``kubernetes.config.new_client_from_config``. The server lifecycle comes from
 ``TlsFakeServer`` (``server.py``).
@@ -30,13 +41,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from .server import HttpRequest, HttpResponse, TlsFakeServer, bearer_matches
+from .server import HttpRequest, HttpResponse, TlsFakeServer, _Handler, bearer_matches
 
 _JSON = "application/json"
 _MAX_SNAPSHOTS = 64
@@ -228,6 +239,71 @@ def _fields_match(item: Mapping[str, Any], terms: list[tuple[bool, str, str]]) -
     return True
 
 
+_MAX_HISTORY = 1000
+_GONE_MESSAGE = "too old resource version: {asked} ({oldest})"
+_ServiceKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One entry of the watch history: the version it made and what the event says."""
+
+    version: int
+    type: str
+    object: dict[str, Any]
+
+
+@dataclass
+class _Drop:
+    after_events: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class _WatchRequest:
+    namespace: str | None
+    since: int | None  # None: start with ADDED for every current Service
+    timeout_s: float
+    bookmarks: bool
+    drop_after: int | None
+
+
+def _service_key(item: object) -> _ServiceKey | None:
+    if not isinstance(item, Mapping):
+        return None
+    metadata = item.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
+    return (str(metadata.get("namespace", "default")), str(metadata.get("name", "")))
+
+
+def _without_version(item: Mapping[str, Any]) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(item))
+    copy.get("metadata", {}).pop("resourceVersion", None)
+    return copy
+
+
+def _event_line(kind: str, obj: Mapping[str, Any]) -> bytes:
+    return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+
+
+_pending_stream = threading.local()
+
+
+class _StreamingHandler(_Handler):
+    """The shared handler, plus chunked watch streams: for a watch the fake's app parks
+    the stream in `_pending_stream` and answers "drop", which the base handler leaves
+    unanswered; the stream is then written here, in the connection's thread."""
+
+    def _dispatch(self) -> None:
+        _pending_stream.writer = None
+        super()._dispatch()
+        writer: Callable[[_Handler], None] | None = _pending_stream.writer
+        _pending_stream.writer = None
+        if writer is not None:
+            writer(self)
+
+
 class FakeKubeApi(TlsFakeServer):
     """In-process HTTPS Kubernetes API serving ``services`` (see the module docstring)."""
 
@@ -236,10 +312,22 @@ class FakeKubeApi(TlsFakeServer):
     def __init__(self, token: str = "fake-token", tls_dir: Path | None = None) -> None:
         super().__init__(tls_dir)
         self.token = token
-        self.services: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
-        self.resource_version = "1"
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._version = 1
+        self._services: list[dict[str, Any]] = []
+        self._known: dict[_ServiceKey, tuple[str, dict[str, Any]]] = {}
+        self._history: list[_Change] = []
+        self._oldest = 1  # a watch from an older version is answered 410 Gone
+        self._drops: list[_Drop] = []
+        self.watch_forbidden = False
+        """If set, watch requests are refused with 403 (a token with list rights only)."""
+        self.gone_as_http = False
+        """If set, an expired watch version is answered with HTTP 410 instead of an
+        ``ERROR`` event in a 200 stream."""
+        self.bookmark_interval_s: float | None = None
+        """Seconds between bookmarks on a watch that allows them (None: only at its end)."""
         self._faults: list[_Fault] = []
         self.delay_s = 0.0
         """Seconds every list request waits before answering (a slow API server)."""
@@ -253,6 +341,95 @@ class FakeKubeApi(TlsFakeServer):
         self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
         self._generation = secrets.token_hex(8)
         self._broken_pages = 0
+
+    # ------------------------------------------------------------------ state and changes
+
+    def start(self) -> FakeKubeApi:
+        super().start()
+        # The shared server has no streamed answers; watches need the handler above.
+        self._running()._server.RequestHandlerClass = _StreamingHandler  # type: ignore[union-attr]
+        return self
+
+    @property
+    def resource_version(self) -> str:
+        """The newest resource version (a counter bumped on every change)."""
+        return str(self._version)
+
+    @property
+    def services(self) -> list[dict[str, Any]]:
+        """The cluster's Services; assigning a new list records the differences as watch
+        events (in-place changes to the list or its items are not seen by watches)."""
+        return self._services
+
+    @services.setter
+    def services(self, items: Iterable[dict[str, Any]]) -> None:
+        with self._changed:
+            self._replace(list(items))
+
+    def update_service(
+        self, name: str, change: Callable[[dict[str, Any]], None], namespace: str = "default"
+    ) -> None:
+        """Apply ``change`` to a copy of one Service and store it (a ``MODIFIED`` event)."""
+        with self._changed:
+            items = []
+            for item in self._services:
+                if _service_key(item) == (namespace, name):
+                    changed = json.loads(json.dumps(item))
+                    change(changed)
+                    items.append(changed)
+                else:
+                    items.append(item)
+            self._replace(items)
+
+    def delete_service(self, name: str, namespace: str = "default") -> None:
+        """Remove one Service (a ``DELETED`` event)."""
+        with self._changed:
+            self._replace([i for i in self._services if _service_key(i) != (namespace, name)])
+
+    def expire_history(self) -> None:
+        """Forget every change so far: a watch from any older version gets 410 Gone."""
+        with self._changed:
+            self._history.clear()
+            self._oldest = self._version
+
+    def drop_watch(self, after_events: int = 0, times: int = 1) -> None:
+        """End the next ``times`` watch streams abruptly after ``after_events`` events."""
+        with self._changed:
+            self._drops.append(_Drop(after_events, times))
+
+    def _replace(self, items: list[dict[str, Any]]) -> None:
+        """Store ``items`` and record the changes (the caller holds the lock)."""
+        seen: set[_ServiceKey] = set()
+        for item in items:
+            key = _service_key(item)
+            if key is None:
+                continue
+            seen.add(key)
+            plain = _without_version(item)
+            known = self._known.get(key)
+            if known is not None and known[1] == plain:
+                item["metadata"]["resourceVersion"] = known[0]
+                continue
+            self._record("ADDED" if known is None else "MODIFIED", key, item, plain)
+        for key in [key for key in self._known if key not in seen]:
+            _, plain = self._known.pop(key)
+            self._record("DELETED", None, plain, plain)
+        self._services = items
+        self._changed.notify_all()
+
+    def _record(
+        self, kind: str, key: _ServiceKey | None, item: dict[str, Any], plain: dict[str, Any]
+    ) -> None:
+        self._version += 1
+        version = str(self._version)
+        item["metadata"]["resourceVersion"] = version
+        if key is not None:
+            self._known[key] = (version, plain)
+        obj = {"kind": "Service", "apiVersion": "v1", **json.loads(json.dumps(item))}
+        self._history.append(_Change(self._version, kind, obj))
+        if len(self._history) > _MAX_HISTORY:
+            dropped = self._history.pop(0)
+            self._oldest = dropped.version
 
     # ------------------------------------------------------------------ test helpers
 
@@ -368,7 +545,7 @@ class FakeKubeApi(TlsFakeServer):
         if self.delay_s:
             time.sleep(min(self.delay_s, 5.0))
         if query.get("watch", "").lower() in ("true", "1"):
-            return _status(400, "watch is not supported by this fake")
+            return self._watch(namespace, query)
         try:
             limit = int(query.get("limit") or 0)
         except ValueError:
@@ -429,6 +606,117 @@ class FakeKubeApi(TlsFakeServer):
                 metadata["remainingItemCount"] = len(snapshot.items) - end
         body = {"kind": "ServiceList", "apiVersion": "v1", "metadata": metadata, "items": items}
         return self._answer(body)
+
+    # ------------------------------------------------------------------ watch streams
+
+    def _watch(self, namespace: str | None, query: dict[str, str]) -> HttpResponse:
+        if self.watch_forbidden:
+            return _status(
+                403,
+                'services is forbidden: User "system:serviceaccount:kube-system:aksfw-watch" '
+                'cannot watch resource "services" in API group "" at the cluster scope',
+            )
+        if query.get("labelSelector") or query.get("fieldSelector"):
+            return _status(400, "selectors on watches are not supported by this fake")
+        try:
+            raw = query.get("resourceVersion") or "0"
+            since = int(raw)
+            timeout_s = float(query.get("timeoutSeconds") or 60)
+        except ValueError:
+            return _status(400, "invalid resourceVersion or timeoutSeconds")
+        with self._changed:
+            if since and since < self._oldest and self.gone_as_http:
+                return _status(410, _GONE_MESSAGE.format(asked=since, oldest=self._oldest))
+            drop_after = None
+            if self._drops:
+                drop = self._drops[0]
+                drop_after = drop.after_events
+                drop.remaining -= 1
+                if drop.remaining <= 0:
+                    self._drops.pop(0)
+        request = _WatchRequest(
+            namespace=namespace,
+            since=since or None,
+            timeout_s=min(max(timeout_s, 0.0), 600.0),
+            bookmarks=query.get("allowWatchBookmarks", "").lower() in ("true", "1"),
+            drop_after=drop_after,
+        )
+        _pending_stream.writer = lambda handler: self._stream(request, handler)
+        return HttpResponse(200, drop=True)
+
+    def _stream(self, request: _WatchRequest, handler: _Handler) -> None:
+        """Write one watch answer (in the connection's thread) until its timeout, the
+        server's stop, a knob's drop or the client going away."""
+        stopping = handler.server.stopping
+        ends = time.monotonic() + request.timeout_s
+        interval = self.bookmark_interval_s
+        next_bookmark = time.monotonic() + interval if interval else None
+        sent = 0
+
+        def chunk(data: bytes) -> None:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            handler.wfile.flush()
+
+        def bookmark(version: int) -> None:
+            metadata = {"resourceVersion": str(version)}
+            chunk(
+                _event_line(
+                    "BOOKMARK", {"kind": "Service", "apiVersion": "v1", "metadata": metadata}
+                )
+            )
+
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", _JSON)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            with self._changed:
+                oldest, last = self._oldest, self._version
+                current = [dict(item) for item in self._services if self._in(request, item)]
+            if request.since is not None and request.since < oldest:
+                gone = status_body(410, _GONE_MESSAGE.format(asked=request.since, oldest=oldest))
+                chunk(_event_line("ERROR", {**gone, "reason": "Expired"}))
+                chunk(b"")
+                return
+            if request.since is None:
+                initial = [{"kind": "Service", "apiVersion": "v1", **item} for item in current]
+                events = [_Change(last, "ADDED", obj) for obj in initial]
+            else:
+                last = request.since
+                events = []
+            while True:
+                for event in events:
+                    if request.drop_after is not None and sent >= request.drop_after:
+                        return  # no final chunk: the client sees a broken stream
+                    chunk(_event_line(event.type, event.object))
+                    sent += 1
+                if request.drop_after is not None and sent >= request.drop_after:
+                    return
+                now = time.monotonic()
+                if now >= ends or stopping.is_set():
+                    if request.bookmarks:
+                        bookmark(last)
+                    chunk(b"")
+                    return
+                if request.bookmarks and next_bookmark is not None and now >= next_bookmark:
+                    bookmark(last)
+                    next_bookmark = now + (interval or 0.0)
+                with self._changed:
+                    if self._version <= last:
+                        self._changed.wait(min(0.05, max(ends - now, 0.0)))
+                    events = [
+                        change
+                        for change in self._history
+                        if change.version > last and self._in(request, change.object)
+                    ]
+                    last = max(last, self._version)
+        except OSError:
+            return  # the client went away
+
+    @staticmethod
+    def _in(request: _WatchRequest, item: Mapping[str, Any]) -> bool:
+        key = _service_key(item)
+        return key is not None and request.namespace in (None, key[0])
 
     def _answer(self, body: dict[str, Any]) -> HttpResponse:
         answer = _json(200, body)

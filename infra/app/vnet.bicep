@@ -168,3 +168,4 @@ resource endpointZones 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@
 output id string = vnet.id
 output name string = vnet.name
 output appSubnetId string = '${vnet.id}/subnets/${appSubnetName}'
+output privateEndpointSubnetId string = '${vnet.id}/subnets/${endpointSubnetName}'

@@ -34,6 +34,8 @@ RESOURCE_MODELS: dict[str, tuple[str, str]] = {
         "azure.mgmt.eventgrid",
         "EventSubscription",
     ),
+    "Microsoft.EventGrid/topics": ("azure.mgmt.eventgrid", "Topic"),
+    "Microsoft.EventGrid/topics/eventSubscriptions": ("azure.mgmt.eventgrid", "EventSubscription"),
     "Microsoft.Insights/actionGroups": ("azure.mgmt.monitor", "ActionGroupResource"),
     "Microsoft.Insights/components": (
         "azure.mgmt.applicationinsights",
