@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, cast
 
 import azure.functions as func
@@ -62,25 +63,49 @@ def timer_schedule() -> str:
         return ResyncConfig().schedule
 
 
-def on_event(event: func.EventGridEvent, context: func.Context | None = None) -> None:
-    """Event Grid trigger (both schemas reach the worker as this type)."""
-    document = {
-        "id": event.id,
-        "topic": event.topic,
-        "subject": event.subject,
-        "eventType": event.event_type,
-        "dataVersion": event.data_version,
-        "data": event.get_json(),
-    }
+def on_event(
+    event: func.EventGridEvent | func.CloudEvent, context: func.Context | None = None
+) -> None:
+    """Event Grid trigger. The worker hands an Event Grid schema delivery over as an
+    `EventGridEvent` and a CloudEvents one (the watcher's topic) as a `CloudEvent`."""
+    document, when = _event_document(event)
     app = application()
-    # The lag runs from the event's time; the local stack's events have none.
-    event_time = event.event_time.timestamp() if event.event_time else None
+    # The lag runs from the event's time; the local stack's events may have none.
+    event_time = when.timestamp() if when else None
     origin_time = read_origin_time(event_time) or app.clock()
     try:
         with app.telemetry.activity("aksfw.event", "event", invocation=_invocation(context)):
             app.on_event(document, origin_time)
     except MalformedEvent as error:
         log_event(log, "event.malformed", logging.ERROR, event_id=event.id, error=str(error))
+
+
+def _event_document(
+    event: func.EventGridEvent | func.CloudEvent,
+) -> tuple[dict[str, Any], datetime | None]:
+    """The event as the JSON document of its schema (`events.read_event` checks it), and
+    its time."""
+    if isinstance(event, func.CloudEvent):
+        document: dict[str, Any] = {
+            "specversion": event.specversion,
+            "id": event.id,
+            "source": event.source,
+            "type": event.type,
+            "data": event.get_json(),
+        }
+        if event.subject is not None:
+            document["subject"] = event.subject
+        if event.time is not None:
+            document["time"] = event.time.isoformat()
+        return document, event.time
+    return {
+        "id": event.id,
+        "topic": event.topic,
+        "subject": event.subject,
+        "eventType": event.event_type,
+        "dataVersion": event.data_version,
+        "data": event.get_json(),
+    }, event.event_time
 
 
 def on_timer(timer: func.TimerRequest, context: func.Context | None = None) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.meta import Datum
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
@@ -55,6 +57,16 @@ def handlers() -> dict[str, Any]:
     return {fn.get_function_name(): fn.get_user_function() for fn in app_functions()}
 
 
+def deliver_event(document: dict[str, Any]) -> None:
+    """Hand one event (either schema) to the Event Grid function as the Python worker does:
+    its JSON through the worker's own converter, which makes an `EventGridEvent` of the Event
+    Grid schema and a `CloudEvent` of the CloudEvents one."""
+    event = EventGridEventInConverter.decode(
+        Datum(json.dumps(document), "json"), trigger_metadata={}
+    )
+    handlers()["resource_event"](event)
+
+
 @dataclass
 class LocalStack:
     """The app on one machine: its storage, the fakes, and both queue triggers. The tests'
@@ -73,13 +85,7 @@ class LocalStack:
         document: dict[str, Any] = (
             json.loads((EVENTS / name).read_text()) if isinstance(name, str) else name
         )
-        handlers()["resource_event"](
-            func.EventGridEvent(
-                id=document["id"], data=document["data"], topic=document["topic"],
-                subject=document["subject"], event_type=document["eventType"],
-                event_time=None, data_version=document.get("dataVersion", ""),
-            )
-        )  # fmt: skip
+        deliver_event(document)
         return document
 
     def drain(self, rounds: int = 10) -> None:

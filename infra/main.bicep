@@ -375,6 +375,7 @@ module watcher 'app/watcher.bicep' = if (watcherEnabled) {
     privateEndpointSubnetId: vnetEnabled ? vnet.outputs.privateEndpointSubnetId : ''
     virtualNetworkId: vnetEnabled ? vnet.outputs.id : ''
     privateEndpointPrefix: abbrs.privateEndpoints
+    actionGroupId: alerts.outputs.actionGroupId
   }
 }
 

@@ -17,6 +17,12 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from azure.core.credentials import AzureKeyCredential, AzureSasCredential, TokenCredential
+
+# The public `azure.eventgrid.EventGridPublisherClient` hands a basic (custom) topic to this
+# client but drops the azure-core options on the way (timeouts, retry, redirects), so the
+# sends would be unbounded: aksfw builds it directly. It has been there since the namespace
+# release; requirements.txt asks for a version that has it (any test importing this module
+# fails if an upgrade moves it).
 from azure.eventgrid._legacy import EventGridPublisherClient
 
 from aksfw_core.azure.events import WATCHER_CHANGE, watcher_event

@@ -39,6 +39,9 @@ param virtualNetworkId string = ''
 @description('Name prefix of the private endpoint.')
 param privateEndpointPrefix string = 'pe-'
 
+@description('Action group the dead-letter alerts notify.')
+param actionGroupId string
+
 // The only event type the watcher publishes (aksfw_core resolves it by its source).
 var includedEventTypes = [
   'Aksfw.Kubernetes.ServicesChanged'
@@ -155,6 +158,60 @@ resource watcherEvents 'Microsoft.EventGrid/topics/eventSubscriptions@2022-06-15
     }
   }
 }
+
+// Watcher events dead-lettered or dropped, as for the system topics (eventgrid.bicep): the
+// timer resync carries the missed changes meanwhile.
+var deadLetterMetrics = [
+  {
+    name: 'dead-lettered'
+    metric: 'DeadLetteredCount'
+    displayName: 'events dead-lettered'
+  }
+  {
+    name: 'dropped'
+    metric: 'DroppedEventCount'
+    displayName: 'events dropped'
+  }
+]
+
+// Only with the subscription: the metrics are per event subscription.
+var alertedMetrics = deployEventSubscription ? deadLetterMetrics : []
+
+resource deadLetterAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [for item in alertedMetrics: {
+  name: '${name}-${item.name}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'aksfw: watcher ${item.displayName} on ${name}. Dead letters are blobs in the app\'s ${deadLetterContainerName} container; the timer resync heals the missed changes.'
+    severity: 2
+    enabled: true
+    scopes: [
+      topic.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: item.name
+          metricNamespace: 'Microsoft.EventGrid/topics'
+          metricName: item.metric
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: [
+      {
+        actionGroupId: actionGroupId
+      }
+    ]
+  }
+}]
 
 output id string = topic.id
 output name string = topic.name
