@@ -51,6 +51,8 @@ class KubernetesServices:
         self._limits = limits or Limits()
         self._retry = retry or RetrySettings()
         self._server = getattr(api_client.configuration, "host", "the API server")
+        self.resource_version: str | None = None
+        """The resourceVersion of the last complete list: a watch starts from it."""
 
     @classmethod
     def from_kubeconfig(
@@ -96,14 +98,18 @@ class KubernetesServices:
         items: list[dict[str, Any]] = []
         token: str | None = None
         seen: set[str] = set()
+        version: str | None = None
         for _ in range(self._limits.kube_max_pages):
             page = self._page(token)
+            if token is None:  # the list's version is the first page's
+                version = _resource_version(page)
             page_items = page.get("items") or []
             if not isinstance(page_items, list):
                 raise Retryable(f"{self._server}: list response without an items list")
             items.extend(page_items)
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:
+                self.resource_version = version
                 return items
             if not isinstance(token, str) or token in seen:
                 raise NonRetryable(f"{self._server}: the Service list repeats a continue token")
@@ -145,6 +151,12 @@ class KubernetesServices:
         if not isinstance(document, dict):
             raise Retryable(f"{self._server}: list response is not an object")
         return document
+
+
+def _resource_version(page: dict[str, Any]) -> str | None:
+    metadata = page.get("metadata")
+    version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+    return version if isinstance(version, str) and version else None
 
 
 def _classify(error: ApiException, server: str) -> Exception:

@@ -121,20 +121,6 @@ class _Gone(Exception):
     """The watch's resource version is too old (410): list again."""
 
 
-class _VersionedListing(KubernetesServices):
-    """The bounded, paged Service list, also keeping the list's resource version."""
-
-    version: str | None = None
-
-    def _page(self, token: str | None) -> dict[str, Any]:
-        page = super()._page(token)
-        if token is None:
-            metadata = page.get("metadata") or {}
-            version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
-            self.version = version if isinstance(version, str) and version else None
-        return page
-
-
 class ServiceWatcher:
     """Watches every Service of one cluster and calls `publish` after each window in
     which something that can change its tags changed (see the module docstring).
@@ -158,7 +144,7 @@ class ServiceWatcher:
         """`sleep` makes every backoff wait (default: a wait that `stop` cuts short);
         `clock` times the debounce window; `jitter` returns a fraction in [0, 1)."""
         self._limits = limits or Limits()
-        self._listing = _VersionedListing(api_client, self._limits, list_retry)
+        self._listing = KubernetesServices(api_client, self._limits, list_retry)
         self._core = k8s.CoreV1Api(api_client)
         self._server = getattr(api_client.configuration, "host", "the API server")
         self._publish = publish
@@ -308,7 +294,7 @@ class ServiceWatcher:
         if not first and views != self._views:
             self._changed("relist", None)
         self._views = views
-        self._version = self._listing.version
+        self._version = self._listing.resource_version
         log_event(log, "watch.listed", services=len(items), version=self._version)
 
     def _watch_once(self) -> None:

@@ -187,6 +187,22 @@ def test_a_dropped_stream_resumes_from_the_last_version_seen(kube_api, tmp_path)
     assert sequence(kube_api) == ["list", "watch", "watch"]
 
 
+def test_a_bookmark_moves_the_version_the_next_watch_resumes_from(kube_api, tmp_path):
+    kube_api.services = [service("web", ips=["20.0.0.1"])]
+    kube_api.bookmark_interval_s = 0.05
+    with watching(kube_api, tmp_path) as run:
+        wait_until(lambda: watches(kube_api))
+        listed = kube_api.resource_version
+        kube_api.advance(5)  # other objects changed: no Service event, only bookmarks
+        advanced = kube_api.resource_version
+        wait_until(lambda: run.watcher.resource_version == advanced)
+        kube_api.end_watches()  # the server's timeout: the watcher reconnects at once
+        wait_until(lambda: len(watches(kube_api)) == 2)
+        assert run.published == [] and run.waits == []
+    assert watches(kube_api) == [listed, advanced]  # not the old version: no 410 later
+    assert sequence(kube_api) == ["list", "watch", "watch"]
+
+
 def test_bookmarks_and_non_loadbalancer_events_publish_nothing(kube_api, tmp_path):
     kube_api.services = [service("web", ips=["20.0.0.1"]), service("other", type="ClusterIP")]
     kube_api.bookmark_interval_s = 0.05

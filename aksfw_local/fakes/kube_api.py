@@ -326,6 +326,7 @@ class FakeKubeApi(TlsFakeServer):
         self.gone_as_http = False
         """If set, an expired watch version is answered with HTTP 410 instead of an
         ``ERROR`` event in a 200 stream."""
+        self._watch_epoch = 0
         self.bookmark_interval_s: float | None = None
         """Seconds between bookmarks on a watch that allows them (None: only at its end)."""
         self._faults: list[_Fault] = []
@@ -391,6 +392,20 @@ class FakeKubeApi(TlsFakeServer):
         with self._changed:
             self._history.clear()
             self._oldest = self._version
+
+    def advance(self, versions: int = 1) -> None:
+        """Other kinds of objects changed: the resource version moves on without a Service
+        event, as it does on a real API server (only a bookmark tells a Service watch)."""
+        with self._changed:
+            self._version += versions
+            self._changed.notify_all()
+
+    def end_watches(self) -> None:
+        """End every open watch stream cleanly (a final bookmark if asked for, then the last
+        chunk), as an API server does at its timeout."""
+        with self._changed:
+            self._watch_epoch += 1
+            self._changed.notify_all()
 
     def drop_watch(self, after_events: int = 0, times: int = 1) -> None:
         """End the next ``times`` watch streams abruptly after ``after_events`` events."""
@@ -671,7 +686,7 @@ class FakeKubeApi(TlsFakeServer):
             handler.send_header("Transfer-Encoding", "chunked")
             handler.end_headers()
             with self._changed:
-                oldest, last = self._oldest, self._version
+                oldest, last, epoch = self._oldest, self._version, self._watch_epoch
                 current = [dict(item) for item in self._services if self._in(request, item)]
             if request.since is not None and request.since < oldest:
                 gone = status_body(410, _GONE_MESSAGE.format(asked=request.since, oldest=oldest))
@@ -693,7 +708,7 @@ class FakeKubeApi(TlsFakeServer):
                 if request.drop_after is not None and sent >= request.drop_after:
                     return
                 now = time.monotonic()
-                if now >= ends or stopping.is_set():
+                if now >= ends or stopping.is_set() or self._watch_epoch != epoch:
                     if request.bookmarks:
                         bookmark(last)
                     chunk(b"")
