@@ -1,6 +1,6 @@
 """The Azure Functions app (Python v2 programming model): triggers only, no logic.
 
-Every function forwards to `aksfw_core.functions`; see the README for what each does.
+Every function forwards to `aksfw_core.functions`; see docs/app.md for what each does.
 The host passes `context` (its trace context is the parent of the function's span);
 callers outside the host may leave it out.
 """
@@ -50,3 +50,8 @@ def status(request: func.HttpRequest, context: func.Context = NO_CONTEXT) -> fun
 @app.route(route="replay", methods=["POST"], trigger_arg_name="request")
 def replay(request: func.HttpRequest, context: func.Context = NO_CONTEXT) -> func.HttpResponse:
     return functions.http_replay(request, context)
+
+
+@app.route(route="uninstall", methods=["POST"], trigger_arg_name="request")
+def uninstall(request: func.HttpRequest, context: func.Context = NO_CONTEXT) -> func.HttpResponse:
+    return functions.http_uninstall(request, context)

@@ -50,8 +50,18 @@ from aksfw_core.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 
+UNINSTALL_HOLD_S = 3600.0
+"""Seconds an uninstall holds every resync and snapshot back, so that nothing registers
+again while `azd down` removes the app (the hold ends by itself if the app stays)."""
+_UNINSTALL_CLAIM = "uninstall"
+
+
 class UnknownCluster(InputError):
     """An HTTP resync named a cluster that is not monitored."""
+
+
+class Uninstalling(AksfwError):
+    """A resync was asked for while an uninstall holds resyncs back."""
 
 
 @dataclass
@@ -111,6 +121,7 @@ class Aksfw:
             targets=targets,
             enqueued_mark_ttl_s=settings.limits.enqueued_mark_ttl_s,
             node_subnets=NodeSubnetTags(NodeSubnets(settings, credential).read, state),
+            limits=settings.limits,
         )
         applier = Applier(
             state,
@@ -146,6 +157,9 @@ class Aksfw:
             if change.kind is ChangeKind.TOMBSTONE:
                 self.tombstone(change.id, change.reason)
                 self.discovery.refresh()  # rare, and the cached inventory still lists it
+                continue
+            if self.uninstall_held_until() is not None:
+                log_event(log, "event.held", cluster=change.id, event_id=event.id)
                 continue
             request = ResyncRequest(
                 change.id, f"event {event.type}: {change.reason}", origin_time=origin_time
@@ -183,6 +197,10 @@ class Aksfw:
         Raises:
             AksfwError: Azure could not be read; nothing is tombstoned.
         """
+        held = self.uninstall_held_until()
+        if held is not None:
+            log_event(log, "timer.held", until=_iso(held))
+            return
         inventory = self.discovery.refresh()
         audit = self._audit_due()
         for cluster in inventory.clusters:
@@ -224,6 +242,9 @@ class Aksfw:
             request = self.queues.receive(body)
             if not isinstance(request, ResyncRequest):
                 raise MalformedMessage("message: expected a resync request on the resync queue")
+            if self.uninstall_held_until() is not None:
+                log_event(log, "resync.held", cluster=request.cluster_id, reason=request.reason)
+                return []
         with self.telemetry.activity(
             "aksfw.resync",
             "resync",
@@ -247,6 +268,11 @@ class Aksfw:
             snapshot = self.queues.receive(body)
             if not isinstance(snapshot, Snapshot):
                 raise MalformedMessage("message: expected a snapshot on the updates queue")
+            # A snapshot listed before an uninstall would register its tags again after the
+            # tombstone removed them: while uninstalling only tombstones apply.
+            if not snapshot.tombstone and self.uninstall_held_until() is not None:
+                log_event(log, "apply.held", cluster=snapshot.cluster_id, target=snapshot.target)
+                return ApplyOutcome("held")
         return self.telemetry.apply(snapshot, self.applier.apply, invocation)
 
     def request_resync(self, cluster: str | None, audit: bool = False) -> list[str]:
@@ -254,8 +280,12 @@ class Aksfw:
 
         Raises:
             UnknownCluster: no monitored cluster has that ID or name.
+            Uninstalling: an uninstall holds resyncs back.
             AksfwError: the inventory could not be read.
         """
+        held = self.uninstall_held_until()
+        if held is not None:
+            raise Uninstalling(f"uninstalling: resyncs are held back until {_iso(held)}")
         inventory = self.discovery.inventory()
         if cluster is None:
             chosen = list(inventory.clusters)
@@ -274,7 +304,8 @@ class Aksfw:
 
     def status(self) -> dict[str, Any]:
         """Per cluster and target: last applied time, counts, last error; per cluster: when
-        the last watcher event arrived (`lastWatcherEvent`); queue depths.
+        the last watcher event arrived (`lastWatcherEvent`) and, while a mass removal is
+        held back, since when and how many pairs (`heldBack`); queue depths.
         Reads the applied states' summaries (a listing), never the states."""
         clusters: dict[str, dict[str, Any]] = {}
         inventory_error = None
@@ -288,8 +319,8 @@ class Aksfw:
                     "targets": [],
                 }
         except AksfwError as error:
-            inventory_error = f"{type(error).__name__}: {error}"
-        summaries, watcher_events = self.state.summaries_and_watcher_events()
+            inventory_error = str(error)
+        summaries, watcher_events, holds = self.state.summaries_watcher_events_and_holds()
         for listed in summaries:
             summary = listed.summary
             entry = clusters.setdefault(
@@ -315,12 +346,19 @@ class Aksfw:
             )
         for entry in clusters.values():
             entry["lastWatcherEvent"] = _iso(watcher_events.get(_cluster_key_of(entry["id"])))
+            held = holds.get(_cluster_key_of(entry["id"]))
+            if held is not None:  # a mass removal waits for its confirming list
+                entry["heldBack"] = {
+                    "since": _iso(held.since),
+                    "pairsToRemove": held.pairs_to_remove,
+                }
         queues = {name: self.queues.depth(name) for name in self.queues.names.queues}
         self.telemetry.queue_depths(queues)
         return {
             "clusters": list(clusters.values()),
             "queues": queues,
             "inventoryError": inventory_error,
+            "uninstallingUntil": _iso(self.uninstall_held_until()),
         }
 
     # ------------------------------------------------------------------ helpers
@@ -426,6 +464,56 @@ class Aksfw:
             limits=self.settings.limits,
         )
         return replay.replay([queue] if queue else list(known), most, dry_run=dry_run)
+
+    def uninstall(self, *, dry_run: bool) -> dict[str, Any]:
+        """Queue a tombstone for every (cluster, target) aksfw holds applied state for,
+        from a listing of the summaries; with `dry_run`, only say what would be queued.
+
+        First holds resyncs back for `UNINSTALL_HOLD_S` on every instance (timer, events,
+        `POST /api/resync`, queued resyncs, and snapshots other than tombstones), so that
+        nothing registers again behind the tombstones. Calling it again is safe: it
+        extends the hold, and a tombstone with nothing left to remove does nothing.
+
+        Raises:
+            AksfwError: Storage could not be read or written (nothing, or only part, is
+                queued: call it again).
+        """
+        held_until = None
+        if not dry_run:
+            held_until = self.clock() + UNINSTALL_HOLD_S
+            self.coordination.hold(_UNINSTALL_CLAIM, held_until)
+            log_event(log, "uninstall.started", logging.WARNING, until=_iso(held_until))
+        summaries = [listed.summary for listed in self.state.summaries()]
+        for summary in summaries if not dry_run else ():
+            self._tombstone_target(summary, "uninstall")
+        return {
+            "dryRun": dry_run,
+            "heldUntil": _iso(held_until),
+            "targets": [
+                {
+                    "cluster": summary.cluster_id,
+                    "tagName": summary.tag_name,
+                    "target": summary.target,
+                    "ips": summary.ips,
+                    "tags": summary.tags,
+                }
+                for summary in summaries
+            ],
+            "totals": {
+                "clusters": len({summary.cluster_id.casefold() for summary in summaries}),
+                "targets": len(summaries),
+                "ips": sum(summary.ips for summary in summaries),
+                "tags": sum(summary.tags for summary in summaries),
+            },
+        }
+
+    def uninstall_held_until(self) -> float | None:
+        """Until when an uninstall holds resyncs back (epoch seconds), or None.
+
+        Raises:
+            AksfwError: Storage could not be read.
+        """
+        return self.coordination.held_until(_UNINSTALL_CLAIM, now=self.clock())
 
 
 def _find(inventory: Inventory, wanted: str) -> MonitoredCluster | None:

@@ -19,6 +19,12 @@ class AksfwError(Exception):
         super().__init__(message)
         self.status = status
         """The HTTP status of the answer that caused it, if one did."""
+        self.attempts = 1
+        """Attempts made before it was raised: more than one once a retry policy gave up."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}, after {self.attempts} attempts" if self.attempts > 1 else text
 
 
 class InputError(AksfwError):
@@ -53,11 +59,12 @@ class AuthError(NonRetryable):
 def http_error(status: int, message: str, retry_after: float | None = None) -> AksfwError:
     """The error for an HTTP failure status, by the one rule every adapter uses:
     401/403 refused credentials; 429, 5xx and no status at all (the connection failed)
-    transient; anything else a request that will fail again."""
+    transient, but 501 (the server does not implement the request: it never will); anything
+    else a request that will fail again."""
     text = f"{message} (HTTP {status})" if status else message
     if status in (401, 403):
         return AuthError(text, status=status)
-    if status == 429 or status >= 500 or status == 0:
+    if status == 429 or (status >= 500 and status != 501) or status == 0:
         return Retryable(text, retry_after, status=status or None)
     return NonRetryable(text, status=status)
 

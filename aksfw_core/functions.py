@@ -26,7 +26,7 @@ import azure.functions as func
 from opentelemetry.trace import SpanKind
 
 from aksfw_core import telemetry
-from aksfw_core.app import Aksfw, UnknownCluster
+from aksfw_core.app import Aksfw, Uninstalling, UnknownCluster
 from aksfw_core.azure.events import MalformedEvent
 from aksfw_core.config import ResyncConfig, load_settings
 from aksfw_core.errors import AksfwError, ConfigError, InputError, NonRetryable, Retryable
@@ -178,8 +178,10 @@ def http_resync(
             queued = app.request_resync(cluster, audit)
     except UnknownCluster as error:
         return _json({"error": str(error)}, 404)
+    except Uninstalling as error:
+        return _json({"error": str(error)}, 409)
     except AksfwError as error:
-        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+        return _json({"error": str(error)}, 503)
     return _json({"queued": queued}, 202)
 
 
@@ -192,7 +194,7 @@ def http_status(
         with _http_activity(app, context):
             return _json(app.status(), 200)
     except AksfwError as error:
-        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+        return _json({"error": str(error)}, 503)
 
 
 def _accepted(request: func.HttpRequest) -> tuple[Aksfw, bytes] | func.HttpResponse:
@@ -201,7 +203,7 @@ def _accepted(request: func.HttpRequest) -> tuple[Aksfw, bytes] | func.HttpRespo
     try:
         app = application()
     except AksfwError as error:
-        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+        return _json({"error": str(error)}, 503)
     body, most = request.get_body(), app.settings.limits.max_http_body_bytes
     if len(body) > most:
         return _json({"error": f"body larger than {most} bytes (limits.maxHttpBodyBytes)"}, 413)
@@ -257,11 +259,11 @@ def http_replay(
         with _http_activity(app, context):
             report = app.replay_poisoned(queue, dry_run=dry_run, most=limit)
     except ConfigError as error:
-        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+        return _json({"error": str(error)}, 503)
     except InputError as error:
         return _json({"error": str(error)}, 400)
     except AksfwError as error:
-        return _json({"error": f"{type(error).__name__}: {error}"}, 503)
+        return _json({"error": str(error)}, 503)
     return _json(report.as_json(), 200)
 
 
@@ -289,3 +291,44 @@ def _replay_body(body: bytes) -> tuple[str | None, bool, int | None]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise InputError("max must be a whole number")
     return (queue.strip() if queue else None), dry_run, limit
+
+
+def http_uninstall(
+    request: func.HttpRequest, context: func.Context | None = None
+) -> func.HttpResponse:
+    """POST /api/uninstall with `{"dryRun": true}` (say what would go) or
+    `{"dryRun": false}`: queue a tombstone for every (cluster, target) aksfw applied
+    tags to, and hold resyncs back meanwhile (`Aksfw.uninstall`). 202 with what was
+    queued, 200 for a dry run; the field is required, so an empty body removes nothing."""
+    accepted = _accepted(request)
+    if isinstance(accepted, func.HttpResponse):
+        return accepted
+    app, body = accepted
+    try:
+        dry_run = _uninstall_body(body)
+        with _http_activity(app, context):
+            report = app.uninstall(dry_run=dry_run)
+    except ConfigError as error:
+        return _json({"error": str(error)}, 503)
+    except InputError as error:
+        return _json({"error": str(error)}, 400)
+    except AksfwError as error:
+        return _json({"error": str(error)}, 503)
+    return _json(report, 200 if dry_run else 202)
+
+
+def _uninstall_body(body: bytes) -> bool:
+    usage = 'send {"dryRun": true} to see what would go, {"dryRun": false} to remove it'
+    try:
+        document = load_json(body, "body") if body.strip() else None
+    except InputError as error:
+        raise InputError(f"{error}: {usage}") from None
+    if not isinstance(document, dict) or "dryRun" not in document:
+        raise InputError(f"dryRun is required: {usage}")
+    unknown = sorted(set(document) - {"dryRun"})
+    if unknown:
+        raise InputError(f"unknown field {unknown[0]!r}")
+    dry_run = document["dryRun"]
+    if not isinstance(dry_run, bool):
+        raise InputError("dryRun must be true or false")
+    return dry_run

@@ -27,7 +27,7 @@ from aksfw_core.errors import (
 )
 from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings, retrying
-from aksfw_core.transport import deadline, read_capped, watch_pools
+from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,9 @@ class KubernetesServices:
                 raise NonRetryable(f"{self._server}: TLS verification failed") from None
             raise _classify(error, self._server) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise Retryable(f"{self._server} unreachable ({type(error).__name__})") from None
+            raise connection_failure(
+                error, f"list Services on {self._server}", "the Kubernetes API server"
+            ) from None
         except (ValueError, RecursionError):
             raise Retryable(f"{self._server}: list response is not JSON") from None
         if not isinstance(document, dict):

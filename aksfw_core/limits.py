@@ -113,3 +113,14 @@ class Limits:
     doubles with each further failure in a row (with jitter)."""
     watch_backoff_max_s: float = 30.0
     """Seconds: cap on one wait of the watcher between reconnects or publish retries."""
+
+    mass_removal_fraction: float = 0.5
+    """Share (0 to 1) of a cluster's IP-tag pairs on a target that one change may remove
+    before it is held back: a resync that would remove more (and at least
+    `mass_removal_min_pairs`), or all of them, waits for a second, independent list."""
+    mass_removal_min_pairs: int = 10
+    """IP-tag pairs a change must remove at least to count as a mass removal (removing all
+    of a cluster's pairs always counts), so that a small cluster's churn is never held."""
+    mass_removal_confirm_delay_s: float = 60.0
+    """Seconds after a held-back mass removal before the confirming resync lists the
+    cluster again; only if it finds the same Services is the removal applied."""

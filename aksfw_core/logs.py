@@ -26,3 +26,31 @@ def log_event(
                 extra[name] = str(fields[name])
         text = json.dumps({"event": event, **fields}, default=str)
         logger.log(level, "%s", text, extra=extra)
+
+
+class TerminalFormatter(logging.Formatter):
+    """Log lines for a person at a terminal (the command line only; the Functions app keeps
+    the JSON lines): aksfw's events as sentences, anything else as `logger: message`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = getattr(record, "event", None)
+        fields = _fields(record.getMessage()) if event is not None else None
+        if fields is None:
+            return f"{record.name}: {record.levelname.lower()}: {record.getMessage()}"
+        fields.pop("event", None)
+        if event == "retry":
+            return (
+                f"aksfw: retrying {fields.get('call')}: {fields.get('error')} "
+                f"(attempt {fields.get('attempt')} failed, waiting {fields.get('wait_s')} s)"
+            )
+        details = ", ".join(f"{name}={value}" for name, value in fields.items())
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"aksfw: {level}{event}" + (f": {details}" if details else "")
+
+
+def _fields(text: str) -> dict[str, object] | None:
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        return None
+    return fields if isinstance(fields, dict) else None

@@ -1,5 +1,6 @@
-"""The command line's client for the app's own HTTP API: `GET /api/status` and
-`POST /api/replay` of a deployed Function App (or of `func start` on this machine).
+"""The command line's client for the app's own HTTP API: `GET /api/status`,
+`POST /api/replay` and `POST /api/uninstall` of a deployed Function App (or of
+`func start` on this machine).
 
 The function key travels in the `x-functions-key` header only: never in the URL, a log
 line or an error's text. Every request is bounded (a total deadline, a cap on the
@@ -29,7 +30,7 @@ from urllib3.exceptions import (
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
 from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import MIB
-from aksfw_core.transport import deadline, read_capped, watch_pools
+from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
 
 KEY_HEADER = "x-functions-key"
 KEY_VARIABLE = "AKSFW_FUNCTION_KEY"
@@ -139,6 +140,11 @@ class AppClient:
             body["max"] = most
         return self._call("POST", "replay", body)
 
+    def uninstall(self, dry_run: bool) -> Any:
+        """`POST /api/uninstall`: queue a tombstone for every (cluster, target) aksfw
+        applied tags to (or, with `dry_run`, say which). Raises as `status`."""
+        return self._call("POST", "uninstall", {"dryRun": dry_run})
+
     def close(self) -> None:
         self._manager.clear()
 
@@ -185,7 +191,7 @@ class AppClient:
         except (ConnectTimeoutError, ReadTimeoutError):
             raise Retryable(f"{what}: no answer in time") from None
         except (HTTPError, OSError) as error:
-            raise Retryable(f"{what}: unreachable ({type(error).__name__})") from None
+            raise connection_failure(error, what, "the Function App") from None
         return self._read(what, response.status, answer)
 
     def _read(self, what: str, status: int, answer: bytes) -> Any:

@@ -40,7 +40,7 @@ def pause(seconds: float) -> None:
 def retrying(settings: RetrySettings, what: str) -> tenacity.Retrying:
     """A tenacity controller that retries `Retryable` errors of the call `what` describes.
 
-    The last error is re-raised as it was once attempts run out.
+    The last error is re-raised once attempts run out, its `attempts` set to their number.
     """
     backoff = tenacity.wait_random_exponential(
         multiplier=settings.initial_wait_s, max=settings.max_wait_s
@@ -66,11 +66,20 @@ def retrying(settings: RetrySettings, what: str) -> tenacity.Retrying:
             wait_s=round(state.upcoming_sleep, 2),
         )
 
+    def give_up(state: tenacity.RetryCallState) -> None:
+        # The last error, now saying how often it was tried (`AksfwError.attempts`).
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, Retryable):
+            error.attempts = state.attempt_number
+        if error is not None:
+            raise error
+
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(settings.attempts),
         wait=wait,
         retry=tenacity.retry_if_exception(worth_retrying),
         before_sleep=before_sleep,
+        retry_error_callback=give_up,
         sleep=pause,  # read at each call of retrying(), so tests can swap it
         reraise=True,
     )

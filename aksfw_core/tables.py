@@ -1,5 +1,6 @@
-"""Plain-text tables of the app's answers for an operator's terminal: `GET /api/status`
-and `POST /api/replay` as `aksfw status` and `aksfw replay` print them. Pure code.
+"""Plain-text tables of the app's answers for an operator's terminal: `GET /api/status`,
+`POST /api/replay` and `POST /api/uninstall` as `aksfw status`, `aksfw replay` and
+`aksfw uninstall` print them. Pure code.
 
 The answers come from the network: every cell is made printable and cut short, so a
 stray control character or a long error cannot garble the terminal.
@@ -80,6 +81,41 @@ def replay_table(document: Any) -> str:
         summary += " (more may be waiting: run it again)"
     parts.append(summary)
     return "\n\n".join(parts) + "\n"
+
+
+def uninstall_table(document: Any) -> str:
+    """One row per (cluster, target) whose tags go (or would go), then the totals."""
+    document = _mapping(document)
+    rows = [
+        [
+            target.get("tagName") or _short(target.get("cluster")),
+            target.get("target"),
+            target.get("ips"),
+            target.get("tags"),
+        ]
+        for target in _mappings(document.get("targets"))
+    ]
+    parts = [_table(["CLUSTER", "TARGET", "IPS", "TAGS"], rows) if rows else "nothing applied"]
+    totals = _mapping(document.get("totals"))
+    verb = "would remove" if document.get("dryRun") else "removing"
+    summary = (
+        f"{verb} the tags of {totals.get('targets', 0)} target(s) of "
+        f"{totals.get('clusters', 0)} cluster(s): {totals.get('ips', 0)} IPs, "
+        f"{totals.get('tags', 0)} IP-tags"
+    )
+    if document.get("heldUntil"):
+        summary += f"; resyncs held back until {_cell(document['heldUntil'])}"
+    parts.append(summary)
+    return "\n\n".join(parts) + "\n"
+
+
+def remaining_targets(document: Any) -> list[tuple[str, str]]:
+    """(cluster, target) of every applied state a `GET /api/status` answer lists."""
+    return [
+        (str(cluster.get("tagName") or _short(cluster.get("id"))), str(target.get("target")))
+        for cluster in _mappings(_mapping(document).get("clusters"))
+        for target in _mappings(cluster.get("targets"))
+    ]
 
 
 def _state(cluster: Mapping[str, Any], target: Mapping[str, Any]) -> str:

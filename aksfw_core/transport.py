@@ -11,6 +11,7 @@ write is blocked returns at once, however the server paces its bytes.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -24,8 +25,17 @@ from azure.core.exceptions import (
 )
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as PoolTimeoutError
 
-from aksfw_core.errors import AuthError, NonRetryable, Retryable, http_error, retry_after_seconds
+from aksfw_core.errors import (
+    AksfwError,
+    AuthError,
+    NonRetryable,
+    Retryable,
+    http_error,
+    retry_after_seconds,
+)
 
 
 class DeadlineExceeded(Retryable):
@@ -51,6 +61,8 @@ def azure_errors(what: str, service: str) -> Iterator[None]:
     try:
         yield
     except ClientAuthenticationError as error:
+        if error.response is None:  # no server said no: no credential could be had at all
+            raise AuthError(f"{what}: {NO_AZURE_CREDENTIAL}") from None
         status = error.status_code or 401
         raise AuthError(f"{what}: {service} refused the credential", status=status) from None
     except HttpResponseError as error:
@@ -59,8 +71,109 @@ def azure_errors(what: str, service: str) -> Iterator[None]:
         retry_after = retry_after_seconds(headers.get("Retry-After"))
         raise http_error(error.status_code or 0, f"{what}: {service}", retry_after) from None
     except (ServiceRequestError, ServiceResponseError) as error:
-        kind = type(error).__name__
-        raise Retryable(f"{what}: {service} unreachable ({kind})") from None
+        raise connection_failure(error, what, service, tls_repeats=False) from None
+
+
+NO_AZURE_CREDENTIAL = (
+    "no Azure credential: run `az login` (or set AZURE_CLIENT_ID with AZURE_TENANT_ID and "
+    "AZURE_CLIENT_SECRET for a service principal, or AZURE_CLIENT_ID alone for a "
+    "user-assigned managed identity)"
+)
+"""What to do when `DefaultAzureCredential` found no way to sign in."""
+
+
+# ----------------------------------------------------------------------- failed connections
+
+# OpenSSL's reasons when the other end does not speak TLS at all (a plain HTTP server).
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "UNKNOWN_PROTOCOL",
+     "PACKET_LENGTH_TOO_LONG"}
+)  # fmt: skip
+
+
+def connection_failure(
+    error: BaseException,
+    what: str,
+    service: str,
+    where: str | None = None,
+    *,
+    tls_repeats: bool = True,
+) -> AksfwError:
+    """The error for a request that got no answer, saying what to check, classified by the
+    causes' types (never their text): a name that does not resolve and a refused or
+    broken connection are transient; a failed TLS handshake or certificate check repeats.
+
+    `what` is the call ("list Services on https://..."); `service` names the server kind
+    ("Panorama") for the hint; `where` is `host:port` (default: the failed connection's).
+    `tls_repeats=False` keeps a TLS failure transient, for callers that cannot tell a
+    failed handshake from a connection dropped mid-way.
+    """
+    causes = list(_causes(error))
+    where = where or _address(causes) or service
+    host = where.rsplit(":", 1)[0] if where.count(":") == 1 else where
+    if any(isinstance(cause, socket.gaierror) for cause in causes):
+        return Retryable(f"{what}: {host} does not resolve (DNS): check the name")
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return Retryable(
+            f"{what}: {where} refused the connection (is {service} listening on that port?)"
+        )
+    if tls := _tls_failure(causes, what, where):
+        return tls if tls_repeats else Retryable(str(tls))
+    if any(_timed_out(cause) for cause in causes):
+        return Retryable(f"{what}: {where} did not answer in time")
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.strerror:
+            return Retryable(f"{what}: the connection to {where} failed ({cause.strerror})")
+    return Retryable(f"{what}: the connection to {where} failed")
+
+
+def _tls_failure(causes: list[BaseException], what: str, where: str) -> NonRetryable | None:
+    """A failed certificate check or handshake: the same at every attempt."""
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return NonRetryable(
+                f"{what}: TLS verification of {where} failed ({cause.verify_message}): "
+                "check the CA bundle"
+            )
+        if isinstance(cause, ssl.SSLError) and cause.reason in _NOT_TLS_REASONS:
+            return NonRetryable(
+                f"{what}: TLS handshake failed with {where}: is this an http:// server?"
+            )
+    for cause in causes:
+        if isinstance(cause, ssl.SSLError):
+            reason = (cause.reason or "unknown").lower().replace("_", " ")
+            return NonRetryable(f"{what}: TLS handshake failed with {where} ({reason})")
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and every exception it wraps: causes, contexts, urllib3's `reason`,
+    azure-core's `inner_exception`, exceptions passed as arguments."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        linked = [current.__cause__, current.__context__]
+        linked += [getattr(current, "reason", None), getattr(current, "inner_exception", None)]
+        linked += list(current.args)
+        pending += [item for item in linked if isinstance(item, BaseException)]
+
+
+def _address(causes: list[BaseException]) -> str | None:
+    for cause in causes:
+        if isinstance(cause, NewConnectionError) and cause.conn is not None:
+            host = str(cause.conn.host)
+            return f"{host}:{cause.conn.port}" if cause.conn.port else host
+    return None
+
+
+def _timed_out(cause: BaseException) -> bool:
+    if isinstance(cause, NewConnectionError):  # a subclass of the timeout, for history
+        return False
+    return isinstance(cause, (TimeoutError, PoolTimeoutError))
 
 
 # ----------------------------------------------------------------------- deadlines

@@ -43,7 +43,7 @@ from aksfw_core.logs import log_event
 from aksfw_core.retry import RetrySettings
 from aksfw_core.rules.model import Service
 from aksfw_core.rules.services import parse_service_items
-from aksfw_core.transport import ResponseTooLarge, deadline
+from aksfw_core.transport import ResponseTooLarge, connection_failure, deadline
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,9 @@ class ServiceWatcher:
             retry_after = retry_after_seconds((error.headers or {}).get("Retry-After"))
             raise http_error(error.status or 0, f"{what} failed", retry_after) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise Retryable(f"{what}: stream broken ({type(error).__name__})") from None
+            raise connection_failure(
+                error, what, "the Kubernetes API server", tls_repeats=False
+            ) from None
 
     def _lines(self, response: Any, what: str) -> Iterator[bytes]:
         cap = self._limits.kube_watch_max_event_bytes

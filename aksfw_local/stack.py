@@ -78,6 +78,8 @@ class LocalStack:
     panorama: PanoramaSimulator
     resyncs: QueueTriggerHost
     updates: QueueTriggerHost
+    azurite: Azurite | None = None
+    """The emulator `local_stack` started (the tests' fixture shares one: None)."""
 
     def event(self, name: str | dict[str, Any]) -> dict[str, Any]:
         """Deliver an event, or a sample event by file name (`EVENTS`), to the Event Grid
@@ -165,7 +167,7 @@ def local_stack(config: dict[str, Any] | None = None) -> Iterator[LocalStack]:
             QueueTriggerHost(cs, "panorama-updates", called["panorama_updates"])
         )
         try:
-            yield LocalStack(cs, arm, kube, panorama, resyncs, updates)
+            yield LocalStack(cs, arm, kube, panorama, resyncs, updates, azurite)
         finally:
             functions.application.cache_clear()
             os.environ.clear()

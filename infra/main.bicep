@@ -45,7 +45,7 @@ param existingSystemTopicIds object = {}
 @description('Azure tag (key, or key=value) that marks an AKS cluster as monitored (config.discovery.tag); empty = no discovery by tag.')
 param discoveryTag string = 'aksfw'
 
-@description('Explicitly monitored clusters (config.clusters): objects with id and optional alias, selectors and credential, as in the README "Configuration".')
+@description('Explicitly monitored clusters (config.clusters): objects with id and optional alias, selectors and credential, as in docs/configuration.md.')
 param clusters array = []
 
 @description('Panorama address, host[:port] (config.panorama.host). Ignored when aksfwConfig is given.')
@@ -62,27 +62,34 @@ param panoramaVsys string = ''
 @description('Seconds a registered tag lives on the firewalls (config.panorama.tagTimeoutSeconds); 0 = never expires.')
 param tagTimeoutSeconds int = 0
 
-@description('A complete aksfw configuration document (README "Configuration"). When not empty it is used as it is instead of the document built from the parameters above; "keyVault" defaults to the deployed vault.')
+@description('A complete aksfw configuration document (docs/configuration.md). When not empty it is used as it is instead of the document built from the parameters above; "keyVault" defaults to the deployed vault.')
 param aksfwConfig object = {}
 
 @secure()
 @description('Panorama XML API key. When given it is stored as the Key Vault secret panorama-api-key; when empty, set that secret yourself (az keyvault secret set). Never stored anywhere else.')
 param panoramaApiKey string = ''
 
-@description('The monitored clusters use Azure RBAC for Kubernetes authorization: give the app Azure Kubernetes Service RBAC Reader on them (otherwise bind a Kubernetes role, see the README "Permissions").')
+@description('The monitored clusters use Azure RBAC for Kubernetes authorization: give the app Azure Kubernetes Service RBAC Reader on them (otherwise bind a Kubernetes role, see docs/permissions.md).')
 param clustersUseAzureRbac bool = true
 
 @description('Integrate the app with a new virtual network (Panoramas and private clusters reachable only privately). Storage and vault then take private endpoints and deny other networks except trusted Azure services and allowedIpRanges.')
 param vnetEnabled bool = false
 
-@description('With vnetEnabled: address space of the virtual network; it must not overlap the networks you peer it with.')
-param vnetAddressPrefix string = '10.240.0.0/24'
+// The defaults stay clear of the ranges AKS networks commonly use (10.0.0.0/16, the default
+// service CIDR; 10.244.0.0/16, the default pod CIDR; 10.224.0.0/12 and the rest of 10.0.0.0/8
+// in Azure CNI and hub-spoke designs; 172.17.0.0/16, the Docker bridge), and of the
+// 192.168.0.0/23 of home and lab routers, so that peering with the hub or the clusters works.
+@description('With vnetEnabled (AKSFW_VNET_ADDRESS_PREFIX): address space of the virtual network. It must not overlap any network you peer it with or reach through it (hub, Panorama, clusters, on-premises). The default 192.168.250.0/24 is outside 10.0.0.0/8, where AKS service, pod and Azure CNI ranges usually live.')
+param vnetAddressPrefix string = '192.168.250.0/24'
 
-@description('With vnetEnabled: subnet of the app (delegated to Microsoft.App/environments), inside vnetAddressPrefix.')
-param vnetAppSubnetPrefix string = '10.240.0.0/25'
+@description('With vnetEnabled (AKSFW_VNET_APP_SUBNET_PREFIX): subnet of the app (delegated to Microsoft.App/environments, behind the NAT gateway), inside vnetAddressPrefix.')
+param vnetAppSubnetPrefix string = '192.168.250.0/25'
 
-@description('With vnetEnabled: subnet of the private endpoints (storage blob and queue, vault), inside vnetAddressPrefix.')
-param vnetPrivateEndpointSubnetPrefix string = '10.240.0.128/26'
+@description('With vnetEnabled (AKSFW_VNET_PRIVATE_ENDPOINT_SUBNET_PREFIX): subnet of the private endpoints (storage blob and queue, vault), inside vnetAddressPrefix.')
+param vnetPrivateEndpointSubnetPrefix string = '192.168.250.128/26'
+
+@description('With vnetEnabled (AKSFW_VNET_NAT_IP_ZONES): comma-separated availability zones of the NAT gateway\'s static public IP; 1,2,3 = zone-redundant. Empty in a region without availability zones.')
+param vnetNatIpZones string = '1,2,3'
 
 @description('With vnetEnabled: public IP ranges (CIDR) still allowed to reach the storage account and the vault, e.g. the machine that runs az keyvault secret set.')
 param allowedIpRanges array = []
@@ -90,7 +97,7 @@ param allowedIpRanges array = []
 @description('Create the Event Grid subscriptions to the resource_event function. The function must exist first, so the azd postdeploy hook turns this on after the first code deploy.')
 param deployEventSubscriptions bool = false
 
-@description('The in-cluster watcher (README "Watcher"): an Event Grid custom topic that `aksfw watch` publishes Service changes to, delivered to resource_event, and per monitored cluster (explicit and discovered) an identity federated with the cluster\'s OIDC issuer that may only send to it. Each cluster needs its OIDC issuer and workload identity enabled.')
+@description('The in-cluster watcher (docs/watcher.md): an Event Grid custom topic that `aksfw watch` publishes Service changes to, delivered to resource_event, and per monitored cluster (explicit and discovered) an identity federated with the cluster\'s OIDC issuer that may only send to it. Each cluster needs its OIDC issuer and workload identity enabled.')
 param watcherEnabled bool = false
 
 @description('Register each node pool\'s subnet CIDR on Panorama (config nodeSubnets, PAN-OS 10.0+): the identity may then read virtual networks and subnets in the monitored subscriptions.')
@@ -231,6 +238,9 @@ module vnet 'app/vnet.bicep' = if (vnetEnabled) {
     appSubnetPrefix: vnetAppSubnetPrefix
     privateEndpointSubnetPrefix: vnetPrivateEndpointSubnetPrefix
     networkSecurityGroupName: '${abbrs.networkSecurityGroups}${resourceToken}'
+    natGatewayName: '${abbrs.natGateways}${resourceToken}'
+    natPublicIpName: '${abbrs.publicIPAddresses}${abbrs.natGateways}${resourceToken}'
+    natPublicIpZones: empty(trim(vnetNatIpZones)) ? [] : split(replace(trim(vnetNatIpZones), ' ', ''), ',')
     privateEndpointPrefix: abbrs.privateEndpoints
     storageAccountId: storage.outputs.id
     keyVaultId: keyVault.outputs.id
@@ -250,7 +260,7 @@ module rbac 'app/rbac.bicep' = {
   }
 }
 
-// The configuration document (README "Configuration"): only keys parse_settings knows.
+// The configuration document (docs/configuration.md): only keys parse_settings knows.
 var builtConfigBase = {
   subscriptions: monitoredSubscriptionList
   discovery: empty(discoveryTag) ? null : {
@@ -414,6 +424,8 @@ output AZURE_KEY_VAULT_URI string = keyVault.outputs.url
 @description('Object ID of the app\'s managed identity: the subject of Kubernetes role bindings on clusters with Kubernetes RBAC.')
 output AKSFW_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output AKSFW_VNET_ID string = vnetEnabled ? vnet.outputs.id : ''
+@description('With vnetEnabled: the static public IP the app reaches the internet from (its NAT gateway): put it in Panorama\'s permitted-IP list. Empty without the VNet option (Flex Consumption then has no fixed outbound address).')
+output AKSFW_OUTBOUND_IP string = vnetEnabled ? vnet.outputs.outboundIp : ''
 @description('The Azure Monitor workbook (portal: Monitor > Workbooks, or the resource group).')
 output AKSFW_WORKBOOK_ID string = workbook.outputs.id
 output AKSFW_ACTION_GROUP_ID string = alerts.outputs.actionGroupId

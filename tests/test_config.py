@@ -184,12 +184,15 @@ def test_limits_are_read_with_their_units_and_default_otherwise():
     assert parse_settings({}).limits == Limits()
 
 
+UNITS = ("Seconds", "Bytes", "Pages", "Size", "Clusters", "Requests", "Blobs", "Messages")
+
+
 def test_every_limit_has_a_document_key_with_its_unit():
     keys = set(config._LIMIT_FIELDS)
     assert "panoramaReadTimeoutSeconds" in keys and "maxMessageBytes" in keys
     assert all(
         key.endswith(
-            ("Seconds", "Bytes", "Pages", "Size", "Clusters", "Requests", "Blobs", "Messages")
+            (*UNITS, "Pairs", "Fraction")  # massRemovalMinPairs, massRemovalFraction
         )
         for key in keys
     ), keys

@@ -269,6 +269,7 @@ def test_target_and_vsys_have_their_own_state(sim: PanoramaSimulator) -> None:
         (Fault.FORBIDDEN, 403),
         (Fault.TRUNCATED, 200),
         (Fault.NOT_XML, 200),
+        (Fault.HTTP_501, 501),
         (Fault.DROP, None),
     ],
 )

@@ -6,8 +6,8 @@ Each case runs the whole app (Event Grid function, queue functions over Azurite,
 Resource Manager, Kubernetes and Panorama fakes): converge, break something, change the
 cluster's Services, send the event, let the queues run out, repair, ask for a resync.
 
-A message's path is one of the promises of README "Reliability" and "How aksfw talks to
-Panorama": a transient fault is retried inside the call (4 attempts in all), then the
+A message's path is one of the promises of docs/reliability.md and docs/panorama.md
+("How aksfw talks to Panorama"): a transient fault is retried inside the call (4 attempts in all), then the
 message returns to the queue, up to maxDequeueCount (5) deliveries, then `-poison`; a
 fault that can never succeed (refused credentials) is poisoned on its first delivery.
 """
@@ -55,8 +55,8 @@ UPDATES = "panorama-updates"
 RESYNCS = "cluster-resync"
 
 ATTEMPTS = 4
-"""The production retry policy: 4 attempts in all (README). Written out, not read from
-`RetrySettings`, so a policy that stops retrying fails here."""
+"""The production retry policy: 4 attempts in all (docs/reliability.md). Written out, not
+read from `RetrySettings`, so a policy that stops retrying fails here."""
 
 RETRIED_THEN_POISONED = (RETRIED,) * 4 + (POISONED,)
 """Returned to the queue on each failure, poisoned by the host on delivery 5
@@ -66,13 +66,13 @@ RETRIED_THEN_POISONED = (RETRIED,) * 4 + (POISONED,)
 UNTOUCHED = "untouched"
 """Exactly the converged state: the failure came before anything was applied."""
 MARKED_DIRTY = "marked dirty"
-"""The converged tags, version and fingerprint (README: the state is untouched until an
-apply succeeds), marked dirty with the error noted, so the next apply compares with
-Panorama itself and /api/status shows the error."""
+"""The converged tags, version and fingerprint (docs/app.md, "Reliability": the state is
+untouched until an apply succeeds), marked dirty with the error noted, so the next apply
+compares with Panorama itself and /api/status shows the error."""
 SAVED = "saved"
 """The new snapshot, clean."""
 SAVED_DIRTY = "saved dirty"
-"""The new snapshot, dirty: Panorama refused some entries (README)."""
+"""The new snapshot, dirty: Panorama refused some entries (docs/app.md, "Reliability")."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,14 @@ CASES = {
         state=MARKED_DIRTY,
     ),
     "panorama truncated response": panorama_transient(Fault.TRUNCATED),
-    "panorama non-XML response": panorama_transient(Fault.NOT_XML),
+    "panorama non-XML response": Case(  # an HTML page: not an XML API, poisoned at once
+        inject=lambda world, mp, azurite: world.panorama.inject(Fault.NOT_XML, 1),
+        repair=lambda world: world.panorama.clear_faults(),
+        queue=UPDATES,
+        path=(POISONED,),
+        attempts=1,
+        state=MARKED_DIRTY,
+    ),
     "panorama dropped connection": panorama_transient(Fault.DROP),
     "panorama per-entry failures": Case(
         inject=lambda world, mp, azurite: world.panorama.reject_ips.add("20.0.0.3"),

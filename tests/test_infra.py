@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import ipaddress
 import json
 import re
 import subprocess
@@ -1021,6 +1022,109 @@ def test_node_subnets_are_opt_in_and_come_with_the_subnet_reads():
     assert parse_settings(document).node_subnets is True
     params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
     assert params["grantSubnetRead"] == "registerNodeSubnets"
+
+
+# --- the VNet option: outbound address and address space ------------------------------
+
+VNET = APP / "vnet.bicep"
+
+# Ranges AKS networks commonly use: the default service CIDR, the default pod CIDR (kubenet,
+# Azure CNI overlay) and the 10.224.0.0/12 of many Azure CNI and hub-spoke designs.
+AKS_RANGES = [ipaddress.ip_network(n) for n in ("10.0.0.0/16", "10.244.0.0/16", "10.224.0.0/12")]
+
+
+def accessor(*names: str) -> Any:
+    """pycep's form of `a.b.c`."""
+    if len(names) == 1:
+        return names[0]
+    return {
+        "operator": {
+            "type": "property_accessor",
+            "operands": {"operand_1": names[0], "operand_2": accessor(*names[1:])},
+        }
+    }
+
+
+def test_nat_gateway_and_its_address_exist_only_with_the_vnet_option():
+    for path in BICEP_FILES:
+        for type_ in ("Microsoft.Network/natGateways", "Microsoft.Network/publicIPAddresses"):
+            if resources_of(path, type_):
+                assert path == VNET, f"{path.name} declares {type_}"
+    assert condition(bicep(MAIN)["modules"]["vnet"]) == "vnetEnabled"
+    assert bicep(MAIN)["parameters"]["vnetEnabled"]["default"] is False
+
+
+def test_nat_gateway_has_a_static_standard_public_ip_and_serves_the_app_subnet():
+    (address,) = resources_of(VNET, "Microsoft.Network/publicIPAddresses").values()
+    (gateway,) = resources_of(VNET, "Microsoft.Network/natGateways").values()
+    assert body(address)["sku"]["name"] == "Standard"
+    assert body(address)["properties"]["publicIPAllocationMethod"] == "Static"
+    assert body(address)["zones"] == "natPublicIpZones"
+    assert body(gateway)["sku"]["name"] == "Standard"
+    assert body(gateway)["properties"]["publicIpAddresses"] == [
+        {"id": accessor("natPublicIp", "id")}
+    ]
+    (network,) = resources_of(VNET, "Microsoft.Network/virtualNetworks").values()
+    subnets = {s["name"]: s["properties"] for s in body(network)["properties"]["subnets"]}
+    assert subnets["appSubnetName"]["natGateway"] == {"id": accessor("natGateway", "id")}
+    assert "natGateway" not in subnets["endpointSubnetName"]
+    # The app is integrated with that subnet, the one delegated to Flex Consumption.
+    assert subnets["appSubnetName"]["delegations"][0]["properties"]["serviceName"] == (
+        "Microsoft.App/environments"
+    )
+    assert bicep(VNET)["outputs"]["appSubnetId"]["value"] == "${vnet.id}/subnets/${appSubnetName}"
+    api_params = body(bicep(MAIN)["modules"]["api"])["params"]
+    assert api_params["virtualNetworkSubnetId"]["operator"]["operands"]["true_value"] == (
+        accessor("vnet", "outputs", "appSubnetId")
+    )
+
+
+def test_nat_ip_zones_are_zone_redundant_by_default_and_can_be_emptied():
+    assert bicep(MAIN)["parameters"]["vnetNatIpZones"]["default"] == "1,2,3"
+    assert main_parameters()["vnetNatIpZones"] == {"value": "${AKSFW_VNET_NAT_IP_ZONES=1,2,3}"}
+    zones = body(bicep(MAIN)["modules"]["vnet"])["params"]["natPublicIpZones"]
+    assert zones["operator"]["operands"]["true_value"] == []
+
+
+def test_outbound_ip_is_an_output_for_panoramas_permitted_ip_list():
+    assert bicep(VNET)["outputs"]["outboundIp"]["value"] == accessor(
+        "natPublicIp", "properties", "ipAddress"
+    )
+    output = bicep(MAIN)["outputs"]["AKSFW_OUTBOUND_IP"]["value"]["operator"]
+    assert output["type"] == "conditional"
+    assert output["operands"]["condition"] == "vnetEnabled"
+    assert output["operands"]["true_value"] == accessor("vnet", "outputs", "outboundIp")
+
+
+@pytest.mark.parametrize(
+    ("parameter", "variable"),
+    [
+        ("vnetAddressPrefix", "AKSFW_VNET_ADDRESS_PREFIX"),
+        ("vnetAppSubnetPrefix", "AKSFW_VNET_APP_SUBNET_PREFIX"),
+        ("vnetPrivateEndpointSubnetPrefix", "AKSFW_VNET_PRIVATE_ENDPOINT_SUBNET_PREFIX"),
+    ],
+)
+def test_vnet_prefixes_are_parameters_from_the_azd_environment(parameter, variable):
+    default = bicep(MAIN)["parameters"][parameter]["default"]
+    assert main_parameters()[parameter] == {"value": f"${{{variable}={default}}}"}
+    assert variable in bicep(MAIN)["parameters"][parameter]["decorators"][0]["argument"]
+    network = ipaddress.ip_network(default)
+    for aks in AKS_RANGES:
+        assert not network.overlaps(aks), f"{parameter} {default} overlaps {aks}"
+
+
+def test_vnet_subnet_defaults_fit_the_address_space_without_overlapping():
+    declared = bicep(MAIN)["parameters"]
+    space = ipaddress.ip_network(declared["vnetAddressPrefix"]["default"])
+    app = ipaddress.ip_network(declared["vnetAppSubnetPrefix"]["default"])
+    endpoints = ipaddress.ip_network(declared["vnetPrivateEndpointSubnetPrefix"]["default"])
+    assert app.subnet_of(space) and endpoints.subnet_of(space)
+    assert not app.overlaps(endpoints)
+    assert app.prefixlen <= 27  # Flex Consumption's delegated subnet
+    params = body(bicep(MAIN)["modules"]["vnet"])["params"]
+    assert params["addressPrefix"] == "vnetAddressPrefix"
+    assert params["appSubnetPrefix"] == "vnetAppSubnetPrefix"
+    assert params["privateEndpointSubnetPrefix"] == "vnetPrivateEndpointSubnetPrefix"
 
 
 # --- telemetry, alerts and the workbook -----------------------------------------------

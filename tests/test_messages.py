@@ -49,6 +49,7 @@ def snapshot(n_ips=2, **overrides):
     [
         ResyncRequest(CLUSTER, "manual"),
         ResyncRequest(CLUSTER, "follow-up", follow_up=True, audit=True),
+        ResyncRequest(CLUSTER, "confirm a held-back mass removal", confirm=True),
         snapshot(),
         snapshot(0, tombstone=True),
         snapshot(target="007000000001", audit=True),
@@ -196,3 +197,13 @@ def test_json_nested_past_the_parsers_recursion_is_a_malformed_message(nesting):
 
 def gz_text(text):
     return base64.b64encode(gzip.compress(text.encode())).decode()
+
+
+def test_confirm_is_written_only_when_set_and_old_requests_read_as_unconfirmed():
+    assert "confirm" not in json.loads(encode(ResyncRequest(CLUSTER, "timer")))
+    assert json.loads(encode(ResyncRequest(CLUSTER, "c", confirm=True)))["confirm"] is True
+    old = {"v": 1, "kind": "resync", "cluster": CLUSTER, "reason": "timer", "followUp": False}
+    request = decode(json.dumps(old))
+    assert isinstance(request, ResyncRequest) and request.confirm is False
+    with pytest.raises(MalformedMessage, match="confirm must be a bool"):
+        decode(json.dumps({**old, "confirm": "yes"}))

@@ -68,7 +68,7 @@ def test_a_refused_key_gives_one_clear_line_and_never_shows_the_key(world, host,
     code, out, err = run(capsys, "status", "--app", host.url, "--key", "wrong-" + FUNCTION_KEY)
     assert (code, out) == (1, "")
     assert err == (
-        f"aksfw: AuthError: GET /api/status on {host.url.removeprefix('http://')}: "
+        f"aksfw: GET /api/status on {host.url.removeprefix('http://')}: "
         "the function key was refused (HTTP 401)\n"
     )
     assert "wrong-" not in err
@@ -155,7 +155,7 @@ def test_connection_refused_is_one_line(capsys):
     [
         (HttpResponse(200, b"<html>sign in</html>", "text/html"), "something other than JSON"),
         (HttpResponse(302, headers={"Location": "https://elsewhere.invalid/"}), "a redirect; none is followed"),
-        (HttpResponse(503, b'{"error": "Retryable: storage unreachable"}'), "Retryable: GET /api/status"),
+        (HttpResponse(503, b'{"error": "Retryable: storage unreachable"}'), "aksfw: GET /api/status"),
     ],
     ids=["html", "redirect", "503"],
 )  # fmt: skip

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from aksfw_core.errors import InputError, NonRetryable, Retryable
+from aksfw_core.errors import InputError, NonRetryable
 from aksfw_core.limits import Limits
 from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.audit import sync_cluster
@@ -126,7 +126,7 @@ LAUGHS = """<?xml version="1.0" encoding="UTF-16"?>
     ids=["utf-16 entity", "utf-8 entity", "utf-16be entity", "external DTD"],
 )
 def test_xml_with_a_dtd_or_entities_is_refused_whatever_its_encoding(body):
-    with pytest.raises(Retryable, match="not a PAN-OS XML document"):
+    with pytest.raises(NonRetryable, match="does not answer like a PAN-OS XML API"):
         xmlapi.parse_response(200, body)
 
 

@@ -95,7 +95,6 @@ def test_registered_reads_every_page(client, panorama):
         Fault.HTTP_429,
         Fault.SESSION_TIMEOUT,
         Fault.TRUNCATED,
-        Fault.NOT_XML,
         Fault.DROP,
     ],
 )
@@ -104,6 +103,14 @@ def test_transient_faults_are_retried(client, panorama, fault):
     result = client.apply(REGISTER)
     assert result.requests == 3
     assert len(panorama.registered()) == 2
+
+
+@pytest.mark.parametrize("fault", [Fault.NOT_XML, Fault.HTTP_501])
+def test_an_address_that_is_not_an_xml_api_is_not_retried(client, panorama, fault):
+    panorama.inject(fault, count=2)
+    with pytest.raises(NonRetryable, match="does not answer like a PAN-OS XML API"):
+        client.apply(REGISTER)
+    assert client.requests_sent == 1 and panorama.registered() == {}
 
 
 def test_timeout_is_retried(panorama):

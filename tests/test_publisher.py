@@ -119,7 +119,7 @@ def test_a_fault_that_clears_within_the_retries_publishes(topic):
 
 def test_dropped_connections_are_retryable_after_the_retries(topic):
     topic.drop(10)
-    with publisher(topic) as sender, pytest.raises(Retryable, match="unreachable"):
+    with publisher(topic) as sender, pytest.raises(Retryable, match=r"connection to .* failed"):
         sender.publish()
     assert topic.received() == []
 
@@ -128,7 +128,7 @@ def test_no_topic_is_unreachable_and_retryable(tmp_path):
     topic = FakeEventGridTopic(tls_dir=tmp_path).start()  # its CA outlives it
     sender = publisher(topic)
     topic.stop()
-    with sender, pytest.raises(Retryable, match="unreachable"):
+    with sender, pytest.raises(Retryable, match="refused the connection"):
         sender.publish()
 
 

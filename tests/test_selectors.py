@@ -15,6 +15,7 @@ from aksfw_core.rules.selectors import (
     Requirement,
     _Kind,
     _lex,
+    mistaken_label,
     named_selector,
     parse_selector,
 )
@@ -472,3 +473,22 @@ def test_selector_name_at_the_limits_is_accepted():
 def test_invalid_namespace_is_rejected():
     with pytest.raises(InputError, match="namespace"):
         named_selector("web", "app=web", "Bad_Namespace")
+
+
+@pytest.mark.parametrize(
+    ("name", "match", "namespace", "meant"),
+    [
+        ("tier", "frontend", None, "frontend=tier=frontend"),
+        ("app", "web", None, "web=app=web"),
+        ("tier", "frontend", "shop", "frontend=tier=frontend@shop"),
+        ("env", "prod.eu", None, "prod-eu=env=prod.eu"),
+        ("canary", "canary", None, None),  # an existence test named after its label
+        ("beta", "canary,app=web", None, None),  # more than one requirement
+        ("web", "app=web", None, None),
+        ("x", "!canary", None, None),
+        ("x", "example.com/canary", None, None),  # no label value holds '/'
+        ("_x", "canary", None, None),  # no label key starts with '_'
+    ],
+)
+def test_a_label_written_where_name_equals_expr_was_meant_is_spotted(name, match, namespace, meant):
+    assert mistaken_label(name, named_selector(name, match, namespace)) == meant

@@ -174,3 +174,40 @@ def test_computed_tags_are_all_owned_by_their_cluster():
     selectors = [named_selector("front", "app")]
     result = compute_tags("c1", [WEB, API, METRICS, DUAL], selectors)
     assert all(owns("c1", tag) for tags in result.tags.values() for tag in tags)
+
+
+@pytest.mark.parametrize(
+    ("selector", "services", "why"),
+    [
+        (
+            named_selector("web", "app=web", "payments"),
+            [WEB, API],
+            "there is no LoadBalancer Service in namespace payments",
+        ),
+        (
+            named_selector("front", "tier=front", "shop"),
+            [WEB, API, METRICS],
+            "the expression matches none of the 2 LoadBalancer Services in namespace shop",
+        ),
+        (
+            named_selector("front", "tier=front"),
+            [WEB],
+            "the expression matches none of the 1 LoadBalancer Service",
+        ),
+        (named_selector("any", "app"), [], "there is no LoadBalancer Service"),
+    ],
+)
+def test_a_selector_that_selects_no_service_warns_why(selector, services, why):
+    result = compute_tags("c1", services, [selector])
+    (warning,) = result.warnings
+    assert warning.kind is WarningKind.SELECTOR_UNMATCHED
+    assert warning.selector == selector.name
+    assert warning.message.endswith(f"selects no Service: {why}")
+    assert f"selector {selector.name!r}" in warning.message
+
+
+def test_a_selector_that_selects_only_a_pending_service_does_not_warn():
+    pending_only = named_selector("p", "app=web", "shop")
+    assert compute_tags("c1", [PENDING, METRICS], [pending_only]).warnings == ()
+    matched = named_selector("prom", "app=prom")
+    assert compute_tags("c1", [WEB, METRICS], [matched, pending_only]).warnings == ()

@@ -258,7 +258,7 @@ def test_the_cli_exits_non_zero_with_one_line_when_the_watch_is_refused(
     )
     out, err = capsys.readouterr()
     assert code == 1 and out == ""
-    assert err.count("\n") == 1 and "AuthError" in err and "403" in err
+    assert err.count("\n") == 1 and "403" in err and "AuthError" not in err
     assert "Traceback" not in err
     assert sequence(kube_api) == ["list", "watch"]
 
@@ -275,7 +275,11 @@ def test_the_cli_exits_non_zero_with_one_line_when_the_watch_is_refused(
 def test_the_cli_refuses_bad_input_with_one_line(capsys, monkeypatch, arguments, reason):
     monkeypatch.delenv("AKSFW_WATCH_CLUSTER_ID", raising=False)
     monkeypatch.setenv("AKSFW_EVENTGRID_TOPIC_ENDPOINT", "https://topic.example.invalid")
-    assert main(["watch", *arguments]) == 2
+    try:  # argparse-level mistakes exit from the parser itself
+        code = main(["watch", *arguments])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and reason in err
 

@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.panorama.client import PanoramaClient
 from aksfw_core.panorama.xmlapi import EntryMessage
 from aksfw_core.rules.model import IpTags, ip_tags_json
-from aksfw_core.rules.plan import TagPlan, owned_only, plan_changes
+from aksfw_core.rules.plan import MassRemoval, TagPlan, mass_removal, owned_only, plan_changes
 from aksfw_core.rules.tags import ClusterTags, service_ownership
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class SyncReport:
     read_requests: int
     dry_run: bool
     failures: tuple[EntryMessage, ...] = ()
+    held_back: MassRemoval | None = None
+    """The plan would remove most of the cluster's pairs and was not applied."""
 
     def as_json(self) -> dict[str, Any]:
         """The report as printed by `aksfw sync`."""
@@ -50,7 +53,12 @@ class SyncReport:
                 {"ip": f.ip, "action": f.action, "message": f.message} for f in self.failures
             ],
         }
-        if self.dry_run:
+        if self.held_back is not None:
+            report["heldBack"] = {
+                "pairsToRemove": self.held_back.removing,
+                "pairsRegistered": self.held_back.registered,
+            }
+        if self.dry_run or self.held_back is not None:
             report["plan"] = {
                 "register": ip_tags_json(self.plan.register),
                 "unregister": ip_tags_json(self.plan.unregister),
@@ -80,7 +88,10 @@ def audit_plan(
 
 
 def sync_cluster(
-    wanted: ClusterTags, panorama: PanoramaClient, dry_run: bool = False
+    wanted: ClusterTags,
+    panorama: PanoramaClient,
+    dry_run: bool = False,
+    hold_mass_removal: Limits | None = None,
 ) -> SyncReport:
     """Read the target's registered IP-tags and apply what differs for `wanted.cluster`.
 
@@ -90,17 +101,31 @@ def sync_cluster(
     registered with a timeout: then every wanted tag is registered again so that it does
     not expire.
 
+    With `hold_mass_removal`, a plan that is a mass removal by those limits' thresholds
+    (`rules.plan.mass_removal`) is not applied: the report says so (`held_back`).
+
     Raises:
         AuthError, NonRetryable, Retryable: from the Panorama client; nothing is
             unregistered when reading fails.
     """
     started = time.monotonic()
     first_request = panorama.requests_sent
-    plan = audit_plan(panorama, wanted.tags, service_ownership(wanted.cluster))
+    owned = service_ownership(wanted.cluster)
+    registered = owned_only(panorama.registered(), owned)
+    plan = plan_changes(wanted.tags, registered, owned, panorama.settings.tag_timeout_s > 0)
     read_requests = panorama.requests_sent - first_request
+    held_back = None
+    if hold_mass_removal is not None:
+        held_back = mass_removal(
+            plan.unregister_count,
+            sum(len(tags) for tags in registered.values()),
+            sum(len(tags) for tags in wanted.tags.values()),
+            hold_mass_removal.mass_removal_fraction,
+            hold_mass_removal.mass_removal_min_pairs,
+        )
     failures: tuple[EntryMessage, ...] = ()
     write_requests = 0
-    if not dry_run and not plan.is_empty:
+    if not dry_run and held_back is None and not plan.is_empty:
         result = panorama.apply(plan)
         failures, write_requests = result.failures, result.requests
     report = SyncReport(
@@ -113,6 +138,7 @@ def sync_cluster(
         read_requests=read_requests,
         dry_run=dry_run,
         failures=failures,
+        held_back=held_back,
     )
     log_event(
         log,
@@ -125,6 +151,7 @@ def sync_cluster(
         write_requests=write_requests,
         failures=len(failures),
         dry_run=dry_run,
+        held_back=held_back is not None,
         duration_ms=round((time.monotonic() - started) * 1000),
     )
     return report

@@ -30,7 +30,7 @@ from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.retry import retrying
 from aksfw_core.rules.plan import TagPlan
-from aksfw_core.transport import deadline, read_capped, watch_pools
+from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +336,11 @@ class _Transport:
         self._settings = settings
         self._limits = settings.limits
         self._endpoint = panorama_url(settings.url) + "/api/"
-        self._host = urlsplit(self._endpoint).netloc
+        parts = urlsplit(self._endpoint)
+        self._host = parts.netloc
+        default_port = 443 if parts.scheme == "https" else 80
+        self._address = parts.netloc if parts.port else f"{parts.netloc}:{default_port}"
+        """`host:port`, the port spelled out, for messages about the connection."""
         self._tracer = tracer or trace.get_tracer(telemetry.NAME)
         self._headers = {"X-PAN-KEY": key.reveal()} if key else {}
         self._session = requests.Session()
@@ -384,7 +388,7 @@ class _Transport:
                     finally:
                         gate.release()
                 span.set_attribute("http.response.status_code", status)
-                return xmlapi.parse_response(status, body, retry_after)
+                return xmlapi.parse_response(status, body, retry_after, self._host)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     @contextmanager
@@ -434,13 +438,13 @@ class _Transport:
                 )
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 return response.status_code, body, retry_after
-        except requests.exceptions.SSLError as error:
-            raise NonRetryable(f"{what}: TLS verification of {self._host} failed") from error
         except (
             requests.ConnectionError,
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
             requests.exceptions.ContentDecodingError,
-        ) as error:
-            kind = type(error).__name__
-            raise Retryable(f"{what}: {self._host} unreachable ({kind})") from None
+        ) as error:  # SSLError too: a ConnectionError
+            tls = isinstance(error, requests.exceptions.SSLError)
+            raise connection_failure(
+                error, what, "Panorama", self._address, tls_repeats=tls
+            ) from None

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 from urllib.parse import quote_plus, urlsplit
+from xml.parsers.expat import errors as expat_errors
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
@@ -235,21 +236,28 @@ def connected_firewalls(root: ET.Element) -> dict[str, list[str]]:
     return groups
 
 
-def parse_response(http_status: int, body: bytes, retry_after: float | None = None) -> ET.Element:
-    """Check an XML API response and return its root element.
+def parse_response(
+    http_status: int, body: bytes, retry_after: float | None = None, source: str = "Panorama"
+) -> ET.Element:
+    """Check an XML API response from `source` (the host, for messages) and return its
+    root element.
 
     A `status="error"` response that carries a uid-response is returned, not raised:
     its per-entry messages are read by `entry_messages`.
 
     Raises:
         AuthError: HTTP 401/403 or PAN-OS code 403.
-        Retryable: HTTP 429/5xx, a body that is not a whole XML response, or a PAN-OS
-            error code that means a transient fault (22, session timed out; internal errors).
-        NonRetryable: any other error: the request itself is wrong.
+        Retryable: HTTP 429/5xx, an XML answer cut short, or a PAN-OS error code that
+            means a transient fault (22, session timed out; internal errors).
+        NonRetryable: HTTP 501, or an answer that is not PAN-OS XML (an HTML page, text,
+            XML with a DTD): the address is not an XML API, and asking again will not
+            change that; any other error: the request itself is wrong.
     """
+    if http_status == 501:
+        raise _not_an_xml_api(source, f"HTTP {http_status}", http_status)
     if http_status == 429 or http_status >= 500:
-        raise http_error(http_status, "Panorama", retry_after)
-    root = _parse_xml(body, http_status)
+        raise http_error(http_status, f"{source} answered with an error", retry_after)
+    root = _parse_xml(body, http_status, source)
     code = root.get("code")
     if http_status in (401, 403) or code == "403":
         message = f"API key or credentials refused (HTTP {http_status}, code {code})"
@@ -333,16 +341,48 @@ def form_fields(fields: Mapping[str, str | None]) -> dict[str, str]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
-def _parse_xml(body: bytes, http_status: int) -> ET.Element:
-    # PAN-OS never sends a DTD (an HTML error page from a proxy does). defusedxml refuses
-    # any DTD, entity declaration or external reference whatever the body's encoding.
+# Parse errors of an XML answer cut short (the rest may come next time), not of another kind
+# of document.
+_CUT_SHORT = frozenset(
+    expat_errors.codes[message]
+    for message in (
+        expat_errors.XML_ERROR_NO_ELEMENTS,
+        expat_errors.XML_ERROR_UNCLOSED_TOKEN,
+        expat_errors.XML_ERROR_PARTIAL_CHAR,
+    )
+)
+
+
+def _parse_xml(body: bytes, http_status: int, source: str) -> ET.Element:
+    # PAN-OS never sends a DTD (an HTML page does). defusedxml refuses any DTD, entity
+    # declaration or external reference whatever the body's encoding.
     try:
         root: ET.Element = safe_fromstring(body, forbid_dtd=True)
     except DefusedXmlException:
-        raise Retryable(f"response is not a PAN-OS XML document (HTTP {http_status})") from None
+        raise _not_an_xml_api(source, _kind_of(body, http_status), http_status) from None
     except ET.ParseError as error:
-        raise Retryable(f"response is not XML (HTTP {http_status}): {error}") from None
+        if error.code in _CUT_SHORT:
+            raise Retryable(
+                f"{source} answered XML that is cut short (HTTP {http_status}): {error}",
+                status=http_status,
+            ) from None
+        raise _not_an_xml_api(source, _kind_of(body, http_status), http_status) from None
     return root
+
+
+def _not_an_xml_api(source: str, answer: str, http_status: int) -> NonRetryable:
+    return NonRetryable(
+        f"{source} does not answer like a PAN-OS XML API ({answer}): check the Panorama "
+        "address (--panorama, or panorama.host in the configuration)",
+        status=http_status,
+    )
+
+
+def _kind_of(body: bytes, http_status: int) -> str:
+    start = body.lstrip()[:64].lower()
+    if start.startswith((b"<!doctype html", b"<html")):
+        return f"an HTML page, HTTP {http_status}"
+    return f"an answer that is not PAN-OS XML, HTTP {http_status}"
 
 
 def _error_text(root: ET.Element) -> str:

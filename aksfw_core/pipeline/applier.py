@@ -344,7 +344,7 @@ class Applier:
         noted = replace(
             base,
             dirty=True,
-            last_error=f"{type(error).__name__}: {error}",
+            last_error=str(error),
             last_error_at=self._clock(),
         )
         try:

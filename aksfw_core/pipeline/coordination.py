@@ -104,6 +104,43 @@ class Coordination:
         self._account.recreating(f"claim {name}", attempt)
         return won[0]
 
+    def hold(self, name: str, until: float) -> None:
+        """Take `name` until `until` (epoch seconds) whoever holds it now: a later hold
+        extends an earlier one. `held_until` reads it on every instance.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        blob = self._container.get_blob_client(f"claims/{name}")
+        metadata = {"until": repr(until)}
+        self._account.recreating(
+            f"hold {name}", lambda: blob.upload_blob(b"", overwrite=True, metadata=metadata)
+        )
+        self._taken_until[name] = until
+
+    def held_until(self, name: str, now: float | None = None) -> float | None:
+        """Until when `name` is held or claimed, or None when it is free (from `now`).
+        One property read, none while this process knows it is still held.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        now = self._clock() if now is None else now
+        known = self._taken_until.get(name, 0.0)
+        if now < known:
+            return known
+        self._account.ensure()
+        with azure_errors(f"read claims/{name}", "storage"):
+            try:
+                properties = self._container.get_blob_client(f"claims/{name}").get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+        until = _seconds((properties.metadata or {}).get("until"))
+        if until <= now:
+            return None
+        self._taken_until[name] = until
+        return until
+
     @contextmanager
     def apply_lock(self, cluster_id: str, target: str, wait_s: float) -> Iterator[None]:
         """Hold the (cluster, target) apply lock for the block, waiting up to `wait_s`

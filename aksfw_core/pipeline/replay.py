@@ -290,7 +290,7 @@ class PoisonReplay:
                 f"send to {queue}", lambda: target.send_message(message.content)
             )
         except AksfwError as error:
-            detail = f"{type(error).__name__}: {error}"
+            detail = str(error)
             return replace(checked, reason=KeptReason.NOT_SENT, detail=detail)
         try:
             with azure_errors(f"remove the message from {queue}{POISON_SUFFIX}", "storage"):
@@ -343,7 +343,7 @@ class PoisonReplay:
         try:
             cluster = self._clusters(request.cluster_id)
         except AksfwError as error:
-            return _with(verdict, KeptReason.UNCHECKED, f"{type(error).__name__}: {error}")
+            return _with(verdict, KeptReason.UNCHECKED, str(error))
         if cluster is None:
             return _with(
                 verdict,
@@ -364,7 +364,7 @@ class PoisonReplay:
         except MalformedMessage as error:
             return _with(verdict, KeptReason.REFUSED, str(error))
         except AksfwError as error:
-            return _with(verdict, KeptReason.UNCHECKED, f"{type(error).__name__}: {error}")
+            return _with(verdict, KeptReason.UNCHECKED, str(error))
         return verdict
 
 
@@ -373,7 +373,7 @@ def _with(verdict: _Verdict, reason: KeptReason, detail: str) -> _Verdict:
 
 
 def _unchecked(error: AksfwError) -> _Verdict:
-    return _Verdict(reason=KeptReason.UNCHECKED, detail=f"{type(error).__name__}: {error}")
+    return _Verdict(reason=KeptReason.UNCHECKED, detail=str(error))
 
 
 def _reference_target(body: bytes, max_bytes: int) -> str | None:

@@ -274,3 +274,52 @@ def _cut(error: str | None) -> str | None:
 
 def _optional_float(value: str | None) -> float | None:
     return float(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A cluster whose last resync would have removed most of its tags and was held back
+    until a later, independent list confirms it (`pipeline.snapshots`)."""
+
+    cluster_id: str
+    fingerprint: str
+    """The wanted tags the held resync computed: a confirmation must compute the same."""
+    since: float
+    """When the cluster was first held back (seconds since the epoch)."""
+    held_at: float
+    """When it was last held back, i.e. when its latest confirmation was queued."""
+    pairs_to_remove: int
+    """IP-tag pairs the removal would take away, at least (on the target losing most)."""
+    confirmations: int
+    """Confirmations queued since `since`, to bound a chain of disagreeing lists."""
+
+
+def held_metadata(held: HeldBack) -> dict[str, str]:
+    """The hold as blob metadata."""
+    return {
+        "held": SUMMARY_SCHEMA,
+        "cluster": _text(held.cluster_id),
+        "fingerprint": _text(held.fingerprint),
+        "since": repr(float(held.since)),
+        "heldat": repr(float(held.held_at)),
+        "pairs": str(held.pairs_to_remove),
+        "confirmations": str(held.confirmations),
+    }
+
+
+def held_from_metadata(metadata: Mapping[str, str] | None) -> HeldBack | None:
+    """The hold a blob's metadata holds, or None when it holds none readable."""
+    found = {name.lower(): value for name, value in (metadata or {}).items()}
+    if found.get("held") != SUMMARY_SCHEMA:
+        return None
+    try:
+        return HeldBack(
+            cluster_id=unquote(found["cluster"]),
+            fingerprint=unquote(found["fingerprint"]),
+            since=float(found["since"]),
+            held_at=float(found["heldat"]),
+            pairs_to_remove=int(found["pairs"]),
+            confirmations=int(found["confirmations"]),
+        )
+    except (KeyError, ValueError):
+        return None

@@ -6,6 +6,8 @@
   applier downloads a state, the one of the (cluster, target) it changes.
 - `enqueued/<sub>/<rg>/<cluster>/<target>.json`: the last queued snapshot's mark, also as
   metadata, read with one listing per cluster.
+- `applied/<sub>/<rg>/<cluster>/held-back`: a held-back mass removal (`HeldBack`) as
+  metadata, so the resyncer's and the status endpoint's listings find it for free.
 - `meta/<name>.json`: a timestamp (e.g. the last audit) as metadata.
 - `applied/<sub>/<rg>/<cluster>.watcher`: when a watcher event for the cluster last
   arrived, as metadata, written at most once per window (the caller's claim); beside the
@@ -17,6 +19,7 @@ State writes carry an ETag condition, so two appliers can never overwrite each o
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -32,9 +35,12 @@ from aksfw_core.logs import log_event
 from aksfw_core.pipeline.state import (
     AppliedState,
     EnqueuedMark,
+    HeldBack,
     StateSummary,
     applied_from_json,
     cluster_key,
+    held_from_metadata,
+    held_metadata,
     mark_from_metadata,
     mark_metadata,
     state_key,
@@ -57,6 +63,13 @@ class ListedSummary(NamedTuple):
 
     summary: StateSummary
     blob: str
+    etag: str
+
+
+class ListedHold(NamedTuple):
+    """A hold as a listing found it, with the ETag a conditional update of it needs."""
+
+    held: HeldBack
     etag: str
 
 
@@ -151,13 +164,46 @@ class StateStore:
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
-        return self._summaries(None)
+        found, watched, _ = self._summaries(None)
+        return found, watched
 
-    def _summaries(self, cluster_id: str | None) -> tuple[list[ListedSummary], dict[str, float]]:
+    def summaries_and_hold(self, cluster_id: str) -> tuple[list[ListedSummary], ListedHold | None]:
+        """One cluster's summaries (as `summaries`) and its held-back mass removal, if
+        any, from one listing.
+
+        Raises:
+            InputError: `cluster_id` is not a managed cluster's resource ID.
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        found, _, holds = self._summaries(cluster_id)
+        return found, holds.get(cluster_key(cluster_id))
+
+    def summaries_watcher_events_and_holds(
+        self,
+    ) -> tuple[list[ListedSummary], dict[str, float], dict[str, HeldBack]]:
+        """As `summaries_and_watcher_events`, and the held-back mass removals by cluster
+        key, from the same one listing.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        found, watched, holds = self._summaries(None)
+        return found, watched, {key: listed.held for key, listed in holds.items()}
+
+    def _summaries(
+        self, cluster_id: str | None
+    ) -> tuple[list[ListedSummary], dict[str, float], dict[str, ListedHold]]:
         prefix = _APPLIED if cluster_id is None else f"{_APPLIED}{cluster_key(cluster_id)}/"
         found = []
         watched: dict[str, float] = {}
+        holds: dict[str, ListedHold] = {}
         for blob in self._list(prefix):
+            if blob.name.endswith(_HELD_SUFFIX):
+                held = held_from_metadata(blob.metadata)
+                if held is not None:
+                    key = blob.name.removeprefix(_APPLIED).removesuffix(_HELD_SUFFIX)
+                    holds[key] = ListedHold(held, blob.etag)
+                continue
             if blob.name.endswith(_WATCHER_SUFFIX):
                 at = _float_or_none((blob.metadata or {}).get("at"))
                 if at is not None:
@@ -172,7 +218,7 @@ class StateStore:
             )
             if listed is not None:
                 found.append(listed)
-        return found, watched
+        return found, watched, holds
 
     def mark_missing(self, listed: ListedSummary, since: float) -> bool:
         """Note in the summary (metadata only) when the cluster left the inventory; False
@@ -229,6 +275,48 @@ class StateStore:
             f"write {name}",
             lambda: self._container.upload_blob(name, data, overwrite=True, metadata=metadata),
         )
+
+    # ------------------------------------------------------------------ held back
+
+    def save_held(self, held: HeldBack, etag: str | None) -> bool:
+        """Write a cluster's hold if nobody changed it since it was listed (`etag`; None:
+        only if there is none). False when another instance wrote or cleared it first: that
+        instance holds the cluster back (or let it through), not this one.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        name = _held_blob(held.cluster_id)
+        metadata = held_metadata(held)
+        saved = [True]
+
+        def upload() -> None:
+            try:
+                if etag is None:
+                    self._container.upload_blob(name, b"", overwrite=False, metadata=metadata)
+                    return
+            except ResourceExistsError:
+                saved[0] = False
+                return
+            try:
+                self._container.get_blob_client(name).set_blob_metadata(
+                    metadata, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                saved[0] = False
+
+        self._account.recreating(f"write {name}", upload)
+        return saved[0]
+
+    def clear_held(self, cluster_id: str) -> None:
+        """Forget a cluster's hold (its removal was confirmed, or is no longer one).
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        name = _held_blob(cluster_id)
+        with azure_errors(f"delete {name}", "storage"), suppress(ResourceNotFoundError):
+            self._container.delete_blob(name)
 
     # ------------------------------------------------------------------ watcher events
 
@@ -294,6 +382,12 @@ class StateStore:
 _APPLIED = "applied/"
 _WATCHER_SUFFIX = ".watcher"
 """Never the end of an applied state's name (those end in `.json`)."""
+_HELD_SUFFIX = "/held-back"
+"""Inside a cluster's folder, so its listing finds it; no target's state is so named."""
+
+
+def _held_blob(cluster_id: str) -> str:
+    return f"{_APPLIED}{cluster_key(cluster_id)}{_HELD_SUFFIX}"
 
 
 def _float_or_none(text: str | None) -> float | None:

@@ -24,6 +24,10 @@ during a deployment applies such a message exactly as before and only loses its 
 lag, while a version bump would make it poison every message. They are data, not
 authority: a malformed, oversized or all-zero value is dropped (the message is processed
 without it), never trusted and never a reason to poison the message.
+
+`confirm` (a resync request's; written only when true, so every other request reads as
+before) marks the delayed second list of a held-back mass removal. It needs no new version
+either: an older reader takes it for an ordinary resync.
 """
 
 from __future__ import annotations
@@ -92,6 +96,9 @@ class ResyncRequest:
     """The trace of the work that queued it (telemetry only)."""
     origin_time: float | None = None
     """When the change began, in seconds since the epoch (telemetry only)."""
+    confirm: bool = False
+    """The delayed second list of a held-back mass removal: the removal goes ahead only if
+    it finds the same wanted tags (`pipeline.snapshots`)."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +233,7 @@ def decode(text: str | bytes, max_bytes: int = Limits.max_message_bytes) -> Mess
             audit=_field(document, "audit", bool, False),
             trace=_trace(document),
             origin_time=read_origin_time(document.get("originTime")),
+            confirm=_field(document, "confirm", bool, False),
         )
     if kind == "snapshot":
         return _snapshot(document, _field(document, "target", str))
@@ -292,7 +300,7 @@ def _as_dict(message: Message) -> dict[str, Any]:
 
 def _core_dict(message: Message) -> dict[str, Any]:
     if isinstance(message, ResyncRequest):
-        return {
+        request = {
             "v": SCHEMA_VERSION,
             "kind": "resync",
             "cluster": message.cluster_id,
@@ -300,6 +308,9 @@ def _core_dict(message: Message) -> dict[str, Any]:
             "followUp": message.follow_up,
             "audit": message.audit,
         }
+        if message.confirm:  # only when set: the message is otherwise as before
+            request["confirm"] = True
+        return request
     return {
         "v": SCHEMA_VERSION,
         "kind": "snapshot",

@@ -31,6 +31,8 @@ class WarningKind(enum.Enum):
     TAG_LIMIT = "tag-limit"
     DUPLICATE_SERVICE_NAME = "duplicate-service-name"
     INVALID_IP = "invalid-ip"
+    SELECTOR_UNMATCHED = "selector-unmatched"
+    """A label selector (or its namespace) selects none of the cluster's Services."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class TagWarning:
 
     kind: WarningKind
     message: str
+    selector: str | None = None
+    """The selector's name, for a warning about one selector."""
 
     def __str__(self) -> str:
         return f"{self.kind.value}: {self.message}"

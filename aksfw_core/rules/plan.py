@@ -67,3 +67,29 @@ def owned_only(registered: IpTags, owned: re.Pattern[str]) -> dict[str, frozense
         if mine:
             result[ip] = mine
     return result
+
+
+@dataclass(frozen=True)
+class MassRemoval:
+    """A change that would remove most of a cluster's IP-tag pairs from a target: held
+    back until it is confirmed (a flag on the command line, a second list in the app)."""
+
+    removing: int
+    """IP-tag pairs the change removes (in the app: at least this many)."""
+    registered: int
+    """The cluster's IP-tag pairs on the target before it."""
+
+
+def mass_removal(
+    removing: int, registered: int, wanted: int, fraction: float, min_pairs: int
+) -> MassRemoval | None:
+    """The mass removal that removing `removing` of a cluster's `registered` IP-tag pairs
+    on a target, to leave it with `wanted` pairs, would be, or None: more than `fraction`
+    of them and at least `min_pairs`, or all of them with nothing wanted instead (however
+    few). Nothing registered: never one (a first sync)."""
+    if registered <= 0 or removing <= 0:
+        return None
+    emptied = wanted <= 0
+    if emptied or (removing >= min_pairs and removing > fraction * registered):
+        return MassRemoval(removing=min(removing, registered), registered=registered)
+    return None

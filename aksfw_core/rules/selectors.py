@@ -192,6 +192,33 @@ def named_selector(name: str, match: str, namespace: str | None = None) -> Named
     return NamedSelector(name=name, selector=parse_selector(match), namespace=namespace)
 
 
+def mistaken_label(name: str, selector: NamedSelector) -> str | None:
+    """The `NAME=EXPR` that was probably meant when `NAME=EXPR` reads as a label instead
+    (`tier=frontend`: selector `tier` testing that a label `frontend` exists), or None.
+
+    It is suspected when the expression is one bare key (an existence test) that differs
+    from the name and could be a label value (no `/` prefix), and the name could be a
+    label key. An existence test named after its label (`canary=canary`) or written with
+    other requirements is never suspected. The suggestion names the selector after the
+    value: `frontend=tier=frontend`.
+    """
+    requirements = selector.selector.requirements
+    if len(requirements) != 1:
+        return None
+    (requirement,) = requirements
+    key = requirement.key
+    if (
+        requirement.operator is not Operator.EXISTS
+        or key == name
+        or "/" in key
+        or _key_problem(name) is not None
+    ):
+        return None
+    suggested = re.sub(r"[^A-Za-z0-9_-]", "-", key)[:31]
+    where = f"@{selector.namespace}" if selector.namespace is not None else ""
+    return f"{suggested}={name}={key}{where}"
+
+
 class _Kind(enum.Enum):
     WORD = "word"
     OPERATOR = "operator"

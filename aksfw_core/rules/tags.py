@@ -172,6 +172,7 @@ def compute_tags(
     # server refuses: not a DNS-1035 label) must not make its IP carry that tag.
     reserved = node_subnet_tag(cluster)
     namespaces_by_name: dict[str, set[str]] = defaultdict(set)
+    services = tuple(services)
 
     for service in services:
         if not service.ips:
@@ -198,8 +199,42 @@ def compute_tags(
 
     warnings.extend(_rejection_warnings(cluster, rejected))
     warnings.extend(_duplicate_name_warnings(cluster, namespaces_by_name))
+    warnings.extend(unmatched_selectors(cluster, services, selectors))
     tags = {ip: _capped(ip, kinds, warnings) for ip, kinds in wanted.items() if kinds}
     return ClusterTags(cluster=cluster, tags=tags, warnings=tuple(warnings))
+
+
+def unmatched_selectors(
+    cluster: str, services: Collection[Service], selectors: Sequence[NamedSelector]
+) -> list[TagWarning]:
+    """A `SELECTOR_UNMATCHED` warning for each selector that selects none of `services`
+    (the cluster's LoadBalancer Services, with or without an IP yet), saying whether its
+    namespace holds no such Service at all or the expression matches none of them."""
+    warnings = []
+    for selector in selectors:
+        if any(selector.matches(s.namespace, s.labels) for s in services):
+            continue
+        spelled = selector.selector.text or "(everything)"
+        if selector.namespace is None:
+            where, count = "", len(services)
+        else:
+            spelled += f"@{selector.namespace}"
+            where = f" in namespace {selector.namespace}"
+            count = sum(1 for s in services if s.namespace == selector.namespace)
+        if not count:
+            why = f"there is no LoadBalancer Service{where}"
+        else:
+            plural = "Service" if count == 1 else "Services"
+            why = f"the expression matches none of the {count} LoadBalancer {plural}{where}"
+        warnings.append(
+            TagWarning(
+                WarningKind.SELECTOR_UNMATCHED,
+                f"cluster {cluster}: selector {selector.name!r} ({spelled}) selects no "
+                f"Service: {why}",
+                selector=selector.name,
+            )
+        )
+    return warnings
 
 
 def _service_tags(

@@ -88,6 +88,7 @@ class Fault(enum.Enum):
     SLOW = "slow"  # sleep slow_seconds, then answer normally
     TRUNCATED = "truncated"  # HTTP 200, cut-off XML
     NOT_XML = "not-xml"  # HTTP 200, an HTML page
+    HTTP_501 = "http-501"  # a web server that does not implement POST (not an XML API)
     DROP = "drop"  # close the connection without answering
     DRIP = "drip"  # the normal answer, status line and headers too, a byte per drip_seconds
     ENDLESS = "endless"  # HTTP 200 with a body that never ends
@@ -481,6 +482,8 @@ class PanoramaSimulator(FakeServer):
             return HttpResponse(200, b"<entry>" * 8192, _XML, endless=True)
         if fault is Fault.REDIRECT:
             return HttpResponse(307, b"", _HTML, {"Location": self.redirect_to})
+        if fault is Fault.HTTP_501:
+            return HttpResponse(501, b"<html><body>501 Not Implemented</body></html>", _HTML)
         if fault is Fault.NOT_XML:
             page = (
                 "<!DOCTYPE html><html><head><title>Maintenance</title></head>"

@@ -67,7 +67,7 @@ var rules = [
   {
     name: 'poison-queue'
     displayName: 'aksfw: a poison queue holds messages'
-    description: 'Messages that failed maxDequeueCount times (or were refused as untrusted) sit in cluster-resync-poison or panorama-updates-poison. Read them, fix the cause, then move them back or delete them (README "Operations").'
+    description: 'Messages that failed maxDequeueCount times (or were refused as untrusted) sit in cluster-resync-poison or panorama-updates-poison. Read them, fix the cause, then move them back or delete them (docs/operations.md).'
     severity: 2
     query: poisonQuery
     aggregation: 'Maximum'

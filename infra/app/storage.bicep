@@ -25,7 +25,7 @@ param allowedIpRanges array = []
 @description('Log Analytics workspace receiving the blob and queue access logs.')
 param logAnalyticsWorkspaceId string
 
-// The queues and the state container aksfw uses (README "The Functions app"); the code
+// The queues and the state container aksfw uses (docs/app.md, "Queues and state"); the code
 // creates them too if missing, but declaring them keeps `azd down` and audits honest.
 var queueNames = [
   'cluster-resync'

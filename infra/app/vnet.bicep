@@ -1,8 +1,32 @@
 // Optional virtual network integration (vnetEnabled): a network for the Flex Consumption app
 // (subnet `app`, delegated to Microsoft.App/environments) so aksfw can reach Panoramas and
 // private AKS API servers over peering or VPN, and private endpoints with private DNS for the
-// app's storage (blob, queue) and vault. Peer this network with the one holding Panorama
-// yourself (its ID is an output); its address space must not overlap.
+// app's storage (blob, queue) and vault.
+//
+// Outbound to a public Panorama: Flex Consumption has no fixed outbound IPs, so the app
+// subnet sends its internet-bound traffic through a NAT gateway with one static Standard
+// public IP (zone-redundant where the region has zones). That address (output outboundIp,
+// AKSFW_OUTBOUND_IP in azd) is what goes into Panorama's permitted-IP list (Device > Setup >
+// Management > Permitted IP Addresses, or the management interface profile).
+//
+// Outbound to a private Panorama (nothing here creates it; it is your network's plan):
+// - Reach: peer this network with the hub that reaches Panorama (a VNet peering with "use
+//   remote gateways" when Panorama is on premises behind the hub's VPN or ExpressRoute
+//   gateway; the hub side allows gateway transit), or peer directly with Panorama's VNet.
+//   Address space: vnetAddressPrefix must not overlap any network on that path.
+// - Routes: with peering, the private address is reached without a route table. If the hub
+//   forces traffic through a firewall (a route table with 0.0.0.0/0 to a network virtual
+//   appliance), associate that route table with the `app` subnet yourself; traffic to
+//   private addresses then bypasses the NAT gateway, and Panorama sees the app subnet's
+//   addresses (appSubnetPrefix) instead of outboundIp: permit those.
+// - NSG: this subnet's group keeps the default rules, which allow all outbound traffic (to
+//   Panorama on TCP 443, to the AKS API servers on 443, to Azure). Add deny rules only
+//   after allowing those.
+// - DNS: a Panorama name that only your DNS resolves needs this network's DNS servers set to
+//   your resolvers (or an Azure DNS Private Resolver forwarding rule), which must still
+//   resolve the privatelink zones linked below (forward to 168.63.129.16).
+// Flex Consumption routes all of the app's outbound traffic through the integrated subnet, so
+// both paths above apply to every call aksfw makes.
 
 @description('Name of the virtual network.')
 param name string
@@ -24,6 +48,15 @@ param privateEndpointSubnetPrefix string
 
 @description('Name of the network security group of both subnets.')
 param networkSecurityGroupName string
+
+@description('Name of the NAT gateway of the app subnet.')
+param natGatewayName string
+
+@description('Name of the NAT gateway\'s static public IP address.')
+param natPublicIpName string
+
+@description('Availability zones of the NAT gateway\'s public IP, e.g. [\'1\', \'2\', \'3\'] (zone-redundant); empty in a region without availability zones.')
+param natPublicIpZones array
 
 @description('Name prefix of the private endpoints.')
 param privateEndpointPrefix string
@@ -67,6 +100,42 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2024-01-01' = {
   }
 }
 
+// The app's one outbound address to the internet: a Standard, static public IP on a NAT
+// gateway attached to the app subnet.
+resource natPublicIp 'Microsoft.Network/publicIPAddresses@2024-01-01' = {
+  name: natPublicIpName
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+    tier: 'Regional'
+  }
+  zones: natPublicIpZones
+  properties: {
+    publicIPAddressVersion: 'IPv4'
+    publicIPAllocationMethod: 'Static'
+    idleTimeoutInMinutes: 4
+  }
+}
+
+// No zone of its own (a regional NAT gateway), so that it can use a zone-redundant address.
+resource natGateway 'Microsoft.Network/natGateways@2024-01-01' = {
+  name: natGatewayName
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard'
+  }
+  properties: {
+    idleTimeoutInMinutes: 4
+    publicIpAddresses: [
+      {
+        id: natPublicIp.id
+      }
+    ]
+  }
+}
+
 resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
   name: name
   location: location
@@ -84,6 +153,9 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
           addressPrefix: appSubnetPrefix
           networkSecurityGroup: {
             id: nsg.id
+          }
+          natGateway: {
+            id: natGateway.id
           }
           delegations: [
             {
@@ -169,3 +241,6 @@ output id string = vnet.id
 output name string = vnet.name
 output appSubnetId string = '${vnet.id}/subnets/${appSubnetName}'
 output privateEndpointSubnetId string = '${vnet.id}/subnets/${endpointSubnetName}'
+@description('The static public IP the app\'s internet-bound traffic leaves from: Panorama\'s permitted-IP list.')
+output outboundIp string = natPublicIp.properties.ipAddress
+output natGatewayId string = natGateway.id

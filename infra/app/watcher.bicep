@@ -1,4 +1,4 @@
-// The optional in-cluster watcher's Event Grid custom topic (watcherEnabled, README "Watcher"):
+// The optional in-cluster watcher's Event Grid custom topic (watcherEnabled, docs/watcher.md):
 // `aksfw watch` in each monitored cluster publishes a CloudEvent (type
 // Aksfw.Kubernetes.ServicesChanged, source the managed cluster's resource ID, no Service
 // data) when a change Azure never announces may change tags (a Service's labels, a selector
@@ -7,7 +7,7 @@
 // leaves no access key that could publish, and each cluster's identity holds EventGrid
 // Data Sender on this topic alone (watcher-identity.bicep). With vnetEnabled the topic takes
 // no public traffic: a private endpoint in the app's network, reached from peered cluster
-// networks that resolve the private DNS zone (README "Watcher").
+// networks that resolve the private DNS zone (docs/watcher.md).
 
 @description('Name of the custom topic.')
 param name string

@@ -52,6 +52,7 @@ RESOURCE_MODELS: dict[str, tuple[str, str]] = {
         "azure.mgmt.msi",
         "FederatedIdentityCredential",
     ),
+    "Microsoft.Network/natGateways": ("azure.mgmt.network", "NatGateway"),
     "Microsoft.Network/networkSecurityGroups": ("azure.mgmt.network", "NetworkSecurityGroup"),
     "Microsoft.Network/privateDnsZones": ("azure.mgmt.privatedns", "PrivateZone"),
     "Microsoft.Network/privateDnsZones/virtualNetworkLinks": (
@@ -63,6 +64,7 @@ RESOURCE_MODELS: dict[str, tuple[str, str]] = {
         "azure.mgmt.network",
         "PrivateDnsZoneGroup",
     ),
+    "Microsoft.Network/publicIPAddresses": ("azure.mgmt.network", "PublicIPAddress"),
     "Microsoft.Network/virtualNetworks": ("azure.mgmt.network", "VirtualNetwork"),
     "Microsoft.Network/virtualNetworks/subnets": ("azure.mgmt.network", "Subnet"),
     "Microsoft.OperationalInsights/workspaces": ("azure.mgmt.loganalytics", "Workspace"),
