@@ -31,7 +31,7 @@ DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 LOCAL_MARK = "<!-- local -->"
 SHELLS = {"sh", "bash", "shell", "console"}
 # What a local block may read: copied into its working directory.
-LOCAL_INPUTS = ("examples", "aksfw_core", "pyproject.toml")
+LOCAL_INPUTS = ("examples", "aksfw_core", "aksfw_local", "pyproject.toml")
 
 
 class Block(NamedTuple):
@@ -195,8 +195,7 @@ def _output_parses_when_json(text: str) -> None:
 @pytest.mark.parametrize("block", LOCAL_BLOCKS, ids=ids(LOCAL_BLOCKS))
 def test_local_blocks_run_as_written(block, tmp_path):
     venv_bin = ROOT / ".venv" / "bin"
-    if not (venv_bin / "aksfw").exists():
-        pytest.skip(".venv/bin/aksfw is not installed (make test installs it)")
+    assert (venv_bin / "aksfw").exists(), ".venv/bin/aksfw is missing: run make test"
     for name in LOCAL_INPUTS:
         source = ROOT / name
         if source.is_dir():
