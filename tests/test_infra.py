@@ -27,6 +27,7 @@ from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.config import load_settings, parse_settings
 from aksfw_core.errors import InputError
 from aksfw_core.pipeline.storage import StorageNames
+from tests.azd_stub import write_azd
 from tests.infra_settings import (
     FORBIDDEN,
     LOCAL_ONLY,
@@ -1312,19 +1313,7 @@ def fake_cli(tmp_path: Path, env: dict[str, str], clusters: str) -> dict[str, st
     """Stub `azd` (an environment in a file) and `az` (logging its calls) on PATH."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    store = tmp_path / "env"
-    store.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    (bin_dir / "azd").write_text(
-        "#!/bin/sh\n"
-        f'store="{store}"\n'
-        'if [ "$1 $2" = "env get-value" ]; then\n'
-        '  line=$(grep "^$3=" "$store") || { echo "not found" >&2; exit 1; }\n'
-        '  printf "%s\\n" "${line#*=}"; exit 0; fi\n'
-        'if [ "$1 $2" = "env set" ]; then\n'
-        '  grep -v "^$3=" "$store" > "$store.new"; mv "$store.new" "$store"\n'
-        '  printf "%s=%s\\n" "$3" "$4" >> "$store"; exit 0; fi\n'
-        "exit 2\n"
-    )
+    write_azd(bin_dir, env)
     (bin_dir / "az").write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> "{tmp_path / "az.log"}"\n'

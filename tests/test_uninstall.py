@@ -19,6 +19,7 @@ from aksfw_core.rules.messages import Snapshot, encode
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.functions_host import enqueue
 from aksfw_local.functions_http import FunctionsHttpHost
+from tests.azd_stub import write_azd
 from tests.flow import CLUSTER, SUB, configure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,16 +223,7 @@ def fake_tools(tmp_path: Path, env: dict[str, str], *, reachable: bool = True) -
     answers the uninstall, then a status with one target left, then an empty one)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    store = tmp_path / "env"
-    store.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    (bin_dir / "azd").write_text(
-        "#!/bin/sh\n"
-        f'store="{store}"\n'
-        'if [ "$1 $2" = "env get-value" ]; then\n'
-        '  line=$(grep "^$3=" "$store") || { echo "not found" >&2; exit 1; }\n'
-        '  printf "%s\\n" "${line#*=}"; exit 0; fi\n'
-        "exit 2\n"
-    )
+    write_azd(bin_dir, env)
     (bin_dir / "az").write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> "{tmp_path / "az.log"}"\n'
