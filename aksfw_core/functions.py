@@ -210,24 +210,41 @@ def _accepted(request: func.HttpRequest) -> tuple[Aksfw, bytes] | func.HttpRespo
     return app, body
 
 
+def _refused(error: AksfwError) -> func.HttpResponse:
+    """400 for a request that is wrong; 503 for anything else, bad settings included
+    (`ConfigError` is no fault of the request)."""
+    wrong_request = isinstance(error, InputError) and not isinstance(error, ConfigError)
+    return _json({"error": str(error)}, 400 if wrong_request else 503)
+
+
 def _http_activity(app: Aksfw, context: func.Context | None) -> AbstractContextManager[object]:
     return app.telemetry.activity(
         "aksfw.http", "http", invocation=_invocation(context), kind=SpanKind.INTERNAL
     )
 
 
-def _resync_body(body: bytes) -> tuple[str | None, bool]:
+def _body_fields(body: bytes, fields: set[str], usage: str) -> dict[str, Any]:
+    """An HTTP trigger's JSON object body (an empty body is `{}`), holding only `fields`.
+
+    Raises:
+        InputError: not JSON (with `usage`), not an object, or an unknown field.
+    """
     if not body.strip():
-        return None, False
+        return {}
     try:
         document = load_json(body, "body")
     except InputError as error:
-        raise InputError(f'{error}: send {{}} or {{"cluster": "<id or name>"}}') from None
+        raise InputError(f"{error}: {usage}") from None
     if not isinstance(document, dict):
         raise InputError("body must be a JSON object")
-    unknown = sorted(set(document) - {"cluster", "audit"})
+    unknown = sorted(set(document) - fields)
     if unknown:
         raise InputError(f"unknown field {unknown[0]!r}")
+    return document
+
+
+def _resync_body(body: bytes) -> tuple[str | None, bool]:
+    document = _body_fields(body, {"cluster", "audit"}, 'send {} or {"cluster": "<id or name>"}')
     cluster = document.get("cluster")
     if cluster is not None and (not isinstance(cluster, str) or not cluster.strip()):
         raise InputError("cluster must be a non-empty string")
@@ -258,29 +275,17 @@ def http_replay(
         queue, dry_run, limit = _replay_body(body)
         with _http_activity(app, context):
             report = app.replay_poisoned(queue, dry_run=dry_run, most=limit)
-    except ConfigError as error:
-        return _json({"error": str(error)}, 503)
-    except InputError as error:
-        return _json({"error": str(error)}, 400)
     except AksfwError as error:
-        return _json({"error": str(error)}, 503)
+        return _refused(error)
     return _json(report.as_json(), 200)
 
 
 def _replay_body(body: bytes) -> tuple[str | None, bool, int | None]:
-    if not body.strip():
-        return None, False, None
-    try:
-        document = load_json(body, "body")
-    except InputError as error:
-        raise InputError(
-            f'{error}: send {{}} or {{"queue": "<name>", "dryRun": true, "max": <n>}}'
-        ) from None
-    if not isinstance(document, dict):
-        raise InputError("body must be a JSON object")
-    unknown = sorted(set(document) - {"queue", "dryRun", "max"})
-    if unknown:
-        raise InputError(f"unknown field {unknown[0]!r}")
+    document = _body_fields(
+        body,
+        {"queue", "dryRun", "max"},
+        'send {} or {"queue": "<name>", "dryRun": true, "max": <n>}',
+    )
     queue = document.get("queue")
     if queue is not None and (not isinstance(queue, str) or not queue.strip()):
         raise InputError("queue must be a non-empty string")
@@ -308,26 +313,16 @@ def http_uninstall(
         dry_run = _uninstall_body(body)
         with _http_activity(app, context):
             report = app.uninstall(dry_run=dry_run)
-    except ConfigError as error:
-        return _json({"error": str(error)}, 503)
-    except InputError as error:
-        return _json({"error": str(error)}, 400)
     except AksfwError as error:
-        return _json({"error": str(error)}, 503)
+        return _refused(error)
     return _json(report, 200 if dry_run else 202)
 
 
 def _uninstall_body(body: bytes) -> bool:
     usage = 'send {"dryRun": true} to see what would go, {"dryRun": false} to remove it'
-    try:
-        document = load_json(body, "body") if body.strip() else None
-    except InputError as error:
-        raise InputError(f"{error}: {usage}") from None
-    if not isinstance(document, dict) or "dryRun" not in document:
+    document = _body_fields(body, {"dryRun"}, usage)
+    if "dryRun" not in document:
         raise InputError(f"dryRun is required: {usage}")
-    unknown = sorted(set(document) - {"dryRun"})
-    if unknown:
-        raise InputError(f"unknown field {unknown[0]!r}")
     dry_run = document["dryRun"]
     if not isinstance(dry_run, bool):
         raise InputError("dryRun must be true or false")

@@ -622,6 +622,19 @@ class PanoramaSimulator(FakeServer):
             return _xml(f'<response status="error"><msg><line>{uid}</line></msg></response>')
         return _xml(f'<response status="success"><result>{uid}</result></response>')
 
+    def _entry_ip(
+        self, entry: _EntryOp, rejected: set[str], verb: str, out: list[tuple[str, str]]
+    ) -> str | None:
+        """The entry's address as the device keys it, or None after reporting why the
+        entry fails (an invalid address, or one the `rejected` fault refuses)."""
+        ip = _normalize_ip(entry.ip, self.accepts_networks)
+        if ip is None:
+            out.append((entry.ip, "Invalid ip address"))
+        elif ip in rejected:
+            out.append((entry.ip, f"Failed to {verb} ip-tag mapping"))
+            return None
+        return ip
+
     def _register(
         self,
         namespace: _Namespace,
@@ -630,12 +643,8 @@ class PanoramaSimulator(FakeServer):
         rejected: set[str],
         out: list[tuple[str, str]],
     ) -> None:
-        ip = _normalize_ip(entry.ip, self.accepts_networks)
+        ip = self._entry_ip(entry, rejected, "register", out)
         if ip is None:
-            out.append((entry.ip, "Invalid ip address"))
-            return
-        if ip in rejected:
-            out.append((entry.ip, "Failed to register ip-tag mapping"))
             return
         current = namespace.tags.get(ip)
         created = current is None
@@ -677,12 +686,8 @@ class PanoramaSimulator(FakeServer):
         rejected: set[str],
         out: list[tuple[str, str]],
     ) -> None:
-        ip = _normalize_ip(entry.ip, self.accepts_networks)
+        ip = self._entry_ip(entry, rejected, "unregister", out)
         if ip is None:
-            out.append((entry.ip, "Invalid ip address"))
-            return
-        if ip in rejected:
-            out.append((entry.ip, "Failed to unregister ip-tag mapping"))
             return
         tags = namespace.tags.get(ip)
         if tags is None:
