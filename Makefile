@@ -49,6 +49,20 @@ $(INFRA_STAMP): requirements-infra.txt
 check-infra: checkov $(INFRA_STAMP)
 	$(INFRA_VENV)/bin/python infra/schema/check.py --self-test
 
+# Microsoft's Python Functions runtime (azure-functions-runtime needs Python 3.13) in its own
+# venv, for the real-runtime tests (tests/test_runtime*.py). Python 3.13 comes from the
+# image's pyenv: the newest 3.13.x it has, or RUNTIME_PYTHON=/path/to/python3.13.
+RUNTIME_VENV := .venv-runtime
+RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
+RUNTIME_PYTHON ?= $(shell v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | sort -V | tail -n 1); \
+	[ -n "$$v" ] && echo "$$(pyenv prefix $$v)/bin/python3.13")
+
+$(RUNTIME_STAMP): requirements.txt requirements-runtime.txt
+	@test -n "$(RUNTIME_PYTHON)" || { echo "Python 3.13 not found: pyenv install 3.13, or set RUNTIME_PYTHON" >&2; exit 1; }
+	$(RUNTIME_PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip --quiet --disable-pip-version-check install -r requirements-runtime.txt
+	touch $(RUNTIME_STAMP)
+
 # Azurite, the Azure Storage emulator the tests run against.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -61,7 +75,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check aksfw_core aksfw_local function_app.py tests examples bench infra/schema
 	$(BIN)/mypy
 
-test: lint check-infra $(NODE_STAMP)
+test: lint check-infra $(NODE_STAMP) $(RUNTIME_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP) $(NODE_STAMP)
@@ -69,4 +83,4 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-checkov .venv-infra node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-checkov .venv-infra $(RUNTIME_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

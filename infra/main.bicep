@@ -125,6 +125,14 @@ param principalId string = ''
 @description('Kind of principalId.')
 param principalType string = 'User'
 
+// The same list as app/api.bicep's (tests/test_infra.py checks that they agree).
+@allowed([
+  '3.11'
+  '3.13'
+])
+@description('Python version of the function app (AKSFW_PYTHON_VERSION): 3.11 (default) or 3.13, the versions Flex Consumption offers that aksfw is tested on (docs/deploy.md).')
+param pythonVersion string = '3.11'
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -301,6 +309,7 @@ module api 'app/api.bicep' = {
     panoramaApiKeySecretName: keyVault.outputs.panoramaApiKeySecretName
     aksfwConfig: string(configDocument)
     virtualNetworkSubnetId: vnetEnabled ? vnet.outputs.appSubnetId : ''
+    pythonVersion: pythonVersion
   }
   // Start the app once it may use its storage, vault and telemetry.
   dependsOn: [

@@ -20,6 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 from pycep import BicepParser
 
 from aksfw_core.azure import events
@@ -345,7 +348,7 @@ def test_function_app_runs_as_its_identity_on_flex_consumption():
     assert properties["keyVaultReferenceIdentity"] == "identityId"
     assert config["identity"]["type"] == "UserAssigned"
     function_config = properties["functionAppConfig"]
-    assert function_config["runtime"] == {"name": "python", "version": "3.11"}
+    assert function_config["runtime"] == {"name": "python", "version": "pythonVersion"}
     storage = function_config["deployment"]["storage"]
     assert storage["authentication"] == {
         "type": "UserAssignedIdentity",
@@ -356,9 +359,55 @@ def test_function_app_runs_as_its_identity_on_flex_consumption():
     assert "'azd-service-name': 'api'" in (APP / "api.bicep").read_text()
 
 
-def test_runtime_version_is_one_the_requirements_support():
-    requirements = (ROOT / "requirements.txt").read_text()
-    assert "3.11" in requirements or "azure-functions>=1.20,<2" in requirements
+# The Python versions Flex Consumption offers that aksfw is tested on, the default first: the
+# suite runs on 3.11, the real-runtime tests on 3.13 (tests/test_runtime*.py). Microsoft Learn:
+# "Supported languages in Azure Functions" lists 3.10 to 3.13 as GA, with 3.12 the last on
+# Linux Consumption; Get-AzFunctionAppFlexConsumptionRuntime lists python 3.13 for the FC1 SKU.
+PYTHON_VERSIONS = ["3.11", "3.13"]
+
+
+def allowed(parameter: Mapping[str, Any]) -> list[Any]:
+    return next(d["argument"] for d in parameter["decorators"] if d["type"] == "allowed")
+
+
+def test_python_version_is_a_parameter_from_the_azd_environment():
+    in_main = bicep(MAIN)["parameters"]["pythonVersion"]
+    in_app = bicep(APP / "api.bicep")["parameters"]["pythonVersion"]
+    assert allowed(in_main) == allowed(in_app) == PYTHON_VERSIONS
+    assert in_main["default"] == in_app["default"] == PYTHON_VERSIONS[0]
+    assert body(bicep(MAIN)["modules"]["api"])["params"]["pythonVersion"] == "pythonVersion"
+    assert main_parameters()["pythonVersion"] == {"value": "${AKSFW_PYTHON_VERSION=3.11}"}
+    description = next(d for d in in_main["decorators"] if d["type"] == "description")
+    assert "AKSFW_PYTHON_VERSION" in description["argument"]
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    row = next(line for line in deploy.splitlines() if line.startswith("| `AKSFW_PYTHON_VERSION`"))
+    assert all(f"`{version}`" in row for version in PYTHON_VERSIONS), row
+
+
+def azure_functions_requirement(python_version: str) -> SpecifierSet:
+    """The azure-functions versions requirements.txt admits on one Python version."""
+    environment = {"python_version": python_version, "python_full_version": f"{python_version}.0"}
+    found = []
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        text = line.split("#", 1)[0].strip()
+        if not text or text.startswith("-"):
+            continue
+        requirement = Requirement(text)
+        if requirement.name == "azure-functions" and (
+            requirement.marker is None or requirement.marker.evaluate(environment)
+        ):
+            found.append(requirement.specifier)
+    assert len(found) == 1, f"Python {python_version}: {len(found)} azure-functions lines apply"
+    return found[0]
+
+
+@pytest.mark.parametrize("python_version", ["3.11", "3.12", "3.13"])
+def test_every_supported_python_version_gets_its_azure_functions_library(python_version):
+    # azure-functions 2.x requires Python 3.13 (pip passes it over on 3.11 and 3.12); 1.25 is
+    # the first 1.x with func.CloudEvent. So 3.13 must admit 2.x, 3.11 and 3.12 a 1.x >= 1.25.
+    specifier = azure_functions_requirement(python_version)
+    assert "1.24.0" not in specifier and "3.0.0" not in specifier
+    assert ("2.0.0" if Version(python_version) >= Version("3.13") else "1.25.0") in specifier
 
 
 # --- storage and vault ----------------------------------------------------------------

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from pycep import BicepParser
 
+from tests.ignore_file import IgnoreFile
+
 ROOT = Path(__file__).resolve().parent.parent
 WATCHER = ROOT / "deploy" / "watcher"
 APP = ROOT / "infra" / "app"
@@ -218,7 +220,8 @@ def test_image_carries_no_secret_and_only_the_package():
 
 
 def test_function_app_package_leaves_deploy_out():
-    assert "deploy/" in (ROOT / ".funcignore").read_text().splitlines()
+    funcignore = IgnoreFile.parse((ROOT / ".funcignore").read_text())
+    assert funcignore.ignores("deploy/watcher/Dockerfile", is_dir=False)
 
 
 # --- the Bicep -----------------------------------------------------------------------------

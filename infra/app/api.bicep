@@ -58,6 +58,17 @@ param maximumInstanceCount int = 40
 @description('Memory of one instance.')
 param instanceMemoryMB int = 2048
 
+// The Python versions Flex Consumption offers that aksfw is tested on (docs/deploy.md): the
+// whole suite runs on 3.11, and every trigger runs through Microsoft's azure-functions-runtime
+// on 3.13 (with azure-functions 2.x; requirements.txt admits both lines, pip takes the one
+// the Python version can install).
+@allowed([
+  '3.11'
+  '3.13'
+])
+@description('Python version of the app (Flex Consumption runtime version).')
+param pythonVersion string = '3.11'
+
 // Telemetry: OpenTelemetry mode (host.json telemetryMode OpenTelemetry, Flex Consumption)
 // into the workspace-based Application Insights, with Entra ID authentication (local auth
 // is off). The host exports its logs and invocation spans with
@@ -129,7 +140,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: pythonVersion
       }
     }
     siteConfig: {
