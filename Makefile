@@ -50,12 +50,14 @@ check-infra: checkov $(INFRA_STAMP)
 	$(INFRA_VENV)/bin/python infra/schema/check.py --self-test
 
 # Microsoft's Python Functions runtime (azure-functions-runtime needs Python 3.13) in its own
-# venv, for the real-runtime tests (tests/test_runtime*.py). Python 3.13 comes from the
-# image's pyenv: the newest 3.13.x it has, or RUNTIME_PYTHON=/path/to/python3.13.
+# venv, for the real-runtime tests (tests/test_runtime*.py). Python 3.13 comes from pyenv (the
+# newest 3.13.x under `pyenv root`, or under $PYENV_ROOT when pyenv is not on PATH), else from
+# python3.13 on PATH; RUNTIME_PYTHON=/path/to/python3.13 overrides.
 RUNTIME_VENV := .venv-runtime
 RUNTIME_STAMP := $(RUNTIME_VENV)/.installed
-RUNTIME_PYTHON ?= $(shell v=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | sort -V | tail -n 1); \
-	[ -n "$$v" ] && echo "$$(pyenv prefix $$v)/bin/python3.13")
+RUNTIME_PYTHON ?= $(shell root=$$(pyenv root 2>/dev/null || echo "$${PYENV_ROOT:-$$HOME/.pyenv}"); \
+	v=$$(ls "$$root/versions" 2>/dev/null | grep -E '^3\.13\.[0-9]+$$' | sort -V | tail -n 1); \
+	if [ -n "$$v" ]; then echo "$$root/versions/$$v/bin/python3.13"; else command -v python3.13; fi)
 
 $(RUNTIME_STAMP): requirements.txt requirements-runtime.txt
 	@test -n "$(RUNTIME_PYTHON)" || { echo "Python 3.13 not found: pyenv install 3.13, or set RUNTIME_PYTHON" >&2; exit 1; }

@@ -8,8 +8,10 @@ is an invocation through the runtime.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -30,6 +32,7 @@ from tests.flow import CLUSTER
 WEB = {"name": "web", "namespace": "shop", "ips": ["20.0.0.1"], "labels": {"app": "web"}}
 WEB_TAGS = {"aks.aks-prod1.web", "aks.aks-prod1.svc.app.web"}
 SCHEDULE = "0 */7 * * * *"
+TRACE_ID, SPAN_ID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 NAMES = StorageNames()
 
 
@@ -48,6 +51,12 @@ def settle(world, worker):
     world.drain()
     failed = [(name, call.error) for name, call in worker.invocations if not call.ok]
     assert failed == []
+
+
+def peek(world, queue):
+    """The JSON documents waiting in `queue` (left there)."""
+    with QueueClient.from_connection_string(world.connection_string, queue) as client:
+        return [json.loads(base64.b64decode(m.content)) for m in client.peek_messages(32)]
 
 
 def sample(name):
@@ -209,11 +218,16 @@ def test_the_timer_resyncs_every_cluster(world, runtime):
 def test_a_resync_request_is_answered_and_carried_out(world, runtime):
     world.kube.services = [service(**WEB)]
     call = inputs.http_request("POST", "resync", json.dumps({"cluster": "aks-prod1"}).encode())
+    # The host's trace context for the invocation (func.Context.trace_context).
+    call = replace(call, trace_context=inputs.trace_parent(TRACE_ID, SPAN_ID))
     invocation = runtime.invoke("resync", call)
     assert invocation.ok, invocation.error
     assert invocation.http_status == 202
     assert invocation.http_headers == {"content-type": "application/json"}
     assert invocation.http_json() == {"queued": [CLUSTER]}
+    # What it queued continues the host's trace.
+    (message,) = peek(world, NAMES.resync_queue)
+    assert message["traceparent"].split("-")[1] == TRACE_ID
     settle(world, runtime)
     assert world.registered() == {"20.0.0.1": WEB_TAGS}
 
