@@ -24,22 +24,23 @@ from aksfw_core.azure.events import read_event, resolve
 from aksfw_core.azure.identity import azure_credential
 from aksfw_core.azure.inventory import inventory_from_json
 from aksfw_core.azure.publisher import ChangePublisher
-from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.config import PanoramaSettings, load_settings, readable_file
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.jsondoc import load_json
 from aksfw_core.kube import KubernetesServices
 from aksfw_core.limits import Limits
 from aksfw_core.logs import TerminalFormatter
-from aksfw_core.operator import KEY_VARIABLE, AppClient, FunctionKey
+from aksfw_core.operator import KEY_VARIABLE, AppClient
 from aksfw_core.panorama.audit import sync_cluster
-from aksfw_core.panorama.client import MAX_TAG_TIMEOUT_S, ApiKey, PanoramaClient
+from aksfw_core.panorama.client import MAX_TAG_TIMEOUT_S, PanoramaClient, api_key
 from aksfw_core.pipeline.storage import RESYNC_QUEUE, UPDATES_QUEUE
 from aksfw_core.rules.model import TagWarning, ip_tags_json
 from aksfw_core.rules.plan import owned_only
+from aksfw_core.rules.resource_ids import managed_cluster_id
 from aksfw_core.rules.selectors import NamedSelector, mistaken_label, named_selector
 from aksfw_core.rules.services import ServiceList, parse_service_items, parse_service_list
 from aksfw_core.rules.tags import ClusterTags, check_cluster_name, compute_tags, ownership
+from aksfw_core.secret import Secret
 from aksfw_core.tables import remaining_targets, replay_table, status_table, uninstall_table
 from aksfw_core.watch import ServiceWatcher, kube_api_client
 
@@ -425,7 +426,7 @@ def _panorama(args: argparse.Namespace) -> PanoramaClient:
         tag_timeout_s=tag_timeout,
     )
     if key := os.environ.get("PANORAMA_API_KEY"):
-        return PanoramaClient(settings, ApiKey(key))
+        return PanoramaClient(settings, api_key(key))
     user, password = os.environ.get("PANORAMA_USER"), os.environ.get("PANORAMA_PASSWORD")
     if user and password:
         return PanoramaClient(settings, PanoramaClient.keygen(settings, user, password))
@@ -527,7 +528,7 @@ def _app_client(args: argparse.Namespace) -> AppClient:
     if args.ca_bundle is not None:
         readable_file(args.ca_bundle, "--ca-bundle")
     text = args.key if args.key is not None else os.environ.get(KEY_VARIABLE)
-    return AppClient(args.app, FunctionKey(text) if text else None, args.ca_bundle)
+    return AppClient(args.app, Secret(text, "function key") if text else None, args.ca_bundle)
 
 
 def _print_answer(

@@ -27,7 +27,7 @@ from aksfw_core.azure.node_subnets import NodeSubnets
 from aksfw_core.config import Settings, load_settings
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.logs import log_event
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.applier import Applier, ApplyOutcome
 from aksfw_core.pipeline.coordination import Coordination
@@ -91,7 +91,7 @@ class Aksfw:
         key = environ.get("PANORAMA_API_KEY")
         if not key:
             raise InputError("PANORAMA_API_KEY is not set (a Key Vault reference in Azure)")
-        api_key = ApiKey(key)
+        secret = api_key(key)
         credential = azure_credential(environ)
         account = StorageAccount.from_environ(environ, credential, settings.limits)
         queues = MessageQueues(account, settings.limits)
@@ -102,7 +102,7 @@ class Aksfw:
         telemetry = telemetry or Telemetry()
 
         def panorama_for(target: str) -> PanoramaClient:
-            return PanoramaClient(panorama.for_target(target), api_key, telemetry.tracer)
+            return PanoramaClient(panorama.for_target(target), secret, telemetry.tracer)
 
         def monitored(cluster_id: str) -> MonitoredCluster | None:
             return discovery.inventory_knowing(cluster_id).find(cluster_id)

@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from aksfw_core.azure.resource_ids import is_subscription_id, managed_cluster_id
+from aksfw_core.endpoints import panorama_url
 from aksfw_core.errors import InputError
 from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import Limits
-from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.retry import RetrySettings
 from aksfw_core.rules.messages import PANORAMA_TARGET
+from aksfw_core.rules.resource_ids import is_subscription_id, managed_cluster_id
 from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.tags import check_cluster_name
 

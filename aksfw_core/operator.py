@@ -30,6 +30,7 @@ from urllib3.exceptions import (
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
 from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import MIB
+from aksfw_core.secret import Secret
 from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
 
 KEY_HEADER = "x-functions-key"
@@ -43,26 +44,6 @@ MAX_RESPONSE_BYTES = 16 * MIB
 """Bytes of one answer at most (a replay report of the largest call is far smaller)."""
 _ERROR_TEXT_CHARS = 300
 _LOOPBACK_NAMES = ("localhost",)
-
-
-class FunctionKey:
-    """A Functions key that will not print itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not value or not value.isascii() or not value.isprintable() or " " in value:
-            raise InputError("the function key is empty or holds characters a header cannot")
-        self._value = value
-
-    def reveal(self) -> str:
-        """The key itself, for the request header only."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "FunctionKey(***)"
-
-    __str__ = __repr__
 
 
 def app_url(text: str) -> str:
@@ -106,7 +87,7 @@ def _loopback(host: str) -> bool:
 class AppClient:
     """Calls one Function App's HTTP routes with a function key."""
 
-    def __init__(self, url: str, key: FunctionKey | None, ca_bundle: str | None = None) -> None:
+    def __init__(self, url: str, key: Secret | None, ca_bundle: str | None = None) -> None:
         """Raises:
         InputError: `url` is not a usable address (`app_url`)."""
         self._base = app_url(url)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.config import PanoramaSettings, PanoramaTargets
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.panorama.xmlapi import MAX_REQUEST_BYTES
 from aksfw_core.pipeline.applier import Applier
@@ -97,7 +97,7 @@ def aksfw_steps(ips: int, traced: bool) -> list[Row]:
         settings = PanoramaSettings(url=sim.url, ca_bundle=str(sim.ca_file))
 
         def client(target: str = "panorama") -> PanoramaClient:
-            return PanoramaClient(settings, ApiKey(KEY))
+            return PanoramaClient(settings, api_key(KEY))
 
         bench_cluster = MonitoredCluster(CLUSTER, "bench", "bench", "MC_rg_bench_westeurope")
         applier = Applier(

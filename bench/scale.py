@@ -34,7 +34,7 @@ import function_app
 from aksfw_core import functions
 from aksfw_core.config import load_settings
 from aksfw_core.panorama.audit import sync_cluster
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.pipeline.state import AppliedState
 from aksfw_core.pipeline.state_store import StateStore
 from aksfw_core.pipeline.storage import StorageAccount
@@ -289,7 +289,7 @@ def audit(panorama: PanoramaSimulator, ips: int) -> dict[str, Any]:
     before_rss = rss_mb()
     elapsed, report = timed(
         lambda: sync_cluster(
-            ClusterTags("audit1", wanted, ()), PanoramaClient(client_settings, ApiKey(API_KEY))
+            ClusterTags("audit1", wanted, ()), PanoramaClient(client_settings, api_key(API_KEY))
         )
     )
     return {

@@ -6,7 +6,7 @@ import time
 
 from aksfw_core.config import PanoramaSettings
 from aksfw_core.panorama.audit import sync_cluster
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.rules.model import Service
 from aksfw_core.rules.tags import compute_tags
 from aksfw_local.fakes.panorama import PanoramaSimulator
@@ -34,7 +34,7 @@ def cli_sync(count: int) -> float:
     wanted = compute_tags("bench", services(count))
     with (
         PanoramaSimulator(api_key=KEY) as sim,
-        PanoramaClient(PanoramaSettings(url=sim.url), ApiKey(KEY)) as client,
+        PanoramaClient(PanoramaSettings(url=sim.url), api_key(KEY)) as client,
     ):
         started = time.perf_counter()
         sync_cluster(wanted, client)

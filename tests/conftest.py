@@ -9,7 +9,7 @@ import pytest
 from aksfw_core import retry
 from aksfw_core.config import PanoramaSettings
 from aksfw_core.limits import Limits
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.retry import RetrySettings
 from aksfw_local.fakes.panorama import PanoramaSimulator
 
@@ -49,5 +49,5 @@ def settings_for(simulator: PanoramaSimulator, **overrides: object) -> PanoramaS
 
 @pytest.fixture
 def client(panorama: PanoramaSimulator) -> Iterator[PanoramaClient]:
-    with PanoramaClient(settings_for(panorama), ApiKey(API_KEY)) as panorama_client:
+    with PanoramaClient(settings_for(panorama), api_key(API_KEY)) as panorama_client:
         yield panorama_client

@@ -13,7 +13,7 @@ from azure.storage.queue import QueueServiceClient
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.config import PanoramaTargets
 from aksfw_core.limits import Limits
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.applier import Applier
 from aksfw_core.pipeline.state import AppliedState
@@ -63,7 +63,7 @@ DEFAULT_TARGETS = PanoramaTargets()  # Panorama itself, as the configuration def
 def make_applier(storage, simulator, clusters, targets=DEFAULT_TARGETS, resolver_clock=None):
     def client(target=PANORAMA_TARGET):
         serial = None if target == PANORAMA_TARGET else target
-        return PanoramaClient(settings_for(simulator, target=serial), ApiKey(API_KEY))
+        return PanoramaClient(settings_for(simulator, target=serial), api_key(API_KEY))
 
     options = {"clock": resolver_clock} if resolver_clock else {}
     return Applier(

@@ -19,7 +19,7 @@ from aksfw_core import functions
 from aksfw_core.config import PanoramaTargets
 from aksfw_core.errors import Retryable
 from aksfw_core.limits import Limits
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.applier import Applier
 from aksfw_core.pipeline.coordination import Coordination
@@ -139,7 +139,7 @@ def test_an_apply_lock_held_too_long_sends_the_message_back(account):
 
 def burst_applier(account, panorama):
     def client(target: str = "panorama") -> PanoramaClient:
-        return PanoramaClient(settings_for(panorama), ApiKey(API_KEY))
+        return PanoramaClient(settings_for(panorama), api_key(API_KEY))
 
     coordination = Coordination(account)
     return Applier(
@@ -188,7 +188,7 @@ def test_one_process_sends_panorama_at_most_its_limit_at_once(panorama):
     limits = Limits(panorama_max_concurrent_requests=2, panorama_read_timeout_s=5)
 
     def read(_: int) -> None:
-        with PanoramaClient(settings_for(panorama, limits=limits), ApiKey(API_KEY)) as client:
+        with PanoramaClient(settings_for(panorama, limits=limits), api_key(API_KEY)) as client:
             client.registered()
 
     with ThreadPoolExecutor(max_workers=6) as pool:

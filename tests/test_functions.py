@@ -21,7 +21,7 @@ from azure.storage.queue import QueueServiceClient
 from aksfw_core import functions
 from aksfw_core.config import PanoramaSettings
 from aksfw_core.limits import Limits
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.pipeline.queues import MessageQueues
 from aksfw_core.pipeline.storage import StorageAccount
 from aksfw_core.rules.messages import Snapshot, encode
@@ -294,7 +294,7 @@ def test_audit_repairs_drift_on_panorama(world):
     world.drain()
     wanted = world.registered()
     # Somebody removes one of aksfw's tags by hand:
-    with PanoramaClient(PanoramaSettings(url=world.panorama.url), ApiKey(API_KEY)) as manual:
+    with PanoramaClient(PanoramaSettings(url=world.panorama.url), api_key(API_KEY)) as manual:
         manual.apply(TagPlan(unregister={"20.0.0.1": frozenset({"aks.aks-prod1.web"})}))
     assert world.registered()["20.0.0.1"] == {"aks.aks-prod1.svc.app.web"}
     assert world.http("POST", "resync", b"{}").status_code == 202

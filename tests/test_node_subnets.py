@@ -29,7 +29,7 @@ from aksfw_core.config import parse_settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
 from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.audit import sync_cluster
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.pipeline.applier import check_snapshot
 from aksfw_core.pipeline.node_subnet_tags import carried
 from aksfw_core.rules.messages import MalformedMessage, Snapshot, encode
@@ -325,7 +325,7 @@ def test_networks_are_read_exactly_once_when_the_table_is_read_by_networks(panor
     table = {str(ipaddress.ip_address("10.0.0.0") + i): {"t"} for i in range(1, 1_201)}
     table |= {"10.0.0.0/8": {TAG}, "10.224.0.0/16": {TAG}, "fd00::/64": {TAG}}
     panorama.seed_many(table)
-    with PanoramaClient(settings_for(panorama), ApiKey(API_KEY)) as client:
+    with PanoramaClient(settings_for(panorama), api_key(API_KEY)) as client:
         assert client.registered() == {ip: frozenset(tags) for ip, tags in table.items()}
     assert "<ip>10.0.0.0/20</ip>" in "".join(call.command or "" for call in panorama.calls)
 
@@ -554,7 +554,7 @@ def test_an_audit_repairs_node_subnet_drift_and_leaves_others_networks(
     sync(world)
     wanted = world.registered()
     # By hand: aksfw's network removed, a stale one of its own added, somebody else's added.
-    with PanoramaClient(settings_for(world.panorama), ApiKey(API_KEY)) as manual:
+    with PanoramaClient(settings_for(world.panorama), api_key(API_KEY)) as manual:
         manual.apply(
             TagPlan(
                 register={"10.99.0.0/16": frozenset({TAG}), "10.98.0.0/16": frozenset({"corp"})},

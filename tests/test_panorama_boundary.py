@@ -8,11 +8,12 @@ import time
 
 import pytest
 
+from aksfw_core import endpoints
 from aksfw_core.errors import InputError, NonRetryable
 from aksfw_core.limits import Limits
 from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.audit import sync_cluster
-from aksfw_core.panorama.client import PAGE_SIZE, ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PAGE_SIZE, PanoramaClient, api_key
 from aksfw_core.rules.plan import TagPlan
 from aksfw_core.rules.tags import ClusterTags
 from aksfw_core.transport import DeadlineExceeded, ResponseTooLarge
@@ -34,7 +35,7 @@ def test_a_redirect_is_refused_and_the_key_never_leaves_for_another_origin(
     panorama.redirect_to = elsewhere.url + "/api/"
     panorama.inject(status_fault, 10)
     with (
-        PanoramaClient(settings_for(panorama), ApiKey(API_KEY)) as client,
+        PanoramaClient(settings_for(panorama), api_key(API_KEY)) as client,
         pytest.raises(NonRetryable, match="redirect") as caught,
     ):
         client.registered()
@@ -59,7 +60,7 @@ def test_a_drip_fed_answer_cannot_stretch_the_total_deadline(panorama):
     limits = Limits(panorama_read_timeout_s=5, panorama_deadline_s=0.5)
     started = time.monotonic()
     with (
-        PanoramaClient(settings_for(panorama, limits=limits), ApiKey(API_KEY)) as client,
+        PanoramaClient(settings_for(panorama, limits=limits), api_key(API_KEY)) as client,
         pytest.raises(DeadlineExceeded, match=r"within 0\.5 s"),
     ):
         client.registered()
@@ -71,7 +72,7 @@ def test_a_drip_fed_write_is_retried_and_lands_once(panorama):
     plan = xmlapi_plan({"10.0.0.9": {"aks.c1.web"}})
     panorama.inject(Fault.DRIP, 1)
     limits = Limits(panorama_read_timeout_s=5, panorama_deadline_s=0.5)
-    with PanoramaClient(settings_for(panorama, limits=limits), ApiKey(API_KEY)) as client:
+    with PanoramaClient(settings_for(panorama, limits=limits), api_key(API_KEY)) as client:
         result = client.apply(plan)
     assert result.requests == 2
     assert panorama.registered() == {"10.0.0.9": {"aks.c1.web"}}
@@ -81,7 +82,7 @@ def test_an_endless_answer_stops_at_the_byte_cap_and_is_not_retried(panorama):
     panorama.inject(Fault.ENDLESS, 10)
     limits = Limits(panorama_max_response_bytes=256 * 1024)
     with (
-        PanoramaClient(settings_for(panorama, limits=limits), ApiKey(API_KEY)) as client,
+        PanoramaClient(settings_for(panorama, limits=limits), api_key(API_KEY)) as client,
         pytest.raises(ResponseTooLarge, match="larger than 262144 bytes"),
     ):
         client.registered()
@@ -94,7 +95,7 @@ def test_a_read_past_the_page_cap_stops_and_sync_removes_nothing(panorama):
     panorama.seed("10.9.9.9", ["aks.c1.gone"])
     limits = Limits(panorama_max_pages=2)
     with (
-        PanoramaClient(settings_for(panorama, limits=limits), ApiKey(API_KEY)) as client,
+        PanoramaClient(settings_for(panorama, limits=limits), api_key(API_KEY)) as client,
         pytest.raises(NonRetryable, match="more than 2 requests"),
     ):
         sync_cluster(ClusterTags("c1", {}, ()), client)
@@ -152,7 +153,7 @@ def test_plain_utf16_xml_without_a_dtd_still_parses():
 )
 def test_addresses_that_could_point_elsewhere_are_refused(text):
     with pytest.raises(InputError):
-        xmlapi.panorama_url(text)
+        endpoints.panorama_url(text)
 
 
 def xmlapi_plan(tags):

@@ -7,10 +7,10 @@ import logging
 import pytest
 from urllib3.exceptions import InsecureRequestWarning
 
+from aksfw_core.endpoints import panorama_url
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
 from aksfw_core.limits import Limits
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
-from aksfw_core.panorama.xmlapi import panorama_url
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.rules.plan import TagPlan
 from aksfw_local.fakes.panorama import Fault, PanoramaSimulator
 from tests.conftest import API_KEY, settings_for
@@ -72,7 +72,7 @@ def test_foreign_tags_filling_an_ip_make_a_reported_failure(client, panorama):
 
 def test_batches_follow_batch_size(panorama):
     plan = TagPlan(register={f"10.1.{i // 256}.{i % 256}": fs("aks.c1.s") for i in range(250)})
-    with PanoramaClient(settings_for(panorama, batch_size=100), ApiKey(API_KEY)) as client:
+    with PanoramaClient(settings_for(panorama, batch_size=100), api_key(API_KEY)) as client:
         assert client.apply(plan).requests == 3
     assert len(panorama.registered()) == 250
 
@@ -117,7 +117,7 @@ def test_timeout_is_retried(panorama):
     panorama.slow_seconds = 1.0
     panorama.inject(Fault.SLOW)
     with PanoramaClient(
-        settings_for(panorama, limits=Limits(panorama_read_timeout_s=0.2)), ApiKey(API_KEY)
+        settings_for(panorama, limits=Limits(panorama_read_timeout_s=0.2)), api_key(API_KEY)
     ) as client:
         assert client.apply(REGISTER).requests == 2
     assert len(panorama.registered()) == 2
@@ -157,7 +157,7 @@ def test_auth_refusal_is_not_retried(client, panorama):
 
 def test_wrong_key_is_an_auth_error_without_the_key_in_it(panorama):
     with (
-        PanoramaClient(settings_for(panorama), ApiKey("wrong-key-xyz")) as client,
+        PanoramaClient(settings_for(panorama), api_key("wrong-key-xyz")) as client,
         pytest.raises(AuthError) as caught,
     ):
         client.registered()
@@ -174,7 +174,7 @@ def test_key_only_ever_travels_in_the_header(client, panorama, caplog):
     for call in panorama.calls:
         assert call.key_in_header and not call.key_in_url and not call.key_in_body
     assert API_KEY not in caplog.text
-    assert API_KEY not in repr(ApiKey(API_KEY))
+    assert API_KEY not in repr(api_key(API_KEY))
 
 
 def test_keygen_with_user_and_password(panorama):
@@ -193,7 +193,7 @@ def test_keygen_refusal_does_not_echo_the_password(panorama):
 def test_target_and_vsys_keep_their_own_registrations(panorama):
     serial = "007000000001"
     settings = settings_for(panorama, target=serial, vsys="vsys2")
-    with PanoramaClient(settings, ApiKey(API_KEY)) as client:
+    with PanoramaClient(settings, api_key(API_KEY)) as client:
         client.apply(REGISTER)
         assert set(client.registered()) == {"10.0.0.1", "2001:db8::1"}
     assert panorama.registered() == {}
@@ -202,7 +202,7 @@ def test_target_and_vsys_keep_their_own_registrations(panorama):
 
 def test_unknown_target_is_a_non_retryable_error(panorama):
     settings = settings_for(panorama, target="000000000999")
-    with PanoramaClient(settings, ApiKey(API_KEY)) as client, pytest.raises(NonRetryable):
+    with PanoramaClient(settings, api_key(API_KEY)) as client, pytest.raises(NonRetryable):
         client.apply(REGISTER)
     assert client.requests_sent == 1
 
@@ -210,10 +210,10 @@ def test_unknown_target_is_a_non_retryable_error(panorama):
 def test_tls_with_a_custom_ca_bundle(tmp_path, caplog):
     with PanoramaSimulator(api_key=API_KEY, tls_dir=tmp_path) as simulator:
         trusted = settings_for(simulator, ca_bundle=str(simulator.ca_file))
-        with PanoramaClient(trusted, ApiKey(API_KEY)) as client:
+        with PanoramaClient(trusted, api_key(API_KEY)) as client:
             client.apply(REGISTER)
         with (
-            PanoramaClient(settings_for(simulator), ApiKey(API_KEY)) as client,
+            PanoramaClient(settings_for(simulator), api_key(API_KEY)) as client,
             pytest.raises(NonRetryable, match="TLS"),
         ):
             client.registered()
@@ -221,7 +221,7 @@ def test_tls_with_a_custom_ca_bundle(tmp_path, caplog):
         insecure = settings_for(simulator, verify_tls=False)
         with (
             pytest.warns(InsecureRequestWarning),
-            PanoramaClient(insecure, ApiKey(API_KEY)) as client,
+            PanoramaClient(insecure, api_key(API_KEY)) as client,
         ):
             assert len(client.registered()) == 2
         assert "tls_verification_off" in caplog.text
@@ -268,5 +268,5 @@ def test_bad_panorama_urls_are_refused(text):
 )
 def test_bad_api_keys_are_refused_without_echo(value):
     with pytest.raises(InputError) as caught:
-        ApiKey(value)
+        api_key(value)
     assert value.strip() == "" or value not in str(caught.value)

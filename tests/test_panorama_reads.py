@@ -14,7 +14,7 @@ from aksfw_core.errors import NonRetryable
 from aksfw_core.limits import Limits
 from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.audit import sync_cluster
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.rules.model import Service
 from aksfw_core.rules.tags import compute_tags
 from aksfw_local.fakes import panorama as fake_panorama
@@ -251,7 +251,7 @@ def test_a_missing_count_reads_by_networks(stale_count):
     stale_count.count = None
     table = {v4(10, index): {"t"} for index in range(1_200)} | {"2001:db8::1": {"v6"}}
     stale_count.seed_many(table)
-    with PanoramaClient(settings_for(stale_count), ApiKey(API_KEY)) as client:
+    with PanoramaClient(settings_for(stale_count), api_key(API_KEY)) as client:
         assert client.registered() == {ip: frozenset(tags) for ip, tags in table.items()}
     commands = [call.command or "" for call in stale_count.calls]
     for command in commands:
@@ -267,7 +267,7 @@ def test_a_table_that_outgrew_its_count_is_read_by_networks(stale_count, monkeyp
     monkeypatch.setattr(fake_panorama, "MAX_START_POINT", 1_000)
     table = {v4(10, index): {"t"} for index in range(1_200)} | {"2001:db8::1": {"v6"}}
     stale_count.seed_many(table)
-    with PanoramaClient(settings_for(stale_count), ApiKey(API_KEY)) as client:
+    with PanoramaClient(settings_for(stale_count), api_key(API_KEY)) as client:
         assert client.registered() == {ip: frozenset(tags) for ip, tags in table.items()}
     commands = [call.command or "" for call in stale_count.calls]
     starts = [ET.fromstring(c).findtext("object/registered-ip/start-point") for c in commands]
@@ -297,7 +297,7 @@ class Bottomless(PanoramaSimulator):
 def test_a_single_address_said_to_overflow_is_refused_not_looped_on():
     with Bottomless(api_key=API_KEY) as panorama:
         with (
-            PanoramaClient(settings_for(panorama), ApiKey(API_KEY)) as client,
+            PanoramaClient(settings_for(panorama), api_key(API_KEY)) as client,
             pytest.raises(NonRetryable, match="single address"),
         ):
             client.registered()
@@ -305,7 +305,7 @@ def test_a_single_address_said_to_overflow_is_refused_not_looped_on():
         assert len(panorama.calls) == 1 + 2 * 8
         limits = Limits(panorama_max_pages=10)
         with (
-            PanoramaClient(settings_for(panorama, limits=limits), ApiKey(API_KEY)) as client,
+            PanoramaClient(settings_for(panorama, limits=limits), api_key(API_KEY)) as client,
             pytest.raises(NonRetryable, match="more than 10 requests"),
         ):
             client.registered()

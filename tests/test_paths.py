@@ -18,7 +18,7 @@ from azure.storage.queue import QueueClient
 from aksfw_core import functions
 from aksfw_core.errors import ConfigError
 from aksfw_core.limits import Limits
-from aksfw_core.panorama.client import ApiKey, PanoramaClient, PanoramaSettings
+from aksfw_core.panorama.client import PanoramaClient, PanoramaSettings, api_key
 from aksfw_core.rules.messages import ResyncRequest, decode, encode
 from aksfw_core.rules.plan import TagPlan
 from aksfw_local.fakes.kube_api import service
@@ -104,7 +104,7 @@ def test_the_follow_up_waits_its_delay_then_applies_what_changed_once_per_window
 
 
 def remove_by_hand(world, ip: str, tag: str) -> None:
-    with PanoramaClient(PanoramaSettings(url=world.panorama.url), ApiKey(API_KEY)) as manual:
+    with PanoramaClient(PanoramaSettings(url=world.panorama.url), api_key(API_KEY)) as manual:
         manual.apply(TagPlan(unregister={ip: frozenset({tag})}))
 
 

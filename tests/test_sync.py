@@ -6,7 +6,7 @@ import pytest
 
 from aksfw_core.errors import AuthError, Retryable
 from aksfw_core.panorama.audit import sync_cluster
-from aksfw_core.panorama.client import ApiKey, PanoramaClient
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.rules.model import Service
 from aksfw_core.rules.selectors import named_selector
 from aksfw_core.rules.tags import compute_tags
@@ -123,7 +123,7 @@ def test_sync_at_scale_converges_in_few_requests(client, panorama):
 def test_tags_with_a_timeout_are_refreshed_by_every_sync(panorama):
     now = [1000.0]
     panorama.clock = lambda: now[0]
-    with PanoramaClient(settings_for(panorama, tag_timeout_s=60), ApiKey(API_KEY)) as client:
+    with PanoramaClient(settings_for(panorama, tag_timeout_s=60), api_key(API_KEY)) as client:
         sync_cluster(wanted(WEB), client)
         now[0] += 50
         refreshed = sync_cluster(wanted(WEB), client)

@@ -23,10 +23,10 @@ from kubernetes import config as k8s_config
 from aksfw_core.azure.arm import NotFound, call, container_service
 from aksfw_core.azure.identity import AKS_SERVER_SCOPE, StaticToken
 from aksfw_core.azure.inventory import MonitoredCluster
-from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.config import Settings, TokenAccess
 from aksfw_core.errors import AuthError, InputError, NonRetryable
 from aksfw_core.kube import KubernetesServices
+from aksfw_core.rules.resource_ids import managed_cluster_id
 
 TOKEN_REFRESH_MARGIN_S = 300
 """Seconds before expiry at which an Entra token is replaced."""

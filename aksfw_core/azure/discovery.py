@@ -17,10 +17,10 @@ from azure.core.credentials import TokenCredential
 
 from aksfw_core.azure.arm import NotFound, call, container_service
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster
-from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.config import ClusterConfig, Settings, TokenAccess
 from aksfw_core.errors import ConfigError, InputError, NonRetryable
 from aksfw_core.logs import log_event
+from aksfw_core.rules.resource_ids import managed_cluster_id
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from azure.core.serialization import NULL
 from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from aksfw_core.azure.inventory import Inventory
-from aksfw_core.azure.resource_ids import ResourceId, managed_cluster_id, parse_resource_id
 from aksfw_core.errors import InputError
+from aksfw_core.rules.resource_ids import ResourceId, managed_cluster_id, parse_resource_id
 
 WRITE: str = SystemEventNames.ResourceWriteSuccessEventName.value
 DELETE: str = SystemEventNames.ResourceDeleteSuccessEventName.value

@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aksfw_core.azure.resource_ids import managed_cluster_id, parse_resource_id
 from aksfw_core.config import TokenAccess
 from aksfw_core.errors import InputError
+from aksfw_core.rules.resource_ids import managed_cluster_id, parse_resource_id
 from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.tags import check_cluster_name
 

@@ -26,9 +26,9 @@ from azure.mgmt.containerservice import ContainerServiceClient
 
 from aksfw_core.azure.arm import NotFound, call, container_service
 from aksfw_core.azure.inventory import MonitoredCluster
-from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.config import Settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable, http_error, retry_after_seconds
+from aksfw_core.rules.resource_ids import managed_cluster_id
 from aksfw_core.rules.tags import network_text
 from aksfw_core.transport import azure_errors, read_capped
 

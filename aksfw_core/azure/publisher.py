@@ -26,9 +26,9 @@ from azure.core.credentials import AzureKeyCredential, AzureSasCredential, Token
 from azure.eventgrid._legacy import EventGridPublisherClient
 
 from aksfw_core.azure.events import WATCHER_CHANGE, watcher_event
-from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.errors import InputError
 from aksfw_core.limits import Limits
+from aksfw_core.rules.resource_ids import managed_cluster_id
 from aksfw_core.transport import azure_errors
 
 EVENTGRID_SCOPE = "https://eventgrid.azure.net/.default"

@@ -24,12 +24,13 @@ from requests.adapters import HTTPAdapter
 
 from aksfw_core import telemetry
 from aksfw_core.config import PanoramaSettings
+from aksfw_core.endpoints import panorama_url
 from aksfw_core.errors import InputError, NonRetryable, Retryable, retry_after_seconds
 from aksfw_core.logs import log_event
 from aksfw_core.panorama import xmlapi
-from aksfw_core.panorama.xmlapi import panorama_url
 from aksfw_core.retry import retrying
 from aksfw_core.rules.plan import TagPlan
+from aksfw_core.secret import Secret
 from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
 
 log = logging.getLogger(__name__)
@@ -41,29 +42,18 @@ MAX_TAG_TIMEOUT_S = 2_592_000
 """PAN-OS accepts registration timeouts up to 30 days."""
 
 
-class ApiKey:
-    """A PAN-OS API key that will not print itself."""
+def api_key(value: str) -> Secret:
+    """A PAN-OS API key (`PANORAMA_API_KEY`, or what keygen answered).
 
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if value.startswith("@Microsoft.KeyVault("):
-            raise InputError(
-                "PANORAMA_API_KEY is an unresolved Key Vault reference: store the secret "
-                "panorama-api-key in the vault and let the app's identity read it"
-            )
-        if not value or not value.isprintable() or value != value.strip():
-            raise InputError("the Panorama API key is empty or holds invalid characters")
-        self._value = value
-
-    def reveal(self) -> str:
-        """The key itself, for the request header only."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "ApiKey(***)"
-
-    __str__ = __repr__
+    Raises:
+        InputError: an unresolved Key Vault reference, or not a key.
+    """
+    if value.startswith("@Microsoft.KeyVault("):
+        raise InputError(
+            "PANORAMA_API_KEY is an unresolved Key Vault reference: store the secret "
+            "panorama-api-key in the vault and let the app's identity read it"
+        )
+    return Secret(value, "Panorama API key")
 
 
 @dataclass(frozen=True)
@@ -86,7 +76,7 @@ class PanoramaClient:
     def __init__(
         self,
         settings: PanoramaSettings,
-        key: ApiKey,
+        key: Secret,
         tracer: trace.Tracer | None = None,
     ) -> None:
         """`tracer` makes a client span of each request (default: the global tracer's)."""
@@ -104,7 +94,7 @@ class PanoramaClient:
         settings: PanoramaSettings,
         user: str,
         password: str,
-    ) -> ApiKey:
+    ) -> Secret:
         """Generate an API key from a user name and password (sent in the POST body).
 
         Raises:
@@ -114,7 +104,7 @@ class PanoramaClient:
         transport = _Transport(settings, None)
         try:
             fields = {"type": "keygen", "user": user, "password": password}
-            return ApiKey(xmlapi.api_key(transport.post(fields, "keygen")))
+            return api_key(xmlapi.api_key(transport.post(fields, "keygen")))
         finally:
             transport.close()
 
@@ -331,7 +321,7 @@ class _Transport:
     """
 
     def __init__(
-        self, settings: PanoramaSettings, key: ApiKey | None, tracer: trace.Tracer | None = None
+        self, settings: PanoramaSettings, key: Secret | None, tracer: trace.Tracer | None = None
     ) -> None:
         self._settings = settings
         self._limits = settings.limits

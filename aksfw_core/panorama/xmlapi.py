@@ -7,18 +7,17 @@ inject markup. Pure code: no I/O.
 from __future__ import annotations
 
 import ipaddress
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus
 from xml.parsers.expat import errors as expat_errors
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
-from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
+from aksfw_core.errors import AuthError, NonRetryable, Retryable, http_error
 from aksfw_core.rules.plan import TagPlan
 from aksfw_core.rules.tags import is_network
 
@@ -34,48 +33,6 @@ _TRANSIENT_CODES = frozenset({"2", "3", "4", "5", "11", "21", "22"})
 _BENIGN_SUFFIXES = ("already exists, ignore", "does not exist, ignore unreg")
 
 Action = Literal["register", "unregister"]
-
-_HOST_NAME_RE = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-)
-
-
-def panorama_url(text: str) -> str:
-    """Normalise `host[:port]`, `https://host[:port]` or `http://host[:port]` to a base URL.
-
-    The host is a DNS name or an IP address (IPv6 in brackets); nothing else may be in it:
-    no user information, path, query or fragment, so no spelling can send the API key to
-    another origin than the one that reads as configured.
-
-    Raises:
-        InputError: anything else, saying what is wrong.
-    """
-    candidate = text.strip()
-    if not candidate or any(c.isspace() or not c.isprintable() or c == "\\" for c in candidate):
-        raise InputError("Panorama address must be host[:port] or http(s)://host[:port]")
-    if "://" not in candidate:
-        candidate = "https://" + candidate
-    parts = urlsplit(candidate)
-    if parts.scheme not in ("http", "https"):
-        raise InputError("Panorama address must use https:// (or http:// for a simulator)")
-    if "@" in parts.netloc:
-        raise InputError("Panorama address must not carry user information")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or "?" in candidate:
-        raise InputError("Panorama address must not carry a path, a query or a fragment")
-    host = parts.hostname or ""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if not _HOST_NAME_RE.fullmatch(host) or parts.netloc.startswith("["):
-            raise InputError(f"Panorama address has an invalid host name {host[:80]!r}") from None
-    try:
-        port = parts.port
-    except ValueError:
-        raise InputError("Panorama address has an invalid port") from None
-    if port == 0:
-        raise InputError("Panorama address has an invalid port")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 @dataclass(frozen=True)

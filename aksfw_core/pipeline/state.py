@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
 
-from aksfw_core.azure.resource_ids import managed_cluster_id
 from aksfw_core.errors import InputError, NonRetryable
 from aksfw_core.jsondoc import load_json
 from aksfw_core.rules.model import IpTags, ip_tags_json
+from aksfw_core.rules.resource_ids import managed_cluster_id
 
 
 @dataclass(frozen=True)
