@@ -1,4 +1,4 @@
-"""The Azure Functions adapter: turns trigger inputs into calls on one `Aksfw` per process
+"""The Azure Functions adapter: turns trigger inputs into calls on one `App` per process
 and its results into HTTP responses. `function_app.py` holds only the decorators.
 
 Queue messages that can never succeed (malformed, refused credentials, bad settings) are
@@ -26,7 +26,9 @@ import azure.functions as func
 from opentelemetry.trace import SpanKind
 
 from aksfw_core import telemetry
-from aksfw_core.app import Aksfw, Uninstalling, UnknownCluster
+from aksfw_core.app import App
+from aksfw_core.app.triggers import UnknownCluster
+from aksfw_core.app.uninstall_gate import Uninstalling
 from aksfw_core.azure.events import MalformedEvent
 from aksfw_core.config import ResyncConfig, load_settings
 from aksfw_core.errors import AksfwError, ConfigError, InputError, NonRetryable, Retryable
@@ -43,11 +45,11 @@ the host always passes one."""
 
 
 @functools.lru_cache(maxsize=1)
-def application() -> Aksfw:
+def application() -> App:
     """The engine of this process, built from the app settings on first use; telemetry is
     exported from then on if `APPLICATIONINSIGHTS_CONNECTION_STRING` is set."""
     telemetry.configure(os.environ)
-    return Aksfw.from_environ(os.environ)
+    return App.from_environ(os.environ)
 
 
 def timer_schedule() -> str:
@@ -72,10 +74,10 @@ def on_event(
     app = application()
     # The lag runs from the event's time; the local stack's events may have none.
     event_time = when.timestamp() if when else None
-    origin_time = read_origin_time(event_time) or app.clock()
+    origin_time = read_origin_time(event_time) or app.engine.clock()
     try:
-        with app.telemetry.activity("aksfw.event", "event", invocation=_invocation(context)):
-            app.on_event(document, origin_time)
+        with app.engine.telemetry.activity("aksfw.event", "event", invocation=_invocation(context)):
+            app.triggers.on_event(document, origin_time)
     except MalformedEvent as error:
         log_event(log, "event.malformed", logging.ERROR, event_id=event.id, error=str(error))
 
@@ -113,22 +115,22 @@ def on_timer(timer: func.TimerRequest, context: func.Context | None = None) -> N
         log_event(log, "timer.past_due", logging.WARNING)
     app = application()
     invocation = _invocation(context)
-    with app.telemetry.activity(
+    with app.engine.telemetry.activity(
         "aksfw.timer", "timer", invocation=invocation, kind=SpanKind.INTERNAL
     ):
-        app.on_timer()
+        app.triggers.on_timer()
 
 
 def on_resync_message(message: func.QueueMessage, context: func.Context | None = None) -> None:
     app = application()  # invalid settings raise here: the host retries, nothing is poisoned
-    queue = app.queues.names.resync_queue
-    _consume(message, app, queue, app.on_resync_message, _invocation(context))
+    queue = app.engine.queues.names.resync_queue
+    _consume(message, app, queue, app.triggers.on_resync_message, _invocation(context))
 
 
 def on_update_message(message: func.QueueMessage, context: func.Context | None = None) -> None:
     app = application()
-    queue = app.queues.names.updates_queue
-    _consume(message, app, queue, app.on_update_message, _invocation(context))
+    queue = app.engine.queues.names.updates_queue
+    _consume(message, app, queue, app.triggers.on_update_message, _invocation(context))
 
 
 def _invocation(context: func.Context | None) -> TraceContext | None:
@@ -141,7 +143,7 @@ def _invocation(context: func.Context | None) -> TraceContext | None:
 
 def _consume(
     message: func.QueueMessage,
-    app: Aksfw,
+    app: App,
     queue: str,
     handle: Callable[[bytes, TraceContext | None], object],
     invocation: TraceContext | None,
@@ -157,8 +159,8 @@ def _consume(
     except (InputError, NonRetryable) as error:
         error_text = f"{type(error).__name__}: {error}"
         log_event(log, "message.poisoned", logging.ERROR, **fields, error=error_text)
-        app.queues.poison(queue, body.decode("utf-8", "replace"))
-        app.telemetry.poisoned(queue, type(error).__name__)
+        app.engine.queues.poison(queue, body.decode("utf-8", "replace"))
+        app.engine.telemetry.poisoned(queue, type(error).__name__)
 
 
 def http_resync(
@@ -175,7 +177,7 @@ def http_resync(
         return _json({"error": str(error)}, 400)
     try:
         with _http_activity(app, context):
-            queued = app.request_resync(cluster, audit)
+            queued = app.triggers.request_resync(cluster, audit)
     except UnknownCluster as error:
         return _json({"error": str(error)}, 404)
     except Uninstalling as error:
@@ -192,19 +194,19 @@ def http_status(
     try:
         app = application()
         with _http_activity(app, context):
-            return _json(app.status(), 200)
+            return _json(app.operations.status().as_json(), 200)
     except AksfwError as error:
         return _json({"error": str(error)}, 503)
 
 
-def _accepted(request: func.HttpRequest) -> tuple[Aksfw, bytes] | func.HttpResponse:
+def _accepted(request: func.HttpRequest) -> tuple[App, bytes] | func.HttpResponse:
     """The engine and the request's body, or the answer that refuses the request: 503 when
     the engine cannot start (bad settings), 413 when the body is too large."""
     try:
         app = application()
     except AksfwError as error:
         return _json({"error": str(error)}, 503)
-    body, most = request.get_body(), app.settings.limits.max_http_body_bytes
+    body, most = request.get_body(), app.engine.settings.limits.max_http_body_bytes
     if len(body) > most:
         return _json({"error": f"body larger than {most} bytes (limits.maxHttpBodyBytes)"}, 413)
     return app, body
@@ -217,8 +219,8 @@ def _refused(error: AksfwError) -> func.HttpResponse:
     return _json({"error": str(error)}, 400 if wrong_request else 503)
 
 
-def _http_activity(app: Aksfw, context: func.Context | None) -> AbstractContextManager[object]:
-    return app.telemetry.activity(
+def _http_activity(app: App, context: func.Context | None) -> AbstractContextManager[object]:
+    return app.engine.telemetry.activity(
         "aksfw.http", "http", invocation=_invocation(context), kind=SpanKind.INTERNAL
     )
 
@@ -266,7 +268,7 @@ def http_replay(
 ) -> func.HttpResponse:
     """POST /api/replay with `{}` (both queues) or `{"queue": "panorama-updates",
     "dryRun": true, "max": 50}`: move the poisoned messages that could succeed now back
-    to their queue; report the ones that would fail again (`Aksfw.replay_poisoned`)."""
+    to their queue; report the ones that would fail again (`Operations.replay_poisoned`)."""
     accepted = _accepted(request)
     if isinstance(accepted, func.HttpResponse):
         return accepted
@@ -274,7 +276,7 @@ def http_replay(
     try:
         queue, dry_run, limit = _replay_body(body)
         with _http_activity(app, context):
-            report = app.replay_poisoned(queue, dry_run=dry_run, most=limit)
+            report = app.operations.replay_poisoned(queue, dry_run=dry_run, most=limit)
     except AksfwError as error:
         return _refused(error)
     return _json(report.as_json(), 200)
@@ -303,7 +305,7 @@ def http_uninstall(
 ) -> func.HttpResponse:
     """POST /api/uninstall with `{"dryRun": true}` (say what would go) or
     `{"dryRun": false}`: queue a tombstone for every (cluster, target) aksfw applied
-    tags to, and hold resyncs back meanwhile (`Aksfw.uninstall`). 202 with what was
+    tags to, and hold resyncs back meanwhile (`Operations.uninstall`). 202 with what was
     queued, 200 for a dry run; the field is required, so an empty body removes nothing."""
     accepted = _accepted(request)
     if isinstance(accepted, func.HttpResponse):
@@ -312,10 +314,10 @@ def http_uninstall(
     try:
         dry_run = _uninstall_body(body)
         with _http_activity(app, context):
-            report = app.uninstall(dry_run=dry_run)
+            report = app.operations.uninstall(dry_run=dry_run)
     except AksfwError as error:
         return _refused(error)
-    return _json(report, 200 if dry_run else 202)
+    return _json(report.as_json(), 200 if dry_run else 202)
 
 
 def _uninstall_body(body: bytes) -> bool:

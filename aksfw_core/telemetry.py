@@ -42,11 +42,10 @@ from aksfw_core.rules.messages import (
     TraceContext,
     read_trace_context,
 )
+from aksfw_core.rules.outcome import ApplyOutcome
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
-
-    from aksfw_core.pipeline.applier import ApplyOutcome
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +61,6 @@ LAG_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 """Seconds: one apply."""
 
-OUTCOMES = ("applied", "unchanged", "skipped", "failed")
-"""`aksfw.apply.duration`'s outcomes: wrote to Panorama, had nothing to write, did not
-apply (older, duplicate, superseded), raised."""
-_NOT_APPLIED = frozenset({"skipped-older", "duplicate", "superseded-in-queue", "nothing-applied"})
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _configure_lock = threading.Lock()
@@ -118,7 +113,7 @@ class Telemetry:
         self._unregistered = meter.create_counter(
             "aksfw.pairs.unregistered", unit="{pair}", description="IP-tag pairs unregistered"
         )
-        self._held = meter.create_gauge(
+        self._pairs_kept = meter.create_gauge(
             "aksfw.pairs.held", unit="{pair}", description="IP-tag pairs aksfw holds on a target"
         )
         self._failures = meter.create_counter(
@@ -242,18 +237,17 @@ class Telemetry:
                 raise
             duration = time.monotonic() - started
             wrote = outcome.registered + outcome.unregistered
-            if wrote:
-                summary = "applied"
-            else:
-                summary = "skipped" if outcome.outcome in _NOT_APPLIED else "unchanged"
+            # `aksfw.apply.duration`'s outcomes: applied (wrote to Panorama), unchanged (had
+            # nothing to write), skipped (did not apply), failed (raised).
+            summary = "applied" if wrote else outcome.outcome.metric
             span.set_attribute("aksfw.outcome", outcome.outcome)
             self._apply_duration.record(duration, where | {"outcome": summary})
             if outcome.registered:
                 self._registered.add(outcome.registered, where)
             if outcome.unregistered:
                 self._unregistered.add(outcome.unregistered, where)
-            if outcome.held is not None:
-                self._held.set(outcome.held, where)
+            if outcome.pairs_kept is not None:
+                self._pairs_kept.set(outcome.pairs_kept, where)
             if wrote and snapshot.origin_time is not None:
                 self._lag.record(max(0.0, self._clock() - snapshot.origin_time), where)
             return outcome

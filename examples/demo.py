@@ -51,7 +51,7 @@ def event(stack: LocalStack, name: str) -> None:
     document = stack.event(name)
     print(f"-> Event Grid: {document['eventType']} {document['subject'].split('/providers/')[-1]}")
     # The same resolution the Event Grid function just made, from the app's inventory.
-    resolution = resolve(read_event(document), functions.application().discovery.inventory())
+    resolution = resolve(read_event(document), functions.application().engine.discovery.inventory())
     for change in resolution.clusters:
         cluster = change.id.rsplit("/", 1)[-1]
         print(f"   resolved: {change.kind.value} of cluster {cluster}, because {change.reason}")

@@ -217,7 +217,7 @@ def test_timer_fans_out_and_tombstones_a_cluster_no_longer_monitored(world):
         SUB, "rg-prod", "aks-prod1", tags={"other": "x"}, node_resource_group=NODE_GROUP
     )
     now = [time.time()]
-    functions.application().clock = lambda: now[0]
+    functions.application().engine.clock.source = lambda: now[0]
     HANDLERS["resync_timer"](TimerRequest())
     world.drain()
     assert world.registered() == wanted  # a grace period first: a tag typo must not empty DAGs
@@ -334,7 +334,7 @@ def test_snapshot_too_large_for_the_queue_travels_as_a_blob_the_timer_cleans_lat
     assert payloads() == [reference["blob"]]  # others may share it: it stays a while
     app = functions.application()
     now = [time.time()]
-    app.clock = lambda: now[0]
+    app.engine.clock.source = lambda: now[0]
     HANDLERS["resync_timer"](TimerRequest())
     assert payloads() == [reference["blob"]]
     now[0] += Limits().payload_ttl_s + 60
@@ -358,9 +358,9 @@ def test_no_secret_reaches_the_logs(world, caplog):
 def test_an_event_resolves_its_cluster_once(world, monkeypatch):
     app = functions.application()
     looked_up = []
-    knowing = app.discovery.inventory_knowing
+    knowing = app.engine.discovery.inventory_knowing
     monkeypatch.setattr(
-        app.discovery, "inventory_knowing", lambda cid: looked_up.append(cid) or knowing(cid)
+        app.engine.discovery, "inventory_knowing", lambda cid: looked_up.append(cid) or knowing(cid)
     )
     world.kube.services = [service("web", "shop", ips=["20.0.0.1"])]
     world.event("lb-write.eventgrid.json")

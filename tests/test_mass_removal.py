@@ -13,7 +13,7 @@ import time
 from azure.functions.timer import TimerRequest
 
 from aksfw_core import functions
-from aksfw_core.pipeline.snapshots import MAX_CONFIRMATIONS
+from aksfw_core.pipeline.decisions import MAX_CONFIRMATIONS
 from aksfw_core.rules.messages import ResyncRequest, Snapshot, decode
 from aksfw_local.fakes.kube_api import service
 from tests.flow import DONE, HANDLERS

@@ -112,7 +112,7 @@ def test_the_timer_audits_once_per_audit_interval_and_the_audit_repairs_drift(wo
     interval = Limits().audit_interval_s
     world.kube.services = [service(**WEB)]
     now = [time.time()]
-    functions.application().clock = lambda: now[0]
+    functions.application().engine.clock.source = lambda: now[0]
 
     run_timer()  # no audit yet: the first run audits
     assert [(r.cluster_id, r.audit) for r in visible_resyncs(world)] == [(CLUSTER, True)]
@@ -145,8 +145,7 @@ def test_a_lost_snapshot_is_queued_again_once_its_enqueued_mark_expires(world, m
     ttl = Limits().enqueued_mark_ttl_s
     world.kube.services = [service(**WEB)]
     now = [time.time()]
-    # The resyncer's own clock (Aksfw.clock drives only the timer).
-    monkeypatch.setattr(functions.application().resyncer, "_clock", lambda: now[0])
+    functions.application().engine.clock.source = lambda: now[0]
 
     def resync() -> None:
         assert world.http("POST", "resync", b"{}").status_code == 202

@@ -166,14 +166,14 @@ def test_a_concurrent_replay_does_not_move_the_messages_another_one_holds(world,
     world.drain()
     fix_panorama_key(world)
     app = functions.application()
-    check, inner = app.applier.check, []
+    check, inner = app.engine.applier.check, []
 
     def check_while_another_replays(snapshot):
         if not inner:  # in the middle of the first replay, a second one runs to its end
-            inner.append(app.replay_poisoned().as_json())
+            inner.append(app.operations.replay_poisoned().as_json())
         check(snapshot)
 
-    monkeypatch.setattr(app.applier, "check", check_while_another_replays)
+    monkeypatch.setattr(app.engine.applier, "check", check_while_another_replays)
     outer = replay(world)
     assert inner[0]["totals"]["read"] == 0  # all three are hidden by the first
     assert outer["totals"]["replayed"] == 3
@@ -200,7 +200,7 @@ def test_a_resync_of_a_cluster_gone_since_is_kept(world):
     world.event("lb-write.eventgrid.json")
     world.drain()
     world.arm.remove_cluster(SUB, "rg-prod", "aks-prod1")
-    functions.application().discovery.refresh()
+    functions.application().engine.discovery.refresh()
     report = replay(world)
     assert decisions(report) == [("resync", "kept", "unknown-cluster")]
     assert len(poison_messages(world.connection_string, RESYNCS)) == 1
@@ -259,11 +259,11 @@ def big_snapshot() -> Snapshot:
 def test_a_blob_referenced_snapshot_is_kept_once_its_payload_was_cleaned_up(world):
     refuse_panorama_key(world)
     app = functions.application()
-    app.queues.send(UPDATES, big_snapshot())  # too large: a reference to a payload blob
+    app.engine.queues.send(UPDATES, big_snapshot())  # too large: a reference to a payload blob
     world.drain()
     fix_panorama_key(world)
     assert decisions(replay(world, dryRun=True)) == [("snapshot", "would replay", None)]
-    assert app.queues.delete_old_payloads(time.time() + Limits().payload_ttl_s + 60) == 1
+    assert app.engine.queues.delete_old_payloads(time.time() + Limits().payload_ttl_s + 60) == 1
     report = replay(world)
     assert decisions(report) == [("snapshot", "kept", "payload-gone")]
     (message,) = report["messages"]
@@ -306,8 +306,8 @@ def test_a_replay_reads_no_page_once_half_its_hiding_time_has_passed(world):
     app = functions.application()
     ticks = iter([0.0, 151.0])  # the call starts; then the first page is due 151 s later
     replay_call = PoisonReplay(
-        app.queues,
-        app.applier,
+        app.engine.queues,
+        app.engine.applier,
         lambda cluster_id: None,
         limits=Limits(replay_visibility_timeout_s=300),
         clock=lambda: next(ticks),

@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from aksfw_core import functions, telemetry
-from aksfw_core.app import Aksfw
+from aksfw_core.app import App
 from aksfw_core.rules.messages import (
     MAX_TRACESTATE,
     ResyncRequest,
@@ -64,7 +64,7 @@ PANORAMA = {"cluster": CLUSTER, "target": "panorama"}
 class Readings:
     """The app under test and what its providers collected."""
 
-    app: Aksfw
+    app: App
     metrics: InMemoryMetricReader
     spans: InMemorySpanExporter
 
@@ -101,7 +101,7 @@ def otel(world, monkeypatch) -> Iterator[Readings]:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-    app = Aksfw.from_environ(os.environ, telemetry=Telemetry(meter_provider, tracer_provider))
+    app = App.from_environ(os.environ, telemetry=Telemetry(meter_provider, tracer_provider))
     monkeypatch.setattr(functions, "application", functools.lru_cache(maxsize=1)(lambda: app))
     yield Readings(app, reader, spans)
     meter_provider.shutdown()

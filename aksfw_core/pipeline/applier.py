@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.errors import AksfwError, InputError, Retryable
@@ -28,21 +28,23 @@ from aksfw_core.logs import log_event
 from aksfw_core.panorama.audit import audit_plan
 from aksfw_core.panorama.client import ApplyResult, PanoramaClient
 from aksfw_core.panorama.targets import TargetResolver
+from aksfw_core.pipeline.decisions import seconds_ahead, stale
 from aksfw_core.pipeline.state import AppliedState
 from aksfw_core.pipeline.state_store import StateConflict, StateStore
 from aksfw_core.rules.messages import PANORAMA_TARGET, MalformedMessage, Snapshot
+from aksfw_core.rules.outcome import ApplyOutcome, Outcome
 from aksfw_core.rules.plan import TagPlan, plan_changes
 from aksfw_core.rules.tags import check_cluster_name, entry_problem, ownership, registrable
 
 log = logging.getLogger(__name__)
 
 ClusterLookup = Callable[[str], MonitoredCluster | None]
-
-ApplyLock = Callable[[str, str], AbstractContextManager[object]]
-"""Holds a (cluster, target) for one applier at a time (`Coordination.apply_lock`)."""
 """The monitored cluster with a resource ID, or None: in the app,
 `discovery.inventory_knowing(id).find(id)`, so an unknown cluster costs at most one early
 inventory refresh."""
+
+ApplyLock = Callable[[str, str], AbstractContextManager[object]]
+"""Holds a (cluster, target) for one applier at a time (`Coordination.apply_lock`)."""
 
 _ANY_TAG = re.compile("")  # the saved state holds only the cluster's own tags
 _SERIAL_RE = re.compile(r"[0-9A-Za-z]{1,32}")
@@ -52,28 +54,12 @@ class UnknownSnapshotCluster(MalformedMessage):
     """A snapshot of a cluster that is not monitored and has no applied state there."""
 
 
-@dataclass(frozen=True)
-class ApplyOutcome:
-    """What applying one snapshot did."""
-
-    outcome: str
-    """`applied`, `unchanged`, `tombstoned`, `skipped-older`, `duplicate`, `superseded`,
-    `superseded-in-queue` (a newer snapshot is queued), or `nothing-applied` (a tombstone
-    for a cluster with no applied state there)."""
-    registered: int = 0
-    """IP-tag pairs registered on the target."""
-    unregistered: int = 0
-    """IP-tag pairs unregistered from the target."""
-    held: int | None = None
-    """IP-tag pairs aksfw holds on the target afterwards; None when it did not apply."""
-
-
 class Applier:
     """Applies snapshots from the `panorama-updates` queue."""
 
     def __init__(
         self,
-        storage: StateStore,
+        store: StateStore,
         panorama_for: Callable[[str], PanoramaClient],
         *,
         clusters: ClusterLookup,
@@ -83,7 +69,7 @@ class Applier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._lock = lock or (lambda cluster_id, target: nullcontext())
-        self._storage = storage
+        self._store = store
         self._panorama_for = panorama_for
         self._clusters = clusters
         self._targets = targets
@@ -108,26 +94,23 @@ class Applier:
 
     def _apply_alone(self, snapshot: Snapshot) -> ApplyOutcome:
         """`apply`, while no other applier works on the same (cluster, target)."""
-        mark = self._storage.enqueued_mark(snapshot.cluster_id, snapshot.target)
+        mark = self._store.enqueued_mark(snapshot.cluster_id, snapshot.target)
         if mark is not None and mark.version > snapshot.version:
             # A newer snapshot is on its way: applying this one first is wasted work.
-            return self._skip(snapshot, "superseded-in-queue")
-        state, etag = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
+            return self._skip(snapshot, Outcome.SUPERSEDED_IN_QUEUE)
+        state, etag = self._store.load_applied(snapshot.cluster_id, snapshot.target)
         if snapshot.tombstone:
             if state is None:
                 # Only aksfw's own record says what a cluster owns on a target: without
                 # it there is nothing a tombstone may remove.
-                return self._skip(snapshot, "nothing-applied")
+                return self._skip(snapshot, Outcome.NOTHING_APPLIED)
             check_tombstone(snapshot, state)
         else:
             self._authorise(snapshot, state)
         trusted = state is not None and self._trusted(state)
-        if state is not None and trusted:
-            if snapshot.version < state.version:
-                return self._skip(snapshot, "skipped-older")
-            same = snapshot.version == state.version and snapshot.fingerprint == state.fingerprint
-            if same and not state.dirty:
-                return self._skip(snapshot, "duplicate")
+        older_or_same = stale(snapshot.version, snapshot.fingerprint, state, trusted=trusted)
+        if older_or_same is not None:
+            return self._skip(snapshot, older_or_same)
         started = self._clock()
         try:
             with self._panorama_for(snapshot.target) as panorama:
@@ -153,10 +136,10 @@ class Applier:
             failures=len(result.failures),
             duration_ms=round((self._clock() - started) * 1000),
         )
-        held: int | None = sum(map(len, snapshot.tags.values()))
-        if outcome not in ("applied", "unchanged"):  # a race's winner may hold others
-            held = 0 if outcome == "tombstoned" else None
-        return ApplyOutcome(outcome, result.registered, result.unregistered, held)
+        kept: int | None = sum(map(len, snapshot.tags.values()))
+        if outcome not in (Outcome.APPLIED, Outcome.UNCHANGED):  # a race's winner may hold others
+            kept = 0 if outcome is Outcome.TOMBSTONED else None
+        return ApplyOutcome(outcome, result.registered, result.unregistered, kept)
 
     def _check_version(self, snapshot: Snapshot) -> None:
         """Refuse a version from a clock too far ahead: applied, it would make every
@@ -165,7 +148,7 @@ class Applier:
         Raises:
             MalformedMessage: the version is more than the allowed skew ahead.
         """
-        ahead_s = (snapshot.version - self._now_ns()) / 1e9
+        ahead_s = seconds_ahead(snapshot.version, self._clock())
         if ahead_s > self._max_skew_s:
             raise MalformedMessage(
                 f"snapshot: version {snapshot.version} of cluster {snapshot.cluster_id} on "
@@ -176,7 +159,7 @@ class Applier:
     def _trusted(self, state: AppliedState) -> bool:
         """Whether the saved version may order snapshots: one saved too far ahead (by an
         older release, or under a clock jump) would skip every snapshot as older."""
-        ahead_s = (state.version - self._now_ns()) / 1e9
+        ahead_s = seconds_ahead(state.version, self._clock())
         if ahead_s <= self._max_skew_s:
             return True
         log_event(
@@ -248,9 +231,6 @@ class Applier:
             return state.tag_name, "applied state"
         return None, "inventory"
 
-    def _now_ns(self) -> int:
-        return int(self._clock() * 1e9)
-
     def _plan(
         self,
         snapshot: Snapshot,
@@ -273,12 +253,12 @@ class Applier:
 
     def _save(
         self, snapshot: Snapshot, etag: str | None, plan: TagPlan, result: ApplyResult
-    ) -> str:
+    ) -> Outcome:
         if snapshot.tombstone and not result.failures:
-            self._storage.delete_applied(snapshot.cluster_id, snapshot.target, etag)
-            return "tombstoned"
+            self._store.delete_applied(snapshot.cluster_id, snapshot.target, etag)
+            return Outcome.TOMBSTONED
         error = _failures_text(result) if result.failures else None
-        self._storage.save_applied(
+        self._store.save_applied(
             AppliedState(
                 cluster_id=snapshot.cluster_id,
                 tag_name=snapshot.tag_name,
@@ -295,9 +275,9 @@ class Applier:
             ),
             etag,
         )
-        return "unchanged" if plan.is_empty else "applied"
+        return Outcome.UNCHANGED if plan.is_empty else Outcome.APPLIED
 
-    def _settle_race(self, snapshot: Snapshot) -> str:
+    def _settle_race(self, snapshot: Snapshot) -> Outcome:
         """Another applier saved state while this one wrote to Panorama. If it applied a
         newer snapshot, this one's writes may have undone some of it: make Panorama hold
         the newer state again, compared with what Panorama really has.
@@ -305,7 +285,7 @@ class Applier:
         Raises:
             Retryable: the state is not newer (apply this snapshot again from it).
         """
-        latest, etag = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
+        latest, etag = self._store.load_applied(snapshot.cluster_id, snapshot.target)
         if latest is None or latest.version < snapshot.version or not self._trusted(latest):
             raise Retryable("applied state changed concurrently; trying again")
         newer = Snapshot(
@@ -328,7 +308,7 @@ class Applier:
             target=snapshot.target,
             repaired=plan.register_count + plan.unregister_count,
         )
-        return "superseded"
+        return Outcome.SUPERSEDED
 
     def _record_error(
         self, snapshot: Snapshot, state: AppliedState | None, etag: str | None, error: Exception
@@ -348,11 +328,11 @@ class Applier:
             last_error_at=self._clock(),
         )
         try:
-            self._storage.save_applied(noted, etag)
+            self._store.save_applied(noted, etag)
         except AksfwError as failure:
             log_event(log, "apply.error_not_recorded", logging.WARNING, error=str(failure))
 
-    def _skip(self, snapshot: Snapshot, outcome: str) -> ApplyOutcome:
+    def _skip(self, snapshot: Snapshot, outcome: Outcome) -> ApplyOutcome:
         log_event(
             log,
             "apply.skipped",
@@ -374,7 +354,7 @@ class Applier:
         """
         check_snapshot(snapshot)
         self._check_version(snapshot)
-        state, _ = self._storage.load_applied(snapshot.cluster_id, snapshot.target)
+        state, _ = self._store.load_applied(snapshot.cluster_id, snapshot.target)
         if not snapshot.tombstone:
             self._authorise(snapshot, state)
         elif state is not None:

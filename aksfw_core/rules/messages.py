@@ -98,7 +98,7 @@ class ResyncRequest:
     """When the change began, in seconds since the epoch (telemetry only)."""
     confirm: bool = False
     """The delayed second list of a held-back mass removal: the removal goes ahead only if
-    it finds the same wanted tags (`pipeline.snapshots`)."""
+    it finds the same wanted tags (`pipeline.resyncer`)."""
 
 
 @dataclass(frozen=True)

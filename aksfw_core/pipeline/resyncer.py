@@ -11,9 +11,10 @@ back: nothing is queued, the hold is noted beside the applied states (shared by 
 instance), and a confirming resync is queued `limits.mass_removal_confirm_delay_s` later.
 Only if that second list computes the same tags does the removal go ahead; other resyncs
 in the meantime find the hold and queue nothing. A confirmation that disagrees and is
-again a mass removal holds again, `MAX_CONFIRMATIONS` times at most in a row; then the
-cluster stays held until a resync after the hold's window starts over. Tombstones (the
-cluster deleted or no longer monitored) never come here: they are deliberate.
+again a mass removal holds again, `decisions.MAX_CONFIRMATIONS` times at most in a row;
+then the cluster stays held until a resync after the hold's window starts over. Tombstones
+(the cluster deleted or no longer monitored) never come here: they are deliberate. What to
+do is decided by `decisions.hold_step`; this module carries it out.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
-from typing import NamedTuple
 
 from aksfw_core.azure.access import ClusterAccess
 from aksfw_core.azure.discovery import ClusterDiscovery
@@ -32,26 +31,25 @@ from aksfw_core.errors import AuthError
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.panorama.targets import TargetResolver
+from aksfw_core.pipeline.decisions import (
+    HoldStep,
+    Removal,
+    hold_step,
+    needs_marks,
+    not_queued_recently,
+    unapplied,
+    worst_removal,
+)
 from aksfw_core.pipeline.node_subnet_tags import NodeSubnetTags
 from aksfw_core.pipeline.queues import MessageQueues
 from aksfw_core.pipeline.state import EnqueuedMark, HeldBack, StateSummary
 from aksfw_core.pipeline.state_store import ListedHold, StateStore
 from aksfw_core.rules.messages import ResyncRequest, Snapshot, fingerprint
-from aksfw_core.rules.model import IpTags, WarningKind
-from aksfw_core.rules.plan import MassRemoval, mass_removal
+from aksfw_core.rules.model import WarningKind
 from aksfw_core.rules.services import parse_service_items
 from aksfw_core.rules.tags import compute_tags
 
 log = logging.getLogger(__name__)
-
-MAX_CONFIRMATIONS = 3
-"""Confirming resyncs one hold queues in a row at most while each list disagrees with the
-one before (Services flapping): the chain ends, and the cluster stays held until a resync
-after the hold's window starts a new one."""
-HOLD_WINDOW_SLACK_S = 60.0
-"""Seconds past the confirmation delay during which a hold suppresses the confirmations
-of other resyncs; after it, a resync that still sees the removal confirms it anew (the
-confirmation may have been lost)."""
 
 
 class Resyncer:
@@ -62,21 +60,18 @@ class Resyncer:
         discovery: ClusterDiscovery,
         access: ClusterAccess,
         queues: MessageQueues,
-        state: StateStore,
+        store: StateStore,
         *,
         targets: TargetResolver,
-        enqueued_mark_ttl_s: float = Limits.enqueued_mark_ttl_s,
         clock: Callable[[], float] = time.time,
         node_subnets: NodeSubnetTags | None = None,
         limits: Limits | None = None,
     ) -> None:
         self._discovery = discovery
         self._node_subnets = node_subnets
-        # After this an identical snapshot is queued again, so a lost message heals.
-        self._enqueued_mark_ttl_s = enqueued_mark_ttl_s
         self._access = access
         self._queues = queues
-        self._state = state
+        self._store = store
         self._targets = targets
         self._clock = clock
         self._limits = limits or Limits()
@@ -100,15 +95,21 @@ class Resyncer:
             log_event(log, "resync.not_monitored", cluster=request.cluster_id)
             return []
         started = self._clock()
-        version = time.time_ns()
+        version = int(started * 1e9)
         wanted = self._wanted(cluster)
         wanted_fingerprint = fingerprint(wanted)  # once per cluster, not per target
         targets = self.targets()
-        summaries, hold = self._state.summaries_and_hold(cluster.id)
+        summaries, hold = self._store.summaries_and_hold(cluster.id)
         applied = {listed.summary.target.lower(): listed.summary for listed in summaries}
         if not request.audit:
             targets = self._not_there(cluster.id, targets, wanted_fingerprint, applied)
-        removal = self._mass_removal(targets, applied, wanted)
+        removal = worst_removal(
+            targets,
+            applied,
+            wanted,
+            self._limits.mass_removal_fraction,
+            self._limits.mass_removal_min_pairs,
+        )
         if self._held_back(request, cluster.id, wanted_fingerprint, removal, hold):
             return []
         queued = [
@@ -126,7 +127,7 @@ class Resyncer:
         self._queues.send_snapshots(self._queues.names.updates_queue, queued)
         enqueued_at = self._clock()
         for snapshot in queued:
-            self._state.save_enqueued(
+            self._store.save_enqueued(
                 EnqueuedMark(cluster.id, snapshot.target, version, wanted_fingerprint, enqueued_at)
             )
         log_event(
@@ -192,77 +193,47 @@ class Resyncer:
     ) -> list[str]:
         """The targets that neither hold the tags with fingerprint `wanted` (cleanly
         applied, by `applied`: summaries by lower-cased target) nor have had them queued
-        within the enqueued-mark TTL."""
-
-        def dirty(target: str) -> bool:  # the last apply failed or was refused in part
-            summary = applied.get(target.lower())
-            return summary is not None and summary.dirty
-
-        def applied_already(target: str) -> bool:
-            summary = applied.get(target.lower())
-            return summary is not None and not summary.dirty and summary.fingerprint == wanted
-
-        pending = [target for target in targets if not applied_already(target)]
-        if all(dirty(target) for target in pending):
+        within the enqueued-mark TTL (`limits.enqueued_mark_ttl_s`)."""
+        pending = unapplied(targets, applied, wanted)
+        if not needs_marks(pending, applied):
             return pending
-        marks = self._state.enqueued_marks(cluster_id)
-        now = self._clock()
-
-        def queued_recently(target: str) -> bool:
-            mark = marks.get(target.lower())
-            return (
-                mark is not None
-                and mark.fingerprint == wanted
-                and now - mark.enqueued_at < self._enqueued_mark_ttl_s
-            )
-
-        return [target for target in pending if dirty(target) or not queued_recently(target)]
-
-    def _mass_removal(
-        self, targets: list[str], applied: Mapping[str, StateSummary], wanted: IpTags
-    ) -> _Removal | None:
-        """The largest mass removal that queuing `wanted` for `targets` would be, from the
-        applied summaries' counts (no state is read): a target whose applied pairs exceed
-        the wanted ones loses at least the difference."""
-        wanted_pairs = sum(len(tags) for tags in wanted.values())
-        worst: _Removal | None = None
-        for target in targets:
-            summary = applied.get(target.lower())
-            if summary is None:
-                continue
-            found = mass_removal(
-                max(0, summary.tags - wanted_pairs),
-                summary.tags,
-                wanted_pairs,
-                self._limits.mass_removal_fraction,
-                self._limits.mass_removal_min_pairs,
-            )
-            if found is not None and (worst is None or found.removing > worst.removal.removing):
-                worst = _Removal(found, summary.target)
-        return worst
+        marks = self._store.enqueued_marks(cluster_id)
+        ttl_s = self._limits.enqueued_mark_ttl_s
+        return not_queued_recently(
+            pending, applied, marks, wanted, now=self._clock(), mark_ttl_s=ttl_s
+        )
 
     def _held_back(
         self,
         request: ResyncRequest,
         cluster_id: str,
         wanted: str,
-        removal: _Removal | None,
+        removal: Removal | None,
         hold: ListedHold | None,
     ) -> bool:
         """Whether this resync is held back (it queues nothing); notes or clears the hold
-        and queues the confirmation as the module's docstring says.
+        and queues the confirmation as `decisions.hold_step` decides.
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
-        if removal is None:
-            if hold is not None:
-                self._state.clear_held(cluster_id)
-                log_event(log, "resync.hold_released", cluster=cluster_id, reason=request.reason)
-            return False
         now = self._clock()
-        if request.confirm and hold is not None and hold.held.fingerprint == wanted:
-            self._state.clear_held(cluster_id)
+        delay_s = self._limits.mass_removal_confirm_delay_s
+        decision = hold_step(
+            cluster_id=cluster_id,
+            wanted=wanted,
+            removal=removal,
+            hold=None if hold is None else hold.held,
+            confirming=request.confirm,
+            now=now,
+            confirm_delay_s=delay_s,
+        )
+        step = decision.step
+        if step in (HoldStep.RELEASE, HoldStep.CONFIRMED):
+            self._store.clear_held(cluster_id)
+        if step is HoldStep.RELEASE:
+            log_event(log, "resync.hold_released", cluster=cluster_id, reason=request.reason)
+        if step is HoldStep.CONFIRMED and removal is not None and hold is not None:
             log_event(
                 log,
                 "resync.mass_removal_confirmed",
@@ -273,36 +244,19 @@ class Resyncer:
                 pairs_applied=removal.removal.registered,
                 held_s=round(now - hold.held.since),
             )
+        if not decision.held_back:
             return False
-        delay_s = self._limits.mass_removal_confirm_delay_s
-        confirm = True
-        if hold is None:
-            held = HeldBack(cluster_id, wanted, now, now, removal.removal.removing, 1)
-        elif request.confirm:  # the second list disagrees with the first
-            confirm = hold.held.confirmations < MAX_CONFIRMATIONS
-            held = replace(
-                hold.held,
-                fingerprint=wanted,
-                held_at=now,
-                pairs_to_remove=removal.removal.removing,
-                confirmations=hold.held.confirmations + (1 if confirm else 0),
-            )
-        elif now - hold.held.held_at < delay_s + HOLD_WINDOW_SLACK_S:
+        assert removal is not None  # held back only for a mass removal
+        if decision.held is None:  # WAIT
+            assert hold is not None
             self._log_held(request, removal, hold.held, "a confirmation is pending", None)
             return True
-        else:  # the confirmation is overdue (lost, or the chain ended): start over
-            held = replace(
-                hold.held,
-                fingerprint=wanted,
-                held_at=now,
-                pairs_to_remove=removal.removal.removing,
-                confirmations=1,
-            )
-        if not self._state.save_held(held, None if hold is None else hold.etag):
+        held = decision.held
+        if not self._store.save_held(held, None if hold is None else hold.etag):
             # Another instance held (or let through) this cluster a moment ago.
             self._log_held(request, removal, held, "another resync holds it", None)
             return True
-        if not confirm:
+        if step is HoldStep.STOP:
             self._log_held(request, removal, held, "the lists keep disagreeing", None)
             return True
         self._queues.send(
@@ -316,7 +270,7 @@ class Resyncer:
     def _log_held(
         self,
         request: ResyncRequest,
-        removal: _Removal,
+        removal: Removal,
         held: HeldBack,
         state: str,
         confirm_in_s: float | None,
@@ -340,9 +294,3 @@ class Resyncer:
             confirm_in_s=confirm_in_s,
             detail=why,
         )
-
-
-class _Removal(NamedTuple):
-    removal: MassRemoval
-    target: str
-    """The target that would lose the most."""

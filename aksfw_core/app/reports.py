@@ -1,0 +1,107 @@
+"""What the operator verbs answer, as types: `StatusReport` (`GET /api/status`) and
+`UninstallReport` (`POST /api/uninstall`); `as_json()` gives the documented JSON
+(docs/app.md), the one place its field names are written. The replay's report is
+`pipeline.replay.ReplayReport`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aksfw_core.app.uninstall_gate import iso
+from aksfw_core.pipeline.state import HeldBack, StateSummary
+
+
+@dataclass
+class ClusterStatus:
+    """One cluster: monitored now (from the inventory), or only known by applied state."""
+
+    id: str
+    tag_name: str
+    monitored: bool
+    name: str | None = None
+    """The AKS name (monitored clusters only)."""
+    targets: list[StateSummary] = field(default_factory=list)
+    last_watcher_event: float | None = None
+    held_back: HeldBack | None = None
+    """A mass removal waiting for its confirming list."""
+
+    def as_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {"id": self.id}
+        if self.monitored:
+            document["name"] = self.name
+        document |= {
+            "tagName": self.tag_name,
+            "monitored": self.monitored,
+            "targets": [
+                {
+                    "target": summary.target,
+                    "lastApplied": iso(summary.applied_at),
+                    "version": summary.version,
+                    "ips": summary.ips,
+                    "tags": summary.tags,
+                    "lastError": summary.last_error,
+                    "lastErrorAt": iso(summary.last_error_at),
+                    "missingSince": iso(summary.missing_since),
+                }
+                for summary in self.targets
+            ],
+            "lastWatcherEvent": iso(self.last_watcher_event),
+        }
+        if self.held_back is not None:
+            document["heldBack"] = {
+                "since": iso(self.held_back.since),
+                "pairsToRemove": self.held_back.pairs_to_remove,
+            }
+        return document
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Per cluster and target, the queues' depths, and whether an uninstall runs."""
+
+    clusters: list[ClusterStatus]
+    queues: dict[str, int]
+    inventory_error: str | None
+    """Why the inventory could not be read (the clusters are then those with state)."""
+    uninstalling_until: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "clusters": [cluster.as_json() for cluster in self.clusters],
+            "queues": self.queues,
+            "inventoryError": self.inventory_error,
+            "uninstallingUntil": iso(self.uninstalling_until),
+        }
+
+
+@dataclass(frozen=True)
+class UninstallReport:
+    """The (cluster, target) pairs an uninstall tombstoned, or would (`dry_run`)."""
+
+    dry_run: bool
+    paused_until: float | None
+    targets: list[StateSummary]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dryRun": self.dry_run,
+            "heldUntil": iso(self.paused_until),
+            "targets": [
+                {
+                    "cluster": summary.cluster_id,
+                    "tagName": summary.tag_name,
+                    "target": summary.target,
+                    "ips": summary.ips,
+                    "tags": summary.tags,
+                }
+                for summary in self.targets
+            ],
+            "totals": {
+                "clusters": len({summary.cluster_id.casefold() for summary in self.targets}),
+                "targets": len(self.targets),
+                "ips": sum(summary.ips for summary in self.targets),
+                "tags": sum(summary.tags for summary in self.targets),
+            },
+        }

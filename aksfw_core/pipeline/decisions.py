@@ -1,0 +1,205 @@
+"""The pipeline's decisions, as pure functions of plain data: which targets need a
+snapshot, whether a resync is a mass removal and whether it is held back or goes ahead,
+and whether a snapshot is stale. No Storage, no queue, no clock: the resyncer and the
+applier read what these need, call them, and carry out the answer (tests/pipeline/
+test_decisions.py tests them as tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from aksfw_core.pipeline.state import AppliedState, EnqueuedMark, HeldBack, StateSummary
+from aksfw_core.rules.model import IpTags
+from aksfw_core.rules.outcome import Outcome
+from aksfw_core.rules.plan import MassRemoval, mass_removal
+
+MAX_CONFIRMATIONS = 3
+"""Confirming resyncs one hold queues in a row at most while each list disagrees with the
+one before (Services flapping): the chain ends, and the cluster stays held until a resync
+after the hold's window starts a new one."""
+HOLD_WINDOW_SLACK_S = 60.0
+"""Seconds past the confirmation delay during which a hold suppresses the confirmations
+of other resyncs; after it, a resync that still sees the removal confirms it anew (the
+confirmation may have been lost)."""
+
+
+# -- which targets need the snapshot ------------------------------------------------------
+
+
+def _summary(applied: Mapping[str, StateSummary], target: str) -> StateSummary | None:
+    return applied.get(target.lower())
+
+
+def _dirty(applied: Mapping[str, StateSummary], target: str) -> bool:
+    """The last apply on `target` failed or was refused in part."""
+    summary = _summary(applied, target)
+    return summary is not None and summary.dirty
+
+
+def unapplied(
+    targets: Iterable[str], applied: Mapping[str, StateSummary], wanted: str
+) -> list[str]:
+    """The targets that do not cleanly hold the tags with fingerprint `wanted` (`applied`:
+    the summaries by lower-cased target)."""
+
+    def holds_them(target: str) -> bool:
+        summary = _summary(applied, target)
+        return summary is not None and not summary.dirty and summary.fingerprint == wanted
+
+    return [target for target in targets if not holds_them(target)]
+
+
+def needs_marks(pending: Iterable[str], applied: Mapping[str, StateSummary]) -> bool:
+    """Whether the enqueued marks could spare any of `pending` (a dirty target is queued
+    again whatever its mark says, so when all are dirty the marks need not be read)."""
+    return not all(_dirty(applied, target) for target in pending)
+
+
+def not_queued_recently(
+    pending: Iterable[str],
+    applied: Mapping[str, StateSummary],
+    marks: Mapping[str, EnqueuedMark],
+    wanted: str,
+    *,
+    now: float,
+    mark_ttl_s: float,
+) -> list[str]:
+    """Of `pending`, those dirty or not queued with the fingerprint `wanted` within
+    `mark_ttl_s` (after that an identical snapshot is queued again, so a lost message
+    heals). `marks`: by lower-cased target."""
+
+    def queued_recently(target: str) -> bool:
+        mark = marks.get(target.lower())
+        return (
+            mark is not None and mark.fingerprint == wanted and now - mark.enqueued_at < mark_ttl_s
+        )
+
+    return [t for t in pending if _dirty(applied, t) or not queued_recently(t)]
+
+
+# -- mass removals --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Removal:
+    """The largest mass removal a resync would be, and the target that would lose most."""
+
+    removal: MassRemoval
+    target: str
+
+
+def worst_removal(
+    targets: Iterable[str],
+    applied: Mapping[str, StateSummary],
+    wanted: IpTags,
+    fraction: float,
+    min_pairs: int,
+) -> Removal | None:
+    """The largest mass removal that queuing `wanted` for `targets` would be, from the
+    applied summaries' counts (no state is read): a target whose applied pairs exceed the
+    wanted ones loses at least the difference."""
+    wanted_pairs = sum(len(tags) for tags in wanted.values())
+    worst: Removal | None = None
+    for target in targets:
+        summary = _summary(applied, target)
+        if summary is None:
+            continue
+        found = mass_removal(
+            max(0, summary.tags - wanted_pairs), summary.tags, wanted_pairs, fraction, min_pairs
+        )
+        if found is not None and (worst is None or found.removing > worst.removal.removing):
+            worst = Removal(found, summary.target)
+    return worst
+
+
+class HoldStep(Enum):
+    """What a resync does about a mass removal (`hold_step`)."""
+
+    APPLY = "apply"
+    """No mass removal and no hold: queue the snapshots."""
+    RELEASE = "release"
+    """No mass removal any more: clear the hold, queue the snapshots."""
+    CONFIRMED = "confirmed"
+    """The confirming list computed the same tags: clear the hold, queue the removal."""
+    WAIT = "wait"
+    """Held, a confirmation is pending: queue nothing, write nothing."""
+    HOLD = "hold"
+    """Hold (save `held`) and queue a confirming resync; queue nothing else."""
+    STOP = "stop"
+    """Hold (save `held`) without another confirmation: the lists keep disagreeing."""
+
+
+@dataclass(frozen=True)
+class HoldDecision:
+    step: HoldStep
+    held: HeldBack | None = None
+    """The hold to save (`HOLD`, `STOP`)."""
+
+    @property
+    def held_back(self) -> bool:
+        """Whether the resync queues nothing."""
+        return self.step in (HoldStep.WAIT, HoldStep.HOLD, HoldStep.STOP)
+
+
+def hold_step(
+    *,
+    cluster_id: str,
+    wanted: str,
+    removal: Removal | None,
+    hold: HeldBack | None,
+    confirming: bool,
+    now: float,
+    confirm_delay_s: float,
+) -> HoldDecision:
+    """A mass removal is held back until a second, later list computes the same tags
+    (`wanted`, a fingerprint): `confirming` says this resync is that second list, `hold`
+    is the cluster's hold if one is noted. See `pipeline.resyncer`."""
+    if removal is None:
+        return HoldDecision(HoldStep.APPLY if hold is None else HoldStep.RELEASE)
+    removing = removal.removal.removing
+    if hold is None:
+        return HoldDecision(HoldStep.HOLD, HeldBack(cluster_id, wanted, now, now, removing, 1))
+    if confirming and hold.fingerprint == wanted:
+        return HoldDecision(HoldStep.CONFIRMED)
+    if confirming:  # the second list disagrees with the first
+        again = hold.confirmations < MAX_CONFIRMATIONS
+        held = replace(
+            hold,
+            fingerprint=wanted,
+            held_at=now,
+            pairs_to_remove=removing,
+            confirmations=hold.confirmations + (1 if again else 0),
+        )
+        return HoldDecision(HoldStep.HOLD if again else HoldStep.STOP, held)
+    if now - hold.held_at < confirm_delay_s + HOLD_WINDOW_SLACK_S:
+        return HoldDecision(HoldStep.WAIT)
+    # The confirmation is overdue (lost, or the chain ended): start over.
+    held = replace(hold, fingerprint=wanted, held_at=now, pairs_to_remove=removing, confirmations=1)
+    return HoldDecision(HoldStep.HOLD, held)
+
+
+# -- stale snapshots ----------------------------------------------------------------------
+
+
+def seconds_ahead(version: int, now: float) -> float:
+    """How far a version (ns since the epoch) is ahead of the clock `now` (seconds)."""
+    return (version - int(now * 1e9)) / 1e9
+
+
+def stale(
+    version: int, fingerprint: str, state: AppliedState | None, *, trusted: bool
+) -> Outcome | None:
+    """Why a snapshot of `version` and `fingerprint` is not applied over `state`, or None
+    to apply it: an older one than the applied (`SKIPPED_OLDER`), or the very one applied
+    cleanly (`DUPLICATE`). A state not `trusted` for ordering (its version too far ahead)
+    orders nothing."""
+    if state is None or not trusted:
+        return None
+    if version < state.version:
+        return Outcome.SKIPPED_OLDER
+    if version == state.version and fingerprint == state.fingerprint and not state.dirty:
+        return Outcome.DUPLICATE
+    return None

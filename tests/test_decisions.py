@@ -1,0 +1,202 @@
+"""The pipeline's decisions as tables: no Storage, no queue, no clock
+(`aksfw_core.pipeline.decisions`, and the app's own: the uninstall gate, the grace period
+of an unmonitored cluster, event coalescing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aksfw_core.app.tombstones import Unmonitored, unmonitored_step
+from aksfw_core.app.triggers import coalescing_window_s
+from aksfw_core.app.uninstall_gate import Work, proceeds_while_uninstalling
+from aksfw_core.pipeline.decisions import (
+    HOLD_WINDOW_SLACK_S,
+    MAX_CONFIRMATIONS,
+    HoldStep,
+    Removal,
+    hold_step,
+    needs_marks,
+    not_queued_recently,
+    stale,
+    unapplied,
+    worst_removal,
+)
+from aksfw_core.pipeline.state import AppliedState, EnqueuedMark, HeldBack, StateSummary
+from aksfw_core.rules.outcome import Outcome
+from aksfw_core.rules.plan import MassRemoval
+
+C = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c1"
+
+
+def summary(target, fingerprint="f1", tags=10, dirty=False):
+    return StateSummary(C, "c1", target, 1, fingerprint, 0.0, ips=tags, tags=tags, dirty=dirty)
+
+
+def by_target(*summaries):
+    return {s.target.lower(): s for s in summaries}
+
+
+# -- which targets need the snapshot ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("applied", "pending"),
+    [
+        ((), ["panorama", "007"]),
+        ((summary("panorama"),), ["007"]),
+        ((summary("panorama"), summary("007")), []),
+        ((summary("panorama", fingerprint="old"), summary("007")), ["panorama"]),
+        ((summary("panorama", dirty=True), summary("007")), ["panorama"]),
+        ((summary("PANORAMA"),), ["007"]),  # targets compare case-insensitively
+    ],
+)
+def test_targets_that_do_not_cleanly_hold_the_tags_are_pending(applied, pending):
+    assert unapplied(["panorama", "007"], by_target(*applied), "f1") == pending
+
+
+@pytest.mark.parametrize(
+    ("pending", "applied", "needed"),
+    [
+        (["panorama"], (), True),
+        (["panorama"], (summary("panorama", dirty=True),), False),  # queued regardless
+        (["panorama", "007"], (summary("panorama", dirty=True),), True),
+    ],
+)
+def test_the_marks_are_read_only_when_they_could_spare_a_target(pending, applied, needed):
+    assert needs_marks(pending, by_target(*applied)) is needed
+
+
+def mark(target, fingerprint="f1", at=100.0):
+    return EnqueuedMark(C, target, 1, fingerprint, at)
+
+
+@pytest.mark.parametrize(
+    ("marks", "applied", "now", "queued"),
+    [
+        ({}, (), 100.0, ["panorama"]),
+        ({"panorama": mark("panorama")}, (), 100.0 + 59, []),
+        ({"panorama": mark("panorama")}, (), 100.0 + 60, ["panorama"]),  # the mark expired
+        ({"panorama": mark("panorama", fingerprint="other")}, (), 100.0, ["panorama"]),
+        ({"panorama": mark("panorama")}, (summary("panorama", dirty=True),), 100.0, ["panorama"]),
+    ],
+)
+def test_a_target_queued_recently_with_the_same_tags_is_spared(marks, applied, now, queued):
+    found = not_queued_recently(
+        ["panorama"], by_target(*applied), marks, "f1", now=now, mark_ttl_s=60
+    )
+    assert found == queued
+
+
+# -- mass removals ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("applied", "wanted_pairs", "expected"),
+    [
+        ((), 0, None),  # nothing applied: a first sync is never a mass removal
+        ((summary("panorama", tags=20),), 15, None),  # a quarter: not most
+        ((summary("panorama", tags=20),), 5, ("panorama", 15, 20)),
+        ((summary("panorama", tags=4),), 0, ("panorama", 4, 4)),  # emptied, however few
+        ((summary("panorama", tags=20), summary("007", tags=40)), 5, ("007", 35, 40)),
+    ],
+)
+def test_the_worst_mass_removal_is_found_from_the_summaries(applied, wanted_pairs, expected):
+    wanted = {f"10.0.0.{n}": frozenset({"aks.c1.web"}) for n in range(wanted_pairs)}
+    found = worst_removal(["panorama", "007"], by_target(*applied), wanted, 0.5, 10)
+    as_tuple = (
+        None if found is None else (found.target, found.removal.removing, found.removal.registered)
+    )
+    assert as_tuple == expected
+
+
+REMOVAL = Removal(MassRemoval(removing=15, registered=20), "panorama")
+DELAY = 60.0
+
+
+def held(fingerprint="f1", held_at=1000.0, confirmations=1):
+    return HeldBack(C, fingerprint, 900.0, held_at, 15, confirmations)
+
+
+@pytest.mark.parametrize(
+    ("case", "removal", "hold", "confirming", "now", "step", "confirmations"),
+    [
+        ("no removal, no hold", None, None, False, 1000.0, HoldStep.APPLY, None),
+        ("no removal any more", None, held(), False, 1000.0, HoldStep.RELEASE, None),
+        ("first sight", REMOVAL, None, False, 1000.0, HoldStep.HOLD, 1),
+        ("confirmed", REMOVAL, held(), True, 1060.0, HoldStep.CONFIRMED, None),
+        ("confirmation disagrees", REMOVAL, held("f0"), True, 1060.0, HoldStep.HOLD, 2),
+        ("disagrees too often", REMOVAL, held("f0", confirmations=MAX_CONFIRMATIONS), True,
+         1060.0, HoldStep.STOP, MAX_CONFIRMATIONS),
+        ("pending", REMOVAL, held(), False, 1000.0 + DELAY + HOLD_WINDOW_SLACK_S - 1,
+         HoldStep.WAIT, None),
+        ("overdue: start over", REMOVAL, held("f0", confirmations=3), False,
+         1000.0 + DELAY + HOLD_WINDOW_SLACK_S, HoldStep.HOLD, 1),
+    ],
+)  # fmt: skip
+def test_a_mass_removal_is_held_until_a_second_list_agrees(
+    case, removal, hold, confirming, now, step, confirmations
+):
+    decision = hold_step(cluster_id=C, wanted="f1", removal=removal, hold=hold,
+                         confirming=confirming, now=now, confirm_delay_s=DELAY)  # fmt: skip
+    assert decision.step is step, case
+    assert decision.held_back is (step in (HoldStep.WAIT, HoldStep.HOLD, HoldStep.STOP))
+    if confirmations is None:
+        assert decision.held is None, case
+    else:
+        assert decision.held is not None
+        assert (decision.held.fingerprint, decision.held.held_at) == ("f1", now)
+        assert decision.held.confirmations == confirmations, case
+        assert decision.held.pairs_to_remove == 15
+
+
+# -- stale snapshots ----------------------------------------------------------------------------
+
+
+def state(version, fingerprint="f1", dirty=False):
+    return AppliedState(C, "c1", "panorama", version, fingerprint, dirty=dirty)
+
+
+@pytest.mark.parametrize(
+    ("version", "fingerprint", "applied", "trusted", "outcome"),
+    [
+        (5, "f1", None, True, None),
+        (4, "f1", state(5), True, Outcome.SKIPPED_OLDER),
+        (5, "f1", state(5), True, Outcome.DUPLICATE),
+        (5, "f1", state(5, dirty=True), True, None),  # refused in part: apply again
+        (5, "f2", state(5), True, None),
+        (6, "f1", state(5), True, None),
+        (4, "f1", state(5), False, None),  # a state too far ahead orders nothing
+    ],
+)
+def test_a_stale_snapshot_is_not_applied(version, fingerprint, applied, trusted, outcome):
+    assert stale(version, fingerprint, applied, trusted=trusted) == outcome
+
+
+# -- the app's own ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("work", list(Work))
+def test_only_tombstones_proceed_while_uninstalling(work):
+    assert proceeds_while_uninstalling(work) is (work is Work.TOMBSTONE)
+
+
+@pytest.mark.parametrize(
+    ("missing_since", "now", "step"),
+    [
+        (None, 1000.0, Unmonitored.MARK),
+        (1000.0, 1000.0 + 899, Unmonitored.WAIT),
+        (1000.0, 1000.0 + 900, Unmonitored.TOMBSTONE),
+    ],
+)
+def test_an_unmonitored_cluster_keeps_its_tags_for_the_grace_period(missing_since, now, step):
+    assert unmonitored_step(missing_since, now, 900.0) is step
+
+
+@pytest.mark.parametrize(
+    ("event_window", "follow_up", "window"),
+    [(5.0, 60.0, 5.0), (5.0, 2.0, 2.0), (5.0, 0.0, 0.0), (0.0, 60.0, 0.0)],
+)
+def test_events_coalesce_only_while_a_follow_up_will_read_the_cluster_again(
+    event_window, follow_up, window
+):
+    assert coalescing_window_s(event_window, follow_up) == window
