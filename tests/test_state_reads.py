@@ -20,8 +20,10 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from aksfw_core import functions
+from aksfw_core.app.tombstones import Tombstones
 from aksfw_core.limits import Limits
-from aksfw_core.pipeline.state import AppliedState, state_key, to_bytes
+from aksfw_core.pipeline.state import AppliedState, applied_blob
+from aksfw_core.pipeline.state_codec import applied_body
 from aksfw_core.pipeline.state_store import StateStore
 from aksfw_core.pipeline.storage import StorageAccount
 from aksfw_core.rules.messages import fingerprint
@@ -119,7 +121,7 @@ def test_status_timer_and_a_tombstone_download_no_applied_state(world, blob_requ
     assert all(t["missingSince"] for t in status(world)["clusters"][1]["targets"])
 
     blob_requests.clear()
-    functions.application().tombstone(gone[0], "cluster deleted")
+    Tombstones(functions.application().engine).cluster(gone[0], "cluster deleted")
     assert blob_requests["download"] == 0
     assert blob_requests["list"] == 1
     tombstones = [m for m in queued_updates(world) if m.get("tombstone")]
@@ -132,7 +134,7 @@ def test_the_grace_period_lives_in_the_summary_and_ends_in_tombstones(world, blo
     body_before = store(world).load_applied(gone, "panorama")
     app = functions.application()
     now = [time.time()]
-    app.clock = lambda: now[0]
+    app.engine.clock.source = lambda: now[0]
     HANDLERS["resync_timer"](TimerRequest())
     state, _ = store(world).load_applied(gone, "panorama")
     assert state.missing_since == now[0]  # noted in the metadata only:
@@ -168,9 +170,8 @@ def test_a_state_saved_before_summaries_is_read_once_then_listed(world, blob_req
         world.connection_string
     ).get_container_client("aksfw-state")
     store(world).summaries()  # creates the container
-    container.upload_blob(
-        f"applied/{state_key(old.cluster_id, 'panorama')}.json", to_bytes(old.as_json())
-    )  # fmt: skip  (no metadata)
+    # As before summaries existed: the body alone, no metadata.
+    container.upload_blob(applied_blob(old.cluster_id, "panorama"), applied_body(old))
     blob_requests.clear()
     shown = status(world)["clusters"]
     (listed,) = [c for c in shown if c["id"] == old.cluster_id]

@@ -1,2 +1,2 @@
 """The Panorama wing: the XML API as data (xmlapi), its HTTP client, which targets the
-configuration names (targets), and the one audit of a target against a cluster's tags."""
+configuration names (targets), and the audit of a target against a cluster's tags (audit)."""

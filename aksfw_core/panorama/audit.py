@@ -8,7 +8,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
@@ -66,16 +66,24 @@ class SyncReport:
         return report
 
 
-def audit_plan(
+class Audit(NamedTuple):
+    plan: TagPlan
+    """What makes the target hold exactly the wanted tags."""
+    owned: IpTags
+    """The cluster's tags the target holds now."""
+
+
+def audit(
     panorama: PanoramaClient,
     wanted: IpTags,
     owned: re.Pattern[str],
     also_owned: IpTags | None = None,
-) -> TagPlan:
-    """The one audit: read what the target really holds, keep the tags `owned` matches
-    (plus `also_owned`, tags known to be the cluster's under another name), and plan what
-    makes it hold exactly `wanted`. With tags registered under a timeout, every wanted tag
-    is registered again so that it does not expire.
+) -> Audit:
+    """The audit of a target (the applier's, and the command line's sync): read what the
+    target really holds, keep the tags `owned` matches (plus `also_owned`, tags known to be
+    the cluster's under another name), and plan what makes it hold exactly `wanted`. With
+    tags registered under a timeout, every wanted tag is registered again so that it does
+    not expire.
 
     Raises:
         AuthError, NonRetryable, Retryable: from the Panorama client; nothing is planned
@@ -84,7 +92,8 @@ def audit_plan(
     registered = owned_only(panorama.registered(), owned)
     for ip, tags in (also_owned or {}).items():
         registered[ip] = registered.get(ip, frozenset()) | tags
-    return plan_changes(wanted, registered, owned, panorama.settings.tag_timeout_s > 0)
+    refresh = panorama.settings.tag_timeout_s > 0
+    return Audit(plan_changes(wanted, registered, owned, refresh), registered)
 
 
 def sync_cluster(
@@ -111,8 +120,7 @@ def sync_cluster(
     started = time.monotonic()
     first_request = panorama.requests_sent
     owned = service_ownership(wanted.cluster)
-    registered = owned_only(panorama.registered(), owned)
-    plan = plan_changes(wanted.tags, registered, owned, panorama.settings.tag_timeout_s > 0)
+    plan, registered = audit(panorama, wanted.tags, owned)
     read_requests = panorama.requests_sent - first_request
     held_back = None
     if hold_mass_removal is not None:

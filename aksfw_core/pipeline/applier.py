@@ -25,7 +25,7 @@ from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.errors import AksfwError, InputError, Retryable
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
-from aksfw_core.panorama.audit import audit_plan
+from aksfw_core.panorama.audit import audit
 from aksfw_core.panorama.client import ApplyResult, PanoramaClient
 from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.decisions import seconds_ahead, stale
@@ -246,10 +246,10 @@ class Applier:
             return plan_changes(snapshot.tags, base.tags, _ANY_TAG, refresh)
         owned = ownership(snapshot.tag_name)
         if state is None or state.tag_name == snapshot.tag_name:
-            return audit_plan(panorama, snapshot.tags, owned)
+            return audit(panorama, snapshot.tags, owned).plan
         # The alias changed: the old name's tags are still this cluster's to remove.
         either = re.compile(f"{owned.pattern}|{ownership(state.tag_name).pattern}")
-        return audit_plan(panorama, snapshot.tags, either, also_owned=state.tags)
+        return audit(panorama, snapshot.tags, either, also_owned=state.tags).plan
 
     def _save(
         self, snapshot: Snapshot, etag: str | None, plan: TagPlan, result: ApplyResult

@@ -1,27 +1,51 @@
-"""What aksfw remembers per (cluster, target), as plain data with a JSON form. Pure code.
+"""What aksfw remembers per cluster and per (cluster, target), and where: the layout of the
+state container, one frozen record per kind of blob, and the blobs' names. Pure code; the
+records' stored form is `pipeline.state_codec`, the reads and writes `pipeline.state_store`.
 
-`AppliedState` is the last snapshot applied to a target (the applier diffs against it);
-`StateSummary` is everything about it but the tags, small enough to ride along as the
-state blob's metadata, so the timer, the status endpoint and a tombstone read a listing
-instead of every cluster's tags; `EnqueuedMark` the last snapshot queued for a target (so
-an unchanged resync queues nothing), kept as metadata too.
+Names are lower-cased. `<key>` is a cluster's `cluster_key` (`<sub>/<group>/<cluster>`),
+`<target>` a target (`panorama` or a firewall's serial). Metadata names are lower-case
+identifiers and values ASCII (`state_codec` lists them); a record's metadata opens with its
+marker (`summary`, `mark` or `held`, value `1`), and metadata without a readable one counts
+as none.
 
-Blob metadata values must be ASCII: text that may hold anything else (a resource group
-name, an error) is percent-encoded.
+- `applied/<key>/<target>.json`: the last snapshot applied to the target. Body: the
+  `AppliedState` as JSON, downloaded only by the applier of that (cluster, target).
+  Metadata: its `StateSummary`, which the timer, the status endpoint, a tombstone and the
+  resyncer read from listings (one request per 5,000 blobs, no downloads). The applier
+  writes both in one upload, If-None-Match `*` when it read no state and If-Match the ETag
+  it read otherwise, and deletes the blob after a tombstone, If-Match that ETag (either
+  mismatch: `StateConflict`). The timer notes an unmonitored cluster (`missing_since`) in
+  the metadata only, If-Match the listed ETag; a listing that finds a blob saved before
+  summaries existed reads it once and writes its summary, If-Match the ETag read.
+- `enqueued/<key>/<target>.json`: the last snapshot queued for the target. Metadata: its
+  `EnqueuedMark` (body: the same as JSON, never read). The resyncer overwrites it, with no
+  condition, after queueing; it lists a cluster's marks so an unchanged resync queues
+  nothing, and the applier reads one's properties to skip a snapshot a newer one follows.
+- `applied/<key>/held-back`: a mass removal held back until a second list confirms it.
+  Metadata: its `HeldBack`; no body. In the cluster's folder so the resyncer's and the
+  status endpoint's listings find it for free (no target's state is so named). The
+  resyncer creates it If-None-Match `*` or updates its metadata If-Match the listed ETag
+  (losing either race: the other instance decides), and deletes it with no condition.
+- `applied/<key>.watcher`: when a watcher event for the cluster last arrived. Metadata:
+  its `LastWatcherEvent`; no body. Beside the cluster's folder so the status endpoint's one
+  listing finds it. The app overwrites it, with no condition, at most once per window (a
+  `pipeline.coordination` claim decides).
+
+The container also holds `payloads/` (`pipeline.queues`), `claims/` and `locks/`
+(`pipeline.coordination`).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote, unquote
+from enum import Enum
+from typing import NamedTuple
 
-from aksfw_core.errors import InputError, NonRetryable
-from aksfw_core.jsondoc import load_json
-from aksfw_core.rules.model import IpTags, ip_tags_json
+from aksfw_core.rules.model import IpTags
 from aksfw_core.rules.resource_ids import managed_cluster_id
+
+MAX_ERROR_CHARS = 300
+"""Characters of the last error a summary keeps (the state blob keeps all of it)."""
 
 
 @dataclass(frozen=True)
@@ -43,41 +67,6 @@ class AppliedState:
     last_error_at: float | None = None
     missing_since: float | None = None
     """When the timer first found the cluster no longer monitored (seconds since the epoch)."""
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "cluster": self.cluster_id,
-            "tagName": self.tag_name,
-            "target": self.target,
-            "version": self.version,
-            "fingerprint": self.fingerprint,
-            "appliedAt": self.applied_at,
-            "dirty": self.dirty,
-            "lastError": self.last_error,
-            "lastErrorAt": self.last_error_at,
-            "missingSince": self.missing_since,
-            "tags": ip_tags_json(self.tags),
-        }
-
-
-@dataclass(frozen=True)
-class EnqueuedMark:
-    """The last snapshot queued for one (cluster, target)."""
-
-    cluster_id: str
-    target: str
-    version: int
-    fingerprint: str
-    enqueued_at: float
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "cluster": self.cluster_id,
-            "target": self.target,
-            "version": self.version,
-            "fingerprint": self.fingerprint,
-            "enqueuedAt": self.enqueued_at,
-        }
 
 
 @dataclass(frozen=True)
@@ -114,172 +103,27 @@ class StateSummary:
             ips=len(state.tags),
             tags=sum(len(tags) for tags in state.tags.values()),
             dirty=state.dirty,
-            last_error=_cut(state.last_error),
+            last_error=cut_error(state.last_error),
             last_error_at=state.last_error_at,
             missing_since=state.missing_since,
         )
 
 
-SUMMARY_SCHEMA = "1"
-"""Written as `summary` in the metadata; a blob without it predates summaries."""
-MAX_ERROR_CHARS = 300
-"""Characters of the last error a summary keeps (the state blob keeps all of it)."""
-_MAX_ERROR_METADATA = 1200  # percent-encoded: the whole metadata stays far under 8 KiB
+@dataclass(frozen=True)
+class EnqueuedMark:
+    """The last snapshot queued for one (cluster, target)."""
 
-
-def summary_metadata(summary: StateSummary) -> dict[str, str]:
-    """The summary as blob metadata (names are lower-case identifiers, values ASCII)."""
-    metadata = {
-        "summary": SUMMARY_SCHEMA,
-        "cluster": _text(summary.cluster_id),
-        "tagname": _text(summary.tag_name),
-        "target": _text(summary.target),
-        "version": str(summary.version),
-        "appliedat": repr(float(summary.applied_at)),
-        "ips": str(summary.ips),
-        "tags": str(summary.tags),
-        "dirty": "true" if summary.dirty else "false",
-    }
-    if summary.fingerprint:  # none after a first apply that failed; no empty values
-        metadata["fingerprint"] = _text(summary.fingerprint)
-    error = _cut(summary.last_error)
-    if error:
-        while len(_text(error)) > _MAX_ERROR_METADATA:
-            error = error[: len(error) // 2]
-        metadata["lasterror"] = _text(error)
-    for name, value in (
-        ("lasterrorat", summary.last_error_at),
-        ("missingsince", summary.missing_since),
-    ):
-        if value is not None:
-            metadata[name] = repr(float(value))
-    return metadata
-
-
-def summary_from_metadata(metadata: Mapping[str, str] | None) -> StateSummary | None:
-    """The summary a blob's metadata holds, or None when it holds none (a blob written
-    before summaries existed) or an unreadable one: the caller then reads the blob."""
-    found = {name.lower(): value for name, value in (metadata or {}).items()}
-    if found.get("summary") != SUMMARY_SCHEMA:
-        return None
-    try:
-        error = found.get("lasterror")
-        return StateSummary(
-            cluster_id=unquote(found["cluster"]),
-            tag_name=unquote(found["tagname"]),
-            target=unquote(found["target"]),
-            version=int(found["version"]),
-            fingerprint=unquote(found.get("fingerprint", "")),
-            applied_at=float(found["appliedat"]),
-            ips=int(found["ips"]),
-            tags=int(found["tags"]),
-            dirty=found["dirty"] == "true",
-            last_error=unquote(error) if error is not None else None,
-            last_error_at=_optional_float(found.get("lasterrorat")),
-            missing_since=_optional_float(found.get("missingsince")),
-        )
-    except (KeyError, ValueError):
-        return None
-
-
-def mark_metadata(mark: EnqueuedMark) -> dict[str, str]:
-    """The mark as blob metadata."""
-    return {
-        "mark": SUMMARY_SCHEMA,
-        "cluster": _text(mark.cluster_id),
-        "target": _text(mark.target),
-        "version": str(mark.version),
-        "fingerprint": _text(mark.fingerprint),
-        "enqueuedat": repr(float(mark.enqueued_at)),
-    }
-
-
-def mark_from_metadata(metadata: Mapping[str, str] | None) -> EnqueuedMark | None:
-    """The mark a blob's metadata holds, or None (an older mark counts as none: the
-    snapshot is queued once more)."""
-    found = {name.lower(): value for name, value in (metadata or {}).items()}
-    if found.get("mark") != SUMMARY_SCHEMA:
-        return None
-    try:
-        return EnqueuedMark(
-            cluster_id=unquote(found["cluster"]),
-            target=unquote(found["target"]),
-            version=int(found["version"]),
-            fingerprint=unquote(found["fingerprint"]),
-            enqueued_at=float(found["enqueuedat"]),
-        )
-    except (KeyError, ValueError):
-        return None
-
-
-def applied_from_json(data: bytes) -> AppliedState:
-    """Raises NonRetryable when the stored state is unreadable (it needs an operator)."""
-    document = _load(data, "applied state")
-    try:
-        return AppliedState(
-            cluster_id=str(document["cluster"]),
-            tag_name=str(document["tagName"]),
-            target=str(document["target"]),
-            version=int(document["version"]),
-            fingerprint=str(document["fingerprint"]),
-            tags={ip: frozenset(tags) for ip, tags in dict(document["tags"]).items()},
-            applied_at=float(document.get("appliedAt") or 0.0),
-            dirty=bool(document.get("dirty", False)),
-            last_error=document.get("lastError"),
-            last_error_at=document.get("lastErrorAt"),
-            missing_since=document.get("missingSince"),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise NonRetryable("stored applied state is malformed") from None
-
-
-def state_key(cluster_id: str, target: str) -> str:
-    """Blob path for a (cluster, target): `<sub>/<group>/<cluster>/<target>`, lower-cased."""
-    return f"{cluster_key(cluster_id)}/{target.lower()}"
-
-
-def cluster_key(cluster_id: str) -> str:
-    """Blob path prefix of a cluster's targets: `<sub>/<group>/<cluster>`, lower-cased.
-
-    Raises:
-        InputError: `cluster_id` is not a managed cluster's resource ID.
-    """
-    resource = managed_cluster_id(cluster_id)
-    group = (resource.resource_group or "").lower()
-    return f"{resource.subscription}/{group}/{resource.path[1].lower()}"
-
-
-def to_bytes(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
-
-
-def _load(data: bytes, what: str) -> Mapping[str, Any]:
-    try:
-        document = load_json(data, f"stored {what}")
-    except InputError as error:
-        raise NonRetryable(str(error)) from None
-    if not isinstance(document, dict):
-        raise NonRetryable(f"stored {what} is not an object")
-    return document
-
-
-def _text(value: str) -> str:
-    """ASCII for a metadata value: percent-encoded, readable for the usual characters."""
-    return quote(value, safe="/:.,;()[]{}'=@!*+-_~")
-
-
-def _cut(error: str | None) -> str | None:
-    return error[:MAX_ERROR_CHARS] if error is not None else None
-
-
-def _optional_float(value: str | None) -> float | None:
-    return float(value) if value is not None else None
+    cluster_id: str
+    target: str
+    version: int
+    fingerprint: str
+    enqueued_at: float
 
 
 @dataclass(frozen=True)
 class HeldBack:
     """A cluster whose last resync would have removed most of its tags and was held back
-    until a later, independent list confirms it (`pipeline.snapshots`)."""
+    until a later, independent list confirms it (`pipeline.resyncer`)."""
 
     cluster_id: str
     fingerprint: str
@@ -294,32 +138,110 @@ class HeldBack:
     """Confirmations queued since `since`, to bound a chain of disagreeing lists."""
 
 
-def held_metadata(held: HeldBack) -> dict[str, str]:
-    """The hold as blob metadata."""
-    return {
-        "held": SUMMARY_SCHEMA,
-        "cluster": _text(held.cluster_id),
-        "fingerprint": _text(held.fingerprint),
-        "since": repr(float(held.since)),
-        "heldat": repr(float(held.held_at)),
-        "pairs": str(held.pairs_to_remove),
-        "confirmations": str(held.confirmations),
-    }
+@dataclass(frozen=True)
+class LastWatcherEvent:
+    """When a watcher event for a cluster last arrived (the cluster is in the blob name)."""
+
+    at: float
+    """Seconds since the epoch."""
 
 
-def held_from_metadata(metadata: Mapping[str, str] | None) -> HeldBack | None:
-    """The hold a blob's metadata holds, or None when it holds none readable."""
-    found = {name.lower(): value for name, value in (metadata or {}).items()}
-    if found.get("held") != SUMMARY_SCHEMA:
-        return None
-    try:
-        return HeldBack(
-            cluster_id=unquote(found["cluster"]),
-            fingerprint=unquote(found["fingerprint"]),
-            since=float(found["since"]),
-            held_at=float(found["heldat"]),
-            pairs_to_remove=int(found["pairs"]),
-            confirmations=int(found["confirmations"]),
-        )
-    except (KeyError, ValueError):
-        return None
+def cut_error(error: str | None) -> str | None:
+    """The part of an error a summary keeps (`MAX_ERROR_CHARS` characters)."""
+    return error[:MAX_ERROR_CHARS] if error is not None else None
+
+
+# ---------------------------------------------------------------------- names
+
+
+class AppliedFolderBlob(Enum):
+    """The kinds of blob a listing of `applied/` finds."""
+
+    STATE = "state"
+    HELD = "held"
+    WATCHER = "watcher"
+
+
+class ListedName(NamedTuple):
+    """What a blob listed under `applied/` is, and the key in its name (`state_key` for a
+    state, `cluster_key` for a hold or a watcher event)."""
+
+    kind: AppliedFolderBlob
+    key: str
+
+
+_APPLIED = "applied/"
+_ENQUEUED = "enqueued/"
+_JSON = ".json"
+_HELD_SUFFIX = "/held-back"
+_WATCHER_SUFFIX = ".watcher"
+
+
+def cluster_key(cluster_id: str) -> str:
+    """Blob path prefix of a cluster's targets: `<sub>/<group>/<cluster>`, lower-cased.
+
+    Raises:
+        InputError: `cluster_id` is not a managed cluster's resource ID.
+    """
+    resource = managed_cluster_id(cluster_id)
+    group = (resource.resource_group or "").lower()
+    return f"{resource.subscription}/{group}/{resource.path[1].lower()}"
+
+
+def state_key(cluster_id: str, target: str) -> str:
+    """Blob path for a (cluster, target): `<sub>/<group>/<cluster>/<target>`, lower-cased.
+
+    Raises:
+        InputError: `cluster_id` is not a managed cluster's resource ID.
+    """
+    return f"{cluster_key(cluster_id)}/{target.lower()}"
+
+
+def applied_blob(cluster_id: str, target: str) -> str:
+    """Raises InputError: `cluster_id` is not a managed cluster's resource ID."""
+    return f"{_APPLIED}{state_key(cluster_id, target)}{_JSON}"
+
+
+def enqueued_blob(cluster_id: str, target: str) -> str:
+    """Raises InputError: `cluster_id` is not a managed cluster's resource ID."""
+    return f"{_ENQUEUED}{state_key(cluster_id, target)}{_JSON}"
+
+
+def held_blob(cluster_id: str) -> str:
+    """Raises InputError: `cluster_id` is not a managed cluster's resource ID."""
+    return f"{_APPLIED}{cluster_key(cluster_id)}{_HELD_SUFFIX}"
+
+
+def watcher_blob(cluster_id: str) -> str:
+    """Raises InputError: `cluster_id` is not a managed cluster's resource ID."""
+    return f"{_APPLIED}{cluster_key(cluster_id)}{_WATCHER_SUFFIX}"
+
+
+def applied_prefix(cluster_id: str | None = None) -> str:
+    """The prefix that lists every applied state, hold and watcher event (None), or one
+    cluster's applied states and hold.
+
+    Raises:
+        InputError: `cluster_id` is not a managed cluster's resource ID.
+    """
+    return _APPLIED if cluster_id is None else f"{_APPLIED}{cluster_key(cluster_id)}/"
+
+
+def enqueued_prefix(cluster_id: str) -> str:
+    """The prefix that lists one cluster's enqueued marks.
+
+    Raises:
+        InputError: `cluster_id` is not a managed cluster's resource ID.
+    """
+    return f"{_ENQUEUED}{cluster_key(cluster_id)}/"
+
+
+def listed_name(name: str) -> ListedName:
+    """What a blob a listing of `applied/` found is, from its name. Whatever is neither a
+    hold nor a watcher event counts as a state (an unreadable one is logged when read)."""
+    key = name.removeprefix(_APPLIED)
+    if key.endswith(_HELD_SUFFIX):
+        return ListedName(AppliedFolderBlob.HELD, key.removesuffix(_HELD_SUFFIX))
+    if key.endswith(_WATCHER_SUFFIX):
+        return ListedName(AppliedFolderBlob.WATCHER, key.removesuffix(_WATCHER_SUFFIX))
+    return ListedName(AppliedFolderBlob.STATE, key.removesuffix(_JSON))
