@@ -20,14 +20,13 @@ from aksfw_core.errors import InputError
 from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings
-from aksfw_core.rules.messages import PANORAMA_TARGET
+from aksfw_core.rules.messages import PANORAMA_TARGET, is_firewall_serial
 from aksfw_core.rules.resource_ids import is_subscription_id, managed_cluster_id
 from aksfw_core.rules.selectors import NamedSelector, named_selector
-from aksfw_core.rules.tags import check_cluster_name
+from aksfw_core.rules.tags import MAX_TAG_TIMEOUT_S, check_cluster_name
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 _TAG_KEY_RE = re.compile(r"[^<>%&\\?/]{1,512}")
-_SERIAL_RE = re.compile(r"[0-9A-Za-z]{1,32}")
 _SECRET_NAME_RE = re.compile(r"[0-9A-Za-z-]{1,127}")
 
 T = TypeVar("T")
@@ -278,6 +277,14 @@ def _integer(low: int, high: int) -> Callable[[object, str], int]:
     return parse
 
 
+def _naming(where: str, check: Callable[[str], T], text: str) -> T:
+    """`check(text)`, its InputError prefixed with `where`."""
+    try:
+        return check(text)
+    except InputError as error:
+        raise InputError(f"{where}: {error}") from None
+
+
 def _boolean(value: object, path: str) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"{path}: expected true or false")
@@ -315,10 +322,7 @@ def _discovery(value: object, path: str) -> Discovery:
 def _cluster(value: object, path: str) -> ClusterConfig:
     fields = _Fields(value, path)
     resource_id = fields.required("id", _string)
-    try:
-        managed_cluster_id(resource_id)
-    except InputError as error:
-        raise InputError(f"{path}.id: {error}") from None
+    _naming(f"{path}.id", managed_cluster_id, resource_id)
     alias = fields.optional("alias", _tag_name)
     selectors = fields.list("selectors", _selector)
     credential = fields.optional("credential", _credential) or AzureAccess()
@@ -332,11 +336,7 @@ def _cluster(value: object, path: str) -> ClusterConfig:
 
 
 def _tag_name(value: object, path: str) -> str:
-    text = _string(value, path)
-    try:
-        return check_cluster_name(text)
-    except InputError as error:
-        raise InputError(f"{path}: {error}") from None
+    return _naming(path, check_cluster_name, _string(value, path))
 
 
 def _selector(value: object, path: str) -> NamedSelector:
@@ -345,10 +345,7 @@ def _selector(value: object, path: str) -> NamedSelector:
     match = fields.optional("match", lambda v, p: v if isinstance(v, str) else _string(v, p))
     namespace = fields.optional("namespace", _string)
     fields.done()
-    try:
-        return named_selector(name, match or "", namespace)
-    except InputError as error:
-        raise InputError(f"{path}: {error}") from None
+    return _naming(path, lambda text: named_selector(text, match or "", namespace), name)
 
 
 def _credential(value: object, path: str) -> ClusterAccessKind:
@@ -374,44 +371,59 @@ def _credential(value: object, path: str) -> ClusterAccessKind:
 
 def _panorama(value: object, path: str) -> PanoramaSettings:
     fields = _Fields(value, path)
-    config = PanoramaSettings(
-        url=fields.required("host", _panorama_host),
-        targets=fields.optional("targets", _targets) or PanoramaTargets(),
-        vsys=fields.optional("vsys", _string),
-        ca_bundle=fields.optional("caBundle", _readable_file),
-        verify_tls=fields.optional("verifyTls", _boolean) is not False,
-        tag_timeout_s=fields.optional("tagTimeoutSeconds", _integer(0, 2_592_000)) or 0,
-        batch_size=fields.optional("batchSize", _integer(1, 5000)) or 1000,
-    )
-    fields.done()
-    return config
+    url = fields.required("host", panorama_host)
+    given: dict[str, Any] = {
+        "targets": fields.optional("targets", _targets),
+        "vsys": fields.optional("vsys", vsys_name),
+        "ca_bundle": fields.optional("caBundle", ca_bundle),
+        "verify_tls": fields.optional("verifyTls", _boolean),
+        "tag_timeout_s": fields.optional("tagTimeoutSeconds", tag_timeout_s),
+        "batch_size": fields.optional("batchSize", batch_size),
+    }
+    fields.done()  # what is not given keeps PanoramaSettings' default
+    return replace(PanoramaSettings(url), **{k: v for k, v in given.items() if v is not None})
 
 
-def _panorama_host(value: object, path: str) -> str:
-    try:
-        return panorama_url(_string(value, path))
-    except InputError as error:
-        raise InputError(f"{path}: {error}") from None
+# The fields the command line takes as options too (`aksfw_core.cli.options`): one check
+# each, told `where` (document path or option); each raises InputError naming `where`.
 
 
-def _readable_file(value: object, path: str) -> str:
-    return readable_file(_string(value, path), path)
+def panorama_host(value: object, where: str) -> str:
+    """`panorama.host`, `--panorama` as a base URL (`endpoints.panorama_url`)."""
+    return _naming(where, panorama_url, _string(value, where))
 
 
-def readable_file(name: str, what: str) -> str:
-    """Check that a file (a CA bundle) exists and can be read, so the mistake shows at
-    start-up, naming `what`, instead of on the first request.
+def firewall_serial(value: object, where: str) -> str:
+    """`panorama.targets.serials[]`, `--target`: a managed firewall's serial number."""
+    text = _string(value, where)
+    if not is_firewall_serial(text):
+        raise InputError(f"{where}: {text!r} is not a firewall serial number")
+    return text
 
-    Raises:
-        InputError: it is missing, not a file, or unreadable.
-    """
+
+def vsys_name(value: object, where: str) -> str:
+    """`panorama.vsys`, `--vsys`: a virtual system on the target, e.g. `vsys1`."""
+    return _string(value, where)
+
+
+batch_size = _integer(1, 5000)
+"""`panorama.batchSize`, `--batch-size`: IP entries per uid-message."""
+tag_timeout_s = _integer(0, MAX_TAG_TIMEOUT_S)
+"""`panorama.tagTimeoutSeconds`, `--tag-timeout`: seconds a registered tag lives (PAN-OS
+takes up to 30 days; 0 = never expires)."""
+
+
+def ca_bundle(value: object, where: str) -> str:
+    """`panorama.caBundle`, `--ca-bundle`: a PEM file that exists and can be read, so the
+    mistake shows at start-up instead of on the first request."""
+    name = _string(value, where)
     if not os.path.isfile(name):
-        raise InputError(f"{what}: {name} is not a file")
+        raise InputError(f"{where}: {name} is not a file")
     try:
         with open(name, "rb") as file:
             file.read(1)
     except OSError as error:
-        raise InputError(f"{what}: {name} cannot be read ({error.strerror})") from None
+        raise InputError(f"{where}: {name} cannot be read ({error.strerror})") from None
     return name
 
 
@@ -454,19 +466,12 @@ def _targets(value: object, path: str) -> PanoramaTargets:
     targets = PanoramaTargets(
         panorama=fields.optional("panorama", _boolean) is True,
         device_groups=tuple(fields.list("deviceGroups", _string)),
-        serials=tuple(fields.list("serials", _serial)),
+        serials=tuple(fields.list("serials", firewall_serial)),
     )
     fields.done()
     if not (targets.panorama or targets.device_groups or targets.serials):
         raise InputError(f"{path}: names no target (panorama, deviceGroups or serials)")
     return targets
-
-
-def _serial(value: object, path: str) -> str:
-    text = _string(value, path)
-    if not _SERIAL_RE.fullmatch(text):
-        raise InputError(f"{path}: {text!r} is not a firewall serial number")
-    return text
 
 
 def _resync(value: object, path: str) -> ResyncConfig:

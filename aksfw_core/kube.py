@@ -1,4 +1,7 @@
-"""List a cluster's Services with the real `kubernetes` client.
+"""The Kubernetes wing: the one place that builds a `kubernetes` API client (kubeconfig or
+in-cluster service account, bounded connections), bounds its requests in time and
+classifies its failures, and the paged Service list built on them. `aksfw watch`
+(`aksfw_core.watcher`) opens its watch requests with the same client, bounds and errors.
 
 The list is read in pages (`limit`/`continue`) and is all or nothing: a failure on any
 page raises, so a partial list can never look like Services that went away. Every page
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import urllib3
 from kubernetes import client as k8s
@@ -31,6 +36,121 @@ from aksfw_core.transport import connection_failure, deadline, read_capped, watc
 
 log = logging.getLogger(__name__)
 
+# ----------------------------------------------------------------------- the client
+
+
+def kube_api_client(kubeconfig: str | None, context: str | None = None) -> Any:
+    """A `kubernetes` API client: from a kubeconfig (and optionally one of its contexts),
+    or the pod's service account (its bearer token and CA) when `kubeconfig` is None.
+
+    Raises:
+        InputError: the kubeconfig is unusable, `context` is given without it, or there is
+            no kubeconfig and this is not a pod.
+    """
+    try:
+        if kubeconfig is not None:
+            return k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, persist_config=False
+            )
+        if context is not None:
+            raise InputError("--context needs --kubeconfig")
+        configuration = k8s.Configuration()
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return k8s.ApiClient(configuration)
+    except (ConfigException, OSError, ValueError, TypeError) as error:
+        where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster config"
+        raise InputError(f"{where}: {error}") from None
+
+
+def kube_api_client_from_dict(kubeconfig: Mapping[str, Any], where: str) -> Any:
+    """A `kubernetes` API client from a kubeconfig document (parsed YAML, e.g. one that
+    `listClusterUserCredential` returned); `where` names its origin in the message.
+
+    Raises:
+        NonRetryable: the document is not a usable kubeconfig.
+    """
+    try:
+        return k8s_config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
+            dict(kubeconfig), persist_config=False
+        )
+    except (ConfigException, ValueError, TypeError, KeyError) as error:
+        raise NonRetryable(f"{where}: unusable kubeconfig ({error})") from None
+
+
+def bound_connections(api_client: Any) -> None:
+    """Make the connections `api_client` opens from now on obey aksfw's bounds: one
+    connection per attempt (aksfw's own retries decide about trying again, so a refused
+    certificate costs one handshake, not urllib3's four) and `transport.deadline`."""
+    manager = api_client.rest_client.pool_manager
+    manager.connection_pool_kw["retries"] = False
+    watch_pools(manager)
+
+
+def server_of(api_client: Any) -> str:
+    """The API server's URL, for messages."""
+    return str(getattr(api_client.configuration, "host", "the API server"))
+
+
+class RequestBounds(NamedTuple):
+    """How long one request may take."""
+
+    deadline_s: float
+    """Seconds for the whole request, however the server paces its bytes."""
+    timeout: tuple[float, float]
+    """The client's (connect, read) timeouts in seconds."""
+
+
+def request_bounds(limits: Limits, stream_s: float = 0.0) -> RequestBounds:
+    """The bounds of one request; `stream_s` is how long the server is asked to keep a
+    watch open (0 for a plain request), added to its read timeout and deadline."""
+    return RequestBounds(
+        limits.kube_deadline_s + stream_s,
+        (limits.kube_connect_timeout_s, limits.kube_read_timeout_s + stream_s),
+    )
+
+
+# ----------------------------------------------------------------------- failures
+
+
+class Gone(Retryable):
+    """HTTP 410 Gone: a `continue` token or a watch's resourceVersion is too old; the list
+    has to start over."""
+
+
+@contextmanager
+def api_errors(server: str, call: str, *, tls_repeats: bool = True) -> Iterator[None]:
+    """Translate the `kubernetes` client's failures in the block by the one rule
+    (`errors.http_error`, `transport.connection_failure`). `call` says what was being
+    done ("listing Services"); `tls_repeats=False` keeps a TLS failure without an answer
+    transient (a long-lived stream cut mid-way looks like one).
+
+    Raises:
+        Gone: HTTP 410.
+        NonRetryable: the server's certificate was refused.
+        AuthError, Retryable, NonRetryable: as `http_error` classifies another status, or
+            `connection_failure` a request that got no answer.
+    """
+    try:
+        yield
+    except ApiException as error:
+        # The client turns a TLS failure into a status-0 ApiException raised while
+        # handling it: the failure itself is the exception's context.
+        if isinstance(error.__context__, urllib3.exceptions.SSLError):
+            raise NonRetryable(f"{server}: TLS verification failed") from None
+        status = error.status or 0
+        message = f"{server}: {call} failed"
+        if status == 410:
+            raise Gone(f"{message} (HTTP 410 Gone)", status=410) from None
+        retry_after = retry_after_seconds((error.headers or {}).get("Retry-After"))
+        raise http_error(status, message, retry_after) from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise connection_failure(
+            error, f"{call} on {server}", "the Kubernetes API server", tls_repeats=tls_repeats
+        ) from None
+
+
+# ----------------------------------------------------------------------- the Service list
+
 
 class KubernetesServices:
     """Reads every Service of one cluster, in all namespaces."""
@@ -41,16 +161,12 @@ class KubernetesServices:
         limits: Limits | None = None,
         retry: RetrySettings | None = None,
     ) -> None:
+        bound_connections(api_client)
         self._api = k8s.CoreV1Api(api_client)
         self._api_client = api_client
-        manager = api_client.rest_client.pool_manager
-        # One connection per attempt: aksfw's retry policy decides about trying again, so a
-        # refused certificate costs one handshake, not urllib3's four.
-        manager.connection_pool_kw["retries"] = False
-        watch_pools(manager)
         self._limits = limits or Limits()
         self._retry = retry or RetrySettings()
-        self._server = getattr(api_client.configuration, "host", "the API server")
+        self._server = server_of(api_client)
         self.resource_version: str | None = None
         """The resourceVersion of the last complete list: a watch starts from it."""
 
@@ -67,13 +183,7 @@ class KubernetesServices:
         Raises:
             InputError: the file is missing or not a usable kubeconfig.
         """
-        try:
-            api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=path, context=context, persist_config=False
-            )
-        except (ConfigException, OSError, ValueError, TypeError) as error:
-            raise InputError(f"kubeconfig {path}: {error}") from None
-        return cls(api_client, limits=limits, retry=retry)
+        return cls(kube_api_client(path, context), limits=limits, retry=retry)
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -84,7 +194,8 @@ class KubernetesServices:
 
         Raises:
             AuthError: the API server refused the credential (401/403).
-            Retryable: the server or network failed through every attempt.
+            Retryable: the server or network failed through every attempt (`Gone`: the
+                `continue` token expired every time).
             NonRetryable: any other refusal, a TLS verification failure, a page over
                 `limits.kube_max_response_bytes`, more pages than `limits.kube_max_pages`,
                 or a `continue` token handed out twice.
@@ -122,14 +233,15 @@ class KubernetesServices:
     def _page(self, token: str | None) -> dict[str, Any]:
         limits = self._limits
         what = f"{self._server}: list Services"
+        bounds = request_bounds(limits)
         try:
-            with deadline(limits.kube_deadline_s, what):
+            with api_errors(self._server, "listing Services"), deadline(bounds.deadline_s, what):
                 # Raw JSON (no preload): the same parser then serves files and live clusters.
                 response: Any = self._api.list_service_for_all_namespaces(
                     limit=limits.kube_page_size,
                     _continue=token,
                     _preload_content=False,
-                    _request_timeout=(limits.kube_connect_timeout_s, limits.kube_read_timeout_s),
+                    _request_timeout=bounds.timeout,
                 )
                 try:
                     data = read_capped(
@@ -138,16 +250,6 @@ class KubernetesServices:
                 finally:
                     response.release_conn()
             document = json.loads(data)
-        except ApiException as error:
-            # The client turns a TLS failure into a status-0 ApiException raised while
-            # handling it: the failure itself is the exception's context.
-            if isinstance(error.__context__, urllib3.exceptions.SSLError):
-                raise NonRetryable(f"{self._server}: TLS verification failed") from None
-            raise _classify(error, self._server) from None
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise connection_failure(
-                error, f"list Services on {self._server}", "the Kubernetes API server"
-            ) from None
         except (ValueError, RecursionError):
             raise Retryable(f"{self._server}: list response is not JSON") from None
         if not isinstance(document, dict):
@@ -159,12 +261,3 @@ def _resource_version(page: dict[str, Any]) -> str | None:
     metadata = page.get("metadata")
     version = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
     return version if isinstance(version, str) and version else None
-
-
-def _classify(error: ApiException, server: str) -> Exception:
-    status = error.status or 0
-    message = f"{server}: listing Services failed"
-    if status == 410:  # the continue token expired: the list starts over
-        return Retryable(f"{message} (HTTP 410 Gone)", status=410)
-    retry_after = retry_after_seconds((error.headers or {}).get("Retry-After"))
-    return http_error(status, message, retry_after)

@@ -1,7 +1,9 @@
-"""The one retry policy for outside calls: transient faults only, exponential backoff with
-jitter, `Retry-After` honoured as a minimum wait, a bounded number of attempts.
+"""The one retry policy for a bounded outside call: transient faults only, exponential
+backoff with jitter, `Retry-After` honoured as a minimum wait, a bounded number of attempts.
 
-Long outages are not waited out here: the queue carries them (DESIGN section 6).
+Long outages are not waited out here: the queue carries them (DESIGN section 6). The only
+loop that waits outages out is `aksfw watch`'s reconnect and publish loop
+(`aksfw_core.watcher.timing`), which runs in its own pod with no queue behind it.
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from typing import Any
 
 from aksfw_core.azure.identity import StaticToken
 from aksfw_core.azure.publisher import ChangePublisher
+from aksfw_core.kube import kube_api_client
 from aksfw_core.limits import Limits
-from aksfw_core.watch import ServiceWatcher, kube_api_client
+from aksfw_core.watcher import ServiceWatcher
 from aksfw_local.fakes.eventgrid import FakeEventGridTopic
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.stack import CLUSTER_ID, deliver_event, local_stack

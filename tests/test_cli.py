@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import aksfw_core.__main__ as cli
-from aksfw_core.__main__ import main
+from aksfw_core.cli import options
+from aksfw_core.cli.program import main
 from aksfw_local.fakes.kube_api import FakeKubeApi, service
 from aksfw_local.fakes.panorama import Fault
 from tests.conftest import API_KEY
@@ -257,7 +257,7 @@ def test_an_unexpected_failure_is_one_line_unless_verbose(capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "compute_tags", broken)
+    monkeypatch.setattr(options, "compute_tags", broken)
     code, out, err = run(capsys, "tags", "--cluster", "c1", SAMPLE)
     assert code == 1 and out == ""
     assert err == "aksfw: internal error, a bug: boom (-v shows the traceback)\n"

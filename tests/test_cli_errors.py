@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
-import aksfw_core.__main__ as cli
-from aksfw_core.__main__ import main
-from aksfw_core.errors import AuthError
+from aksfw_core.cli import options
+from aksfw_core.cli.program import main, parse
+from aksfw_core.config import PanoramaSettings, parse_settings
+from aksfw_core.errors import AuthError, InputError
 from aksfw_core.transport import azure_errors
 from aksfw_local.fakes.panorama import Fault, PanoramaSimulator
 from tests.conftest import API_KEY
@@ -88,6 +89,81 @@ def test_write_options_still_work_where_something_is_written(capsys, panorama):
     assert len(panorama.write_calls()) == 2
 
 
+# ------------------------------------------------- options that are configuration fields too
+
+SHARED = [  # (option, where the configuration's `panorama` has it, values to try)
+    ("--batch-size", ["batchSize"], [-1, 0, 1, 1000, 5000, 5001, 100_000]),
+    ("--tag-timeout", ["tagTimeoutSeconds"], [-1, 0, 60, 2_592_000, 2_592_001]),
+    ("--vsys", ["vsys"], ["", "  ", "vsys1"]),
+    ("--target", ["targets", "serials", 0], ["007000000001", "", "bad serial", "7" * 33]),
+    ("--panorama", ["host"], ["{simulator}", "", "ftp://panorama", "https://u:p@panorama",
+                              "panorama/api", "https://panorama?x", "pano\\rama@evil",
+                              "panorama:0", "http://pano_rama"]),
+    ("--ca-bundle", ["caBundle"], ["{pem}", "{missing}", "{folder}", " "]),
+]  # fmt: skip
+SHARED_CASES = [(option, path, value) for option, path, values in SHARED for value in values]
+
+
+def document_with(path: list, value: object, host: str) -> dict:
+    """A configuration whose `panorama` has `value` at `path` (and `host` otherwise)."""
+    panorama: dict = {"host": host}
+    if path == ["targets", "serials", 0]:
+        panorama["targets"] = {"serials": [value]}
+    else:
+        panorama[path[0]] = value
+    return {"panorama": panorama}
+
+
+@pytest.mark.parametrize(
+    ("option", "path", "value"), SHARED_CASES, ids=[f"{o}={v!r}" for o, _, v in SHARED_CASES]
+)
+def test_an_option_is_refused_exactly_when_the_configuration_refuses_its_field(
+    capsys, panorama, tmp_path, option, path, value
+):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    if isinstance(value, str):
+        value = value.format(
+            simulator=panorama.url,
+            pem=tmp_path / "ca.pem",
+            missing=tmp_path / "missing.pem",
+            folder=tmp_path / "folder",
+        )
+    field = "config.panorama." + ".".join(map(str, path)).replace(".0", "[0]")
+    try:
+        parse_settings(document_with(path, value, panorama.url))
+        refusal = None
+    except InputError as error:
+        refusal = str(error).replace(field, option)
+        assert refusal.startswith(f"{option}: "), refusal  # it names the field
+
+    line = ["sync", "--cluster", "prod1", "--services", SAMPLE, "--dry-run"]
+    line += ["--panorama", panorama.url] if option != "--panorama" else []
+    code, out, err = run(capsys, *line, option, str(value))
+    if refusal is None:
+        assert (code, err) == (0, ""), err
+    else:
+        assert (code, out, err) == (2, "", f"aksfw: {refusal}\n")
+
+
+def test_the_options_give_the_settings_the_configuration_gives(panorama, tmp_path):
+    def settings(*line: str) -> PanoramaSettings:
+        args = parse(["sync", "--cluster", "c1", "--services", SAMPLE, *line])
+        return options.panorama_settings(args)
+
+    document = {"panorama": {"host": panorama.url}}
+    assert settings("--panorama", panorama.url) == parse_settings(document).panorama
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    line = ["--panorama", f" {panorama.url}/ ", "--vsys", " vsys2 ", "--ca-bundle", str(bundle),
+            "--batch-size", "5000", "--tag-timeout", "60", "--no-verify-tls"]  # fmt: skip
+    document["panorama"] |= {
+        "vsys": " vsys2 ", "caBundle": str(bundle), "batchSize": 5000,
+        "tagTimeoutSeconds": 60, "verifyTls": False,
+    }  # fmt: skip
+    assert settings(*line) == parse_settings(document).panorama
+
+
 # ---------------------------------------------------------------------- -v, --version, --help
 
 
@@ -104,7 +180,7 @@ def test_verbose_is_accepted_anywhere_on_the_line(capsys, monkeypatch, argv):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "compute_tags", broken)
+    monkeypatch.setattr(options, "compute_tags", broken)
     with pytest.raises(RuntimeError):  # -v shows the traceback, wherever it stands
         main(argv)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aksfw_core.__main__ import main
+from aksfw_core.cli.program import main
 from aksfw_local.fakes.kube_api import service
 from tests.test_cli import SAMPLE, SAMPLE_TAGS, api_key, run  # noqa: F401
 

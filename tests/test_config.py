@@ -233,3 +233,23 @@ def test_load_settings_from_inline_json_file_and_arm_endpoint(tmp_path):
 def test_environment_errors(environ, reason):
     with pytest.raises(InputError, match=reason):
         load_settings(environ)
+
+
+@pytest.mark.parametrize(
+    ("panorama", "message"),
+    [
+        ({"host": ""}, "config.panorama.host: expected a non-empty string"),
+        ({"host": "ftp://p"}, "config.panorama.host: Panorama address must use https://"),
+        ({"host": "p", "batchSize": 5001}, "config.panorama.batchSize: expected a whole"),
+        ({"host": "p", "vsys": " "}, "config.panorama.vsys: expected a non-empty string"),
+    ],
+)
+def test_a_panorama_field_is_named_once_in_its_error(panorama, message):
+    with pytest.raises(InputError) as caught:
+        parse_settings({"panorama": panorama})
+    assert str(caught.value).startswith(message)
+
+
+def test_panorama_fields_not_given_keep_the_settings_defaults():
+    settings = parse_settings({"panorama": {"host": "p", "tagTimeoutSeconds": 0}})
+    assert settings.panorama == config.PanoramaSettings("https://p")

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import pytest
+import urllib3
+import yaml
+from kubernetes.client.exceptions import ApiException
 
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
-from aksfw_core.kube import KubernetesServices
+from aksfw_core.kube import (
+    Gone,
+    KubernetesServices,
+    RequestBounds,
+    api_errors,
+    kube_api_client,
+    kube_api_client_from_dict,
+    request_bounds,
+)
 from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings
 from aksfw_core.transport import DeadlineExceeded, ResponseTooLarge
 from aksfw_local.fakes.kube_api import FakeKubeApi, service
 from aksfw_local.fakes.server import HttpResponse
 
+SERVER = "https://kube.example:443"
 NO_WAIT = RetrySettings(attempts=2, initial_wait_s=0, max_wait_s=0)
 
 
@@ -127,3 +140,90 @@ def test_a_page_nested_past_the_parsers_recursion_is_refused(kube_api, tmp_path,
     )
     with pytest.raises(Retryable, match="not JSON"):
         listing.list_items()
+
+
+# --- the client, bounds and failures the list and the watcher share ------------------------
+
+
+def test_context_without_kubeconfig_is_input_error():
+    with pytest.raises(InputError, match="--context needs --kubeconfig"):
+        kube_api_client(None, "aks1")
+
+
+def test_outside_a_pod_without_kubeconfig_is_input_error(monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(InputError, match="in-cluster config"):
+        kube_api_client(None)
+
+
+def test_a_kubeconfig_document_connects_like_its_file(kube_api, tmp_path):
+    kube_api.services = [service("s0", ips=["20.0.0.1"])]
+    document = yaml.safe_load(kube_api.write_kubeconfig(tmp_path / "kubeconfig").read_text())
+    listing = KubernetesServices(kube_api_client_from_dict(document, "cluster-1"), retry=NO_WAIT)
+    assert len(listing.list_items()) == 1
+    with pytest.raises(NonRetryable, match="cluster-1: unusable kubeconfig"):
+        kube_api_client_from_dict({"contexts": []}, "cluster-1")
+
+
+def test_a_watch_request_is_bounded_by_its_stream_time_plus_the_usual_bounds():
+    limits = Limits(kube_connect_timeout_s=3, kube_read_timeout_s=10, kube_deadline_s=30)
+    assert request_bounds(limits) == RequestBounds(30, (3, 10))
+    assert request_bounds(limits, 300) == RequestBounds(330, (3, 310))
+
+
+def _api_exception(status, retry_after=None):
+    error = ApiException(status=status, reason="test")
+    error.headers = {"Retry-After": retry_after} if retry_after else None
+    return error
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected", "waits"),
+    [
+        (401, None, AuthError, None),
+        (403, None, AuthError, None),
+        (410, None, Gone, None),
+        (429, "3", Retryable, 3.0),
+        (500, None, Retryable, None),
+        (501, None, NonRetryable, None),
+        (400, None, NonRetryable, None),
+    ],
+)
+def test_an_api_failure_is_classified_by_its_status(status, retry_after, expected, waits):
+    with pytest.raises(expected) as raised, api_errors(SERVER, "listing Services"):
+        raise _api_exception(status, retry_after)
+    assert type(raised.value) is expected
+    assert raised.value.status == status
+    assert f"{SERVER}: listing Services failed (HTTP {status}" in str(raised.value)
+    assert getattr(raised.value, "retry_after", None) == waits
+
+
+def test_a_refused_certificate_behind_an_api_failure_is_not_retried():
+    with pytest.raises(NonRetryable, match="TLS verification failed"), api_errors(SERVER, "x"):
+        try:
+            raise urllib3.exceptions.SSLError("certificate verify failed")
+        except urllib3.exceptions.SSLError:
+            raise _api_exception(0) from None
+
+
+@pytest.mark.parametrize(("tls_repeats", "expected"), [(True, NonRetryable), (False, Retryable)])
+def test_a_failed_handshake_repeats_unless_a_stream_may_have_been_cut(tls_repeats, expected):
+    handshake = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    handshake.reason = "WRONG_VERSION_NUMBER"
+    with (
+        pytest.raises(expected) as raised,
+        api_errors(SERVER, "watching Services", tls_repeats=tls_repeats),
+    ):
+        raise urllib3.exceptions.SSLError(handshake)
+    assert type(raised.value) is expected
+    assert str(raised.value).startswith(f"watching Services on {SERVER}: TLS handshake failed")
+
+
+def test_a_refused_connection_is_transient():
+    refused = urllib3.exceptions.NewConnectionError(None, "refused")  # type: ignore[arg-type]
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    with (
+        pytest.raises(Retryable, match="refused the connection"),
+        api_errors(SERVER, "listing Services"),
+    ):
+        raise refused

@@ -4,11 +4,14 @@ loopback server (`FunctionsHttpHost`) over the local stack."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
 
-from aksfw_core.__main__ import main
+from aksfw_core.cli.program import main
+from aksfw_core.endpoints import app_url
+from aksfw_core.errors import InputError
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.fakes.server import HttpResponse, LoopbackHTTPServer
 from aksfw_local.functions_host import enqueue, poison_messages
@@ -186,3 +189,36 @@ def test_tls_is_verified(world, capsys, tmp_path):
         code, out, _ = run(capsys, "status", "--app", url, "--key", FUNCTION_KEY, "--ca-bundle",
                            str(host.ca_file), "--json")  # fmt: skip
         assert code == 0 and "queues" in json.loads(out)
+
+
+@pytest.mark.parametrize(
+    ("text", "url"),
+    [
+        ("https://func-aksfw.azurewebsites.net", "https://func-aksfw.azurewebsites.net"),
+        (" https://func-aksfw.azurewebsites.net/api/ ", "https://func-aksfw.azurewebsites.net"),
+        ("func-aksfw.azurewebsites.net:8443", "https://func-aksfw.azurewebsites.net:8443"),
+        ("http://localhost:7071/", "http://localhost:7071"),
+        ("http://127.0.0.1:7071", "http://127.0.0.1:7071"),
+        ("http://[::1]:7071", "http://[::1]:7071"),
+    ],
+)
+def test_app_url_forms(text, url):
+    assert app_url(text) == url
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "--app must be https://host[:port]"),
+        ("ftp://app.example.com", "--app must be https://host[:port]"),
+        ("http://app.example.com", "--app must use https:// (http:// only to this machine)"),
+        ("https://key@app.example.com", "--app must not carry user information"),
+        ("https://app.example.com/api/status", "--app must not carry a path"),
+        ("https://app.example.com#x", "--app must not carry a path"),
+        ("https://app.example.com:0", "--app has an invalid port"),
+        ("https://app.example.com:99999", "--app has an invalid port"),
+    ],
+)
+def test_app_urls_that_could_send_the_key_elsewhere_are_refused(text, reason):
+    with pytest.raises(InputError, match=re.escape(reason)):
+        app_url(text)

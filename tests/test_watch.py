@@ -1,9 +1,14 @@
 """The Service watcher (`aksfw watch`) with the real kubernetes client against the fake
 API server's watch streams: what publishes, what does not, and the requests it takes to
-get there (resume, relist on 410 Gone, refusal)."""
+get there (resume, relist on 410 Gone, refusal); then its parts alone: change detection,
+watch-stream reading and the debounced publisher, on plain data and a fake clock.
+
+No test waits for a window or a backoff in real time: the publisher runs on a `FakeClock`
+the test moves, the watch's reconnects on one that moves by itself when waited on."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,10 +18,17 @@ from typing import Any
 import pytest
 
 from aksfw_core.__main__ import main
-from aksfw_core.errors import AuthError, Retryable
+from aksfw_core.errors import AuthError, NonRetryable, Retryable
+from aksfw_core.kube import Gone, kube_api_client
 from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings
-from aksfw_core.watch import Debouncer, ServiceWatcher, backoff_s, kube_api_client
+from aksfw_core.rules.model import Service
+from aksfw_core.transport import ResponseTooLarge
+from aksfw_core.watcher import ServiceWatcher
+from aksfw_core.watcher.changes import ServiceViews, ViewChange, event_change, list_views
+from aksfw_core.watcher.publishing import DebouncedPublisher, Debouncer
+from aksfw_core.watcher.stream import WatchEvent, event_lines, read_event
+from aksfw_core.watcher.timing import backoff_s
 from aksfw_local.fakes.kube_api import FakeKubeApi, service
 
 TOKEN = "watch-token-abc"
@@ -24,8 +36,48 @@ CLUSTER_ID = (
     "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-aks"
     "/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
 )
-WINDOW_S = 0.3
+WINDOW_S = 0.25  # a binary fraction: sums of it on the fake clock are exact
 LIMITS = Limits(kube_watch_timeout_s=5, kube_read_timeout_s=5, kube_deadline_s=10)
+
+
+class FakeClock:
+    """A `Clock` whose time moves only when told: by `advance`, or (`auto`) by each wait,
+    which then returns at once. A wait that is not `auto` blocks until the time reaches
+    its end or its event is set."""
+
+    def __init__(self, auto: bool = False, on_wait: Callable[[float], object] | None = None):
+        self.auto, self._on_wait = auto, on_wait
+        self._now = 1000.0
+        self._moved = threading.Condition()
+        self.waits: list[float] = []
+        """The seconds of every wait, in order."""
+        self.waiting = 0
+        """Waits under way now."""
+
+    def now(self) -> float:
+        with self._moved:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._moved:
+            self._now += seconds
+            self._moved.notify_all()
+
+    def wait(self, seconds: float, until: threading.Event) -> bool:
+        with self._moved:
+            self.waits.append(seconds)
+            ends = self._now + seconds
+        if self._on_wait is not None:
+            self._on_wait(seconds)
+        if self.auto:
+            self.advance(max(0.0, ends - self.now()))
+            return until.is_set()
+        with self._moved:
+            self.waiting += 1
+            while self._now < ends and not until.is_set():
+                self._moved.wait(0.01)  # `until` cannot notify this condition: look again
+            self.waiting -= 1
+        return until.is_set()
 
 
 @pytest.fixture
@@ -36,10 +88,14 @@ def kube_api() -> Iterator[FakeKubeApi]:
 
 
 class Run:
-    """A watcher running in a thread, with what it published and waited."""
+    """A watcher running in a thread, with what it published (the publisher clock's time of
+    each publish) and the clocks it runs on."""
 
-    def __init__(self, watcher: ServiceWatcher, published: list[float], waits: list[float]):
-        self.watcher, self.published, self.waits = watcher, published, waits
+    def __init__(self, watcher: ServiceWatcher, published: list[float], clock: FakeClock,
+                 reconnects: FakeClock):  # fmt: skip
+        self.watcher, self.published, self.clock = watcher, published, clock
+        self.waits = reconnects.waits
+        """The watch's reconnect waits."""
         self.error: BaseException | None = None
 
 
@@ -47,27 +103,23 @@ class Run:
 def watching(
     api: FakeKubeApi,
     tmp_path: Any,
-    sleep: Callable[[float], object] | None = None,
+    on_reconnect_wait: Callable[[float], object] | None = None,
     publish: Callable[[], None] | None = None,
 ) -> Iterator[Run]:
     published: list[float] = []
-    waits: list[float] = []
-
-    def record_wait(seconds: float) -> None:
-        waits.append(seconds)
-        if sleep is not None:
-            sleep(seconds)
-
+    clock = FakeClock()
+    reconnects = FakeClock(auto=True, on_wait=on_reconnect_wait)
     client = kube_api_client(str(api.write_kubeconfig(tmp_path / "kubeconfig")))
     watcher = ServiceWatcher(
         client,
-        publish or (lambda: published.append(time.monotonic())),
+        publish or (lambda: published.append(clock.now())),
         limits=LIMITS,
         debounce_s=WINDOW_S,
         list_retry=RetrySettings(attempts=1),
-        sleep=record_wait,
+        clock=clock,
+        reconnect_clock=reconnects,
     )
-    run = Run(watcher, published, waits)
+    run = Run(watcher, published, clock, reconnects)
 
     def target() -> None:
         try:
@@ -89,7 +141,7 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 5.0) -> None:
     ends = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < ends, "timed out waiting"
-        time.sleep(0.01)
+        time.sleep(0.005)
 
 
 def watches(api: FakeKubeApi) -> list[str | None]:
@@ -102,9 +154,11 @@ def sequence(api: FakeKubeApi) -> list[str]:
 
 
 def caught_up(run: Run, api: FakeKubeApi) -> None:
-    """Wait until the watcher has seen every change, then one more window."""
+    """Wait until the watcher has seen every change, let a window pass on its clock, and
+    wait until it has published all it had to."""
     wait_until(lambda: run.watcher.resource_version == api.resource_version)
-    time.sleep(WINDOW_S * 2)
+    run.clock.advance(WINDOW_S)
+    wait_until(lambda: run.watcher.idle)
 
 
 def set_labels(labels: dict[str, str]) -> Callable[[dict[str, Any]], None]:
@@ -119,11 +173,13 @@ def test_a_label_change_publishes_once_after_the_window(kube_api, tmp_path):
     listed = kube_api.resource_version
     with watching(kube_api, tmp_path) as run:
         wait_until(lambda: watches(kube_api))
-        changed_at = time.monotonic()
+        changed_at = run.clock.now()
         kube_api.update_service("web", set_labels({"app": "web", "tier": "front"}))
+        wait_until(lambda: run.watcher.resource_version == kube_api.resource_version)
+        assert run.published == [] and not run.watcher.idle  # the window is open
         caught_up(run, kube_api)
         assert len(run.published) == 1
-        assert run.published[0] - changed_at >= WINDOW_S * 0.9  # the window collected it
+        assert run.published[0] - changed_at >= WINDOW_S  # the window collected it
     assert sequence(kube_api) == ["list", "watch"]
     assert watches(kube_api) == [listed]
     watch = next(r for r in kube_api.requests if r.query.get("watch"))
@@ -227,7 +283,7 @@ def test_gone_relists_then_watches_from_the_new_list(kube_api, tmp_path, as_http
             kube_api.update_service("web", set_labels({"app": "missed"}))
             kube_api.expire_history()
 
-    with watching(kube_api, tmp_path, sleep=while_disconnected) as run:
+    with watching(kube_api, tmp_path, on_reconnect_wait=while_disconnected) as run:
         wait_until(lambda: len(watches(kube_api)) >= 3)
         caught_up(run, kube_api)
         relisted = kube_api.resource_version
@@ -309,15 +365,22 @@ def test_a_failed_publish_is_retried_with_backoff_and_the_watch_goes_on(kube_api
     attempts: list[float] = []
 
     def flaky_publish() -> None:
-        attempts.append(time.monotonic())
+        attempts.append(run.clock.now())
         if len(attempts) == 1:
             raise Retryable("Event Grid unreachable")
 
     with watching(kube_api, tmp_path, publish=flaky_publish) as run:
         wait_until(lambda: watches(kube_api))
         kube_api.update_service("web", set_labels({"app": "x"}))
-        wait_until(lambda: len(attempts) == 2)
-        assert run.watcher.published == 1 and len(run.waits) == 1
+        wait_until(lambda: run.watcher.resource_version == kube_api.resource_version)
+        run.clock.advance(WINDOW_S)
+        wait_until(lambda: len(attempts) == 1 and run.clock.waiting)  # backing off
+        backoff = run.clock.waits[-1]
+        assert 0 < backoff <= LIMITS.watch_backoff_initial_s
+        run.clock.advance(backoff)
+        wait_until(lambda: run.watcher.published == 1)
+        assert attempts[1] - attempts[0] >= backoff and len(attempts) == 2
+        assert run.waits == []  # the watch never reconnected
     assert run.error is None and sequence(kube_api) == ["list", "watch"]
 
 
@@ -330,6 +393,8 @@ def test_a_refused_publish_stops_the_watcher(kube_api, tmp_path):
     with watching(kube_api, tmp_path, publish=refused) as run:
         wait_until(lambda: watches(kube_api))
         kube_api.update_service("web", set_labels({"app": "x"}))
+        wait_until(lambda: run.watcher.resource_version == kube_api.resource_version)
+        run.clock.advance(WINDOW_S)
         wait_until(lambda: run.error is not None)
     assert isinstance(run.error, AuthError)
 
@@ -365,3 +430,226 @@ def test_a_failed_publish_keeps_its_changes_due():
 )
 def test_backoff_doubles_with_jitter_up_to_its_cap(failures, jitter, expected):
     assert backoff_s(failures, Limits(), lambda: jitter) == expected
+
+
+# --- change detection: plain Service objects, no client ---------------------------------
+
+WEB = service("web", "shop", ips=["20.0.0.1"], labels={"app": "web"})
+WEB_KEY = ("shop", "web")
+
+
+def edited(obj: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    copy: dict[str, Any] = {**obj, "metadata": dict(obj["metadata"]), "spec": dict(obj["spec"])}
+    copy["status"] = {"loadBalancer": dict(obj["status"]["loadBalancer"])}
+    change(copy)
+    return copy
+
+
+def _relabel(obj: dict[str, Any]) -> None:
+    obj["metadata"]["labels"] = {"app": "web", "tier": "front"}
+
+
+def _new_ip(obj: dict[str, Any]) -> None:
+    obj["status"]["loadBalancer"]["ingress"] = [{"ip": "20.0.0.2"}]
+
+
+def _to_cluster_ip(obj: dict[str, Any]) -> None:
+    obj["spec"]["type"] = "ClusterIP"
+
+
+def _new_version(obj: dict[str, Any]) -> None:
+    obj["metadata"]["resourceVersion"] = "999999"
+
+
+def _other_annotation(obj: dict[str, Any]) -> None:
+    obj["metadata"]["annotations"] = {"example.com/owner": "team-a"}
+
+
+def _conditions(obj: dict[str, Any]) -> None:
+    obj["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+
+
+def _ports(obj: dict[str, Any]) -> None:
+    obj["spec"]["ports"] = [{"port": 8443, "protocol": "TCP"}]
+
+
+def _bad_labels(obj: dict[str, Any]) -> None:
+    obj["metadata"]["labels"] = ["not", "a", "map"]
+
+
+def _no_name(obj: dict[str, Any]) -> None:
+    obj["metadata"] = {"namespace": "shop"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "why"),
+    [
+        ("MODIFIED", _relabel, "modified"),
+        ("MODIFIED", _new_ip, "modified"),
+        ("MODIFIED", _to_cluster_ip, "modified"),
+        ("DELETED", _new_version, "deleted"),
+        ("MODIFIED", _bad_labels, "modified"),
+        ("MODIFIED", _no_name, "unreadable"),
+        ("MODIFIED", _new_version, None),
+        ("MODIFIED", _other_annotation, None),
+        ("MODIFIED", _conditions, None),
+        ("MODIFIED", _ports, None),
+        ("ADDED", _new_version, None),  # a watch's initial ADDED of a Service already listed
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value)),
+)
+def test_an_event_is_a_change_only_if_it_changes_what_tags_see(kind, change, why):
+    views = list_views([WEB])
+    result = event_change(views, kind, edited(WEB, change))
+    assert (result.why if result else None) == why
+    assert views == list_views([WEB])  # only read
+
+
+@pytest.mark.parametrize(
+    ("before", "kind", "after", "changed"),
+    [
+        (None, "ADDED", service("db", type="ClusterIP"), False),
+        (None, "ADDED", service("web", ips=["20.0.0.1"]), True),
+        (service("db", type="ClusterIP"), "DELETED", service("db", type="ClusterIP"), False),
+        (service("web", ips=["20.0.0.1"]), "DELETED", service("web", ips=["20.0.0.1"]), True),
+        (service("db", type="ClusterIP"), "MODIFIED", service("db", ips=["20.0.0.9"]), True),
+    ],
+)
+def test_services_that_are_not_loadbalancers_are_invisible(before, kind, after, changed):
+    views = ServiceViews()
+    views.relist([before] if before else [])
+    assert (views.apply(kind, after) is not None) == changed
+
+
+def test_the_views_follow_the_events_and_a_relist_reports_what_the_watch_missed():
+    views = ServiceViews()
+    assert views.relist([WEB]) is None  # the first list is the baseline
+    change = views.apply("MODIFIED", edited(WEB, _relabel))
+    assert change == ViewChange(
+        "modified", WEB_KEY, Service("shop", "web", {"app": "web", "tier": "front"}, ("20.0.0.1",))
+    )
+    assert views.apply("MODIFIED", edited(WEB, _relabel)) is None  # already seen
+    assert views.relist([edited(WEB, _relabel)]) is None  # the list agrees with the watch
+    assert views.relist([WEB]) == ViewChange("relist", None)  # a change the watch missed
+    assert views.apply("DELETED", WEB) == ViewChange("deleted", WEB_KEY, None)
+    assert views.relist([]) is None
+
+
+# --- reading a watch stream -------------------------------------------------------------
+
+SERVER = "https://kube.example"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b'{"type": "ADDED", "object": {"metadata": {"resourceVersion": "7"}}}',
+         WatchEvent("ADDED", {"metadata": {"resourceVersion": "7"}}, "7")),
+        (b'{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}}',
+         WatchEvent("BOOKMARK", {"metadata": {"resourceVersion": "9"}}, "9")),
+        (b'{"type": "DELETED", "object": {"metadata": {}}}', WatchEvent("DELETED", {"metadata": {}}, None)),
+        (b'{"type": "ERROR", "object": {"code": 410}}', Gone),
+        (b'{"type": "ERROR", "object": {"code": 403}}', AuthError),
+        (b'{"type": "ERROR", "object": {"code": 400}}', NonRetryable),
+        (b'{"type": "ERROR", "object": {"code": 500}}', Retryable),
+        (b'{"type": "ERROR", "object": {}}', Retryable),
+        (b'{"type": "RENAMED", "object": {}}', Retryable),
+        (b'{"type": "ADDED"}', Retryable),
+        (b"not json", Retryable),
+        (b"[" * 100_000, Retryable),
+    ],
+)  # fmt: skip
+def test_a_watch_line_is_an_event_or_a_classified_error(line, expected):
+    if isinstance(expected, WatchEvent):
+        assert read_event(line, SERVER) == expected
+    else:
+        with pytest.raises(expected) as raised:
+            read_event(line, SERVER)
+        assert type(raised.value) is expected
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        ([b'{"a": 1}\n{"b": 2}\n'], [b'{"a": 1}', b'{"b": 2}']),
+        ([b'{"a"', b": 1}\n\n", b'{"b": 2}'], [b'{"a": 1}', b'{"b": 2}']),  # no final newline
+        ([b"\n", b"  \n"], []),
+    ],
+)
+def test_a_stream_is_split_into_lines_across_chunks(chunks, lines):
+    assert list(event_lines(chunks, 64, "watch")) == lines
+
+
+def test_an_event_larger_than_its_cap_is_refused():
+    with pytest.raises(ResponseTooLarge, match="larger than 64 bytes"):
+        list(event_lines([b"x" * 40, b"x" * 40], 64, "watch"))
+
+
+# --- the debounced publisher on a fake clock ----------------------------------------------
+
+
+@contextmanager
+def publishing(publish: Callable[[], None], clock: FakeClock) -> Iterator[DebouncedPublisher]:
+    publisher = DebouncedPublisher(
+        publish, window_s=2.0, limits=Limits(), clock=clock, jitter=lambda: 1.0
+    )
+    thread = threading.Thread(target=publisher.run, daemon=True)
+    thread.start()
+    try:
+        yield publisher
+    finally:
+        publisher.stop()
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+
+
+def test_the_publisher_waits_out_the_window_on_its_clock_not_in_real_time():
+    clock = FakeClock(auto=True)
+    published: list[float] = []
+    started = time.monotonic()
+    with publishing(lambda: published.append(clock.now()), clock) as publisher:
+        opened = clock.now()
+        publisher.changed("modified", WEB_KEY)
+        publisher.changed("modified", WEB_KEY)
+        wait_until(lambda: publisher.published == 1)
+    assert published == [opened + 2.0] and clock.waits == [2.0]
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_failed_publish_is_due_again_after_its_backoff_or_its_retry_after():
+    clock = FakeClock(auto=True)
+    attempts: list[float] = []
+
+    def publish() -> None:
+        attempts.append(clock.now())
+        if len(attempts) == 1:
+            raise Retryable("throttled (HTTP 429)")
+        if len(attempts) == 2:
+            raise Retryable("throttled (HTTP 429)", retry_after=7.0)
+
+    with publishing(publish, clock) as publisher:
+        publisher.changed("relist")
+        wait_until(lambda: publisher.published == 1)
+    # The window, then backoff 0.5 s (initial, full jitter), then Retry-After over 1 s.
+    assert [round(b - a, 3) for a, b in itertools.pairwise(attempts)] == [0.5, 7.0]
+    assert clock.waits == [2.0, 0.5, 7.0]
+
+
+def test_a_refused_publish_ends_the_publisher_with_its_error():
+    def refused() -> None:
+        raise AuthError("Event Grid refused the credential (HTTP 403)", status=403)
+
+    clock = FakeClock(auto=True)
+    publisher = DebouncedPublisher(refused, window_s=1.0, clock=clock)
+    publisher.changed("modified")
+    with pytest.raises(AuthError):
+        publisher.run()
+    assert publisher.idle and publisher.published == 0
+
+
+def test_stop_ends_a_wait_that_the_clock_would_not():
+    clock = FakeClock()  # never moves: only stop can end the window's wait
+    with publishing(lambda: None, clock) as publisher:
+        publisher.changed("modified")
+        wait_until(lambda: clock.waiting)
+    assert publisher.published == 0

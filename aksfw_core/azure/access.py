@@ -18,14 +18,13 @@ from typing import Any
 import yaml
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.keyvault.secrets import SecretClient
-from kubernetes import config as k8s_config
 
 from aksfw_core.azure.arm import NotFound, call, container_service
 from aksfw_core.azure.identity import AKS_SERVER_SCOPE, StaticToken
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.config import Settings, TokenAccess
 from aksfw_core.errors import AuthError, InputError, NonRetryable
-from aksfw_core.kube import KubernetesServices
+from aksfw_core.kube import KubernetesServices, kube_api_client_from_dict
 from aksfw_core.rules.resource_ids import managed_cluster_id
 
 TOKEN_REFRESH_MARGIN_S = 300
@@ -53,12 +52,7 @@ class ClusterAccess:
             AuthError, Retryable, NonRetryable: the credential could not be obtained.
         """
         kubeconfig, entra = self._kubeconfig(cluster)
-        try:
-            api_client = k8s_config.new_client_from_config_dict(  # type: ignore[no-untyped-call]
-                kubeconfig, persist_config=False
-            )
-        except (k8s_config.ConfigException, ValueError, TypeError, KeyError) as error:
-            raise NonRetryable(f"{cluster.id}: unusable kubeconfig ({error})") from None
+        api_client = kube_api_client_from_dict(kubeconfig, cluster.id)
         if entra:
             api_client.configuration.refresh_api_key_hook = EntraTokenHook(self._credential)
         return KubernetesServices(api_client, limits=self._settings.limits)

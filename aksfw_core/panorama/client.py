@@ -38,9 +38,6 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = xmlapi.REGISTERED_MAX_LIMIT
 """Entries per `show object registered-ip` page (the PAN-OS maximum)."""
 
-MAX_TAG_TIMEOUT_S = 2_592_000
-"""PAN-OS accepts registration timeouts up to 30 days."""
-
 
 def api_key(value: str) -> Secret:
     """A PAN-OS API key (`PANORAMA_API_KEY`, or what keygen answered).

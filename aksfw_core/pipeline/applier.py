@@ -31,7 +31,12 @@ from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.decisions import seconds_ahead, stale
 from aksfw_core.pipeline.state import AppliedState
 from aksfw_core.pipeline.state_store import StateConflict, StateStore
-from aksfw_core.rules.messages import PANORAMA_TARGET, MalformedMessage, Snapshot
+from aksfw_core.rules.messages import (
+    PANORAMA_TARGET,
+    MalformedMessage,
+    Snapshot,
+    is_firewall_serial,
+)
 from aksfw_core.rules.outcome import ApplyOutcome, Outcome
 from aksfw_core.rules.plan import TagPlan, plan_changes
 from aksfw_core.rules.tags import check_cluster_name, entry_problem, ownership, registrable
@@ -47,7 +52,6 @@ ApplyLock = Callable[[str, str], AbstractContextManager[object]]
 """Holds a (cluster, target) for one applier at a time (`Coordination.apply_lock`)."""
 
 _ANY_TAG = re.compile("")  # the saved state holds only the cluster's own tags
-_SERIAL_RE = re.compile(r"[0-9A-Za-z]{1,32}")
 
 
 class UnknownSnapshotCluster(MalformedMessage):
@@ -372,7 +376,7 @@ def check_snapshot(snapshot: Snapshot) -> None:
         check_cluster_name(snapshot.tag_name)
     except InputError as error:
         raise MalformedMessage(f"snapshot: {error}") from None
-    if snapshot.target != PANORAMA_TARGET and not _SERIAL_RE.fullmatch(snapshot.target):
+    if snapshot.target != PANORAMA_TARGET and not is_firewall_serial(snapshot.target):
         raise MalformedMessage(f"snapshot: target {snapshot.target!r} is not panorama or a serial")
     owned = ownership(snapshot.tag_name)
     for ip, tags in snapshot.tags.items():

@@ -74,6 +74,15 @@ class MalformedMessage(InputError):
     """A message that can never be processed: it goes to the poison queue at once."""
 
 
+_SERIAL_RE = re.compile(r"[0-9A-Za-z]{1,32}")
+
+
+def is_firewall_serial(text: str) -> bool:
+    """Whether `text` can be a managed firewall's serial number (a target other than
+    `PANORAMA_TARGET`)."""
+    return _SERIAL_RE.fullmatch(text) is not None
+
+
 @dataclass(frozen=True)
 class TraceContext:
     """A W3C trace context, checked: build it with `read_trace_context`."""

@@ -22,6 +22,9 @@ MAX_TAG_LENGTH = 127
 MAX_TAGS_PER_IP = 32
 """PAN-OS limit on tags registered to one IP."""
 
+MAX_TAG_TIMEOUT_S = 2_592_000
+"""Seconds: PAN-OS accepts registration timeouts up to 30 days."""
+
 NODE_SUBNET_TAG_NAME = "node_subnet"
 """`aks.<cluster>.node_subnet`: the tag of a cluster's node subnets (DESIGN section 11).
 Service names are DNS-1035 labels (lowercase letters, digits, `-`), so no Service tag can

@@ -1,17 +1,17 @@
 """The command line's client for the app's own HTTP API: `GET /api/status`,
 `POST /api/replay` and `POST /api/uninstall` of a deployed Function App (or of
-`func start` on this machine).
+`func start` on this machine), for `aksfw status`, `replay` and `uninstall`.
 
 The function key travels in the `x-functions-key` header only: never in the URL, a log
 line or an error's text. Every request is bounded (a total deadline, a cap on the
-answer's bytes), TLS is verified (certifi's CAs, or a given bundle), plain HTTP is
-allowed to this machine only, and no redirect is followed, since one would carry the
-key to another address. Nothing is retried: an operator runs the command again.
+answer's bytes: `CommandLineLimits`), TLS is verified (certifi's CAs, or a given bundle),
+plain HTTP is allowed to this machine only (`endpoints.app_url`), and no redirect is
+followed, since one would carry the key to another address. Nothing is retried: an
+operator runs the command again.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from types import TracebackType
 from typing import Any
@@ -27,75 +27,40 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from aksfw_core.cli.limits import CommandLineLimits
+from aksfw_core.endpoints import app_url
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
 from aksfw_core.jsondoc import load_json
-from aksfw_core.limits import MIB
 from aksfw_core.secret import Secret
 from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
 
 KEY_HEADER = "x-functions-key"
 KEY_VARIABLE = "AKSFW_FUNCTION_KEY"
 """The environment variable the command line reads the function key from."""
-CONNECT_TIMEOUT_S = 10.0
-"""Seconds to open a connection to the Function App."""
-DEADLINE_S = 240.0
-"""Seconds one whole request may take: Azure's front end ends an HTTP trigger after 230."""
-MAX_RESPONSE_BYTES = 16 * MIB
-"""Bytes of one answer at most (a replay report of the largest call is far smaller)."""
 _ERROR_TEXT_CHARS = 300
-_LOOPBACK_NAMES = ("localhost",)
-
-
-def app_url(text: str) -> str:
-    """`https://host[:port]` (or `http://` to this machine) as the base of the API.
-
-    Raises:
-        InputError: another scheme, user information, a path, a query or a fragment.
-    """
-    candidate = text.strip()
-    if not candidate or any(c.isspace() or not c.isprintable() for c in candidate):
-        raise InputError("--app must be https://host[:port]")
-    if "://" not in candidate:
-        candidate = "https://" + candidate
-    parts = urlsplit(candidate)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError("--app must be https://host[:port]")
-    if "@" in parts.netloc:
-        raise InputError("--app must not carry user information")
-    if parts.path not in ("", "/", "/api", "/api/") or parts.query or parts.fragment:
-        raise InputError("--app must not carry a path, a query or a fragment")
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0:
-        raise InputError("--app has an invalid port")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
-        raise InputError("--app must use https:// (http:// only to this machine)")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class AppClient:
     """Calls one Function App's HTTP routes with a function key."""
 
-    def __init__(self, url: str, key: Secret | None, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: Secret | None,
+        ca_bundle: str | None = None,
+        limits: CommandLineLimits | None = None,
+    ) -> None:
         """Raises:
-        InputError: `url` is not a usable address (`app_url`)."""
+        InputError: `url` is not a usable address (`endpoints.app_url`)."""
         self._base = app_url(url)
         self._host = urlsplit(self._base).netloc
         self._key = key
+        self._limits = limits or CommandLineLimits()
         self._manager = urllib3.PoolManager(
             retries=False,
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=DEADLINE_S),
+            timeout=urllib3.Timeout(
+                connect=self._limits.app_connect_timeout_s, read=self._limits.app_deadline_s
+            ),
             cert_reqs="CERT_REQUIRED",
             ca_certs=ca_bundle or certifi.where(),
         )
@@ -127,6 +92,7 @@ class AppClient:
         return self._call("POST", "uninstall", {"dryRun": dry_run})
 
     def close(self) -> None:
+        """Release the connections."""
         self._manager.clear()
 
     def __enter__(self) -> AppClient:
@@ -150,7 +116,7 @@ class AppClient:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         try:
-            with deadline(DEADLINE_S, what):
+            with deadline(self._limits.app_deadline_s, what):
                 response = self._manager.request(
                     method,
                     f"{self._base}/api/{route}",
@@ -160,7 +126,9 @@ class AppClient:
                     preload_content=False,
                 )
                 try:
-                    answer = read_capped(response.stream(64 * 1024), MAX_RESPONSE_BYTES, what)
+                    answer = read_capped(
+                        response.stream(64 * 1024), self._limits.app_max_response_bytes, what
+                    )
                 finally:
                     response.release_conn()
         except SSLError:

@@ -1,0 +1,188 @@
+"""The options several commands share, and what they are turned into: the cluster and
+its selectors (`tags`, `sync`), a Panorama and how to write to it (`registered`, `sync`),
+a Function App and its key (`status`, `replay`, `uninstall`).
+
+An option that is also a field of the configuration is checked by the configuration's
+own check (`PANORAMA_OPTIONS`), so both refuse the same values with the same message
+and take the same defaults (those of `PanoramaSettings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+from aksfw_core import config
+from aksfw_core.cli import limits
+from aksfw_core.cli.app_api import KEY_VARIABLE, AppClient
+from aksfw_core.cli.command import CommandParser
+from aksfw_core.cli.console import warn
+from aksfw_core.config import PanoramaSettings
+from aksfw_core.errors import InputError
+from aksfw_core.panorama.client import PanoramaClient, api_key
+from aksfw_core.rules.selectors import NamedSelector, mistaken_label, named_selector
+from aksfw_core.rules.services import ServiceList
+from aksfw_core.rules.tags import ClusterTags, compute_tags
+from aksfw_core.secret import Secret
+
+
+class SharedOption(NamedTuple):
+    """An option that is a field of the configuration's `panorama` too."""
+
+    option: str
+    """The option, `--batch-size`."""
+    field: str
+    """The `PanoramaSettings` field it sets, also the option's `dest`."""
+    check: Callable[[object, str], Any]
+    """The configuration's check of the field (`aksfw_core.config`)."""
+
+
+PANORAMA_OPTIONS = (
+    SharedOption("--target", "target", config.firewall_serial),
+    SharedOption("--vsys", "vsys", config.vsys_name),
+    SharedOption("--ca-bundle", "ca_bundle", config.ca_bundle),
+    SharedOption("--batch-size", "batch_size", config.batch_size),
+    SharedOption("--tag-timeout", "tag_timeout_s", config.tag_timeout_s),
+)
+"""Options checked as the configuration checks `panorama.targets.serials[]`, `vsys`,
+`caBundle`, `batchSize` and `tagTimeoutSeconds` (`--panorama` too, as `host`)."""
+
+
+def cluster_arguments(parser: CommandParser) -> None:
+    """`--cluster` and `--selector`: whose tags, and the selectors' tags."""
+    parser.add_argument("--cluster", required=True, help="cluster name (or alias) used in tags")
+    parser.add_argument(
+        "--selector",
+        action="append",
+        default=[],
+        metavar="NAME=EXPR[@NAMESPACE]",
+        help="label selector giving aks_NAME.<cluster>.<service> tags, e.g. "
+        "web=app=web@shop; repeatable. A lone existence test is named after its label "
+        "(canary=canary): tier=frontend reads as a label and is refused",
+    )
+
+
+def panorama_arguments(parser: CommandParser) -> None:
+    """Which Panorama, which target on it, and how to trust it."""
+    parser.add_argument(
+        "--panorama",
+        required=True,
+        metavar="URL",
+        help="https://host[:port] (http:// for a local simulator)",
+    )
+    parser.add_argument("--target", metavar="SERIAL", help="act on this managed firewall")
+    parser.add_argument("--vsys", help="virtual system on the target, e.g. vsys1")
+    parser.add_argument("--ca-bundle", metavar="PEM", help="CA certificates to trust")
+    parser.add_argument(
+        "--no-verify-tls", action="store_true", help="do not check the certificate (unsafe)"
+    )
+
+
+def write_arguments(parser: CommandParser) -> None:
+    """How a command that registers tags writes them (default: `PanoramaSettings`')."""
+    parser.add_argument("--batch-size", type=int, help="IP entries per request")
+    parser.add_argument(
+        "--tag-timeout",
+        type=int,
+        dest="tag_timeout_s",
+        metavar="SECONDS",
+        help="registered tags expire after this long unless synced again (default 0: never)",
+    )
+
+
+def app_arguments(parser: CommandParser) -> None:
+    """Which Function App, its key, how to trust it, and whether to print its JSON."""
+    parser.add_argument(
+        "--app",
+        required=True,
+        metavar="URL",
+        help="the Function App, https://<name>.azurewebsites.net (http:// only to localhost)",
+    )
+    parser.add_argument(
+        "--key", help=f"a function key (better: the environment variable {KEY_VARIABLE})"
+    )
+    parser.add_argument("--ca-bundle", metavar="PEM", help="CA certificates to trust")
+    parser.add_argument("--json", action="store_true", help="print the app's JSON answer")
+
+
+def wanted_tags(args: argparse.Namespace, services: ServiceList) -> ClusterTags:
+    """The tags `--cluster` and `--selector` call for, the warnings printed on stderr.
+
+    Raises:
+        InputError: a cluster name or a selector that is wrong.
+    """
+    selectors = [selector(text) for text in args.selector]
+    wanted = compute_tags(args.cluster, services.services, selectors)
+    warn((*services.warnings, *wanted.warnings))
+    return wanted
+
+
+def selector(text: str) -> NamedSelector:
+    """One `--selector NAME=EXPR[@NAMESPACE]`.
+
+    Raises:
+        InputError: not of that form, an invalid selector, or a label written where a
+            selector was meant (saying the fix).
+    """
+    name, equals, rest = text.partition("=")
+    if not equals:
+        raise InputError(f"--selector {text!r}: expected NAME=EXPR[@NAMESPACE]")
+    expression, at, namespace = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    if at and not namespace:
+        raise InputError(f"--selector {text!r}: empty namespace after '@'")
+    chosen = named_selector(name, expression, namespace or None)
+    if meant := mistaken_label(name, chosen):
+        raise InputError(
+            f"--selector {text!r} reads as a label, not a selector: --selector takes "
+            f"NAME=EXPR[@NAMESPACE]: did you mean --selector {meant}? (a selector that "
+            f"tests whether a label exists is named after it: {chosen.selector.text}="
+            f"{chosen.selector.text})"
+        )
+    return chosen
+
+
+def panorama_settings(args: argparse.Namespace) -> PanoramaSettings:
+    """The Panorama settings the options give, checked by the configuration's checks; an
+    option not given (a command that only reads has no write options) keeps the default.
+
+    Raises:
+        InputError: naming the first option that is wrong.
+    """
+    url = config.panorama_host(args.panorama, "--panorama")
+    given = {
+        shared.field: shared.check(value, shared.option)
+        for shared in PANORAMA_OPTIONS
+        if (value := getattr(args, shared.field, None)) is not None
+    }
+    return replace(PanoramaSettings(url, verify_tls=not args.no_verify_tls), **given)
+
+
+def panorama_client(settings: PanoramaSettings) -> PanoramaClient:
+    """A client of that Panorama with the key of the environment: `PANORAMA_API_KEY`, or
+    one generated with `PANORAMA_USER` and `PANORAMA_PASSWORD`.
+
+    Raises:
+        InputError: none of them is set, or the key is not one.
+        AuthError, Retryable, NonRetryable: generating a key failed.
+    """
+    if key := os.environ.get("PANORAMA_API_KEY"):
+        return PanoramaClient(settings, api_key(key))
+    user, password = os.environ.get("PANORAMA_USER"), os.environ.get("PANORAMA_PASSWORD")
+    if user and password:
+        return PanoramaClient(settings, PanoramaClient.keygen(settings, user, password))
+    raise InputError("set PANORAMA_API_KEY, or PANORAMA_USER and PANORAMA_PASSWORD")
+
+
+def app_client(args: argparse.Namespace) -> AppClient:
+    """A client of `--app` with `--key` (or `AKSFW_FUNCTION_KEY`) and `--ca-bundle`.
+
+    Raises:
+        InputError: the address, the key or the CA bundle is wrong.
+    """
+    bundle = None if args.ca_bundle is None else config.ca_bundle(args.ca_bundle, "--ca-bundle")
+    text = args.key if args.key is not None else os.environ.get(KEY_VARIABLE)
+    key = Secret(text, "function key") if text else None
+    return AppClient(args.app, key, bundle, limits.LIMITS)

@@ -1,0 +1,30 @@
+"""`aksfw registered`: what a Panorama (or a firewall through it) has registered now, all
+of it or only the tags one cluster owns, as `{"<ip>": ["tag", ...]}`."""
+
+from __future__ import annotations
+
+import argparse
+
+from aksfw_core.cli.command import Command, CommandParser
+from aksfw_core.cli.console import print_json
+from aksfw_core.cli.options import panorama_arguments, panorama_client, panorama_settings
+from aksfw_core.rules.model import ip_tags_json
+from aksfw_core.rules.plan import owned_only
+from aksfw_core.rules.tags import check_cluster_name, ownership
+
+
+def _arguments(parser: CommandParser) -> None:
+    parser.add_argument("--cluster", help="only the tags this cluster owns")
+    panorama_arguments(parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    with panorama_client(panorama_settings(args)) as panorama:
+        registered = panorama.registered()
+    if args.cluster:
+        registered = owned_only(registered, ownership(check_cluster_name(args.cluster)))
+    print_json(ip_tags_json(registered))
+    return 0
+
+
+COMMAND = Command("registered", "print what is registered now", _arguments, _run, reads_only=True)

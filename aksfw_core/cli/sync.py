@@ -1,0 +1,79 @@
+"""`aksfw sync`: make a Panorama (or a firewall through it) hold exactly one cluster's
+tags, from a saved service list or a live cluster; a sync that would remove most of them
+is held back unless `--allow-mass-removal`. Prints the sync's report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aksfw_core.cli.command import EXIT_FAILED, Command, CommandParser
+from aksfw_core.cli.console import print_json, read_json
+from aksfw_core.cli.options import (
+    cluster_arguments,
+    panorama_arguments,
+    panorama_client,
+    panorama_settings,
+    wanted_tags,
+    write_arguments,
+)
+from aksfw_core.kube import KubernetesServices
+from aksfw_core.limits import Limits
+from aksfw_core.panorama.audit import sync_cluster
+from aksfw_core.rules.services import ServiceList, parse_service_items, parse_service_list
+
+
+def _arguments(parser: CommandParser) -> None:
+    cluster_arguments(parser)
+    source = parser.add_one_of(required=True)
+    source.add_argument("--services", metavar="FILE|-", help="a saved service list")
+    source.add_argument("--kubeconfig", metavar="PATH", help="list Services from a live cluster")
+    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
+    panorama_arguments(parser)
+    write_arguments(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    parser.add_argument(
+        "--allow-mass-removal",
+        action="store_true",
+        help="apply a plan that removes more than half of the cluster's IP-tag pairs on the "
+        "target (at least 10), or all of them; without it such a sync is refused (exit 1)",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = panorama_settings(args)  # the options checked before the cluster is read
+    wanted = wanted_tags(args, _services(args))
+    hold = None if args.allow_mass_removal else Limits()
+    with panorama_client(settings) as panorama:
+        report = sync_cluster(wanted, panorama, dry_run=args.dry_run, hold_mass_removal=hold)
+    print_json(report.as_json())
+    if report.held_back is not None:
+        why = (
+            f"would remove {report.held_back.removing} of the {report.held_back.registered} "
+            f"IP-tag pairs of cluster {report.cluster} on {report.target}: a wrong kubectl "
+            "context, or an empty list from a misconfigured cluster? Pass --allow-mass-removal "
+            "if that is meant"
+        )
+        if args.dry_run:
+            print(f"aksfw: dry run: this sync would be held back: it {why}", file=sys.stderr)
+            return 0
+        print(f"aksfw: held back, nothing changed: the sync {why}", file=sys.stderr)
+        return EXIT_FAILED
+    if report.failures:
+        print(f"aksfw: Panorama refused {len(report.failures)} entries", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _services(args: argparse.Namespace) -> ServiceList:
+    """The service list of `--services`, or of the live cluster `--kubeconfig` reaches."""
+    if args.services:
+        return parse_service_list(read_json(args.services))
+    source = KubernetesServices.from_kubeconfig(args.kubeconfig, args.context)
+    try:
+        return parse_service_items(source.list_items())
+    finally:
+        source.close()
+
+
+COMMAND = Command("sync", "make Panorama hold exactly one cluster's tags", _arguments, _run)

@@ -1,0 +1,88 @@
+"""`aksfw uninstall`: remove every tag aksfw registered, on every target, through a
+running app (`POST /api/uninstall`; resyncs are held back meanwhile), and with `--wait`
+poll `GET /api/status` until no cluster holds a target."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from aksfw_core.cli import limits
+from aksfw_core.cli.app_api import AppClient
+from aksfw_core.cli.command import EXIT_FAILED, Command, CommandParser
+from aksfw_core.cli.console import print_answer
+from aksfw_core.cli.options import app_arguments, app_client
+from aksfw_core.cli.tables import remaining_targets, uninstall_table
+from aksfw_core.errors import InputError
+from aksfw_core.pipeline.storage import UPDATES_QUEUE
+
+
+def _arguments(parser: CommandParser) -> None:
+    app_arguments(parser)
+    parser.add_argument(
+        "--dry-run", action="store_true", help="show what would be removed, remove nothing"
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="then wait up to SECONDS until no cluster holds a target (GET /api/status); "
+        "exit 1 with what remains if some still do",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.wait is not None:
+        if args.dry_run:
+            raise InputError("--wait means nothing with --dry-run (nothing is removed)")
+        most = limits.LIMITS.uninstall_max_wait_s
+        if not 0 < args.wait <= most:
+            raise InputError(f"--wait must be more than 0 and at most {most:g}")
+    with app_client(args) as client:
+        document = client.uninstall(args.dry_run)
+        print_answer(args.json, document, uninstall_table)
+        if args.wait is None:
+            return 0
+        return _wait_uninstalled(client, args.wait)
+
+
+def _wait_uninstalled(client: AppClient, wait_s: float) -> int:
+    """Poll the status until no cluster holds a target; 1 with what remains at the end."""
+    bounds = limits.LIMITS
+    started = time.monotonic()
+    sent = started
+    while True:
+        status = client.status()
+        remaining = remaining_targets(status)
+        now = time.monotonic()
+        if not remaining:
+            done = f"uninstalled in {now - started:.0f} s: no cluster holds a target"
+            print(f"aksfw: {done}", file=sys.stderr)
+            return 0
+        queues = status.get("queues") if isinstance(status, dict) else None
+        depths = queues if isinstance(queues, dict) else {}
+        if now >= started + wait_s:
+            names = ", ".join(f"{cluster}/{target}" for cluster, target in remaining)
+            print(f"aksfw: after {wait_s:g} s tags remain on {names}", file=sys.stderr)
+            poisoned = depths.get(f"{UPDATES_QUEUE}-poison")
+            if poisoned:
+                print(
+                    f"aksfw: {poisoned} message(s) on {UPDATES_QUEUE}-poison: see "
+                    "`aksfw status` for the last error, then `aksfw replay`",
+                    file=sys.stderr,
+                )
+            return EXIT_FAILED
+        if not depths.get(UPDATES_QUEUE) and now - sent >= bounds.uninstall_resend_s:
+            client.uninstall(False)
+            sent = now
+        time.sleep(min(bounds.uninstall_poll_s, max(started + wait_s - now, 0.0)))
+
+
+COMMAND = Command(
+    "uninstall",
+    "remove every tag aksfw registered, on every target (POST /api/uninstall); "
+    "resyncs are held back meanwhile",
+    _arguments,
+    _run,
+)
