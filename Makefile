@@ -76,6 +76,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check aksfw_core aksfw_local function_app.py tests examples bench infra/schema
 	$(BIN)/ruff format --check aksfw_core aksfw_local function_app.py tests examples bench infra/schema
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint check-infra $(NODE_STAMP) $(RUNTIME_STAMP)
 	$(BIN)/python -m pytest

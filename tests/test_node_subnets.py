@@ -30,8 +30,8 @@ from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
 from aksfw_core.panorama import xmlapi
 from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import PanoramaClient, api_key
-from aksfw_core.pipeline.applier import check_snapshot
 from aksfw_core.pipeline.node_subnet_tags import carried
+from aksfw_core.pipeline.snapshot_guard import check_snapshot
 from aksfw_core.rules.messages import MalformedMessage, Snapshot, encode
 from aksfw_core.rules.model import Service
 from aksfw_core.rules.plan import TagPlan

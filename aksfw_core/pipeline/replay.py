@@ -48,8 +48,9 @@ from azure.storage.queue import QueueClient, QueueMessage
 from aksfw_core.errors import AksfwError
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
-from aksfw_core.pipeline.applier import Applier, ClusterLookup, UnknownSnapshotCluster
+from aksfw_core.pipeline.applier import Applier
 from aksfw_core.pipeline.queues import MessageQueues
+from aksfw_core.pipeline.snapshot_guard import ClusterLookup, UnknownSnapshotCluster
 from aksfw_core.pipeline.storage import POISON_SUFFIX
 from aksfw_core.rules.messages import (
     BlobReference,
