@@ -1,6 +1,9 @@
-"""Every timeout, cap and TTL aksfw works within, in one typed group with the unit in each
-name. The configuration document's `limits` object overrides any of them (camelCase, the
-same units); the defaults are what a production deployment should run with. Pure code.
+"""Every timeout, cap and TTL aksfw works within, with the unit in each name: the app's
+(`Limits`: the configuration document's `limits` object overrides any of them, camelCase,
+same units; the defaults are what a production deployment should run with) and the command
+line's own (`CommandLineLimits`). Limits of the outside systems themselves (PAN-OS, Storage,
+the Functions host) are facts, not settings: they stay beside the code that speaks to them.
+Pure code.
 """
 
 from __future__ import annotations
@@ -124,3 +127,47 @@ class Limits:
     mass_removal_confirm_delay_s: float = 60.0
     """Seconds after a held-back mass removal before the confirming resync lists the
     cluster again; only if it finds the same Services is the removal applied."""
+    mass_removal_max_confirmations: int = 3
+    """Confirming resyncs one hold queues in a row at most while each list disagrees with
+    the one before (Services flapping): the chain ends, and the cluster stays held until a
+    resync after the hold's window starts a new one."""
+    mass_removal_hold_slack_s: float = 60.0
+    """Seconds past the confirmation delay during which a hold suppresses the confirmations
+    of other resyncs; after it, a resync that still sees the removal confirms it anew (the
+    confirmation may have been lost)."""
+
+    uninstall_pause_s: float = 3600.0
+    """Seconds an uninstall pauses every resync and snapshot but tombstones, so that
+    nothing registers again while `azd down` removes the app (the pause ends by itself if
+    the app stays)."""
+    credential_refresh_margin_s: float = 300.0
+    """Seconds before its expiry at which an Entra token for a cluster's API is replaced."""
+
+
+@dataclass(frozen=True)
+class CommandLineLimits:
+    """The command line's own bounds: its calls on the app's API, `aksfw uninstall --wait`,
+    and the ceilings of options the configuration does not have (those it shares with the
+    configuration are checked by `aksfw_core.config`)."""
+
+    app_connect_timeout_s: float = 10.0
+    """Seconds to open a connection to the Function App."""
+    app_deadline_s: float = 240.0
+    """Seconds one whole request to the Function App may take: Azure's front end ends an
+    HTTP trigger after 230."""
+    app_max_response_bytes: int = 16 * MIB
+    """Bytes of one answer of the Function App at most (a replay report of the largest call
+    is far smaller)."""
+    uninstall_poll_s: float = 5.0
+    """Seconds between two reads of `GET /api/status` while `aksfw uninstall --wait` waits."""
+    uninstall_resend_s: float = 30.0
+    """Seconds after which a wait that still sees tags, and no snapshot left in the updates
+    queue, asks for the uninstall again (a snapshot that raced the first call)."""
+    uninstall_max_wait_s: float = 3600.0
+    """Seconds `aksfw uninstall --wait` may be given at most."""
+    watch_max_debounce_s: float = 300.0
+    """Seconds `aksfw watch --debounce-seconds` may be given at most."""
+
+
+COMMAND_LINE = CommandLineLimits()
+"""The bounds the commands run with, read when a command runs (a test may replace it)."""

@@ -25,7 +25,7 @@ from azure.storage.queue import QueueServiceClient
 from aksfw_core import functions
 from aksfw_core.pipeline.state import AppliedState
 from aksfw_core.pipeline.state_store import StateStore
-from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.pipeline.storage import StorageAccount, StorageNames
 from aksfw_core.rules.messages import PANORAMA_TARGET
 from aksfw_local.azurite import Azurite
 from aksfw_local.fakes.arm import FakeArm
@@ -160,11 +160,12 @@ def local_stack(config: dict[str, Any] | None = None) -> Iterator[LocalStack]:
         )
         called = handlers()
         cs = azurite.connection_string
+        names = StorageNames()
         resyncs = stack.enter_context(
-            QueueTriggerHost(cs, "cluster-resync", called["cluster_resync"])
+            QueueTriggerHost(cs, names.resync_queue, called["cluster_resync"])
         )
         updates = stack.enter_context(
-            QueueTriggerHost(cs, "panorama-updates", called["panorama_updates"])
+            QueueTriggerHost(cs, names.updates_queue, called["panorama_updates"])
         )
         try:
             yield LocalStack(cs, arm, kube, panorama, resyncs, updates, azurite)

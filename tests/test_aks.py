@@ -14,12 +14,13 @@ from azure.core.credentials import AccessToken
 from azure.keyvault.secrets._shared import http_challenge_cache
 
 from aksfw_core.__main__ import main
-from aksfw_core.azure.access import TOKEN_REFRESH_MARGIN_S, ClusterAccess, EntraTokenHook
+from aksfw_core.azure.access import ClusterAccess, EntraTokenHook
 from aksfw_core.azure.discovery import ClusterDiscovery
 from aksfw_core.azure.identity import AKS_SERVER_SCOPE, StaticToken
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.config import parse_settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable
+from aksfw_core.limits import Limits
 from aksfw_core.rules.services import parse_service_items
 from aksfw_local.fakes.arm import USER_CREDENTIAL, FakeArm
 from aksfw_local.fakes.keyvault import FakeKeyVault
@@ -328,7 +329,7 @@ def test_entra_token_is_refreshed_before_it_expires():
     hook(configuration)
     hook(configuration)
     assert len(credential.asked) == 1 and configuration.api_key["BearerToken"] == "Bearer t"
-    now[0] = time.time() + 3600 - TOKEN_REFRESH_MARGIN_S + 1
+    now[0] = time.time() + 3600 - Limits().credential_refresh_margin_s + 1
     hook(configuration)
     assert len(credential.asked) == 2
 

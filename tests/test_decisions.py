@@ -9,9 +9,8 @@ import pytest
 from aksfw_core.app.tombstones import Unmonitored, unmonitored_step
 from aksfw_core.app.triggers import coalescing_window_s
 from aksfw_core.app.uninstall_gate import Work, proceeds_while_uninstalling
+from aksfw_core.limits import Limits
 from aksfw_core.pipeline.decisions import (
-    HOLD_WINDOW_SLACK_S,
-    MAX_CONFIRMATIONS,
     HoldStep,
     Removal,
     hold_step,
@@ -110,7 +109,10 @@ def test_the_worst_mass_removal_is_found_from_the_summaries(applied, wanted_pair
 
 
 REMOVAL = Removal(MassRemoval(removing=15, registered=20), "panorama")
-DELAY = 60.0
+LIMITS = Limits(mass_removal_confirm_delay_s=60.0, mass_removal_hold_slack_s=30.0)
+DELAY = LIMITS.mass_removal_confirm_delay_s
+HOLD_WINDOW_SLACK_S = LIMITS.mass_removal_hold_slack_s
+MAX_CONFIRMATIONS = LIMITS.mass_removal_max_confirmations
 
 
 def held(fingerprint="f1", held_at=1000.0, confirmations=1):
@@ -137,7 +139,7 @@ def test_a_mass_removal_is_held_until_a_second_list_agrees(
     case, removal, hold, confirming, now, step, confirmations
 ):
     decision = hold_step(cluster_id=C, wanted="f1", removal=removal, hold=hold,
-                         confirming=confirming, now=now, confirm_delay_s=DELAY)  # fmt: skip
+                         confirming=confirming, now=now, limits=LIMITS)  # fmt: skip
     assert decision.step is step, case
     assert decision.held_back is (step in (HoldStep.WAIT, HoldStep.HOLD, HoldStep.STOP))
     if confirmations is None:

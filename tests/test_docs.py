@@ -12,6 +12,7 @@ command line's messages, so nothing more is asserted about the output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from typing import NamedTuple
 import pytest
 
 from aksfw_core.config import parse_settings
+from aksfw_core.limits import Limits
 from tests.test_infra import kql_problems
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,3 +245,16 @@ def test_the_block_reader_finds_marks_and_languages(tmp_path):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_every_limit_has_a_row_with_its_default_in_the_security_page():
+    rows = {}
+    for line in (ROOT / "docs" / "security.md").read_text().splitlines():
+        found = re.match(r"\| `(\w+)` \| ([^|]+) \|", line)
+        if found:
+            rows[found[1]] = found[2].strip()
+    for limit in dataclasses.fields(Limits):
+        key = re.sub(r"_(\w)", lambda m: m[1].upper(), re.sub(r"_s$", "_seconds", limit.name))
+        assert key in rows, f"limits.{key} is not in docs/security.md"
+        settings = parse_settings({"limits": {key: limit.default}})
+        assert getattr(settings.limits, limit.name) == limit.default

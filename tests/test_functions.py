@@ -315,7 +315,7 @@ def test_snapshot_too_large_for_the_queue_travels_as_a_blob_the_timer_cleans_lat
     }
     big = Snapshot(CLUSTER, "aks-prod1", "panorama", 5, tags)
     assert len(encode(big)) > 48_000
-    app_queues.send("panorama-updates", big)
+    app_queues.send(big)
     queue = QueueServiceClient.from_connection_string(world.connection_string).get_queue_client(
         "panorama-updates"
     )

@@ -13,7 +13,7 @@ import time
 from azure.functions.timer import TimerRequest
 
 from aksfw_core import functions
-from aksfw_core.pipeline.decisions import MAX_CONFIRMATIONS
+from aksfw_core.limits import Limits
 from aksfw_core.rules.messages import ResyncRequest, Snapshot, decode
 from aksfw_local.fakes.kube_api import service
 from tests.flow import DONE, HANDLERS
@@ -132,11 +132,13 @@ def test_lists_that_keep_disagreeing_are_confirmed_a_bounded_number_of_times(
 ):
     populated(world, monkeypatch)
     hold_an_empty_list(world, deliveries)
-    for round_ in range(1, MAX_CONFIRMATIONS + 1):  # a different mass removal each time
+    for round_ in range(
+        1, Limits().mass_removal_max_confirmations + 1
+    ):  # a different mass removal each time
         world.kube.services = [SIX[round_ % 6]]
         run_confirmation(world)
         assert waiting(world, "panorama-updates") == 0
-        expected = 1 if round_ < MAX_CONFIRMATIONS else 0
+        expected = 1 if round_ < Limits().mass_removal_max_confirmations else 0
         assert waiting(world, "cluster-resync") == expected
     assert len(world.registered()) == 6
     assert held_back(world) is not None  # held until a resync after the window

@@ -259,7 +259,7 @@ def big_snapshot() -> Snapshot:
 def test_a_blob_referenced_snapshot_is_kept_once_its_payload_was_cleaned_up(world):
     refuse_panorama_key(world)
     app = functions.application()
-    app.engine.queues.send(UPDATES, big_snapshot())  # too large: a reference to a payload blob
+    app.engine.queues.send(big_snapshot())  # too large: a reference to a payload blob
     world.drain()
     fix_panorama_key(world)
     assert decisions(replay(world, dryRun=True)) == [("snapshot", "would replay", None)]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from aksfw_core import limits
 from aksfw_core.__main__ import main
-from aksfw_core.cli import limits as cli_limits
 from aksfw_core.rules.messages import Snapshot, encode
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.functions_host import enqueue
@@ -143,7 +143,8 @@ def test_a_bad_body_removes_nothing(world, body, reason):
 @pytest.fixture
 def host(world, monkeypatch):
     monkeypatch.delenv("AKSFW_FUNCTION_KEY", raising=False)
-    monkeypatch.setattr(cli_limits, "LIMITS", replace(cli_limits.LIMITS, uninstall_poll_s=0.1))
+    fast = replace(limits.COMMAND_LINE, uninstall_poll_s=0.1)
+    monkeypatch.setattr(limits, "COMMAND_LINE", fast)
     with FunctionsHttpHost(key=FUNCTION_KEY) as served:
         yield served
     assert served.errors == []

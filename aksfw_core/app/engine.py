@@ -111,7 +111,7 @@ class Engine:
             max_version_skew_s=limits.max_version_skew_s,
             clock=clock,
         )
-        gate = UninstallGate(coordination, clock)
+        gate = UninstallGate(coordination, clock, limits.uninstall_pause_s)
         return cls(
             settings,
             queues,

@@ -63,7 +63,7 @@ class Tombstones:
         tombstone = Snapshot(
             summary.cluster_id, summary.tag_name, summary.target, engine.version(), tombstone=True
         )
-        engine.queues.send(engine.queues.names.updates_queue, tombstone)
+        engine.queues.send(tombstone)
         log_event(
             log,
             "tombstone.queued",

@@ -71,7 +71,7 @@ class Triggers:
                 request = ResyncRequest(
                     change.id, f"event {event.type}: {change.reason}", origin_time=origin_time
                 )
-                engine.queues.send(engine.queues.names.resync_queue, request)
+                engine.queues.send(request)
             else:
                 # Another event (on any instance) resynced this cluster a moment ago; the
                 # follow-up below reads it again after the burst.
@@ -104,7 +104,7 @@ class Triggers:
         audit = engine.coordination.claim("audit", engine.settings.limits.audit_interval_s)
         for cluster in inventory.clusters:
             request = ResyncRequest(cluster.id, "timer", audit=audit)
-            engine.queues.send(engine.queues.names.resync_queue, request)
+            engine.queues.send(request)
         monitored = {cluster.id.casefold() for cluster in inventory.clusters}
         gone = [
             listed
@@ -196,7 +196,7 @@ class Triggers:
             chosen = [found]
         for target in chosen:
             request = ResyncRequest(target.id, "manual", audit=audit)
-            engine.queues.send(engine.queues.names.resync_queue, request)
+            engine.queues.send(request)
         return [target.id for target in chosen]
 
     def _record_queue_depths(self) -> None:
@@ -220,7 +220,7 @@ class Triggers:
         ):
             return
         request = ResyncRequest(cluster_id, "follow-up after an event", follow_up=True)
-        engine.queues.send(engine.queues.names.resync_queue, request, delay_s=delay)
+        engine.queues.send(request, delay_s=delay)
 
     def _note_watcher_event(self, cluster_id: str) -> None:
         """Record for `status` when a watcher event arrived: one write per cluster and

@@ -1,5 +1,5 @@
 """The one gate an uninstall closes: while `POST /api/uninstall` runs (and for
-`UNINSTALL_PAUSE_S` after, unless the app goes first), nothing may register tags again
+`limits.uninstall_pause_s` after, unless the app goes first), nothing may register tags again
 behind its tombstones. Every trigger asks the gate before it queues or applies work;
 which work goes on anyway is one pure decision (`proceeds_while_uninstalling`).
 """
@@ -17,9 +17,6 @@ from aksfw_core.pipeline.coordination import Coordination
 
 log = logging.getLogger(__name__)
 
-UNINSTALL_PAUSE_S = 3600.0
-"""Seconds an uninstall pauses every resync and snapshot, so that nothing registers again
-while `azd down` removes the app (the pause ends by itself if the app stays)."""
 _CLAIM = "uninstall"
 
 
@@ -52,9 +49,12 @@ def iso(seconds: float | None) -> str | None:
 class UninstallGate:
     """Whether work may go on, from the uninstall claim every instance shares."""
 
-    def __init__(self, coordination: Coordination, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, coordination: Coordination, clock: Callable[[], float], pause_s: float
+    ) -> None:
         self._coordination = coordination
         self._clock = clock
+        self._pause_s = pause_s
 
     def paused_until(self) -> float | None:
         """Until when an uninstall pauses work (epoch seconds), or None.
@@ -65,13 +65,13 @@ class UninstallGate:
         return self._coordination.held_until(_CLAIM, now=self._clock())
 
     def pause(self) -> float:
-        """Pause work on every instance for `UNINSTALL_PAUSE_S` from now (extending an
-        earlier pause); returns until when.
+        """Pause work on every instance for `limits.uninstall_pause_s` from now (extending
+        an earlier pause); returns until when.
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage could not be written.
         """
-        until = self._clock() + UNINSTALL_PAUSE_S
+        until = self._clock() + self._pause_s
         self._coordination.hold(_CLAIM, until)
         return until
 

@@ -25,10 +25,8 @@ from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.config import Settings, TokenAccess
 from aksfw_core.errors import AuthError, InputError, NonRetryable
 from aksfw_core.kube import KubernetesServices, kube_api_client_from_dict
+from aksfw_core.limits import Limits
 from aksfw_core.rules.resource_ids import managed_cluster_id
-
-TOKEN_REFRESH_MARGIN_S = 300
-"""Seconds before expiry at which an Entra token is replaced."""
 
 
 class ClusterAccess:
@@ -54,7 +52,11 @@ class ClusterAccess:
         kubeconfig, entra = self._kubeconfig(cluster)
         api_client = kube_api_client_from_dict(kubeconfig, cluster.id)
         if entra:
-            api_client.configuration.refresh_api_key_hook = EntraTokenHook(self._credential)
+            api_client.configuration.refresh_api_key_hook = EntraTokenHook(
+                self._credential,
+                self._clock,
+                self._settings.limits.credential_refresh_margin_s,
+            )
         return KubernetesServices(api_client, limits=self._settings.limits)
 
     def forget(self, cluster_id: str) -> None:
@@ -137,14 +139,20 @@ class ClusterAccess:
 class EntraTokenHook:
     """kubernetes `refresh_api_key_hook`: keeps a fresh Entra token for the AKS server app."""
 
-    def __init__(self, credential: TokenCredential, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        credential: TokenCredential,
+        clock: Callable[[], float] = time.time,
+        refresh_margin_s: float = Limits.credential_refresh_margin_s,
+    ) -> None:
         self._credential = credential
         self._clock = clock
+        self._margin_s = refresh_margin_s
         self._token: AccessToken | None = None
 
     def __call__(self, configuration: Any) -> None:
         token = self._token
-        if token is None or token.expires_on - TOKEN_REFRESH_MARGIN_S <= self._clock():
+        if token is None or token.expires_on - self._margin_s <= self._clock():
             token = self._token = self._credential.get_token(AKS_SERVER_SCOPE)
         configuration.api_key["BearerToken"] = f"Bearer {token.token}"
 

@@ -27,10 +27,10 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from aksfw_core.cli.limits import CommandLineLimits
 from aksfw_core.endpoints import app_url
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
 from aksfw_core.jsondoc import load_json
+from aksfw_core.limits import CommandLineLimits
 from aksfw_core.secret import Secret
 from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
 

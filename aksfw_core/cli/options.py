@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from aksfw_core import config
-from aksfw_core.cli import limits
+from aksfw_core import config, limits
 from aksfw_core.cli.app_api import KEY_VARIABLE, AppClient
 from aksfw_core.cli.command import CommandParser
 from aksfw_core.cli.console import warn
@@ -185,4 +184,4 @@ def app_client(args: argparse.Namespace) -> AppClient:
     bundle = None if args.ca_bundle is None else config.ca_bundle(args.ca_bundle, "--ca-bundle")
     text = args.key if args.key is not None else os.environ.get(KEY_VARIABLE)
     key = Secret(text, "function key") if text else None
-    return AppClient(args.app, key, bundle, limits.LIMITS)
+    return AppClient(args.app, key, bundle, limits.COMMAND_LINE)

@@ -8,7 +8,7 @@ import argparse
 import sys
 import time
 
-from aksfw_core.cli import limits
+from aksfw_core import limits
 from aksfw_core.cli.app_api import AppClient
 from aksfw_core.cli.command import EXIT_FAILED, Command, CommandParser
 from aksfw_core.cli.console import print_answer
@@ -36,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.wait is not None:
         if args.dry_run:
             raise InputError("--wait means nothing with --dry-run (nothing is removed)")
-        most = limits.LIMITS.uninstall_max_wait_s
+        most = limits.COMMAND_LINE.uninstall_max_wait_s
         if not 0 < args.wait <= most:
             raise InputError(f"--wait must be more than 0 and at most {most:g}")
     with app_client(args) as client:
@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _wait_uninstalled(client: AppClient, wait_s: float) -> int:
     """Poll the status until no cluster holds a target; 1 with what remains at the end."""
-    bounds = limits.LIMITS
+    bounds = limits.COMMAND_LINE
     started = time.monotonic()
     sent = started
     while True:

@@ -8,9 +8,9 @@ import os
 import signal
 import threading
 
+from aksfw_core import limits
 from aksfw_core.azure.identity import azure_credential
 from aksfw_core.azure.publisher import ChangePublisher
-from aksfw_core.cli import limits
 from aksfw_core.cli.command import Command, CommandParser
 from aksfw_core.cli.console import print_json
 from aksfw_core.config import ca_bundle
@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     if not endpoint:
         raise InputError(f"--topic-endpoint (or {WATCH_TOPIC_VARIABLE}) is required")
     managed_cluster_id(cluster_id)
-    most = limits.LIMITS.watch_max_debounce_s
+    most = limits.COMMAND_LINE.watch_max_debounce_s
     if not 0 <= args.debounce_seconds <= most:
         raise InputError(f"--debounce-seconds must be 0 to {most:g}")
     topic_ca = args.topic_ca_bundle

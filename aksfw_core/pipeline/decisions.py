@@ -11,20 +11,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from aksfw_core.limits import Limits
 from aksfw_core.pipeline.state import AppliedState, EnqueuedMark, HeldBack, StateSummary
 from aksfw_core.rules.model import IpTags
 from aksfw_core.rules.outcome import Outcome
 from aksfw_core.rules.plan import MassRemoval, mass_removal
-
-MAX_CONFIRMATIONS = 3
-"""Confirming resyncs one hold queues in a row at most while each list disagrees with the
-one before (Services flapping): the chain ends, and the cluster stays held until a resync
-after the hold's window starts a new one."""
-HOLD_WINDOW_SLACK_S = 60.0
-"""Seconds past the confirmation delay during which a hold suppresses the confirmations
-of other resyncs; after it, a resync that still sees the removal confirms it anew (the
-confirmation may have been lost)."""
-
 
 # -- which targets need the snapshot ------------------------------------------------------
 
@@ -152,11 +143,13 @@ def hold_step(
     hold: HeldBack | None,
     confirming: bool,
     now: float,
-    confirm_delay_s: float,
+    limits: Limits,
 ) -> HoldDecision:
     """A mass removal is held back until a second, later list computes the same tags
     (`wanted`, a fingerprint): `confirming` says this resync is that second list, `hold`
-    is the cluster's hold if one is noted. See `pipeline.resyncer`."""
+    is the cluster's hold if one is noted; `limits` gives the confirmation's delay, the
+    slack after it and how many confirmations a disagreeing chain may queue. See
+    `pipeline.resyncer`."""
     if removal is None:
         return HoldDecision(HoldStep.APPLY if hold is None else HoldStep.RELEASE)
     removing = removal.removal.removing
@@ -165,7 +158,7 @@ def hold_step(
     if confirming and hold.fingerprint == wanted:
         return HoldDecision(HoldStep.CONFIRMED)
     if confirming:  # the second list disagrees with the first
-        again = hold.confirmations < MAX_CONFIRMATIONS
+        again = hold.confirmations < limits.mass_removal_max_confirmations
         held = replace(
             hold,
             fingerprint=wanted,
@@ -174,7 +167,7 @@ def hold_step(
             confirmations=hold.confirmations + (1 if again else 0),
         )
         return HoldDecision(HoldStep.HOLD if again else HoldStep.STOP, held)
-    if now - hold.held_at < confirm_delay_s + HOLD_WINDOW_SLACK_S:
+    if now - hold.held_at < limits.mass_removal_confirm_delay_s + limits.mass_removal_hold_slack_s:
         return HoldDecision(HoldStep.WAIT)
     # The confirmation is overdue (lost, or the chain ended): start over.
     held = replace(hold, fingerprint=wanted, held_at=now, pairs_to_remove=removing, confirmations=1)

@@ -25,6 +25,7 @@ from aksfw_core.rules.messages import (
     BlobReference,
     MalformedMessage,
     Message,
+    ResyncRequest,
     Snapshot,
     decode,
     decode_payload,
@@ -51,8 +52,9 @@ class MessageQueues:
     def names(self) -> StorageNames:
         return self._account.names
 
-    def send(self, queue: str, message: Message, delay_s: int = 0) -> None:
-        """Queue a message (base64, as the Functions host expects), after `delay_s` seconds.
+    def send(self, message: ResyncRequest | Snapshot, delay_s: int = 0) -> None:
+        """Queue a message on its queue (a resync request on `cluster-resync`, a snapshot on
+        `panorama-updates`), base64 as the Functions host expects, after `delay_s` seconds.
 
         A snapshot too large for the queue is stored as a payload blob and sent as a
         reference to it. The message carries the current trace context and, unless it has
@@ -62,15 +64,15 @@ class MessageQueues:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
         if isinstance(message, Snapshot):
-            self.send_snapshots(queue, [message], delay_s)
+            self.send_snapshots([message], delay_s)
         else:
             (request,) = stamped([message], delay_s)
-            self._send_text(queue, encode(request), delay_s)
+            self._send_text(self.names.resync_queue, encode(request), delay_s)
 
-    def send_snapshots(self, queue: str, snapshots: Sequence[Snapshot], delay_s: int = 0) -> None:
+    def send_snapshots(self, snapshots: Sequence[Snapshot], delay_s: int = 0) -> None:
         """Queue the snapshots of one cluster for several targets (they differ only in
-        target): too large for the queue, their tags are stored once and each message
-        refers to that payload.
+        target) on `panorama-updates`: too large for the queue, their tags are stored once
+        and each message refers to that payload.
 
         Raises:
             ValueError: the snapshots differ in more than their target.
@@ -83,6 +85,7 @@ class MessageQueues:
             raise ValueError("send_snapshots: the snapshots differ in more than their target")
         snapshots = stamped(snapshots, delay_s)  # the sender's trace, one origin time
         first = snapshots[0]
+        queue = self.names.updates_queue
         longest = max(snapshots, key=lambda s: len(s.target))
         if len(encode(longest)) <= MAX_QUEUE_TEXT:
             for snapshot in snapshots:

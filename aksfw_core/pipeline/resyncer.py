@@ -11,7 +11,7 @@ back: nothing is queued, the hold is noted beside the applied states (shared by 
 instance), and a confirming resync is queued `limits.mass_removal_confirm_delay_s` later.
 Only if that second list computes the same tags does the removal go ahead; other resyncs
 in the meantime find the hold and queue nothing. A confirmation that disagrees and is
-again a mass removal holds again, `decisions.MAX_CONFIRMATIONS` times at most in a row;
+again a mass removal holds again, `limits.mass_removal_max_confirmations` times at most in a row;
 then the cluster stays held until a resync after the hold's window starts over. Tombstones
 (the cluster deleted or no longer monitored) never come here: they are deliberate. What to
 do is decided by `decisions.hold_step`; this module carries it out.
@@ -124,7 +124,7 @@ class Resyncer:
             )
             for target in targets
         ]
-        self._queues.send_snapshots(self._queues.names.updates_queue, queued)
+        self._queues.send_snapshots(queued)
         enqueued_at = self._clock()
         for snapshot in queued:
             self._store.save_enqueued(
@@ -226,7 +226,7 @@ class Resyncer:
             hold=None if hold is None else hold.held,
             confirming=request.confirm,
             now=now,
-            confirm_delay_s=delay_s,
+            limits=self._limits,
         )
         step = decision.step
         if step in (HoldStep.RELEASE, HoldStep.CONFIRMED):
@@ -260,7 +260,6 @@ class Resyncer:
             self._log_held(request, removal, held, "the lists keep disagreeing", None)
             return True
         self._queues.send(
-            self._queues.names.resync_queue,
             ResyncRequest(cluster_id, "confirm a held-back mass removal", confirm=True),
             delay_s=max(1, math.ceil(delay_s)),
         )
