@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test lint bench clean checkov check-infra
+.PHONY: demo test test-fast lint bench clean checkov check-infra
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ check-infra: checkov $(INFRA_STAMP)
 	$(INFRA_VENV)/bin/python infra/schema/check.py --self-test
 
 # Microsoft's Python Functions runtime (azure-functions-runtime needs Python 3.13) in its own
-# venv, for the real-runtime tests (tests/test_runtime*.py). Python 3.13 comes from pyenv (the
+# venv, for the real-runtime tests (tests/app/test_runtime*.py). Python 3.13 comes from pyenv (the
 # newest 3.13.x under `pyenv root`, or under $PYENV_ROOT when pyenv is not on PATH), else from
 # python3.13 on PATH; RUNTIME_PYTHON=/path/to/python3.13 overrides.
 RUNTIME_VENV := .venv-runtime
@@ -80,6 +80,11 @@ lint: $(STAMP)
 
 test: lint check-infra $(NODE_STAMP) $(RUNTIME_STAMP)
 	$(BIN)/python -m pytest
+
+# The tests that need no Azurite and start no process (tests/conftest.py), in well under a
+# minute; a test that starts a process without its `subprocess` mark fails here.
+test-fast: $(STAMP)
+	AKSFW_TEST_FAST=1 $(BIN)/python -m pytest -m "not azurite and not subprocess" -q
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(PIP) install -r requirements-bench.txt

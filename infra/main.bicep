@@ -125,7 +125,7 @@ param principalId string = ''
 @description('Kind of principalId.')
 param principalType string = 'User'
 
-// The same list as app/api.bicep's (tests/test_infra.py checks that they agree).
+// The same list as app/api.bicep's (tests/deploy/test_infra.py checks that they agree).
 @allowed([
   '3.11'
   '3.13'

@@ -1,22 +1,50 @@
-"""Shared fixtures: the Panorama simulator, a client for it, and retries without waits."""
+"""Shared fixtures: the Panorama simulator, a client for it, and retries without waits; the
+markers `make test-fast` selects on.
+
+- `azurite`: added here to every test whose fixtures include `azurite` (`storage`, `world`
+  and whatever builds on them); set by hand on a test that starts Azurite itself.
+- `subprocess`: set by hand on a test that starts a process (Azurite aside). Under
+  `AKSFW_TEST_FAST=1` (`make test-fast`) starting one fails the test, so a test that is
+  not marked fails loudly there instead of making the fast run slow.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from aksfw_core import retry
-from aksfw_core.config import PanoramaSettings
-from aksfw_core.limits import Limits
 from aksfw_core.panorama.client import PanoramaClient, api_key
-from aksfw_core.retry import RetrySettings
 from aksfw_local.fakes.panorama import PanoramaSimulator
+from tests.support.panorama import API_KEY, settings_for
 
-pytest_plugins = ["tests.azurite_fixtures", "tests.flow"]
+pytest_plugins = ["tests.support.azurite_fixtures", "tests.support.flow"]
 
-API_KEY = "test-key-0123456789abcdef"
-FAST_RETRY = RetrySettings(attempts=3, initial_wait_s=0.0, max_wait_s=0.0, max_retry_after_s=60)
+FAST = os.environ.get("AKSFW_TEST_FAST") == "1"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects on the marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "azurite" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.azurite)
+
+
+class _NoProcess:
+    """`subprocess.Popen` under `make test-fast`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("test-fast: this test starts a subprocess; mark it subprocess")
+
+
+@pytest.fixture(autouse=True)
+def no_process_when_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `AKSFW_TEST_FAST=1`, a test that starts a process fails (see the docstring)."""
+    if FAST:
+        monkeypatch.setattr(subprocess, "Popen", _NoProcess)
 
 
 @pytest.fixture(autouse=True)
@@ -35,16 +63,6 @@ def panorama() -> Iterator[PanoramaSimulator]:
     with simulator:
         yield simulator
     assert simulator.errors == []
-
-
-def settings_for(simulator: PanoramaSimulator, **overrides: object) -> PanoramaSettings:
-    options: dict[str, object] = {
-        "url": simulator.url,
-        "retry": FAST_RETRY,
-        "limits": Limits(panorama_read_timeout_s=5),
-    }
-    options.update(overrides)
-    return PanoramaSettings(**options)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 // The Flex Consumption plan and the function app (azd service `api`). The app runs as the
 // user-assigned identity; its settings are exactly what the code, azure-identity and the
-// Functions host read (tests/test_infra.py checks both directions). No secret is written
-// here: PANORAMA_API_KEY is a Key Vault reference.
+// Functions host read (tests/deploy/test_infra.py checks both directions). No secret is
+// written here: PANORAMA_API_KEY is a Key Vault reference.
 
 @description('Name of the function app.')
 param name string

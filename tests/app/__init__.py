@@ -1,0 +1,1 @@
+"""The Functions app: triggers, telemetry, paths over time, uninstall, config, the runtime."""

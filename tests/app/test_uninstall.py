@@ -1,0 +1,337 @@
+"""Uninstall (`POST /api/uninstall`, `aksfw uninstall`, the azd `predown` hook): every tag
+aksfw registered goes from every target, foreign tags stay, and nothing registers again
+meanwhile. Over the real local stack (Azurite, the Panorama simulator, the fakes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import threading
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from aksfw_core import limits
+from aksfw_core.rules.messages import Snapshot, encode
+from aksfw_local.fakes.kube_api import service
+from aksfw_local.functions_host import enqueue
+from aksfw_local.functions_http import FunctionsHttpHost
+from tests.support import REPO_ROOT, cli
+from tests.support.azd_stub import write_azd
+from tests.support.flow import CLUSTER, SUB, configure
+
+HOOK = REPO_ROOT / "infra" / "hooks" / "predown.sh"
+FUNCTION_KEY = "fn-key-uninstall-42"
+SERIALS = ["007000000001", "007000000002"]
+OTHER = CLUSTER.replace("aks-prod1", "aks-prod2")
+WEB = {"name": "web", "namespace": "shop", "ips": ["20.0.0.1"], "labels": {"app": "web"}}
+FOREIGN = {"20.0.0.1": {"corp.monitoring"}}
+
+
+def post(world, route: str, body: object) -> tuple[int, dict]:
+    response = world.http("POST", route, json.dumps(body).encode())
+    return response.status_code, json.loads(response.get_body())
+
+
+def status(world) -> dict:
+    return json.loads(world.http("GET", "status").get_body())
+
+
+def registered(world) -> dict[str, dict[str, set[str]]]:
+    return {serial: world.panorama.registered(target=serial) for serial in SERIALS}
+
+
+@pytest.fixture
+def converged(world, monkeypatch, azurite):
+    """Two clusters on two firewalls, converged; a foreign tag on each firewall."""
+    world.arm.add_cluster(SUB, "rg-prod", "aks-prod2", tags={"aksfw": "on"},
+                          node_resource_group="MC_rg-prod_aks-prod2_westeurope",
+                          kubeconfig=world.kube.kubeconfig())  # fmt: skip
+    configure(monkeypatch, (world.arm, world.panorama, azurite.connection_string),
+              panorama={"host": world.panorama.url, "targets": {"serials": SERIALS}})  # fmt: skip
+    for serial in SERIALS:
+        world.panorama.seed("20.0.0.1", ["corp.monitoring"], target=serial)
+    world.kube.services = [service(**WEB)]
+    assert world.http("POST", "resync", b"{}").status_code == 202
+    world.drain()
+    for tags in registered(world).values():
+        assert tags["20.0.0.1"] == {"corp.monitoring", "aks.aks-prod1.web",
+                                    "aks.aks-prod1.svc.app.web", "aks.aks-prod2.web",
+                                    "aks.aks-prod2.svc.app.web"}  # fmt: skip
+    return world
+
+
+def test_dry_run_lists_every_cluster_and_target_and_changes_nothing(converged):
+    world = converged
+    before, updates = registered(world), len(world.updates.results)
+    code, answer = post(world, "uninstall", {"dryRun": True})
+    assert code == 200
+    assert answer["dryRun"] is True and answer["heldUntil"] is None
+    assert sorted((t["tagName"], t["target"], t["ips"], t["tags"]) for t in answer["targets"]) == [
+        ("aks-prod1", SERIALS[0], 1, 2), ("aks-prod1", SERIALS[1], 1, 2),
+        ("aks-prod2", SERIALS[0], 1, 2), ("aks-prod2", SERIALS[1], 1, 2),
+    ]  # fmt: skip
+    assert answer["totals"] == {"clusters": 2, "targets": 4, "ips": 4, "tags": 8}
+    world.drain()
+    assert len(world.updates.results) == updates  # nothing was queued
+    assert registered(world) == before
+    assert status(world)["uninstallingUntil"] is None
+    assert world.http("POST", "resync", b"{}").status_code == 202  # not held
+
+
+def test_uninstall_removes_only_aksfw_tags_and_holds_resyncs_back(converged, caplog):
+    world = converged
+    caplog.set_level(logging.INFO, logger="aksfw_core")
+    # Snapshots listed before the uninstall, and resyncs asked for before it, still in
+    # their queues when it runs:
+    world.kube.services = [service(**WEB), service("api", "shop", ips=["20.0.0.9"])]
+    assert world.http("POST", "resync", b"{}").status_code == 202
+    world.resyncs.run_until_idle(timeout_s=20)
+    assert world.http("POST", "resync", b"{}").status_code == 202
+
+    code, answer = post(world, "uninstall", {"dryRun": False})
+    assert code == 202
+    assert answer["totals"]["targets"] == 4 and answer["heldUntil"]
+    # While uninstalling, nothing queues a resync: not the API, not an event, not the timer.
+    refused = world.http("POST", "resync", b"{}")
+    assert refused.status_code == 409
+    assert "uninstalling" in json.loads(refused.get_body())["error"]
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert registered(world) == {serial: FOREIGN for serial in SERIALS}
+    held = [r.getMessage() for r in caplog.records if ".held" in r.getMessage()]
+    assert sum("apply.held" in line for line in held) == 4
+    assert sum("resync.held" in line for line in held) == 2
+    assert sum("event.held" in line for line in held) == 1
+    # A snapshot that comes after the tombstones (a retried delivery) registers nothing.
+    late = Snapshot(CLUSTER, "aks-prod1", SERIALS[0], time.time_ns(),
+                    tags={"20.0.0.9": frozenset({"aks.aks-prod1.api"})})  # fmt: skip
+    enqueue(world.connection_string, "panorama-updates", encode(late))
+    world.drain()
+    assert registered(world) == {serial: FOREIGN for serial in SERIALS}
+    after = status(world)
+    assert [c["targets"] for c in after["clusters"]] == [[], []]
+    assert after["uninstallingUntil"] == answer["heldUntil"]
+    # Asking again is safe: nothing is left to remove.
+    code, again = post(world, "uninstall", {"dryRun": False})
+    assert (code, again["totals"]["targets"]) == (202, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "dryRun is required"),
+        (b"{}", "dryRun is required"),
+        (b'{"dryRun": "yes"}', "dryRun must be true or false"),
+        (b'{"dryRun": true, "force": 1}', "unknown field 'force'"),
+        (b"[", 'send {"dryRun": true}'),
+    ],
+)
+def test_a_bad_body_removes_nothing(world, body, reason):
+    response = world.http("POST", "uninstall", body)
+    assert response.status_code == 400
+    assert reason in json.loads(response.get_body())["error"]
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+@pytest.fixture
+def host(world, monkeypatch):
+    monkeypatch.delenv("AKSFW_FUNCTION_KEY", raising=False)
+    fast = replace(limits.COMMAND_LINE, uninstall_poll_s=0.1)
+    monkeypatch.setattr(limits, "COMMAND_LINE", fast)
+    with FunctionsHttpHost(key=FUNCTION_KEY) as served:
+        yield served
+    assert served.errors == []
+
+
+run = partial(cli.run, hidden=[FUNCTION_KEY])
+
+
+def test_cli_uninstall_waits_until_nothing_remains(converged, host, capsys):
+    world = converged
+    app = ["--app", host.url, "--key", FUNCTION_KEY]
+    code, out, _ = run(capsys, "uninstall", *app, "--dry-run")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["CLUSTER", "TARGET", "IPS", "TAGS"]
+    assert "would remove the tags of 4 target(s) of 2 cluster(s): 4 IPs, 8 IP-tags" in out
+
+    stop = threading.Event()
+
+    def functions_host() -> None:  # the queue triggers run while the command waits
+        while not stop.is_set():
+            world.drain()
+            stop.wait(0.1)
+
+    worker = threading.Thread(target=functions_host)
+    worker.start()
+    try:
+        code, out, err = run(capsys, "uninstall", *app, "--wait", "60")
+    finally:
+        stop.set()
+        worker.join()
+    assert code == 0, err
+    assert "removing the tags of 4 target(s)" in out and "resyncs held back until" in out
+    assert "no cluster holds a target" in err
+    assert registered(world) == {serial: FOREIGN for serial in SERIALS}
+    assert json.loads(host.requests[0].body) == {"dryRun": True}
+    assert all(FUNCTION_KEY not in request.path for request in host.requests)
+
+
+def test_cli_wait_times_out_with_what_remains(world, host, capsys):
+    world.kube.services = [service(**WEB)]
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    code, out, err = run(capsys, "uninstall", "--app", host.url, "--key", FUNCTION_KEY,
+                         "--wait", "0.3", "--json")  # fmt: skip
+    assert code == 1
+    assert json.loads(out)["totals"]["targets"] == 1
+    assert "after 0.3 s tags remain on aks-prod1/panorama" in err
+    world.drain()
+    assert "20.0.0.1" not in world.registered()
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--dry-run", "--wait", "5"], "--wait means nothing with --dry-run"),
+        (["--wait", "0"], "--wait must be more than 0"),
+    ],
+)
+def test_cli_refuses_a_wait_that_means_nothing(capsys, argv, reason):
+    code, _, err = run(capsys, "uninstall", "--app", "https://example.com", *argv)
+    assert code == 2 and reason in err
+
+
+# --- the azd predown hook ---------------------------------------------------------------
+
+TARGET_JSON = (
+    '{"cluster": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/'
+    'managedClusters/aks-prod1", "tagName": "aks-prod1", "target": "panorama", "ips": 1, "tags": 2}'
+)
+
+
+def fake_tools(tmp_path: Path, env: dict[str, str], *, reachable: bool = True) -> dict[str, str]:
+    """Stub `azd` (an environment in a file), `az` and `curl` (logging their calls; curl
+    answers the uninstall, then a status with one target left, then an empty one)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    write_azd(bin_dir, env)
+    (bin_dir / "az").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{tmp_path / "az.log"}"\n'
+        'case "$1 $2" in\n'
+        '  "functionapp show") echo "func-aksfw.azurewebsites.net";;\n'
+        '  "functionapp keys") echo "secret-key-1";;\n'
+        "esac\n"
+    )
+    answers = tmp_path / "answers"
+    answers.mkdir()
+    (answers / "uninstall").write_text(f'{{"dryRun": false, "targets": [{TARGET_JSON}]}}')
+    (answers / "status.1").write_text(
+        f'{{"clusters": [{{"id": "x", "targets": [{TARGET_JSON}]}}]}}'
+    )
+    (answers / "status.2").write_text('{"clusters": [{"id": "x", "targets": []}]}')
+    (bin_dir / "curl").write_text(
+        "#!/bin/sh\n"
+        f'log="{tmp_path / "curl.log"}"; answers="{answers}"\n'
+        'echo "$*" >> "$log"; cat >> "$log"\n'
+        'out=""; for a in "$@"; do [ "$prev" = "--output" ] && out=$a; prev=$a; url=$a; done\n'
+        + ("" if reachable else 'echo "curl: (7) Failed to connect" >&2; printf 000; exit 7\n')
+        + 'case "$url" in\n'
+        '  */api/uninstall) cp "$answers/uninstall" "$out"; printf 202;;\n'
+        '  */api/status) n=$(ls "$answers" | grep -c "^seen"); touch "$answers/seen$n";\n'
+        '     if [ "$n" = 0 ]; then cp "$answers/status.1" "$out"; else cp "$answers/status.2" "$out"; fi;\n'
+        "     printf 200;;\n"
+        "esac\n"
+    )
+    (bin_dir / "sleep").write_text("#!/bin/sh\nexit 0\n")
+    for tool in ("azd", "az", "curl", "sleep"):
+        (bin_dir / tool).chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+APP_ENV = {"AZURE_FUNCTION_APP_NAME": "func-aksfw", "RESOURCE_GROUP": "rg-dev"}
+
+
+def run_hook(
+    tmp_path: Path, env: dict[str, str], **process_env: str
+) -> subprocess.CompletedProcess[str]:
+    path_env = fake_tools(tmp_path, env, reachable=process_env.pop("reachable", "yes") == "yes")
+    return subprocess.run(["sh", str(HOOK)], check=False, env={**path_env, **process_env},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def logged(tmp_path: Path, tool: str) -> str:
+    path = tmp_path / f"{tool}.log"
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.subprocess
+def test_predown_hook_uninstalls_and_waits_until_nothing_remains(tmp_path):
+    done = run_hook(tmp_path, APP_ENV)
+    assert done.returncode == 0, done.stderr
+    assert "aksfw:   " + TARGET_JSON in done.stdout
+    assert "1 target(s) still hold tags; waiting." in done.stdout
+    assert "no cluster holds a target" in done.stdout
+    az = logged(tmp_path, "az")
+    assert "functionapp keys list --resource-group rg-dev --name func-aksfw" in az
+    curl = logged(tmp_path, "curl")
+    assert "--request POST" in curl and '--data {"dryRun": false}' in curl
+    assert "https://func-aksfw.azurewebsites.net/api/uninstall" in curl
+    assert curl.count("https://func-aksfw.azurewebsites.net/api/status") == 2
+    # The key reaches curl on stdin as a header, never on its command line or in a URL.
+    assert 'header = "x-functions-key: secret-key-1"' in curl
+    assert all("secret-key-1" not in line for line in curl.splitlines() if "--request" in line)
+    assert "secret-key-1" not in done.stdout + done.stderr
+
+
+@pytest.mark.subprocess
+def test_predown_hook_dry_run_only_shows_and_stops_azd_down(tmp_path):
+    done = run_hook(tmp_path, APP_ENV, AKSFW_UNINSTALL_DRY_RUN="true")
+    assert done.returncode == 1
+    assert '--data {"dryRun": true}' in logged(tmp_path, "curl")
+    assert "/api/status" not in logged(tmp_path, "curl")
+    assert "aksfw:   " + TARGET_JSON in done.stdout
+    assert "nothing removed; azd down stops here" in done.stderr
+
+
+@pytest.mark.subprocess
+def test_predown_hook_fails_loudly_when_the_app_is_unreachable(tmp_path):
+    done = run_hook(tmp_path, APP_ENV, reachable="no")
+    assert done.returncode == 1
+    assert "/api/uninstall could not be reached" in done.stderr
+    assert "still on Panorama" in done.stderr
+    assert "AKSFW_SKIP_UNINSTALL=true azd down" in done.stderr
+
+
+@pytest.mark.subprocess
+def test_predown_hook_skips_only_when_told(tmp_path):
+    done = run_hook(tmp_path, APP_ENV, AKSFW_SKIP_UNINSTALL="true")
+    assert done.returncode == 0
+    assert "stay on Panorama" in done.stderr
+    assert logged(tmp_path, "curl") == "" and logged(tmp_path, "az") == ""
+
+
+@pytest.mark.subprocess
+def test_predown_hook_without_an_app_has_nothing_to_do(tmp_path):
+    done = run_hook(tmp_path, {})
+    assert done.returncode == 0 and "nothing to uninstall" in done.stdout
+    assert logged(tmp_path, "curl") == ""
+
+
+@pytest.mark.subprocess
+def test_predown_hook_is_valid_sh_and_both_shells_do_the_same():
+    subprocess.run(["sh", "-n", str(HOOK)], check=True)
+    windows = HOOK.with_suffix(".ps1").read_text()
+    for text in (HOOK.read_text(), windows):
+        for needed in ("AKSFW_SKIP_UNINSTALL", "AKSFW_UNINSTALL_DRY_RUN",
+                       "AKSFW_UNINSTALL_WAIT_SECONDS", "functionapp keys list",
+                       "functionKeys.default", "x-functions-key", "/api/uninstall",
+                       "/api/status", "AZURE_FUNCTION_APP_NAME"):  # fmt: skip
+            assert needed in text

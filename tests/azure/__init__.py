@@ -1,0 +1,1 @@
+"""The Azure wing: events, discovery and cluster access, the Event Grid publisher, node subnets."""

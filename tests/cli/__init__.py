@@ -1,0 +1,1 @@
+"""The command line: its commands, errors and guards, and the operator verbs."""

@@ -1,0 +1,1 @@
+"""The deployment, checked offline: infra/, the function package, the watcher, the docs."""

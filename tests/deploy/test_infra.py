@@ -1,0 +1,1417 @@
+"""The azd deployment (azure.yaml, infra/), checked offline: the Bicep parses, its modules
+exist, the app settings match what the code reads, the Event Grid filter matches what
+aksfw_core.azure.events resolves, the configuration document it builds is one the parser takes,
+roles are the least the README asks for, and no secret is written in plain text.
+
+Bicep is read with pycep (a Python Bicep parser); `make checkov` runs the security checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import ipaddress
+import json
+import re
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+from pycep import BicepParser
+
+from aksfw_core.azure import events
+from aksfw_core.azure.inventory import Inventory, MonitoredCluster
+from aksfw_core.config import load_settings, parse_settings
+from aksfw_core.errors import InputError
+from aksfw_core.pipeline.storage import StorageNames
+from tests.support import REPO_ROOT
+from tests.support.azd_stub import write_azd
+from tests.support.infra_settings import (
+    FORBIDDEN,
+    LOCAL_ONLY,
+    READ_BY_OTHERS,
+    app_settings,
+    code_environment_names,
+    environment_names_in,
+    settings_problems,
+)
+from tests.support.telemetry import METRICS, kql_problems
+
+INFRA = REPO_ROOT / "infra"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+MAIN = INFRA / "main.bicep"
+APP = INFRA / "app"
+
+SUB = "11111111-1111-1111-1111-111111111111"
+VAULT_URL = "https://kv-test.vault.azure.net"
+
+# Azure built-in role definition IDs (Microsoft Learn, "Azure built-in roles"): the only
+# roles the deployment grants.
+BUILT_IN_ROLES = {
+    "reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    "aksClusterUser": "4abbcc35-e782-43d8-92c5-2d3f1bd2253f",
+    "aksRbacReader": "7f6c6a51-bcf8-42ba-9220-52d62157d7db",
+    "keyVaultSecretsOfficer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
+    "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "storageBlobDataContributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "eventGridDataSender": "d5a91429-5739-47e2-a06b-3470a27159e7",
+}
+
+
+@functools.cache
+def bicep(path: Path) -> dict[str, Any]:
+    return BicepParser().parse(file_path=path)
+
+
+def body(resource_or_module: Mapping[str, Any]) -> dict[str, Any]:
+    """The declaration's own properties, past `if (…)` and `[for …]` wrappers."""
+    config = resource_or_module["config"]
+    while "config" in config and ("condition" in config or "loop_type" in config):
+        config = config["config"]
+    return config
+
+
+def condition(resource_or_module: Mapping[str, Any]) -> Any:
+    return resource_or_module["config"].get("condition")
+
+
+def resources_of(path: Path, type_: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in bicep(path).get("resources", {}).items()
+        if resource["type"] == type_ and not resource["existing"]
+    }
+
+
+def variable(path: Path, name: str) -> Any:
+    return bicep(path)["variables"][name]["value"]
+
+
+def unquote(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text
+
+
+# --- the files ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_bicep_file_parses(path):
+    assert bicep(path)
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_module_is_a_local_file_that_exists(path):
+    for name, module in bicep(path).get("modules", {}).items():
+        assert module["type"] == "local", f"{path.name}: module {name} is not a local file"
+        target = path.parent / module["detail"]["path"]
+        assert target.is_file(), f"{path.name}: module {name}: {target} is missing"
+
+
+def test_every_module_file_is_used():
+    used = {
+        (path.parent / module["detail"]["path"]).resolve()
+        for path in BICEP_FILES
+        for module in bicep(path).get("modules", {}).values()
+    }
+    unused = [p for p in BICEP_FILES if p != MAIN and p.resolve() not in used]
+    assert not unused
+
+
+def test_main_is_deployed_at_subscription_scope_into_the_environments_group():
+    document = bicep(MAIN)
+    assert document["globals"]["scope"]["value"] == "subscription"
+    (group,) = resources_of(MAIN, "Microsoft.Resources/resourceGroups").values()
+    assert body(group)["name"] == "${abbrs.resourceGroups}${environmentName}"
+    assert json.loads((INFRA / "abbreviations.json").read_text())["resourceGroups"] == "rg-"
+    assert body(group)["tags"] == "tags"
+    assert variable(MAIN, "tags") == {"'azd-env-name'": "environmentName"}
+
+
+def test_abbreviations_are_all_used():
+    abbreviations = json.loads((INFRA / "abbreviations.json").read_text())
+    text = MAIN.read_text()
+    assert [key for key in abbreviations if f"abbrs.{key}" not in text] == []
+
+
+def test_every_parameter_is_described():
+    for path in BICEP_FILES:
+        for name, parameter in bicep(path).get("parameters", {}).items():
+            kinds = {decorator["type"] for decorator in parameter["decorators"]}
+            assert "description" in kinds, f"{path.name}: parameter {name}"
+
+
+def test_main_outputs_what_azd_and_the_readme_use():
+    outputs = bicep(MAIN)["outputs"]
+    for name in (
+        "AZURE_FUNCTION_APP_NAME",
+        "RESYNC_URL",
+        "STATUS_URL",
+        "AZURE_KEY_VAULT_NAME",
+        "RESOURCE_GROUP",
+        "AZURE_LOCATION",
+        "AZURE_TENANT_ID",
+    ):
+        assert name in outputs
+    assert outputs["RESYNC_URL"]["value"] == "https://${api.outputs.defaultHostName}/api/resync"
+    assert outputs["STATUS_URL"]["value"] == "https://${api.outputs.defaultHostName}/api/status"
+
+
+def test_azure_yaml_deploys_this_folder_as_a_python_function_app():
+    project = yaml.safe_load((REPO_ROOT / "azure.yaml").read_text())
+    assert project["services"] == {
+        "api": {
+            "project": ".",
+            "language": "python",
+            "host": "function",
+            "resourceGroup": "rg-${AZURE_ENV_NAME}",
+        }
+    }
+    for event in ("preprovision", "postdeploy"):
+        hook = project["hooks"][event]
+        assert (REPO_ROOT / hook["posix"]["run"]).is_file()
+        assert (REPO_ROOT / hook["windows"]["run"]).is_file()
+        assert hook["posix"]["continueOnError"] is False
+
+
+def test_azd_finds_exactly_one_resource_group_per_environment():
+    # azd looks for the service's resourceGroup, then AZURE_RESOURCE_GROUP, then the
+    # azd-env-name tag: all three name rg-<env>, and no other group carries the tag.
+    abbreviation = json.loads((INFRA / "abbreviations.json").read_text())["resourceGroups"]
+    project = yaml.safe_load((REPO_ROOT / "azure.yaml").read_text())
+    assert project["services"]["api"]["resourceGroup"] == f"{abbreviation}${{AZURE_ENV_NAME}}"
+    assert bicep(MAIN)["outputs"]["AZURE_RESOURCE_GROUP"]["value"] == {
+        "operator": {
+            "type": "property_accessor",
+            "operands": {"operand_1": "rg", "operand_2": "name"},
+        }
+    }
+    assert bicep(MAIN)["parameters"]["environmentName"]  # ${AZURE_ENV_NAME}
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert params["tags"] == "eventsTags"
+    assert "'azd-env-name'" not in variable(MAIN, "eventsTags")
+    for path in BICEP_FILES:
+        for name, group in resources_of(path, "Microsoft.Resources/resourceGroups").items():
+            if path != MAIN:
+                assert body(group)["tags"] == "tags", f"{path.name}: {name}"
+
+
+@pytest.mark.parametrize("name", ["postdeploy.sh", "postdeploy.ps1"])
+def test_postdeploy_hook_provisions_the_event_subscriptions_once(name):
+    text = (INFRA / "hooks" / name).read_text()
+    assert "azd env get-value DEPLOY_EVENT_SUBSCRIPTIONS" in text
+    assert "azd env set DEPLOY_EVENT_SUBSCRIPTIONS true" in text
+    assert "azd provision --no-prompt" in text
+    # The early exit when the flag is already on comes before any provisioning.
+    assert text.index("'true'" if name.endswith("ps1") else '= "true"') < text.index(
+        "azd provision"
+    )
+
+
+@pytest.mark.subprocess
+def test_postdeploy_shell_hook_is_valid_sh():
+    subprocess.run(["sh", "-n", str(INFRA / "hooks" / "postdeploy.sh")], check=True)
+
+
+# --- parameters -----------------------------------------------------------------------
+
+
+def main_parameters() -> dict[str, Any]:
+    return json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+
+
+def test_parameters_file_maps_azd_environment_values():
+    parameters = main_parameters()
+    declared = bicep(MAIN)["parameters"]
+    assert set(parameters) <= set(declared)
+    assert parameters["environmentName"] == {"value": "${AZURE_ENV_NAME}"}
+    assert parameters["location"] == {"value": "${AZURE_LOCATION}"}
+    assert parameters["deployEventSubscriptions"] == {
+        "value": "${DEPLOY_EVENT_SUBSCRIPTIONS=false}"
+    }
+    # Every parameter without a default is given (azd prompts for it when unset).
+    required = {name for name, p in declared.items() if "default" not in p}
+    assert required <= set(parameters)
+
+
+def test_parameter_file_defaults_are_the_bicep_defaults():
+    declared = bicep(MAIN)["parameters"]
+    for name, entry in main_parameters().items():
+        match = re.fullmatch(r"\$\{(\w+)(?:=(.*))?\}", entry["value"])
+        assert match, f"{name}: expected a single ${{VARIABLE}} or ${{VARIABLE=default}}"
+        if match.group(2) is None:
+            continue
+        default = declared[name]["default"]
+        assert match.group(2) == (
+            str(default).lower() if isinstance(default, bool) else str(default)
+        ), name
+
+
+def test_panorama_api_key_is_a_secure_parameter_never_given_in_plain_text():
+    parameter = bicep(MAIN)["parameters"]["panoramaApiKey"]
+    assert {"type": "secure"} in parameter["decorators"]
+    assert parameter["default"] == ""
+    # Only ever an azd environment value (azd env set-secret keeps it in Key Vault).
+    assert main_parameters()["panoramaApiKey"] == {"value": "${AKSFW_PANORAMA_API_KEY=}"}
+    for path in BICEP_FILES:
+        for name, output in bicep(path).get("outputs", {}).items():
+            text = json.dumps(output)
+            assert not re.search(r"\bpanoramaApiKey\b", text), f"{path.name}: output {name}"
+
+
+# --- app settings ---------------------------------------------------------------------
+
+
+def test_code_scanner_finds_every_way_of_reading_the_environment():
+    source = (
+        "import os\n"
+        "a = os.environ.get('A')\n"
+        "b = environ.get('B', 'x')\n"
+        "c = os.environ['C']\n"
+        "d = os.getenv('D')\n"
+        "e = self.environ.get('E')\n"
+        "f = other.get('F')\n"
+    )
+    assert environment_names_in(source) == {"A", "B", "C", "D", "E"}
+
+
+def test_code_reads_the_names_the_readme_documents():
+    names = code_environment_names()
+    assert {"AKSFW_CONFIG", "PANORAMA_API_KEY", "AKSFW_ARM_ENDPOINT", "AKSFW_DEV_TOKEN"} <= names
+
+
+def test_app_settings_match_what_the_code_reads():
+    written = app_settings(bicep(APP / "api.bicep"))
+    assert settings_problems(written, code_environment_names()) == []
+
+
+def test_the_settings_check_catches_drift():
+    # In step: aksfw reads what is set, others read the rest, local names stay unset.
+    written = set(READ_BY_OTHERS) | {"AKSFW_CONFIG", "PANORAMA_API_KEY"}
+    read = set(LOCAL_ONLY) | {"AKSFW_CONFIG", "PANORAMA_API_KEY"}
+    assert settings_problems(written, read) == []
+    renamed = (written - {"AKSFW_CONFIG"}) | {"AKSFW_CONFIGURATION"}
+    assert settings_problems(renamed, read) == [
+        "the Bicep sets AKSFW_CONFIGURATION, which nobody reads",
+        "the code reads AKSFW_CONFIG, which the Bicep does not set",
+    ]
+    assert settings_problems(written | {"AKSFW_DEV_TOKEN"}, read) == [
+        "the Bicep sets AKSFW_DEV_TOKEN"
+    ]
+    assert settings_problems(written, read | {"AKSFW_NEW_KNOB"}) == [
+        "the code reads AKSFW_NEW_KNOB, which the Bicep does not set"
+    ]
+    assert settings_problems(written - {"AZURE_CLIENT_ID"}, read) == [
+        "READ_BY_OTHERS lists AZURE_CLIENT_ID, which the Bicep no longer sets"
+    ]
+    assert settings_problems(written, read - {"PANORAMA_USER"}) == [
+        "LOCAL_ONLY lists PANORAMA_USER, which the code no longer reads"
+    ]
+
+
+def test_allow_lists_are_documented_and_disjoint():
+    assert all(READ_BY_OTHERS.values()) and all(LOCAL_ONLY.values())
+    assert not set(READ_BY_OTHERS) & set(LOCAL_ONLY)
+    assert set(FORBIDDEN) <= set(LOCAL_ONLY)
+
+
+def test_no_secret_is_written_into_app_settings():
+    settings = app_settings(bicep(APP / "api.bicep"))
+    assert settings["PANORAMA_API_KEY"] == (
+        "@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${panoramaApiKeySecretName})"
+    )
+    assert "AKSFW_DEV_TOKEN" not in settings
+    assert "AzureWebJobsStorage" not in settings  # a connection string would hold a key
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
+    assert settings["AZURE_CLIENT_ID"] == "identityClientId"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
+        "ClientId=${identityClientId};Authorization=AAD"
+    )
+
+
+def test_function_app_runs_as_its_identity_on_flex_consumption():
+    (plan,) = resources_of(APP / "api.bicep", "Microsoft.Web/serverfarms").values()
+    assert body(plan)["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    assert body(plan)["properties"]["reserved"] is True
+    (site,) = resources_of(APP / "api.bicep", "Microsoft.Web/sites").values()
+    config = body(site)
+    assert config["kind"] == "functionapp,linux"
+    properties = config["properties"]
+    assert properties["httpsOnly"] is True
+    assert properties["keyVaultReferenceIdentity"] == "identityId"
+    assert config["identity"]["type"] == "UserAssigned"
+    function_config = properties["functionAppConfig"]
+    assert function_config["runtime"] == {"name": "python", "version": "pythonVersion"}
+    storage = function_config["deployment"]["storage"]
+    assert storage["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": "identityId",
+    }
+    assert properties["siteConfig"]["minTlsVersion"] == "1.2"
+    assert properties["siteConfig"]["ftpsState"] == "Disabled"
+    assert "'azd-service-name': 'api'" in (APP / "api.bicep").read_text()
+
+
+# The Python versions Flex Consumption offers that aksfw is tested on, the default first: the
+# suite runs on 3.11, the real-runtime tests on 3.13 (tests/test_runtime*.py). Microsoft Learn:
+# "Supported languages in Azure Functions" lists 3.10 to 3.13 as GA, with 3.12 the last on
+# Linux Consumption; Get-AzFunctionAppFlexConsumptionRuntime lists python 3.13 for the FC1 SKU.
+PYTHON_VERSIONS = ["3.11", "3.13"]
+
+
+def allowed(parameter: Mapping[str, Any]) -> list[Any]:
+    return next(d["argument"] for d in parameter["decorators"] if d["type"] == "allowed")
+
+
+def test_python_version_is_a_parameter_from_the_azd_environment():
+    in_main = bicep(MAIN)["parameters"]["pythonVersion"]
+    in_app = bicep(APP / "api.bicep")["parameters"]["pythonVersion"]
+    assert allowed(in_main) == allowed(in_app) == PYTHON_VERSIONS
+    assert in_main["default"] == in_app["default"] == PYTHON_VERSIONS[0]
+    assert body(bicep(MAIN)["modules"]["api"])["params"]["pythonVersion"] == "pythonVersion"
+    assert main_parameters()["pythonVersion"] == {"value": "${AKSFW_PYTHON_VERSION=3.11}"}
+    description = next(d for d in in_main["decorators"] if d["type"] == "description")
+    assert "AKSFW_PYTHON_VERSION" in description["argument"]
+    deploy = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    row = next(line for line in deploy.splitlines() if line.startswith("| `AKSFW_PYTHON_VERSION`"))
+    assert all(f"`{version}`" in row for version in PYTHON_VERSIONS), row
+
+
+def azure_functions_requirement(python_version: str) -> SpecifierSet:
+    """The azure-functions versions requirements.txt admits on one Python version."""
+    environment = {"python_version": python_version, "python_full_version": f"{python_version}.0"}
+    found = []
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        text = line.split("#", 1)[0].strip()
+        if not text or text.startswith("-"):
+            continue
+        requirement = Requirement(text)
+        if requirement.name == "azure-functions" and (
+            requirement.marker is None or requirement.marker.evaluate(environment)
+        ):
+            found.append(requirement.specifier)
+    assert len(found) == 1, f"Python {python_version}: {len(found)} azure-functions lines apply"
+    return found[0]
+
+
+@pytest.mark.parametrize("python_version", ["3.11", "3.12", "3.13"])
+def test_every_supported_python_version_gets_its_azure_functions_library(python_version):
+    # azure-functions 2.x requires Python 3.13 (pip passes it over on 3.11 and 3.12); 1.25 is
+    # the first 1.x with func.CloudEvent. So 3.13 must admit 2.x, 3.11 and 3.12 a 1.x >= 1.25.
+    specifier = azure_functions_requirement(python_version)
+    assert "1.24.0" not in specifier and "3.0.0" not in specifier
+    assert ("2.0.0" if Version(python_version) >= Version("3.13") else "1.25.0") in specifier
+
+
+# --- storage and vault ----------------------------------------------------------------
+
+
+def test_storage_account_is_identity_only():
+    (account,) = resources_of(APP / "storage.bicep", "Microsoft.Storage/storageAccounts").values()
+    properties = body(account)["properties"]
+    assert properties["allowSharedKeyAccess"] is False
+    assert properties["allowBlobPublicAccess"] is False
+    assert properties["minimumTlsVersion"] == "TLS1_2"
+    assert properties["supportsHttpsTrafficOnly"] is True
+
+
+def test_storage_declares_the_queues_and_containers_the_code_uses():
+    queues = variable(APP / "storage.bicep", "queueNames")
+    assert sorted(queues) == sorted(StorageNames().queues)
+    containers = {
+        body(c)["name"]
+        for c in resources_of(
+            APP / "storage.bicep", "Microsoft.Storage/storageAccounts/blobServices/containers"
+        ).values()
+    }
+    assert containers == {
+        StorageNames().state_container,
+        "deploymentContainerName",
+        "deadLetterContainerName",
+    }
+    assert variable(APP / "storage.bicep", "deadLetterContainerName") == "eventgrid-deadletter"
+    triggers = re.findall(r'queue_name="([^"]+)"', (REPO_ROOT / "function_app.py").read_text())
+    assert set(triggers) <= set(queues)
+
+
+def test_key_vault_uses_rbac_and_keeps_deleted_secrets():
+    (vault,) = resources_of(APP / "keyvault.bicep", "Microsoft.KeyVault/vaults").values()
+    properties = body(vault)["properties"]
+    assert properties["enableRbacAuthorization"] is True
+    assert properties["enableSoftDelete"] is True
+    # Purge protection is opt-in: the vault name is fixed per environment, and only an
+    # unprotected vault can be purged by `azd down --purge` before the next `azd up`.
+    assert properties["enablePurgeProtection"] == {
+        "operator": {
+            "type": "conditional",
+            "operands": {"condition": "purgeProtection", "true_value": True, "false_value": None},
+        }
+    }
+    assert bicep(APP / "keyvault.bicep")["parameters"]["purgeProtection"]["default"] is False
+    assert bicep(MAIN)["parameters"]["keyVaultPurgeProtection"]["default"] is False
+    assert main_parameters()["keyVaultPurgeProtection"] == {
+        "value": "${AKSFW_KEY_VAULT_PURGE_PROTECTION=false}"
+    }
+    params = body(bicep(MAIN)["modules"]["keyVault"])["params"]
+    assert params["purgeProtection"] == "keyVaultPurgeProtection"
+    text = (APP / "keyvault.bicep").read_text()
+    assert "checkov:skip=CKV_AZURE_110:" in text and "checkov:skip=CKV_AZURE_42:" in text
+    module = bicep(APP / "keyvault.bicep")["modules"]["panoramaKey"]
+    assert condition(module) is not None  # only when the key is given
+    assert variable(APP / "keyvault.bicep", "panoramaApiKeySecretName") == "panorama-api-key"
+
+
+def test_application_insights_takes_entra_id_authentication_only():
+    (component,) = resources_of(APP / "monitoring.bicep", "Microsoft.Insights/components").values()
+    assert body(component)["properties"]["DisableLocalAuth"] is True
+
+
+# --- roles ----------------------------------------------------------------------------
+
+
+def role_assignments() -> list[tuple[Path, str, dict[str, Any], Any]]:
+    found = []
+    for path in BICEP_FILES:
+        for name, resource in resources_of(path, "Microsoft.Authorization/roleAssignments").items():
+            found.append((path, name, body(resource), condition(resource)))
+    return found
+
+
+def test_role_ids_are_the_built_in_ones():
+    assert json.loads((APP / "roles.json").read_text()) == BUILT_IN_ROLES
+
+
+def custom_roles(path: Path) -> dict[str, dict[str, Any]]:
+    """Symbol → (unwrapped) declaration of the custom role definitions of one file."""
+    return {
+        name: body(resource)
+        for name, resource in resources_of(path, "Microsoft.Authorization/roleDefinitions").items()
+    }
+
+
+def role_key(path: Path, role_definition_id: Any) -> str:
+    """A built-in role's key in roles.json, or the symbol of a custom role of the same file."""
+    if isinstance(role_definition_id, dict) and "operator" in role_definition_id:
+        operands = role_definition_id["operator"]["operands"]
+        if operands["operand_2"] == "id" and operands["operand_1"] in custom_roles(path):
+            return str(operands["operand_1"])
+    keys = re.findall(r'"operand_2": "(\w+)"', json.dumps(role_definition_id))
+    assert keys and keys[-1] in BUILT_IN_ROLES, f"{path.name}: unknown role {role_definition_id}"
+    return keys[-1]
+
+
+def test_role_assignments_use_known_roles_deterministic_names_and_principal_types():
+    assert role_assignments()
+    for path, name, config, _ in role_assignments():
+        where = f"{path.name}: {name}"
+        key = role_key(path, config["properties"]["roleDefinitionId"])
+        assert config["name"]["function"]["type"] == "guid", where
+        if key in BUILT_IN_ROLES:
+            assert key in json.dumps(config["name"]), f"{where}: the role is not in the name"
+        else:  # a custom role: its own name seed
+            seed = custom_roles(path)[key]["name"]["function"]["parameters"]
+            assert list(seed.values())[-1] in json.dumps(config["name"]), where
+        principal_type = config["properties"]["principalType"]
+        assert principal_type in ("ServicePrincipal", "principalType"), where
+
+
+def test_custom_roles_only_read_and_are_unique_in_the_tenant():
+    roles = custom_roles(APP / "monitored-subscription.bicep")
+    actions = {
+        name: variable(
+            APP / "monitored-subscription.bicep", config["properties"]["permissions"][0]["actions"]
+        )
+        for name, config in roles.items()
+    }
+    assert actions == {
+        "clusterReaderRole": ["Microsoft.ContainerService/managedClusters/read"],
+        "subnetReaderRole": [
+            "Microsoft.Network/virtualNetworks/read",
+            "Microsoft.Network/virtualNetworks/subnets/read",
+        ],
+    }
+    for config in roles.values():
+        properties = config["properties"]
+        assert properties["type"] == "CustomRole"
+        assert properties["permissions"][0]["notActions"] == []
+        # Assignable in this subscription only.
+        (assignable,) = properties["assignableScopes"]
+        assert assignable["operator"]["operands"]["operand_1"]["function"]["type"] == "subscription"
+        assert assignable["operator"]["operands"]["operand_2"] == "id"
+        # Role names are unique per tenant: environment, token and subscription in each.
+        assert "${roleNameSuffix}" in properties["roleName"]
+        assert "${subscription().subscriptionId}" in properties["roleName"]
+        assert config["name"]["function"]["type"] == "guid"
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert params["roleNameSuffix"] == "${environmentName}-${resourceToken}"
+
+
+def granted(path: Path) -> dict[tuple[str, str], Any]:
+    """(role key, principal) → condition of the role assignments of one file."""
+    result = {}
+    for file, _, config, when in role_assignments():
+        if file == path:
+            key = role_key(path, config["properties"]["roleDefinitionId"])
+            result[key, config["properties"]["principalId"]] = when
+    return result
+
+
+def test_app_identity_gets_data_roles_on_its_own_resources_only():
+    roles = granted(APP / "rbac.bicep")
+    app = {
+        key: when for (key, principal), when in roles.items() if principal == "identityPrincipalId"
+    }
+    assert app == dict.fromkeys(
+        [
+            "storageBlobDataOwner",
+            "storageQueueDataContributor",
+            "keyVaultSecretsUser",
+            "monitoringMetricsPublisher",
+        ]
+    )
+    user = {key: when for (key, principal), when in roles.items() if principal == "principalId"}
+    assert set(user) == {
+        "storageBlobDataContributor",
+        "storageQueueDataContributor",
+        "keyVaultSecretsOfficer",
+    }
+    assert all("principalId" in json.dumps(when) for when in user.values())
+
+
+def test_cluster_roles_go_to_the_app_identity_only():
+    roles = granted(APP / "cluster-access.bicep")
+    assert {key for key, _ in roles} == {"reader", "aksClusterUser", "aksRbacReader"}
+    assert {principal for _, principal in roles} == {"principalId"}  # the module's parameter
+    (rbac_reader,) = [when for (key, _), when in roles.items() if key == "aksRbacReader"]
+    assert "clustersUseAzureRbac" in json.dumps(rbac_reader)
+    subscription_roles = granted(APP / "monitored-subscription.bicep")
+    assert subscription_roles == {
+        ("clusterReaderRole", "principalId"): "grantSubscriptionRoles",
+        ("subnetReaderRole", "principalId"): "grantSubnetRead",
+    }
+    # The modules are given the identity, nothing else.
+    for name in ("monitoredSubscriptions", "clusterAccess", "discoveredClusterAccess"):
+        params = body(bicep(MAIN)["modules"][name])["params"]
+        assert dotted(params["principalId"]) == "identity.outputs.principalId"
+
+
+def test_no_credential_role_is_granted_on_a_subscription_or_group():
+    # Cluster User Role hands out a local-account cluster's admin credential: only ever on
+    # one cluster (cluster-access.bicep scopes every assignment to the cluster).
+    for path, name, config, _ in role_assignments():
+        key = role_key(path, config["properties"]["roleDefinitionId"])
+        if key in ("aksClusterUser", "aksRbacReader"):
+            assert path == APP / "cluster-access.bicep", f"{path.name}: {name}"
+            assert config["scope"] == "managedCluster", f"{path.name}: {name}"
+
+
+@pytest.mark.parametrize(
+    ("credential", "azure"),
+    [
+        (None, True),
+        ("azure", True),
+        ({"kind": "azure"}, True),
+        ({"kind": "token", "server": "https://azure.example", "secret": "azure-token"}, False),
+    ],
+)
+def test_explicit_clusters_get_cluster_user_only_for_the_azure_credential(credential, azure):
+    roles = granted(APP / "cluster-access.bicep")
+    assert roles["reader", "principalId"] == "grant"
+    when = roles["aksClusterUser", "principalId"]
+    assert when["operator"]["type"] == "and"
+    assert set(when["operator"]["operands"].values()) == {"grant", "usesAzureCredential"}
+    cluster = (
+        {"id": CLUSTER_ID} if credential is None else {"id": CLUSTER_ID, "credential": credential}
+    )
+    lookup = scope(APP / "cluster-access.bicep", {"cluster": cluster})
+    assert lookup("usesAzureCredential") is azure
+
+
+def test_monitored_subscription_module_is_deployed_per_subscription():
+    module = bicep(MAIN)["modules"]["monitoredSubscriptions"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "monitoredSubscriptionList"
+    scope = body(module)["scope"]["function"]
+    assert scope["type"] == "subscription"
+    text = MAIN.read_text()
+    assert "resourceGroupName: '${abbrs.resourceGroups}${environmentName}-events'" in text
+    assert "functionId: '${api.outputs.id}/functions/resource_event'" in text
+    assert "deployEventSubscription: deployEventSubscriptions" in text
+    # Environments sharing one topic need their own event subscription (and alert) names.
+    assert "eventSubscriptionName: 'aksfw-${resourceToken}'" in text
+
+
+@pytest.mark.parametrize(
+    ("csv", "subscriptions"),
+    [
+        ("", [SUB]),  # the monitoredSubscriptionIds array (its default: this subscription)
+        ("  ", [SUB]),
+        ("aaa,bbb", ["aaa", "bbb"]),
+        (" aaa, bbb ", ["aaa", "bbb"]),
+    ],
+)
+def test_monitored_subscriptions_come_from_the_azd_environment_or_the_array(csv, subscriptions):
+    assert main_parameters()["monitoredSubscriptionIdsCsv"] == {
+        "value": "${AKSFW_MONITORED_SUBSCRIPTION_IDS=}"
+    }
+    lookup = scope(MAIN, {"monitoredSubscriptionIdsCsv": csv, "monitoredSubscriptionIds": [SUB]})
+    assert lookup("monitoredSubscriptionList") == subscriptions
+    document = config_document(panoramaHost="p", monitoredSubscriptionIdsCsv=csv)
+    assert document["subscriptions"] == subscriptions
+
+
+TAGGED = f"/subscriptions/{SUB}/resourceGroups/rg-a/providers/Microsoft.ContainerService/managedClusters/aks-a"
+
+
+@pytest.mark.parametrize(
+    ("found", "ids"),
+    [("", []), (f"{TAGGED},{TAGGED}2", [TAGGED, f"{TAGGED}2"]), (f" {TAGGED} ", [TAGGED])],
+)
+def test_discovered_clusters_get_their_roles_one_by_one(found, ids):
+    assert main_parameters()["discoveredClusterIds"] == {
+        "value": "${AKSFW_DISCOVERED_CLUSTER_IDS=}"
+    }
+    assert scope(MAIN, {"discoveredClusterIds": found})("discoveredClusterIdList") == ids
+    module = bicep(MAIN)["modules"]["discoveredClusterAccess"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "discoveredClusterIdList"
+    assert module["detail"]["path"] == "app/cluster-access.bicep"
+    params = body(module)["params"]
+    assert params["cluster"] == {"id": "clusterId"}  # the `azure` credential by default
+    # A cluster that is also explicit gets its roles (and credential) from that entry.
+    grant = params["grant"]["operator"]["operands"]["bool_value"]["function"]
+    assert grant["type"] == "contains"
+    assert grant["parameters"]["container"] == "explicitClusterIds"
+
+
+def test_every_monitored_subscription_topic_may_dead_letter_into_the_container_only():
+    module = bicep(MAIN)["modules"]["deadLetterAccess"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "monitoredSubscriptionList"
+    assert "topicPrincipalId: monitoredSubscriptions[i].outputs.systemTopicPrincipalId" in (
+        MAIN.read_text()
+    )
+    roles = granted(APP / "deadletter-access.bicep")
+    assert roles == {("storageBlobDataContributor", "topicPrincipalId"): None}
+    (assignment,) = resources_of(
+        APP / "deadletter-access.bicep", "Microsoft.Authorization/roleAssignments"
+    ).values()
+    assert body(assignment)["scope"] == "deadLetterContainer"
+    # The app's own identity is no longer used by Event Grid anywhere.
+    for name in ("eventgrid.bicep", "monitored-subscription.bicep"):
+        assert "identityId" not in (APP / name).read_text(), name
+
+
+# --- Event Grid -----------------------------------------------------------------------
+
+
+def event_subscription() -> tuple[dict[str, Any], Any]:
+    (resource,) = resources_of(
+        APP / "eventgrid.bicep", "Microsoft.EventGrid/systemTopics/eventSubscriptions"
+    ).values()
+    return body(resource), condition(resource)
+
+
+def resolve_name(path: Path, value: Any) -> Any:
+    return variable(path, value) if isinstance(value, str) else value
+
+
+def operation_filter() -> list[str]:
+    config, _ = event_subscription()
+    (advanced,) = config["properties"]["filter"]["advancedFilters"]
+    assert advanced["operatorType"] == "StringIn"
+    assert advanced["key"] == "data.operationName"
+    return resolve_name(APP / "eventgrid.bicep", advanced["values"])
+
+
+def test_system_topic_watches_the_subscription():
+    (topic,) = resources_of(APP / "eventgrid.bicep", "Microsoft.EventGrid/systemTopics").values()
+    config = body(topic)
+    assert config["location"] == "global"
+    assert config["properties"]["topicType"] == "Microsoft.Resources.Subscriptions"
+    # Its own identity: the only kind the storage firewall's trusted-services exception
+    # lets dead-letter, and not the app's (which owns queues, state and vault reads).
+    assert config["identity"] == {"type": "SystemAssigned"}
+    assert condition(topic) == "createSystemTopic"
+
+
+@pytest.mark.parametrize(
+    ("existing", "group", "name", "create"),
+    [
+        ("", "rg-test-events", "egst-aksfw-x", True),
+        (
+            f"/subscriptions/{SUB}/resourceGroups/rg-shared/providers/Microsoft.EventGrid/systemTopics/arm-events",
+            "rg-shared",
+            "arm-events",
+            False,
+        ),
+    ],
+)
+def test_an_existing_system_topic_is_used_instead_of_a_new_one(existing, group, name, create):
+    path = APP / "monitored-subscription.bicep"
+    lookup = scope(
+        path,
+        {
+            "existingSystemTopicId": existing,
+            "resourceGroupName": "rg-test-events",
+            "systemTopicName": "egst-aksfw-x",
+        },
+    )
+    assert lookup("createSystemTopic") is create
+    assert lookup("topicGroupName") == group
+    assert lookup("topicName") == name
+    (events_group,) = resources_of(path, "Microsoft.Resources/resourceGroups").values()
+    assert condition(events_group) == "createSystemTopic"
+    params = body(bicep(path)["modules"]["events"])["params"]
+    assert params["createSystemTopic"] == "createSystemTopic"
+    assert params["systemTopicName"] == "topicName"
+    main_params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    chosen = main_params["existingSystemTopicId"]["operator"]["operands"]
+    assert chosen["condition"]["function"]["type"] == "contains"
+    assert bicep(MAIN)["parameters"]["existingSystemTopicIds"]["default"] == {}
+
+
+def test_event_subscription_delivers_to_the_resource_event_function_once_it_exists():
+    config, when = event_subscription()
+    assert when == "deployEventSubscription"
+    properties = config["properties"]
+    destination = properties["destination"]
+    assert destination["endpointType"] == "AzureFunction"
+    assert destination["properties"]["maxEventsPerBatch"] == 1
+    assert properties["retryPolicy"] == {
+        "maxDeliveryAttempts": 30,
+        "eventTimeToLiveInMinutes": 1440,
+    }
+    dead_letter = properties["deadLetterWithResourceIdentity"]
+    assert dead_letter["identity"] == {"type": "SystemAssigned"}
+    assert dead_letter["deadLetterDestination"]["endpointType"] == "StorageBlob"
+    tree = ast.parse((REPO_ROOT / "function_app.py").read_text())
+    functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert "resource_event" in functions
+
+
+def test_event_types_are_the_resource_events_the_code_resolves():
+    config, _ = event_subscription()
+    types = resolve_name(
+        APP / "eventgrid.bicep", config["properties"]["filter"]["includedEventTypes"]
+    )
+    assert set(types) == {events.WRITE, events.DELETE, events.ACTION}
+
+
+def test_operation_filter_leaves_out_credential_and_list_actions():
+    for operation in operation_filter():
+        lowered = operation.lower()
+        assert "credential" not in lowered and "/list" not in lowered, operation
+
+
+def test_operation_filter_names_exactly_the_cluster_changing_actions():
+    actions = {
+        op.lower().split("/")[-2] for op in operation_filter() if op.lower().endswith("/action")
+    }
+    assert actions == set(events.CLUSTER_CHANGING_ACTIONS)
+    for op in operation_filter():
+        if op.endswith("/action"):
+            assert op.lower().startswith("microsoft.containerservice/managedclusters/"), op
+
+
+def test_operation_filter_covers_cluster_and_network_writes_and_deletes():
+    operations = {op.lower() for op in operation_filter()}
+    for resource in (
+        "microsoft.containerservice/managedclusters",
+        "microsoft.containerservice/managedclusters/agentpools",
+        "microsoft.network/loadbalancers",
+        "microsoft.network/publicipaddresses",
+    ):
+        assert {f"{resource}/write", f"{resource}/delete"} <= operations, resource
+
+
+CLUSTER_ID = f"/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
+NODE_GROUP = f"/subscriptions/{SUB}/resourceGroups/MC_rg-prod_aks-prod1_westeurope"
+INVENTORY = Inventory(
+    (MonitoredCluster(CLUSTER_ID, "aks-prod1", "aks-prod1", "MC_rg-prod_aks-prod1_westeurope"),)
+)
+
+
+def sample_event(operation: str) -> dict[str, Any]:
+    """A Resource Manager event for `operation` on a resource of the monitored cluster."""
+    parts = operation.split("/")
+    provider, verb = parts[0], parts[-1]
+    if verb == "action":
+        kinds, verb = parts[1:-2], "action"
+    else:
+        kinds = parts[1:-1]
+    if provider.lower() == "microsoft.containerservice":
+        subject = CLUSTER_ID + "".join(f"/{kind}/x" for kind in kinds[1:])
+    else:
+        subject = f"{NODE_GROUP}/providers/{provider}/{kinds[0]}/x"
+    event_type = {"write": events.WRITE, "delete": events.DELETE, "action": events.ACTION}[verb]
+    return {
+        "id": "1",
+        "eventType": event_type,
+        "subject": subject,
+        "topic": f"/subscriptions/{SUB}",
+        "data": {"operationName": operation},
+    }
+
+
+def test_every_filtered_operation_affects_the_cluster_it_concerns():
+    for operation in operation_filter():
+        resolution = events.resolve(events.read_event(sample_event(operation)), INVENTORY)
+        assert [change.id for change in resolution.clusters] == [CLUSTER_ID], operation
+
+
+def test_credential_reads_would_be_ignored_anyway():
+    event = sample_event(
+        "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
+    )
+    assert events.resolve(events.read_event(event), INVENTORY).clusters == ()
+
+
+# --- the configuration document -------------------------------------------------------
+
+
+def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
+    """Evaluate the few Bicep expressions the configuration document is built with."""
+    if isinstance(node, str):
+        return lookup(node)
+    if isinstance(node, list):
+        return [evaluate(item, lookup) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if isinstance(node.get("operator"), dict):  # not a property called operator
+        kind, operands = node["operator"]["type"], node["operator"]["operands"]
+        if kind == "conditional":
+            branch = "true_value" if evaluate(operands["condition"], lookup) else "false_value"
+            return evaluate(operands[branch], lookup)
+        if kind == "equals":
+            return evaluate(operands["operand_1"], lookup) == evaluate(
+                operands["operand_2"], lookup
+            )
+        if kind == "not":
+            return not evaluate(operands["bool_value"], lookup)
+        if kind == "index_accessor":
+            return evaluate(operands["operand_1"], lookup)[evaluate(operands["operand_2"], lookup)]
+        if kind == "substract":  # sic
+            return evaluate(operands["operand_1"], lookup) - evaluate(operands["operand_2"], lookup)
+        if kind == "property_accessor":
+            owner = evaluate(operands["operand_1"], lookup)
+            if isinstance(owner, dict):  # a property of an object value
+                return functools.reduce(
+                    dict.__getitem__, dotted(operands["operand_2"]).split("."), owner
+                )
+            return lookup(dotted(node))  # a module output, given as a name
+        raise AssertionError(f"operator {kind} not handled")
+    if isinstance(node.get("function"), dict):
+        kind = node["function"]["type"]
+        parameters = node["function"].get("parameters", {})
+        args = [evaluate(arg, lookup) for arg in parameters.values()]
+        functions: dict[str, Callable[..., Any]] = {
+            "empty": lambda value: not value,
+            "contains": lambda container, item: item in container,
+            "ends_with": str.endswith,
+            "length": len,
+            "substring": lambda text, start, length: text[start : start + length],
+            "environment": lambda: lookup("environment()"),
+            "to_lower": str.lower,
+            "trim": str.strip,
+            "split": str.split,
+            "replace": str.replace,
+            "last": lambda items: items[-1],
+            "json": json.loads,
+            "string": lambda value: value if isinstance(value, str) else json.dumps(value),
+            "union": lambda *objects: functools.reduce(lambda a, b: {**a, **b}, objects, {}),
+        }
+        assert kind in functions, f"function {kind} not handled"
+        return functions[kind](*args)
+    return {unquote(key): evaluate(value, lookup) for key, value in node.items()}
+
+
+def dotted(node: Any) -> str:
+    if isinstance(node, str):
+        return node
+    operands = node["operator"]["operands"]
+    return f"{dotted(operands['operand_1'])}.{dotted(operands['operand_2'])}"
+
+
+def scope(path: Path, values: Mapping[str, Any]) -> Callable[[str], Any]:
+    """Name lookup in one Bicep file: given values (parameters, module outputs), then its
+    variables; anything else is a string literal (pycep renders both alike)."""
+    document = bicep(path)
+
+    def lookup(name: str) -> Any:
+        if name in values:
+            return values[name]
+        if name in document.get("variables", {}):
+            return evaluate(document["variables"][name]["value"], lookup)
+        return name
+
+    return lookup
+
+
+def config_document(**parameters: Any) -> dict[str, Any]:
+    """AKSFW_CONFIG as main.bicep builds it from these parameters (and its defaults)."""
+    document = bicep(MAIN)
+    values = {name: p["default"] for name, p in document["parameters"].items() if "default" in p}
+    values |= {"monitoredSubscriptionIds": [SUB], "keyVault.outputs.url": VAULT_URL}
+    values |= parameters
+    text = evaluate(body(document["modules"]["api"])["params"]["aksfwConfig"], scope(MAIN, values))
+    return json.loads(text)
+
+
+CLOUDS = {
+    "AzureCloud": ("https://management.azure.com/", "https://login.microsoftonline.com/"),
+    "AzureUSGovernment": (
+        "https://management.usgovcloudapi.net/",
+        "https://login.microsoftonline.us/",
+    ),
+    "AzureChinaCloud": ("https://management.chinacloudapi.cn/", "https://login.chinacloudapi.cn/"),
+}
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_endpoints_come_from_the_cloud_deployed_to(cloud):
+    resource_manager, login = CLOUDS[cloud]
+    environment = {"resourceManager": resource_manager, "authentication": {"loginEndpoint": login}}
+    lookup = scope(APP / "api.bicep", {"environment()": environment})
+    settings = app_settings(bicep(APP / "api.bicep"))
+    arm = evaluate(settings["AKSFW_ARM_ENDPOINT"], lookup)
+    assert arm == resource_manager.rstrip("/")
+    assert evaluate(settings["AZURE_AUTHORITY_HOST"], lookup) == login
+    document = json.dumps(config_document(panoramaHost="p"))
+    assert load_settings({"AKSFW_CONFIG": document, "AKSFW_ARM_ENDPOINT": arm}).arm_endpoint == arm
+
+
+def test_built_configuration_with_the_defaults_is_valid():
+    document = config_document(panoramaHost="panorama.example.com")
+    assert document == {
+        "subscriptions": [SUB],
+        "discovery": {"tag": "aksfw"},
+        "clusters": [],
+        "keyVault": VAULT_URL,
+        "panorama": {
+            "host": "panorama.example.com",
+            "targets": "panorama",
+            "vsys": None,
+            "tagTimeoutSeconds": 0,
+        },
+    }
+    settings = parse_settings(document)
+    assert settings.discovery.tag_key == "aksfw"
+    assert settings.key_vault_url == VAULT_URL
+    assert settings.panorama is not None and settings.panorama.targets.panorama
+
+
+def test_built_configuration_with_every_parameter_set_is_valid():
+    clusters = [
+        {
+            "id": CLUSTER_ID,
+            "alias": "prod1",
+            "selectors": [{"name": "public", "match": "exposure=internet"}],
+        },
+        {
+            "id": CLUSTER_ID.replace("aks-prod1", "aks-edge"),
+            "credential": {
+                "kind": "token",
+                "server": "https://aks-edge.example:443",
+                "secret": "aks-edge-token",
+            },
+        },
+    ]
+    document = config_document(
+        panoramaHost="10.0.0.5:8443",
+        discoveryTag="",
+        clusters=clusters,
+        panoramaTargets='{"deviceGroups": ["dg-aks"], "serials": ["0123456789"]}',
+        panoramaVsys="vsys2",
+        tagTimeoutSeconds=3600,
+    )
+    assert "discovery" not in document or document["discovery"] is None
+    settings = parse_settings(document)
+    assert settings.discovery.tag_key is None
+    assert len(settings.clusters) == 2
+    assert settings.panorama is not None
+    assert settings.panorama.targets.device_groups == ("dg-aks",)
+    assert settings.panorama.vsys == "vsys2"
+    assert settings.panorama.tag_timeout_s == 3600
+
+
+def test_a_whole_configuration_is_used_as_given_with_the_vault_filled_in():
+    given = {"subscriptions": [SUB], "panorama": {"host": "pano", "batchSize": 200}}
+    document = config_document(aksfwConfig=given, panoramaHost="ignored")
+    assert document == {**given, "keyVault": VAULT_URL}
+    parse_settings(document)
+    own_vault = {**given, "keyVault": "https://other.vault.azure.net"}
+    assert (
+        config_document(aksfwConfig=own_vault, panoramaHost="x")["keyVault"]
+        == own_vault["keyVault"]
+    )
+
+
+def test_the_evaluator_would_notice_an_unknown_key():
+    document = config_document(panoramaHost="p")
+    document["panorama"]["timeout"] = 5
+    with pytest.raises(InputError, match="unknown field"):
+        parse_settings(document)
+
+
+# --- node subnets ---------------------------------------------------------------------
+
+
+def test_node_subnets_are_opt_in_and_come_with_the_subnet_reads():
+    assert bicep(MAIN)["parameters"]["registerNodeSubnets"]["default"] is False
+    assert main_parameters()["registerNodeSubnets"] == {
+        "value": "${AKSFW_REGISTER_NODE_SUBNETS=false}"
+    }
+    assert "nodeSubnets" not in config_document(panoramaHost="p")
+    document = config_document(panoramaHost="p", registerNodeSubnets=True)
+    assert document["nodeSubnets"] is True
+    assert parse_settings(document).node_subnets is True
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert params["grantSubnetRead"] == "registerNodeSubnets"
+
+
+# --- the VNet option: outbound address and address space ------------------------------
+
+VNET = APP / "vnet.bicep"
+
+# Ranges AKS networks commonly use: the default service CIDR, the default pod CIDR (kubenet,
+# Azure CNI overlay) and the 10.224.0.0/12 of many Azure CNI and hub-spoke designs.
+AKS_RANGES = [ipaddress.ip_network(n) for n in ("10.0.0.0/16", "10.244.0.0/16", "10.224.0.0/12")]
+
+
+def accessor(*names: str) -> Any:
+    """pycep's form of `a.b.c`."""
+    if len(names) == 1:
+        return names[0]
+    return {
+        "operator": {
+            "type": "property_accessor",
+            "operands": {"operand_1": names[0], "operand_2": accessor(*names[1:])},
+        }
+    }
+
+
+def test_nat_gateway_and_its_address_exist_only_with_the_vnet_option():
+    for path in BICEP_FILES:
+        for type_ in ("Microsoft.Network/natGateways", "Microsoft.Network/publicIPAddresses"):
+            if resources_of(path, type_):
+                assert path == VNET, f"{path.name} declares {type_}"
+    assert condition(bicep(MAIN)["modules"]["vnet"]) == "vnetEnabled"
+    assert bicep(MAIN)["parameters"]["vnetEnabled"]["default"] is False
+
+
+def test_nat_gateway_has_a_static_standard_public_ip_and_serves_the_app_subnet():
+    (address,) = resources_of(VNET, "Microsoft.Network/publicIPAddresses").values()
+    (gateway,) = resources_of(VNET, "Microsoft.Network/natGateways").values()
+    assert body(address)["sku"]["name"] == "Standard"
+    assert body(address)["properties"]["publicIPAllocationMethod"] == "Static"
+    assert body(address)["zones"] == "natPublicIpZones"
+    assert body(gateway)["sku"]["name"] == "Standard"
+    assert body(gateway)["properties"]["publicIpAddresses"] == [
+        {"id": accessor("natPublicIp", "id")}
+    ]
+    (network,) = resources_of(VNET, "Microsoft.Network/virtualNetworks").values()
+    subnets = {s["name"]: s["properties"] for s in body(network)["properties"]["subnets"]}
+    assert subnets["appSubnetName"]["natGateway"] == {"id": accessor("natGateway", "id")}
+    assert "natGateway" not in subnets["endpointSubnetName"]
+    # The app is integrated with that subnet, the one delegated to Flex Consumption.
+    assert subnets["appSubnetName"]["delegations"][0]["properties"]["serviceName"] == (
+        "Microsoft.App/environments"
+    )
+    assert bicep(VNET)["outputs"]["appSubnetId"]["value"] == "${vnet.id}/subnets/${appSubnetName}"
+    api_params = body(bicep(MAIN)["modules"]["api"])["params"]
+    assert api_params["virtualNetworkSubnetId"]["operator"]["operands"]["true_value"] == (
+        accessor("vnet", "outputs", "appSubnetId")
+    )
+
+
+def test_nat_ip_zones_are_zone_redundant_by_default_and_can_be_emptied():
+    assert bicep(MAIN)["parameters"]["vnetNatIpZones"]["default"] == "1,2,3"
+    assert main_parameters()["vnetNatIpZones"] == {"value": "${AKSFW_VNET_NAT_IP_ZONES=1,2,3}"}
+    zones = body(bicep(MAIN)["modules"]["vnet"])["params"]["natPublicIpZones"]
+    assert zones["operator"]["operands"]["true_value"] == []
+
+
+def test_outbound_ip_is_an_output_for_panoramas_permitted_ip_list():
+    assert bicep(VNET)["outputs"]["outboundIp"]["value"] == accessor(
+        "natPublicIp", "properties", "ipAddress"
+    )
+    output = bicep(MAIN)["outputs"]["AKSFW_OUTBOUND_IP"]["value"]["operator"]
+    assert output["type"] == "conditional"
+    assert output["operands"]["condition"] == "vnetEnabled"
+    assert output["operands"]["true_value"] == accessor("vnet", "outputs", "outboundIp")
+
+
+@pytest.mark.parametrize(
+    ("parameter", "variable"),
+    [
+        ("vnetAddressPrefix", "AKSFW_VNET_ADDRESS_PREFIX"),
+        ("vnetAppSubnetPrefix", "AKSFW_VNET_APP_SUBNET_PREFIX"),
+        ("vnetPrivateEndpointSubnetPrefix", "AKSFW_VNET_PRIVATE_ENDPOINT_SUBNET_PREFIX"),
+    ],
+)
+def test_vnet_prefixes_are_parameters_from_the_azd_environment(parameter, variable):
+    default = bicep(MAIN)["parameters"][parameter]["default"]
+    assert main_parameters()[parameter] == {"value": f"${{{variable}={default}}}"}
+    assert variable in bicep(MAIN)["parameters"][parameter]["decorators"][0]["argument"]
+    network = ipaddress.ip_network(default)
+    for aks in AKS_RANGES:
+        assert not network.overlaps(aks), f"{parameter} {default} overlaps {aks}"
+
+
+def test_vnet_subnet_defaults_fit_the_address_space_without_overlapping():
+    declared = bicep(MAIN)["parameters"]
+    space = ipaddress.ip_network(declared["vnetAddressPrefix"]["default"])
+    app = ipaddress.ip_network(declared["vnetAppSubnetPrefix"]["default"])
+    endpoints = ipaddress.ip_network(declared["vnetPrivateEndpointSubnetPrefix"]["default"])
+    assert app.subnet_of(space) and endpoints.subnet_of(space)
+    assert not app.overlaps(endpoints)
+    assert app.prefixlen <= 27  # Flex Consumption's delegated subnet
+    params = body(bicep(MAIN)["modules"]["vnet"])["params"]
+    assert params["addressPrefix"] == "vnetAddressPrefix"
+    assert params["appSubnetPrefix"] == "vnetAppSubnetPrefix"
+    assert params["privateEndpointSubnetPrefix"] == "vnetPrivateEndpointSubnetPrefix"
+
+
+# --- telemetry, alerts and the workbook -----------------------------------------------
+
+# The app's OpenTelemetry contract (METRICS) and the query check against it (kql_problems)
+# are in tests/support/telemetry.py: the docs' queries are checked against them too.
+
+
+def test_opentelemetry_settings_for_the_python_worker():
+    settings = app_settings(bicep(APP / "api.bicep"))
+    assert settings["PYTHON_ENABLE_OPENTELEMETRY"] == "true"
+    assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "appInsightsConnectionString"
+    # The worker's own configure_azure_monitor() would send without an Entra credential.
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in settings
+    assert "APPINSIGHTS_INSTRUMENTATIONKEY" not in settings
+
+
+def alert_rules() -> dict[str, dict[str, Any]]:
+    """The log alert rules of alerts.bicep, their queries as deployed (minutes = 30)."""
+    lookup = scope(APP / "alerts.bicep", {"applyFailingMinutes": 30, "functionFailureThreshold": 5})
+
+    def interpolate(text: str) -> str:  # pycep keeps '${name}' and '\n' as written
+        text = re.sub(r"\$\{(\w+)\}", lambda m: str(lookup(m.group(1))), text)
+        return text.replace("\\n", "\n")
+
+    return {rule["name"]: {**rule, "query": interpolate(rule["query"])} for rule in lookup("rules")}
+
+
+def test_alert_rules_cover_poison_queues_failing_applies_and_function_failures():
+    rules = alert_rules()
+    assert set(rules) == {"poison-queue", "apply-failing", "function-failures"}
+    for name, rule in rules.items():
+        query = rule["query"]
+        assert kql_problems(query) == [], name
+        columns = {d["name"] for d in rule["dimensions"]}
+        for column in columns | {rule["measure"]}:
+            assert re.search(rf"\b{column}\b", query), f"{name}: {column} is not a column"
+    assert "'aksfw.queue.depth'" in rules["poison-queue"]["query"]
+    assert "-poison" in rules["poison-queue"]["query"]
+    apply = rules["apply-failing"]["query"]
+    assert apply.startswith("let failingFor = 30m;\n")
+    assert "'aksfw.apply.duration'" in apply and "outcome == 'failed'" in apply
+    assert {d["name"] for d in rules["apply-failing"]["dimensions"]} == {"cluster", "target"}
+    assert "AppRequests" in rules["function-failures"]["query"]
+    # Every rule notifies the action group, queries the workspace, and resolves itself.
+    (resource,) = resources_of(
+        APP / "alerts.bicep", "Microsoft.Insights/scheduledQueryRules"
+    ).values()
+    properties = body(resource)["properties"]
+    assert properties["scopes"] == ["workspaceId"]
+    assert dotted(properties["actions"]["actionGroups"][0]) == "actionGroup.id"
+    assert properties["autoMitigate"] is True
+
+
+def test_alert_email_and_failing_time_come_from_the_azd_environment():
+    assert main_parameters()["alertEmail"] == {"value": "${AKSFW_ALERT_EMAIL=}"}
+    assert main_parameters()["alertApplyFailingMinutes"] == {
+        "value": "${AKSFW_ALERT_APPLY_FAILING_MINUTES=30}"
+    }
+    (group,) = resources_of(APP / "alerts.bicep", "Microsoft.Insights/actionGroups").values()
+    receivers = body(group)["properties"]["emailReceivers"]["operator"]["operands"]
+    # No email: the group (and so every alert) still exists, without a receiver.
+    assert receivers["condition"] == {
+        "function": {"type": "empty", "parameters": {"item_to_test": "alertEmail"}}
+    }
+    assert receivers["true_value"] == []
+    assert receivers["false_value"][0]["emailAddress"] == "alertEmail"
+    params = body(bicep(MAIN)["modules"]["alerts"])["params"]
+    assert params["alertEmail"] == "alertEmail"
+    assert params["applyFailingMinutes"] == "alertApplyFailingMinutes"
+
+
+def test_dead_letters_alert_on_every_system_topic():
+    path = APP / "eventgrid.bicep"
+    (alerts,) = resources_of(path, "Microsoft.Insights/metricAlerts").values()
+    assert {m["metric"] for m in variable(path, "deadLetterMetrics")} == {
+        "DeadLetteredCount",
+        "DroppedEventCount",
+    }
+    properties = body(alerts)["properties"]
+    assert properties["scopes"] == [
+        {
+            "operator": {
+                "type": "property_accessor",
+                "operands": {"operand_1": "subscriptionTopic", "operand_2": "id"},
+            }
+        }
+    ]
+    (criterion,) = properties["criteria"]["allOf"]
+    assert criterion["metricNamespace"] == "Microsoft.EventGrid/systemTopics"
+    # Only this environment's event subscription (a topic may be shared).
+    assert criterion["dimensions"][0]["values"] == ["eventSubscriptionName"]
+    assert properties["actions"] == [{"actionGroupId": "actionGroupId"}]
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert dotted(params["actionGroupId"]) == "alerts.outputs.actionGroupId"
+
+
+def workbook() -> dict[str, Any]:
+    return json.loads((APP / "workbook.json").read_text())
+
+
+def test_workbook_is_deployed_from_its_own_file_with_the_workspace_filled_in():
+    (resource,) = resources_of(APP / "workbook.bicep", "Microsoft.Insights/workbooks").values()
+    config = body(resource)
+    assert config["kind"] == "shared"
+    assert config["name"]["function"]["type"] == "guid"  # a workbook's name is a GUID
+    data = config["properties"]["serializedData"]["function"]
+    assert data["type"] == "replace"
+    assert data["parameters"]["original_string"]["function"] == {
+        "type": "load_text_content",
+        "parameters": {"file_path": "workbook.json", "encoding": None},
+    }
+    placeholder = data["parameters"]["old_string"]
+    assert workbook()["fallbackResourceIds"] == [placeholder]
+    assert workbook()["version"] == "Notebook/1.0"
+    assert "workbook" in bicep(MAIN)["modules"]
+
+
+def test_workbook_shows_lag_counts_failures_and_queues_per_cluster_and_target():
+    items = workbook()["items"]
+    queries = {item["name"]: item["content"]["query"] for item in items if item["type"] == 3}
+    (parameters,) = [item for item in items if item["type"] == 9]
+    names = {p["name"] for p in parameters["content"]["parameters"]}
+    assert names == {"TimeRange", "Cluster", "Target"}
+    used = set().union(*(re.findall(r"'(aksfw\.[a-z._]+)'", q) for q in queries.values()))
+    assert {
+        "aksfw.event.lag",
+        "aksfw.pairs.held",
+        "aksfw.pairs.registered",
+        "aksfw.failures",
+        "aksfw.queue.depth",
+    } <= used
+    for name, query in queries.items():
+        assert kql_problems(query) == [], name
+        for reference in re.findall(r"\{(\w+)(?::\w+)?\}", query):
+            assert reference in names, f"{name}: {{{reference}}}"
+        assert query.count("(") == query.count(")"), name
+    for item in items:
+        if item["type"] == 3:
+            assert item["content"]["timeContextFromParameter"] == "TimeRange"
+            assert item["content"]["resourceType"] == "microsoft.operationalinsights/workspaces"
+
+
+def test_alerts_and_workbook_use_names_the_code_emits():
+    sources = "\n".join(
+        path.read_text(encoding="utf-8") for path in (REPO_ROOT / "aksfw_core").rglob("*.py")
+    )
+    missing = [name for name in METRICS if name not in sources]
+    assert missing == []
+
+
+# --- the preprovision hook --------------------------------------------------------------
+
+
+def fake_cli(tmp_path: Path, env: dict[str, str], clusters: str) -> dict[str, str]:
+    """Stub `azd` (an environment in a file) and `az` (logging its calls) on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    write_azd(bin_dir, env)
+    (bin_dir / "az").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{tmp_path / "az.log"}"\n'
+        'case "$1 $2" in\n'
+        '  "account show") echo "99999999-9999-9999-9999-999999999999";;\n'
+        f'  "resource list") echo "{clusters}";;\n'
+        "esac\n"
+    )
+    for tool in ("azd", "az"):
+        (bin_dir / tool).chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+def run_hook(tmp_path: Path, env: dict[str, str], clusters: str = "") -> tuple[dict[str, str], str]:
+    path_env = fake_cli(tmp_path, env, clusters)
+    subprocess.run(
+        ["sh", str(INFRA / "hooks" / "preprovision.sh")],
+        check=True,
+        env=path_env,
+        capture_output=True,
+    )
+    values = dict(
+        line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if line
+    )
+    log = (tmp_path / "az.log").read_text() if (tmp_path / "az.log").exists() else ""
+    return values, log
+
+
+@pytest.mark.subprocess
+def test_preprovision_hook_is_valid_sh_and_both_shells_do_the_same():
+    subprocess.run(["sh", "-n", str(INFRA / "hooks" / "preprovision.sh")], check=True)
+    posix = (INFRA / "hooks" / "preprovision.sh").read_text()
+    windows = (INFRA / "hooks" / "preprovision.ps1").read_text()
+    for text in (posix, windows):
+        assert "az provider register --namespace Microsoft.App" in text
+        assert "az resource list --subscription" in text
+        assert "[?type=='Microsoft.ContainerService/managedClusters'].id" in text
+        assert "azd env set AKSFW_DISCOVERED_CLUSTER_IDS" in text
+        for name in (
+            "AKSFW_DISCOVERY_TAG",
+            "AKSFW_MONITORED_SUBSCRIPTION_IDS",
+            "AKSFW_VNET_ENABLED",
+        ):
+            assert name in text
+
+
+@pytest.mark.subprocess
+def test_preprovision_hook_lists_tagged_clusters_in_each_monitored_subscription(tmp_path):
+    values, log = run_hook(
+        tmp_path,
+        {"AZURE_SUBSCRIPTION_ID": SUB, "AKSFW_MONITORED_SUBSCRIPTION_IDS": "s1,s2"},
+        clusters=TAGGED,
+    )
+    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == f"{TAGGED},{TAGGED}"  # one per subscription
+    assert "resource list --subscription s1 --tag aksfw" in log
+    assert "resource list --subscription s2 --tag aksfw" in log
+    assert "provider register" not in log
+
+
+@pytest.mark.subprocess
+def test_preprovision_hook_defaults_to_this_subscription_and_registers_microsoft_app(tmp_path):
+    values, log = run_hook(
+        tmp_path,
+        {
+            "AZURE_SUBSCRIPTION_ID": SUB,
+            "AKSFW_VNET_ENABLED": "True",
+            "AKSFW_DISCOVERY_TAG": "team=net",
+        },
+    )
+    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == ""
+    assert f"provider register --namespace Microsoft.App --subscription {SUB} --wait" in log
+    assert f"resource list --subscription {SUB} --tag team=net" in log
+
+
+@pytest.mark.subprocess
+def test_preprovision_hook_without_a_discovery_tag_finds_nothing(tmp_path):
+    values, log = run_hook(tmp_path, {"AKSFW_DISCOVERY_TAG": ""}, clusters=TAGGED)
+    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == ""
+    assert "resource list" not in log

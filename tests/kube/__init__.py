@@ -1,0 +1,1 @@
+"""The Kubernetes wing: listing Services and the Service watcher."""

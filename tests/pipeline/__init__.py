@@ -1,0 +1,1 @@
+"""The pipeline: applier, state, coordination, bursts, mass removal, replay, decisions."""

@@ -1,0 +1,1 @@
+"""Pure rules: tags, selectors, Services, plans, messages, errors; and aksfw_core's shape."""
