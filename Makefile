@@ -7,6 +7,10 @@ PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
 NODE_STAMP := node_modules/.package-lock.json
 
+# Test processes (pytest-xdist): each has its own Azurite; tests wait on servers and queues
+# more than on the CPU, so two keep a 2-core machine busy.
+TEST_WORKERS ?= 2
+
 .PHONY: demo test test-fast lint bench clean checkov check-infra
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
@@ -79,12 +83,12 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
 test: lint check-infra $(NODE_STAMP) $(RUNTIME_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The tests that need no Azurite and start no process (tests/conftest.py), in well under a
 # minute; a test that starts a process without its `subprocess` mark fails here.
 test-fast: $(STAMP)
-	AKSFW_TEST_FAST=1 $(BIN)/python -m pytest -m "not azurite and not subprocess" -q
+	AKSFW_TEST_FAST=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not azurite and not subprocess" -q
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(PIP) install -r requirements-bench.txt

@@ -99,7 +99,7 @@ def test_same_snapshot_twice_and_out_of_order_end_in_the_newest(world):
 
 def packed(data: bytes) -> str:
     return json.dumps(
-        {"v": 1, "kind": "gzip", "data": base64.b64encode(gzip.compress(data)).decode()}
+        {"v": 1, "kind": "gzip", "data": base64.b64encode(gzip.compress(data, mtime=0)).decode()}
     )
 
 

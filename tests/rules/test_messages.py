@@ -116,7 +116,7 @@ def test_fingerprint_ignores_version_and_order_but_not_content():
 
 
 def gz(document):
-    return base64.b64encode(gzip.compress(json.dumps(document).encode())).decode()
+    return base64.b64encode(gzip.compress(json.dumps(document).encode(), mtime=0)).decode()
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,11 @@ def test_malformed_messages_are_refused_with_a_reason(text, reason):
 
 def test_gzip_bomb_is_refused_past_the_decompressed_cap():
     bomb = json.dumps(
-        {"v": 1, "kind": "gzip", "data": base64.b64encode(gzip.compress(b" " * 1_000_000)).decode()}
+        {
+            "v": 1,
+            "kind": "gzip",
+            "data": base64.b64encode(gzip.compress(b" " * 1_000_000, mtime=0)).decode(),
+        }
     )
     with pytest.raises(MalformedMessage, match="unpacks to more than 10000 bytes"):
         decode(bomb, max_bytes=10_000)
@@ -196,7 +200,7 @@ def test_json_nested_past_the_parsers_recursion_is_a_malformed_message(nesting):
 
 
 def gz_text(text):
-    return base64.b64encode(gzip.compress(text.encode())).decode()
+    return base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
 
 
 def test_confirm_is_written_only_when_set_and_old_requests_read_as_unconfirmed():

@@ -4,8 +4,10 @@ Panorama fakes, the app's functions as the host calls them, and its queue trigge
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -24,7 +26,23 @@ from tests.support.panorama import API_KEY
 SUB = "11111111-1111-1111-1111-111111111111"
 CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
 NODE_GROUP = "MC_rg-prod_aks-prod1_westeurope"
-HANDLERS = handlers()
+
+
+class _Handlers(Mapping[str, Any]):
+    """The app's functions by name, indexed on first use (inside a test, with its settings),
+    not when the tests are collected."""
+
+    def __getitem__(self, name: str) -> Any:
+        return handlers()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(handlers())
+
+    def __len__(self) -> int:
+        return len(handlers())
+
+
+HANDLERS: Mapping[str, Any] = _Handlers()
 
 
 def wipe(connection_string: str) -> None:
