@@ -305,7 +305,7 @@ def http_uninstall(
 ) -> func.HttpResponse:
     """POST /api/uninstall with `{"dryRun": true}` (say what would go) or
     `{"dryRun": false}`: queue a tombstone for every (cluster, target) aksfw applied
-    tags to, and hold resyncs back meanwhile (`Operations.uninstall`). 202 with what was
+    tags to, and pause resyncs meanwhile (`Operations.uninstall`). 202 with what was
     queued, 200 for a dry run; the field is required, so an empty body removes nothing."""
     accepted = _accepted(request)
     if isinstance(accepted, func.HttpResponse):

@@ -62,7 +62,7 @@ class UninstallGate:
         Raises:
             AuthError, Retryable, NonRetryable: Storage could not be read.
         """
-        return self._coordination.held_until(_CLAIM, now=self._clock())
+        return self._coordination.taken_until(_CLAIM, now=self._clock())
 
     def pause(self) -> float:
         """Pause work on every instance for `limits.uninstall_pause_s` from now (extending
@@ -72,7 +72,7 @@ class UninstallGate:
             AuthError, Retryable, NonRetryable: Storage could not be written.
         """
         until = self._clock() + self._pause_s
-        self._coordination.hold(_CLAIM, until)
+        self._coordination.take_until(_CLAIM, until)
         return until
 
     def admits(self, work: Work, **fields: object) -> bool:

@@ -104,9 +104,9 @@ class Coordination:
         self._account.recreating(f"claim {name}", attempt)
         return won[0]
 
-    def hold(self, name: str, until: float) -> None:
-        """Take `name` until `until` (epoch seconds) whoever holds it now: a later hold
-        extends an earlier one. `held_until` reads it on every instance.
+    def take_until(self, name: str, until: float) -> None:
+        """Take `name` until `until` (epoch seconds) whoever has it now: a later call
+        extends an earlier one. `taken_until` reads it on every instance.
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
@@ -114,13 +114,13 @@ class Coordination:
         blob = self._container.get_blob_client(f"claims/{name}")
         metadata = {"until": repr(until)}
         self._account.recreating(
-            f"hold {name}", lambda: blob.upload_blob(b"", overwrite=True, metadata=metadata)
+            f"take {name}", lambda: blob.upload_blob(b"", overwrite=True, metadata=metadata)
         )
         self._taken_until[name] = until
 
-    def held_until(self, name: str, now: float | None = None) -> float | None:
-        """Until when `name` is held or claimed, or None when it is free (from `now`).
-        One property read, none while this process knows it is still held.
+    def taken_until(self, name: str, now: float | None = None) -> float | None:
+        """Until when `name` is taken or claimed, or None when it is free (from `now`).
+        One property read, none while this process knows it is still taken.
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.

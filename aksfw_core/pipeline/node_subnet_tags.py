@@ -32,9 +32,9 @@ SubnetReader = Callable[[MonitoredCluster], tuple[str, ...]]
 class NodeSubnetTags:
     """What a resync wants registered for a cluster's node subnets."""
 
-    def __init__(self, read: SubnetReader, state: StateStore) -> None:
+    def __init__(self, read: SubnetReader, store: StateStore) -> None:
         self._read = read
-        self._state = state
+        self._store = store
 
     def wanted(self, cluster: MonitoredCluster) -> dict[str, frozenset[str]]:
         """The node-subnet entries of `cluster` (none unless it opted in): read now, or
@@ -63,11 +63,11 @@ class NodeSubnetTags:
         return node_subnet_tags(cluster.tag_name, prefixes)
 
     def _last_applied(self, cluster: MonitoredCluster) -> dict[str, frozenset[str]]:
-        listed = self._state.summaries(cluster.id)
+        listed = self._store.summaries(cluster.id)
         if not listed:
             return {}
         newest = max(listed, key=lambda item: item.summary.version).summary
-        state, _ = self._state.load_applied(cluster.id, newest.target)
+        state, _ = self._store.load_applied(cluster.id, newest.target)
         if state is None:
             return {}
         return carried(cluster.tag_name, state.tag_name, state.tags)
