@@ -226,6 +226,10 @@ def test_load_settings_from_inline_json_file_and_arm_endpoint(tmp_path):
         ({"AKSFW_CONFIG": "{", "AKSFW_CONFIG_FILE": "x"}, "not both"),
         ({"AKSFW_CONFIG": "{oops"}, "AKSFW_CONFIG is not JSON"),
         ({"AKSFW_CONFIG": "[" * 100_000}, "AKSFW_CONFIG is nested too deeply"),
+        (
+            {"AKSFW_CONFIG": '{"subscriptions": [], "subscriptions": []}'},
+            "AKSFW_CONFIG has the key 'subscriptions' twice",
+        ),
         ({"AKSFW_CONFIG_FILE": "/no/such/aksfw.json"}, "AKSFW_CONFIG_FILE /no/such/aksfw.json"),
         ({"AKSFW_CONFIG": "{}", "AKSFW_ARM_ENDPOINT": "ftp://arm"}, "AKSFW_ARM_ENDPOINT"),
     ],

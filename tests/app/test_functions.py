@@ -121,6 +121,11 @@ def packed(data: bytes) -> str:
                 "tags": {"20.0.0.1": ["corp.not-ours"]},
             }
         ),
+        # One key twice: which value a reader takes is the parser's choice, not the sender's.
+        # (valid if the last "tags" won: an empty snapshot of the cluster)
+        f'{{"v": 1, "kind": "snapshot", "cluster": "{CLUSTER}", "tagName": "aks-prod1", '
+        '"target": "panorama", "version": 1, "tags": {"20.0.0.1": ["corp.not-ours"]}, '
+        '"tags": {}}',
     ],
     ids=lambda body: body[:40],
 )

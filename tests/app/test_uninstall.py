@@ -23,6 +23,7 @@ from aksfw_local.functions_http import FunctionsHttpHost
 from tests.support import REPO_ROOT, cli
 from tests.support.azd_stub import write_azd
 from tests.support.flow import CLUSTER, SUB, configure
+from tests.support.queues import UPDATES, waiting
 
 HOOK = REPO_ROOT / "infra" / "hooks" / "predown.sh"
 FUNCTION_KEY = "fn-key-uninstall-42"
@@ -129,12 +130,18 @@ def test_uninstall_removes_only_aksfw_tags_and_holds_resyncs_back(converged, cap
         (b'{"dryRun": "yes"}', "dryRun must be true or false"),
         (b'{"dryRun": true, "force": 1}', "unknown field 'force'"),
         (b"[", 'send {"dryRun": true}'),
+        # A check of one value and an act on the other: refused, however it is spelt.
+        (b'{"dryRun": true, "dryRun": false}', "the key 'dryRun' twice"),
+        (b'{"dryRun": false, "dryRun": true}', "the key 'dryRun' twice"),
     ],
 )
 def test_a_bad_body_removes_nothing(world, body, reason):
     response = world.http("POST", "uninstall", body)
     assert response.status_code == 400
     assert reason in json.loads(response.get_body())["error"]
+    status = json.loads(world.http("GET", "status").get_body())
+    assert status["uninstallingUntil"] is None  # nothing paused, nothing queued
+    assert waiting(world, UPDATES) == 0
 
 
 # --- the command line -------------------------------------------------------------------
