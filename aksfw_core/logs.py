@@ -28,6 +28,16 @@ def log_event(
         logger.log(level, "%s", text, extra=extra)
 
 
+def printable(text: str) -> str:
+    """`text` safe for a terminal: every character that is not printable (escape sequences,
+    line breaks, bidirectional overrides) written as its Python escape, e.g. `\\x1b`, so a
+    name from a services file or an API server can neither drive the terminal nor forge a
+    line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class TerminalFormatter(logging.Formatter):
     """Log lines for a person at a terminal (the command line only; the Functions app keeps
     the JSON lines): aksfw's events as sentences, anything else as `logger: message`."""
@@ -36,16 +46,16 @@ class TerminalFormatter(logging.Formatter):
         event = getattr(record, "event", None)
         fields = _fields(record.getMessage()) if event is not None else None
         if fields is None:
-            return f"{record.name}: {record.levelname.lower()}: {record.getMessage()}"
+            return printable(f"{record.name}: {record.levelname.lower()}: {record.getMessage()}")
         fields.pop("event", None)
         if event == "retry":
-            return (
+            return printable(
                 f"aksfw: retrying {fields.get('call')}: {fields.get('error')} "
                 f"(attempt {fields.get('attempt')} failed, waiting {fields.get('wait_s')} s)"
             )
         details = ", ".join(f"{name}={value}" for name, value in fields.items())
         level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
-        return f"aksfw: {level}{event}" + (f": {details}" if details else "")
+        return printable(f"aksfw: {level}{event}" + (f": {details}" if details else ""))
 
 
 def _fields(text: str) -> dict[str, object] | None:

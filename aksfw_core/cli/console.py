@@ -11,6 +11,7 @@ from typing import Any
 
 from aksfw_core.errors import InputError
 from aksfw_core.jsondoc import load_json
+from aksfw_core.logs import printable
 from aksfw_core.rules.model import TagWarning
 
 
@@ -52,4 +53,9 @@ def print_answer(as_json: bool, document: object, table: Callable[[object], str]
 def warn(warnings: Sequence[TagWarning]) -> None:
     """Each warning as one line on stderr."""
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        say(f"warning: {warning}")
+
+
+def say(line: str) -> None:
+    """One line for a person on stderr, whatever names it holds (`logs.printable`)."""
+    print(printable(line), file=sys.stderr)

@@ -33,6 +33,7 @@ from aksfw_core.cli.command import (
     Command,
     CommandParser,
 )
+from aksfw_core.cli.console import say
 from aksfw_core.cli.watch import WATCH_CLUSTER_VARIABLE, WATCH_TOPIC_VARIABLE
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.logs import TerminalFormatter
@@ -97,10 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except InputError as error:
-        print(f"aksfw: {error}", file=sys.stderr)
+        say(f"aksfw: {error}")
         return EXIT_BAD_INPUT
     except AksfwError as error:
-        print(f"aksfw: {error}", file=sys.stderr)
+        say(f"aksfw: {error}")
         return EXIT_FAILED
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as command-line tools do.
@@ -111,10 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if verbosity:
             raise
-        print(
-            f"aksfw: internal error, a bug: {error or 'no message'} (-v shows the traceback)",
-            file=sys.stderr,
-        )
+        say(f"aksfw: internal error, a bug: {error or 'no message'} (-v shows the traceback)")
         return EXIT_FAILED
 
 

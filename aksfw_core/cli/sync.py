@@ -5,10 +5,9 @@ is held back unless `--allow-mass-removal`. Prints the sync's report."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from aksfw_core.cli.command import EXIT_FAILED, Command, CommandParser
-from aksfw_core.cli.console import print_json, read_json
+from aksfw_core.cli.console import print_json, read_json, say
 from aksfw_core.cli.options import (
     cluster_arguments,
     panorama_arguments,
@@ -55,12 +54,12 @@ def _run(args: argparse.Namespace) -> int:
             "if that is meant"
         )
         if args.dry_run:
-            print(f"aksfw: dry run: this sync would be held back: it {why}", file=sys.stderr)
+            say(f"aksfw: dry run: this sync would be held back: it {why}")
             return 0
-        print(f"aksfw: held back, nothing changed: the sync {why}", file=sys.stderr)
+        say(f"aksfw: held back, nothing changed: the sync {why}")
         return EXIT_FAILED
     if report.failures:
-        print(f"aksfw: Panorama refused {len(report.failures)} entries", file=sys.stderr)
+        say(f"aksfw: Panorama refused {len(report.failures)} entries")
         return EXIT_FAILED
     return 0
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aksfw_core.logs import printable
+
 _CELL_CHARS = 80
 _NONE = "-"
 
@@ -140,7 +142,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _cell(value: object, most: int = _CELL_CHARS) -> str:
     if value is None or value == "":
         return _NONE
-    text = "".join(c if c.isprintable() else "?" for c in " ".join(str(value).split()))
+    text = printable(" ".join(str(value).split()))
     return text if len(text) <= most else text[: most - 1] + "…"
 
 

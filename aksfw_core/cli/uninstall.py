@@ -5,13 +5,12 @@ poll `GET /api/status` until no cluster holds a target."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from aksfw_core import limits
 from aksfw_core.cli.app_api import AppClient
 from aksfw_core.cli.command import EXIT_FAILED, Command, CommandParser
-from aksfw_core.cli.console import print_answer
+from aksfw_core.cli.console import print_answer, say
 from aksfw_core.cli.options import app_arguments, app_client
 from aksfw_core.cli.tables import remaining_targets, uninstall_table
 from aksfw_core.errors import InputError
@@ -58,19 +57,18 @@ def _wait_uninstalled(client: AppClient, wait_s: float) -> int:
         now = time.monotonic()
         if not remaining:
             done = f"uninstalled in {now - started:.0f} s: no cluster holds a target"
-            print(f"aksfw: {done}", file=sys.stderr)
+            say(f"aksfw: {done}")
             return 0
         queues = status.get("queues") if isinstance(status, dict) else None
         depths = queues if isinstance(queues, dict) else {}
         if now >= started + wait_s:
             names = ", ".join(f"{cluster}/{target}" for cluster, target in remaining)
-            print(f"aksfw: after {wait_s:g} s tags remain on {names}", file=sys.stderr)
+            say(f"aksfw: after {wait_s:g} s tags remain on {names}")
             poisoned = depths.get(f"{UPDATES_QUEUE}-poison")
             if poisoned:
-                print(
+                say(
                     f"aksfw: {poisoned} message(s) on {UPDATES_QUEUE}-poison: see "
-                    "`aksfw status` for the last error, then `aksfw replay`",
-                    file=sys.stderr,
+                    "`aksfw status` for the last error, then `aksfw replay`"
                 )
             return EXIT_FAILED
         if not depths.get(UPDATES_QUEUE) and now - sent >= bounds.uninstall_resend_s:
