@@ -34,7 +34,12 @@ from aksfw_core.config import ResyncConfig, load_settings
 from aksfw_core.errors import AksfwError, ConfigError, InputError, NonRetryable, Retryable
 from aksfw_core.jsondoc import load_json
 from aksfw_core.logs import log_event
-from aksfw_core.rules.messages import TraceContext, read_origin_time, read_trace_context
+from aksfw_core.rules.messages import (
+    TraceContext,
+    plausible_origin,
+    read_origin_time,
+    read_trace_context,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +79,13 @@ def on_event(
     app = application()
     # The lag runs from the event's time; the local stack's events may have none.
     event_time = when.timestamp() if when else None
-    origin_time = read_origin_time(event_time) or app.engine.clock()
+    limits = app.engine.settings.limits
+    origin_time = plausible_origin(
+        read_origin_time(event_time),
+        app.engine.clock(),
+        limits.event_max_age_s,
+        limits.max_version_skew_s,
+    )
     try:
         with app.engine.telemetry.activity("aksfw.event", "event", invocation=_invocation(context)):
             app.triggers.on_event(document, origin_time)

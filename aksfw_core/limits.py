@@ -70,6 +70,10 @@ class Limits:
     """Payload blobs one timer run deletes at most (older ones go in the next runs)."""
     max_http_body_bytes: int = 64 * 1024
     """Bytes of an HTTP trigger's request body at most."""
+    event_max_age_s: float = 86_400.0
+    """Seconds an event's own time may lie in the past (Event Grid retries a delivery for
+    24 hours); an older time, or one more than `max_version_skew_s` ahead, is not believed:
+    the lag is measured from the event's arrival instead."""
     event_resync_window_s: float = 5.0
     """Seconds after an event's immediate resync of a cluster during which further events
     for it (on any instance) only count towards its follow-up resync: a burst of events

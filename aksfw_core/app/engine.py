@@ -76,7 +76,7 @@ class Engine:
         queues = MessageQueues(account, limits)
         store = StateStore(account)
         discovery = ClusterDiscovery(settings, credential)
-        coordination = Coordination(account, clock=clock)
+        coordination = Coordination(account, clock=clock, max_skew_s=limits.max_version_skew_s)
         panorama = settings.panorama
         telemetry = telemetry or Telemetry(clock=clock)
 

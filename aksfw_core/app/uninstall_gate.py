@@ -62,7 +62,7 @@ class UninstallGate:
         Raises:
             AuthError, Retryable, NonRetryable: Storage could not be read.
         """
-        return self._coordination.taken_until(_CLAIM, now=self._clock())
+        return self._coordination.taken_until(_CLAIM, self._pause_s, now=self._clock())
 
     def pause(self) -> float:
         """Pause work on every instance for `limits.uninstall_pause_s` from now (extending

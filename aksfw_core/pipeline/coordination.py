@@ -5,6 +5,9 @@
   after the window has passed wins, every other caller in the window loses. One property
   read, and one conditional write for a possible winner; a process that has seen a window
   taken remembers until when, so a burst costs it one read per window, not one per event.
+  A claim that ends further ahead than its window plus `max_skew_s` was written by a clock
+  that runs ahead: it is not believed (`believable_until`), so one instance's wrong clock
+  cannot stop every other's work for days.
 - An *apply lock* (`locks/<sub>/<rg>/<cluster>/<target>`, a blob lease) lets one applier
   at a time work on one (cluster, target), so a burst of snapshots is applied one after
   the other instead of racing. The lease lasts `LEASE_S` and is renewed while the apply
@@ -31,6 +34,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobLeaseClient
 
 from aksfw_core.errors import AksfwError, Retryable
+from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.pipeline.state import state_key
 from aksfw_core.pipeline.storage import StorageAccount
@@ -52,8 +56,10 @@ class Coordination:
         account: StorageAccount,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        max_skew_s: float = Limits.max_version_skew_s,
     ) -> None:
         self._account = account
+        self._max_skew_s = max_skew_s
         self._container = account.container
         self._clock = clock
         self._sleep = sleep
@@ -80,7 +86,8 @@ class Coordination:
             except ResourceNotFoundError:
                 properties = None
             if properties is not None:
-                until = _seconds((properties.metadata or {}).get("until"))
+                stored = _seconds((properties.metadata or {}).get("until"))
+                until = believable_until(stored, now, window_s + self._max_skew_s)
                 if until > now:
                     self._taken_until[name] = until
                     return
@@ -118,8 +125,9 @@ class Coordination:
         )
         self._taken_until[name] = until
 
-    def taken_until(self, name: str, now: float | None = None) -> float | None:
-        """Until when `name` is taken or claimed, or None when it is free (from `now`).
+    def taken_until(self, name: str, longest_s: float, now: float | None = None) -> float | None:
+        """Until when `name` is taken or claimed, or None when it is free (from `now`); a
+        time more than `longest_s` (plus the clock skew allowed) ahead is not believed.
         One property read, none while this process knows it is still taken.
 
         Raises:
@@ -135,7 +143,8 @@ class Coordination:
                 properties = self._container.get_blob_client(f"claims/{name}").get_blob_properties()
             except ResourceNotFoundError:
                 return None
-        until = _seconds((properties.metadata or {}).get("until"))
+        stored = _seconds((properties.metadata or {}).get("until"))
+        until = believable_until(stored, now, longest_s + self._max_skew_s)
         if until <= now:
             return None
         self._taken_until[name] = until
@@ -200,6 +209,12 @@ def _renew(lease: BlobLeaseClient, done: threading.Event) -> None:
         except AzureError as error:
             log_event(log, "apply.lock_lapsed", logging.WARNING, error=type(error).__name__)
             return
+
+
+def believable_until(until: float, now: float, longest_s: float) -> float:
+    """`until`, or 0 (free) when it lies more than `longest_s` after `now`: a clock that ran
+    ahead wrote it."""
+    return until if until - now <= longest_s else 0.0
 
 
 def _seconds(text: str | None) -> float:

@@ -179,6 +179,15 @@ def read_origin_time(value: object) -> float | None:
     return seconds
 
 
+def plausible_origin(when: float | None, now: float, max_age_s: float, max_ahead_s: float) -> float:
+    """When a change happened, for its lag: `when` (an event's own time) if it lies within
+    `max_age_s` before `now` and `max_ahead_s` after it, else `now` (the event's clock, or
+    its sender, cannot be believed: the lag is measured from its arrival instead)."""
+    if when is None or not now - max_age_s <= when <= now + max_ahead_s:
+        return now
+    return when
+
+
 def fingerprint(tags: IpTags, tombstone: bool = False) -> str:
     """A stable digest of an IP-tag map."""
     canonical = json.dumps([tombstone, ip_tags_json(tags)], separators=(",", ":"))
