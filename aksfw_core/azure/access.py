@@ -6,6 +6,12 @@
   cluster's kubeconfig is used as given.
 - `token`: the vendor's documented path: API server URL, CA and a service-account token
   read from a Key Vault secret.
+
+A kubeconfig that Resource Manager returns is data, not authority: before it reaches the
+kubernetes client, `check_kubeconfig` accepts only `https://` servers and inline
+credentials, never a key that makes the client read a file, run a command or go through a
+proxy (`tokenFile: /proc/self/environ` would be read and sent as a bearer token). The
+kubeconfig a user hands the CLI (`--kubeconfig`) is theirs and is not checked here.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import yaml
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.keyvault.secrets import SecretClient
 
-from aksfw_core.azure.arm import NotFound, call, container_service
+from aksfw_core.azure.arm import NotFound, call, container_service, origin
 from aksfw_core.azure.identity import AKS_SERVER_SCOPE, StaticToken
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.config import Settings, TokenAccess
@@ -72,6 +78,7 @@ class ClusterAccess:
             kubeconfig, entra = self._token_kubeconfig(cluster), False
         else:
             kubeconfig, entra = entra_to_token(self._user_kubeconfig(cluster))
+        check_kubeconfig(kubeconfig, cluster.id)
         # Reused for a while, so an event storm costs no credential calls.
         expires = self._clock() + self._settings.limits.kubeconfig_ttl_s
         self._kubeconfigs[key] = (expires, kubeconfig, entra)
@@ -179,14 +186,81 @@ def entra_to_token(kubeconfig: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """
     entra = False
     users = []
-    for entry in kubeconfig.get("users") or []:
-        user = (entry or {}).get("user") or {}
-        if "exec" in user or "auth-provider" in user:
+    entries = kubeconfig.get("users") or []
+    if not isinstance(entries, list):
+        return kubeconfig, False  # check_kubeconfig refuses it
+    for entry in entries:
+        user = entry.get("user") if isinstance(entry, dict) else None
+        if isinstance(user, dict) and ("exec" in user or "auth-provider" in user):
             entra = True
             users.append({**entry, "user": {"token": "pending-entra-token"}})
         else:
             users.append(entry)
     return {**kubeconfig, "users": users}, entra
+
+
+_CLUSTER_KEYS_REFUSED = ("certificate-authority", "proxy-url")
+"""Cluster keys of a kubeconfig the kubernetes client would act on beyond the document:
+a CA file it reads, a proxy it sends the connection (and token) through."""
+
+_USER_KEYS_REFUSED = ("tokenFile", "client-certificate", "client-key", "exec", "auth-provider")
+"""User keys the kubernetes client (`config.kube_config`) reads a file for (`tokenFile`,
+`client-certificate`, `client-key`) or runs a command or token exchange for (`exec`;
+`auth-provider`: gcp's `cmd-path`, oidc's `idp-certificate-authority` file and refresh).
+An Entra `exec`/`auth-provider` user has been replaced by `entra_to_token` before the check.
+"""
+
+
+def check_kubeconfig(kubeconfig: dict[str, Any], where: str) -> None:
+    """Refuse a kubeconfig from Azure that would make the kubernetes client read a local
+    file, run a command, use a proxy, skip TLS verification or talk plain HTTP: every
+    cluster's `server` must be `https://`, and credentials inline (`token`,
+    `client-certificate-data`, `client-key-data`, `certificate-authority-data`). Messages
+    name the key, never its value. Pure.
+
+    Raises:
+        NonRetryable: the kubeconfig is refused (asking again returns the same one).
+    """
+    for index, cluster in enumerate(_sections(kubeconfig, "clusters", "cluster", where)):
+        name = f"clusters[{index}]"
+        for key in _CLUSTER_KEYS_REFUSED:
+            if key in cluster:
+                raise NonRetryable(_refused(where, name, key))
+        if cluster.get("insecure-skip-tls-verify") not in (None, False):
+            raise NonRetryable(_refused(where, name, "insecure-skip-tls-verify"))
+        server = cluster.get("server")
+        found = origin(server) if isinstance(server, str) else None
+        if found is None or found[0] != "https":
+            raise NonRetryable(
+                f"{where}: the kubeconfig from Azure has a {name} server that is not an"
+                " https:// URL: refused"
+            )
+    for index, user in enumerate(_sections(kubeconfig, "users", "user", where)):
+        for key in _USER_KEYS_REFUSED:
+            if key in user:
+                raise NonRetryable(_refused(where, f"users[{index}]", key))
+
+
+def _sections(kubeconfig: dict[str, Any], plural: str, singular: str, where: str) -> list[Any]:
+    entries = kubeconfig.get(plural)
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise NonRetryable(f"{where}: the kubeconfig's {plural} is not a list")
+    sections = []
+    for index, entry in enumerate(entries):
+        section = entry.get(singular) if isinstance(entry, dict) else None
+        if not isinstance(section, dict):
+            raise NonRetryable(f"{where}: the kubeconfig's {plural}[{index}] has no {singular}")
+        sections.append(section)
+    return sections
+
+
+def _refused(where: str, section: str, key: str) -> str:
+    return (
+        f"{where}: the kubeconfig from Azure sets {key!r} in {section}: refused (only"
+        " inline credentials and https:// servers are accepted from Azure)"
+    )
 
 
 def token_kubeconfig(access: TokenAccess, token: str) -> dict[str, Any]:

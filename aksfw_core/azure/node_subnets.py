@@ -9,7 +9,7 @@ resolves to the cluster's resync) is seen at once.
 Subnets and VNets are read as raw GETs through the container-service client's ARM pipeline
 (the app's credential, azure-core's retries of 429/5xx, its timeouts), so no network SDK is
 needed. Every answer is capped in bytes, a list in pages, and a `nextLink` may only lead
-back to the configured Resource Manager.
+back to the configured Resource Manager (`arm.follow_link`, the rule of every ARM paging).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from azure.core.credentials import TokenCredential
 from azure.core.rest import HttpRequest
 from azure.mgmt.containerservice import ContainerServiceClient
 
-from aksfw_core.azure.arm import NotFound, call, container_service
+from aksfw_core.azure.arm import NotFound, call, container_service, follow_link
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.config import Settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable, http_error, retry_after_seconds
@@ -117,24 +117,8 @@ class NodeSubnets:
             for vnet in _list(page.get("value"), what):
                 for subnet in _list(_properties(vnet).get("subnets") or [], what):
                     prefixes.extend(_prefixes(subnet, str(subnet.get("id") or what)))
-            url = self._next_link(page.get("nextLink"), what)
+            url = follow_link(page.get("nextLink"), self._endpoint, what)
         return prefixes
-
-    def _next_link(self, link: object, what: str) -> str | None:
-        """The next page's URL, only if it leads back to the configured Resource Manager:
-        the bearer token goes nowhere else."""
-        if link is None or link == "":
-            return None
-        wanted = urlsplit(self._endpoint)
-        target = urlsplit(link) if isinstance(link, str) else None
-        if (
-            not isinstance(link, str)
-            or target is None
-            or (target.scheme, target.netloc.lower()) != (wanted.scheme, wanted.netloc.lower())
-            or "{" in link  # the pipeline would read it as a URL template
-        ):
-            raise NonRetryable(f"{what}: nextLink leads away from {self._endpoint}")
-        return link
 
     def _get(
         self, client: ContainerServiceClient, url: str, what: str, permission: str

@@ -132,8 +132,9 @@ class FakeArm(AzureFake):
     """In-process HTTPS Azure Resource Manager for managed clusters (see module docstring).
 
     ``url`` is the SDK's ``base_url`` and ``ca_file`` its ``connection_verify`` (both
-    only while running). Tests may change ``token``, ``page_size``, ``tenant_id`` and
-    ``supported_api_versions`` (None accepts any api-version) at any time.
+    only while running). Tests may change ``token``, ``page_size``, ``tenant_id``,
+    ``supported_api_versions`` (None accepts any api-version) and ``next_link_base`` at
+    any time.
     """
 
     error_codes = _ERROR_CODES
@@ -150,6 +151,9 @@ class FakeArm(AzureFake):
         super().__init__(token, tenant_id, tls_dir)
         self.page_size = page_size
         self.supported_api_versions = supported_api_versions
+        self.next_link_base: str | None = None
+        """A hostile ARM: when set, a list's ``nextLink`` leads to this base URL (another
+        origin) instead of this server's."""
         self.credential_requests: list[CredentialRequest] = []
         self._clusters: dict[tuple[str, ...], _Cluster] = {}
         self._resource_groups: set[tuple[str, ...]] = set()
@@ -609,8 +613,9 @@ class FakeArm(AzureFake):
         body: dict[str, Any] = {"value": selected[offset:end]}
         if end < len(selected):
             api_version = quote(query.get("api-version", DEFAULT_API_VERSION), safe="")
+            base = self.next_link_base or self.url
             body["nextLink"] = (
-                f"{self.url}{quote(path)}?api-version={api_version}"
+                f"{base}{quote(path)}?api-version={api_version}"
                 f"&%24skipToken={self._skip_token(scope, end)}"
             )
         return json_response(200, body)
