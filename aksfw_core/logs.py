@@ -53,8 +53,11 @@ class TerminalFormatter(logging.Formatter):
                 f"aksfw: retrying {fields.get('call')}: {fields.get('error')} "
                 f"(attempt {fields.get('attempt')} failed, waiting {fields.get('wait_s')} s)"
             )
-        details = ", ".join(f"{name}={value}" for name, value in fields.items())
         level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        sentence = fields.get("message")
+        if isinstance(sentence, str):  # an event that says itself in a sentence
+            return printable(f"aksfw: {level}{sentence}")
+        details = ", ".join(f"{name}={value}" for name, value in fields.items())
         return printable(f"aksfw: {level}{event}" + (f": {details}" if details else ""))
 
 

@@ -119,11 +119,13 @@ class PanoramaClient:
         """Every IP registered on the target with all its tags (any owner).
 
         A device pages `show object registered-ip` only as far as start-point 100,000, so
-        the read first asks how many IPs there are (`all option count`). Fewer than that
-        are paged through `all`; otherwise the address space is read network by network
-        (the `ip` choice with a netmask), splitting a network 16 ways while it holds
-        100,000 IPs or more. Every IP lies in exactly one network, so the networks' union
-        is the whole table, whatever order the device answers in.
+        the read first asks how many IPs there are (`all option count`). Fewer than that,
+        or no readable count, are paged through `all`; only when the count says 100,000
+        or more, or the pages of `all` reach start-point 100,000 with more to come, is
+        the address space read network by network (the `ip` choice with a netmask),
+        splitting a network 16 ways while it holds 100,000 IPs or more. Every IP lies in
+        exactly one network, so the networks' union is the whole table, whatever order
+        the device answers in.
 
         Raises:
             AuthError, NonRetryable: a request was refused, the read needs more than
@@ -132,7 +134,8 @@ class PanoramaClient:
                 repeated what was already read (the table changed under the read).
         """
         started = time.monotonic()
-        read = _RegisteredRead(self._call, self.settings.limits.panorama_max_pages)
+        limits = self.settings.limits
+        read = _RegisteredRead(self._call, limits.panorama_max_pages, self.settings.target)
         result = read.run()
         log_event(
             log,
@@ -197,21 +200,26 @@ class _RegisteredRead:
     """One read of the registered-IP table within what a device accepts (`limit` at most
     500, `start-point` at most 100,000) and within a number of requests."""
 
-    def __init__(self, call: Callable[[dict[str, str], str], ET.Element], max_requests: int):
+    def __init__(
+        self,
+        call: Callable[[dict[str, str], str], ET.Element],
+        max_requests: int,
+        target: str | None = None,
+    ):
         self._call = call
         self._max_requests = max_requests
+        self._target = target
+        """The managed firewall read through Panorama; None: Panorama itself."""
         self.requests = 0
         """Requests sent so far (retries not counted: the retry policy bounds those)."""
         self.networks = 0
         """Networks read one by one (0 when `all` was paged)."""
 
     def run(self) -> dict[str, frozenset[str]]:
-        count = xmlapi.registered_count(self._send(xmlapi.registered_count_command(), "count"))
-        if count is None:
-            log_event(log, "panorama.registered_count_unreadable", logging.WARNING)
-        elif count < xmlapi.REGISTERED_MAX_START_POINT:
-            # The count is a moment's: a table that grows past the limit meanwhile is
-            # read by networks after all.
+        count = self._count()
+        if count is None or count < xmlapi.REGISTERED_MAX_START_POINT:
+            # The count is a moment's, and may be missing: a table that is (or grows)
+            # past what paging reaches is read by networks after all.
             whole = self._read(None)
             if whole is not None:
                 return whole
@@ -230,9 +238,38 @@ class _RegisteredRead:
                 result[ip] = result.get(ip, frozenset()) | tags
         return result
 
+    def _count(self) -> int | None:
+        """How many IPs the target says it holds; None, after a warning, when it gives no
+        readable count (an answer without one, or a refusal of `option count`): the read
+        never depends on it."""
+        try:
+            answer = self._send(xmlapi.registered_count_command(), "count")
+        except xmlapi.PanosError as error:
+            if error.code != xmlapi.CODE_SYNTAX:
+                raise
+            why = f"it refused `all option count`: {error}"
+        else:
+            count = xmlapi.registered_count(answer)
+            if count is not None:
+                return count
+            why = "its answer holds no number"
+        who = f"Firewall {self._target}" if self._target else "Panorama"
+        log_event(
+            log,
+            "panorama.registered_count_unreadable",
+            logging.WARNING,
+            target=self._target or "panorama",
+            message=(
+                f"{who} did not say how many IPs are registered ({why}); reading "
+                f"them all in pages of {PAGE_SIZE} instead, and network by network only "
+                f"if there are more than {xmlapi.REGISTERED_MAX_START_POINT:,}"
+            ),
+        )
+        return None
+
     def _read(self, within: xmlapi.Network | None) -> dict[str, frozenset[str]] | None:
-        """The entries of `all` or of one network, page by page; None when there are
-        100,000 or more (paging cannot reach past them)."""
+        """The entries of `all` or of one network, page by page; None when paging cannot
+        reach them all (a network of 100,000 or more, or more than 100,000 in `all`)."""
         found: dict[str, frozenset[str]] = {}
         start = 1
         while True:
@@ -248,13 +285,17 @@ class _RegisteredRead:
                     f"registered-ip paging did not advance at start-point {start}{where}"
                 )
             # A network that fills its first page may overflow: one entry at the last
-            # start-point a device accepts tells. (`all` was measured by its count.)
+            # start-point a device accepts tells. (`all` is paged as far as it reaches.)
             probe = start == 1 and within is not None
             if probe and self._page(within, xmlapi.REGISTERED_MAX_START_POINT, 1):
                 return None
             start += len(page)
             if start > xmlapi.REGISTERED_MAX_START_POINT:
-                return None
+                # The next page is out of reach: asking from the last entry read (or the
+                # last start-point) to one past it tells whether there is more.
+                last = min(start - 1, xmlapi.REGISTERED_MAX_START_POINT)
+                wanted = start - last + 1
+                return None if len(self._page(within, last, wanted)) >= wanted else found
 
     def _page(
         self, within: xmlapi.Network | None, start: int, limit: int

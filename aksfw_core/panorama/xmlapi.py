@@ -228,9 +228,21 @@ def parse_response(
     detail = _error_text(root)
     if code in _TRANSIENT_CODES:
         raise Retryable(f"PAN-OS error code {code}: {detail}", status=http_status)
-    raise NonRetryable(
-        f"PAN-OS error (HTTP {http_status}, code {code}): {detail}", status=http_status
+    raise PanosError(
+        f"PAN-OS error (HTTP {http_status}, code {code}): {detail}", code, status=http_status
     )
+
+
+CODE_SYNTAX = "17"
+"""The PAN-OS error code of a command its release does not know (or a value out of range)."""
+
+
+class PanosError(NonRetryable):
+    """A request PAN-OS refused with an error answer; `code` is its error code, if any."""
+
+    def __init__(self, message: str, code: str | None, *, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.code = code
 
 
 NETWORK_ENTRY_NOTE = (

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
@@ -250,8 +250,11 @@ class PanoramaSimulator(FakeServer):
     Tests may change these attributes at any time: ``strict_duplicates``,
     ``reject_ips`` (IPs whose entries fail), ``clock`` (tag expiry time source),
     ``retry_after`` (Retry-After header value for HTTP 429/503 faults),
-    ``slow_seconds`` (delay of the SLOW fault) and ``sw_version`` (the PAN-OS version
-    ``show system info`` reports; before 10.0, network entries are refused).
+    ``slow_seconds`` (delay of the SLOW fault), ``sw_version`` (the PAN-OS version
+    ``show system info`` reports; before 10.0, network entries are refused) and
+    ``count_answer`` (how ``all option count`` is answered: ``"count"``, the number;
+    ``"none"``, a success without a number; ``"refused"``, code 17 as a release that
+    does not know the option).
     """
 
     def __init__(
@@ -276,6 +279,7 @@ class PanoramaSimulator(FakeServer):
         self.slow_seconds = 2.0
         self.drip_seconds = 0.05
         self.redirect_to = "https://elsewhere.invalid/api/"
+        self.count_answer: Literal["count", "none", "refused"] = "count"
         self.calls: list[Call] = []
         self._connected: set[str] = set(self.firewalls)
         self._namespaces: dict[tuple[str | None, str | None], _Namespace] = {}
@@ -778,6 +782,7 @@ class PanoramaSimulator(FakeServer):
         matches registered networks). ``all option count`` answers
         ``<result><count>N</count></result>``: the number of registered IPs, no entries.
         ``all option file`` answers a message and no entries (a device writes a file).
+        ``count_answer`` makes ``all option count`` answer without a number, or refuse.
         """
         prefix = "show -> object -> registered-ip"
         limit = MAX_PAGE
@@ -821,6 +826,10 @@ class PanoramaSimulator(FakeServer):
                 '<response status="success"><result><msg>registered-ip list written to '
                 "file</msg></result></response>"
             )
+        if option == "count" and self.count_answer == "refused":
+            raise _OpSyntaxError(f"{prefix} -> all -> option is unexpected")
+        if option == "count" and self.count_answer == "none":
+            return _xml('<response status="success"><result/></response>')
         with self._lock:
             namespace = self._namespace(target, vsys)
             namespace.purge(self.clock())
@@ -895,6 +904,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strict-duplicates", action="store_true")
     parser.add_argument("--sw-version", default="11.1.0", help="PAN-OS version to play")
     parser.add_argument(
+        "--count-answer",
+        choices=("count", "none", "refused"),
+        default="count",
+        help="how `show object registered-ip all option count` is answered",
+    )
+    parser.add_argument(
         "--ignore-stdin", action="store_true", help="do not stop when stdin is closed"
     )
     args = parser.parse_args(argv)
@@ -910,6 +925,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         sw_version=args.sw_version,
     )
+    simulator.count_answer = args.count_answer
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

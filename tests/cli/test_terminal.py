@@ -52,3 +52,12 @@ def test_log_lines_for_a_person_escape_what_an_event_carries():
     (record,) = captured
     line = TerminalFormatter().format(record)
     assert "\x1b" not in line  # the JSON line escapes too; the sentence must as well
+
+
+def test_an_event_with_a_sentence_is_shown_as_that_sentence():
+    record = logging.LogRecord("aksfw_core.x", logging.WARNING, "", 0, "%s", None, None)
+    record.msg = json.dumps(
+        {"event": "panorama.registered_count_unreadable", "message": "Panorama did not say."}
+    )
+    record.event = "panorama.registered_count_unreadable"
+    assert TerminalFormatter().format(record) == "aksfw: warning: Panorama did not say."

@@ -5,6 +5,8 @@ table past 100,000 IPs (more than paging can reach) network by network, exactly.
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -247,17 +249,86 @@ def stale_count():
         assert panorama.errors == []
 
 
-def test_a_missing_count_reads_by_networks(stale_count):
-    stale_count.count = None
-    table = {v4(10, index): {"t"} for index in range(1_200)} | {"2001:db8::1": {"v6"}}
-    stale_count.seed_many(table)
-    with PanoramaClient(settings_for(stale_count), api_key(API_KEY)) as client:
+def registered_queries(panorama: PanoramaSimulator) -> list[ET.Element]:
+    queries = []
+    for call in panorama.calls:
+        query = ET.fromstring(call.command or "").find("object/registered-ip")
+        assert query is not None
+        queries.append(query)
+    return queries
+
+
+def paged_all(queries: list[ET.Element]) -> list[tuple[int, int]]:
+    """(start-point, limit) of each page of `all` (not its count)."""
+    return [
+        (int(q.findtext("start-point") or "1"), int(q.findtext("limit") or "500"))
+        for q in queries
+        if q.find("all") is not None and q.find("all/option") is None
+    ]
+
+
+@pytest.mark.parametrize("count_answer", ["none", "refused"])
+def test_an_unreadable_count_pages_all_not_networks(panorama, count_answer, caplog):
+    panorama.count_answer = count_answer
+    table = {v4(10, index): {"t"} for index in range(1_000)} | {"2001:db8::1": {"v6"}}
+    panorama.seed_many(table)
+    panorama.reset_calls()
+    with (
+        caplog.at_level(logging.WARNING, logger="aksfw_core.panorama.client"),
+        PanoramaClient(settings_for(panorama), api_key(API_KEY)) as client,
+    ):
         assert client.registered() == {ip: frozenset(tags) for ip, tags in table.items()}
-    commands = [call.command or "" for call in stale_count.calls]
-    for command in commands:
-        assert_within_schema(command)
-    # the count; 32 networks, 0.0.0.0/4 in 4 requests: 3 pages and a probe
-    assert len(commands) == 1 + 31 + 4
+    queries = registered_queries(panorama)
+    for call in panorama.calls:
+        assert_within_schema(call.command or "")
+    assert [q.find("ip") for q in queries] == [None] * len(queries)  # no network query
+    assert queries[0].findtext("all/option") == "count"
+    assert paged_all(queries) == [(1, 500), (501, 500), (1001, 500)]
+    assert len(queries) == 1 + 3
+    # The line a person reads is a sentence; the event keeps its name for queries.
+    [record] = [r for r in caplog.records if getattr(r, "event", None)]
+    fields = json.loads(record.getMessage())
+    assert fields["event"] == "panorama.registered_count_unreadable"
+    assert fields["message"].startswith("Panorama did not say how many IPs are registered (")
+    assert "reading them all in pages of 500 instead" in fields["message"]
+
+
+def test_a_table_of_exactly_100000_with_an_unreadable_count_is_read_through_all(
+    panorama, monkeypatch
+):
+    # The device's reach scaled down to 1,000 (client and simulator alike): a table of
+    # exactly that many is read whole by `all`; one entry from the last start-point says
+    # there is nothing past it.
+    monkeypatch.setattr(xmlapi, "REGISTERED_MAX_START_POINT", 1_000)
+    monkeypatch.setattr(fake_panorama, "MAX_START_POINT", 1_000)
+    panorama.count_answer = "none"
+    table = {v4(10, index): {"t"} for index in range(1_000)}
+    panorama.seed_many(table)
+    panorama.reset_calls()
+    with PanoramaClient(settings_for(panorama), api_key(API_KEY)) as client:
+        assert client.registered() == {ip: frozenset(tags) for ip, tags in table.items()}
+    queries = registered_queries(panorama)
+    assert paged_all(queries) == [(1, 500), (501, 500), (1_000, 2)]
+    assert len(queries) == 1 + 3
+    assert all(q.find("ip") is None for q in queries)
+
+
+def test_past_100000_with_an_unreadable_count_all_then_networks_read_exactly(panorama, large):
+    panorama.count_answer = "none"
+    with PanoramaClient(settings_for(panorama), api_key(API_KEY)) as client:
+        registered = client.registered()
+    assert registered == {ip: frozenset(tags) for ip, tags in large.items()}
+    for call in panorama.calls:
+        assert_within_schema(call.command or "")
+    queries = registered_queries(panorama)
+    pages = paged_all(queries)
+    # `all` as far as a device pages it (start-points 1 .. 99,501), then two entries from
+    # start-point 100,000: more to come, so the table is read by networks after all.
+    assert pages == [(1 + 500 * n, 500) for n in range(200)] + [(100_000, 2)]
+    by_network = [q.findtext("ip") for q in queries if q.find("ip") is not None]
+    assert {"0.0.0.0/4", "10.0.0.0/8", "10.0.0.0/12", "10.1.0.0/16", "::/4"} <= set(by_network)
+    # the count, 201 requests of `all`, and the 327 of the read by networks
+    assert len(queries) == client.requests_sent == 1 + 201 + 327
 
 
 def test_a_table_that_outgrew_its_count_is_read_by_networks(stale_count, monkeypatch):
@@ -272,8 +343,10 @@ def test_a_table_that_outgrew_its_count_is_read_by_networks(stale_count, monkeyp
     commands = [call.command or "" for call in stale_count.calls]
     starts = [ET.fromstring(c).findtext("object/registered-ip/start-point") for c in commands]
     assert all(int(start or "1") <= 1_000 for start in starts)
-    paged_all = [c for c in commands if "<all />" in c and "option" not in c]
-    assert len(paged_all) == 2  # start-points 1 and 501: the next would be out of reach
+    pages = paged_all(registered_queries(stale_count))
+    # start-points 1 and 501; the next is out of reach, and two entries from start-point
+    # 1,000 say there is more
+    assert pages == [(1, 500), (501, 500), (1_000, 2)]
     # 0.0.0.0/4, 10.0.0.0/8 ... 10.0.0.0/20 overflow; 10.0.0.0/20 holds 1,200 IPs
     assert "<ip>10.0.0.0/20</ip>" in "".join(commands)
 
@@ -310,3 +383,23 @@ def test_a_single_address_said_to_overflow_is_refused_not_looped_on():
         ):
             client.registered()
         assert client.requests_sent == 10
+
+
+@pytest.mark.parametrize(
+    ("count_answer", "expected"),
+    [("count", 2), ("none", None)],
+)
+def test_the_simulator_answers_the_count_as_told(panorama, count_answer, expected):
+    panorama.seed_many({"10.0.0.1": {"a"}, "10.0.0.2": {"b"}})
+    panorama.count_answer = count_answer
+    counted = answer(panorama, "<all><option>count</option></all>")
+    assert xmlapi.registered_count(counted) == expected and ips_of(counted) == []
+    assert ips_of(answer(panorama, "<all/>")) == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_the_simulator_can_refuse_the_count_as_an_older_release_would(panorama):
+    panorama.count_answer = "refused"
+    response = op(panorama, show("<all><option>count</option></all>"))
+    with pytest.raises(xmlapi.PanosError, match="code 17") as refused:
+        xmlapi.parse_response(response.status_code, response.content)
+    assert refused.value.code == xmlapi.CODE_SYNTAX
