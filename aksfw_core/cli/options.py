@@ -22,7 +22,7 @@ from aksfw_core.cli.console import warn
 from aksfw_core.config import PanoramaSettings
 from aksfw_core.errors import InputError
 from aksfw_core.panorama.client import PanoramaClient, api_key
-from aksfw_core.rules.selectors import NamedSelector, mistaken_label, named_selector
+from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.services import ServiceList
 from aksfw_core.rules.tags import ClusterTags, compute_tags
 from aksfw_core.secret import Secret
@@ -59,8 +59,8 @@ def cluster_arguments(parser: CommandParser) -> None:
         default=[],
         metavar="NAME=EXPR[@NAMESPACE]",
         help="label selector giving aks_NAME.<cluster>.<service> tags, e.g. "
-        "web=app=web@shop; repeatable. A lone existence test is named after its label "
-        "(canary=canary): tier=frontend reads as a label and is refused",
+        "web=app=web@shop; repeatable. NAME is up to the first '=': tier=frontend is the "
+        "selector tier testing that a label frontend exists",
     )
 
 
@@ -123,8 +123,10 @@ def selector(text: str) -> NamedSelector:
     """One `--selector NAME=EXPR[@NAMESPACE]`.
 
     Raises:
-        InputError: not of that form, an invalid selector, or a label written where a
-            selector was meant (saying the fix).
+        InputError: not of that form, a bad name or namespace, or an expression
+            Kubernetes refuses. A valid selector is never refused: `tier=frontend` (the
+            selector `tier` testing that a label `frontend` exists) is one; if it selects
+            nothing while Services carry the label `tier=frontend`, `compute_tags` warns.
     """
     name, equals, rest = text.partition("=")
     if not equals:
@@ -132,15 +134,7 @@ def selector(text: str) -> NamedSelector:
     expression, at, namespace = rest.rpartition("@") if "@" in rest else (rest, "", "")
     if at and not namespace:
         raise InputError(f"--selector {text!r}: empty namespace after '@'")
-    chosen = named_selector(name, expression, namespace or None)
-    if meant := mistaken_label(name, chosen):
-        raise InputError(
-            f"--selector {text!r} reads as a label, not a selector: --selector takes "
-            f"NAME=EXPR[@NAMESPACE]: did you mean --selector {meant}? (a selector that "
-            f"tests whether a label exists is named after it: {chosen.selector.text}="
-            f"{chosen.selector.text})"
-        )
-    return chosen
+    return named_selector(name, expression, namespace or None)
 
 
 def panorama_settings(args: argparse.Namespace) -> PanoramaSettings:

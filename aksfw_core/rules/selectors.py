@@ -192,31 +192,26 @@ def named_selector(name: str, match: str, namespace: str | None = None) -> Named
     return NamedSelector(name=name, selector=parse_selector(match), namespace=namespace)
 
 
-def mistaken_label(name: str, selector: NamedSelector) -> str | None:
-    """The `NAME=EXPR` that was probably meant when `NAME=EXPR` reads as a label instead
-    (`tier=frontend`: selector `tier` testing that a label `frontend` exists), or None.
+def as_label(selector: NamedSelector) -> NamedSelector | None:
+    """The selector that was meant if `NAME=EXPR` was written meaning the label `NAME=EXPR`
+    (`tier=frontend`: the selector `tier` testing that a label `frontend` exists, where the
+    label `tier=frontend` was likely meant), or None when `NAME=EXPR` is no such label.
 
-    It is suspected when the expression is one bare key (an existence test) that differs
-    from the name and could be a label value (no `/` prefix), and the name could be a
-    label key. An existence test named after its label (`canary=canary`) or written with
-    other requirements is never suspected. The suggestion names the selector after the
-    value: `frontend=tier=frontend`.
+    This is never a reason to refuse the selector: `c=k01` is a valid existence test the
+    user may well mean. Only evidence (it selects nothing while Services carry the label
+    it spells) makes it a likely mistake, and then this is the fix to suggest: the same
+    namespace, the expression `NAME=EXPR`, named after the label's value
+    (`frontend=tier=frontend`).
     """
-    requirements = selector.selector.requirements
-    if len(requirements) != 1:
+    try:
+        meant = parse_selector(f"{selector.name}={selector.selector.text}")
+    except InputError:
         return None
-    (requirement,) = requirements
-    key = requirement.key
-    if (
-        requirement.operator is not Operator.EXISTS
-        or key == name
-        or "/" in key
-        or _key_problem(name) is not None
-    ):
-        return None
-    suggested = re.sub(r"[^A-Za-z0-9_-]", "-", key)[:31]
-    where = f"@{selector.namespace}" if selector.namespace is not None else ""
-    return f"{suggested}={name}={key}{where}"
+    spelled = (selector.name, Operator.EQUALS, frozenset({selector.selector.text}))
+    if [(r.key, r.operator, r.values) for r in meant.requirements] != [spelled]:
+        return None  # `c=x,y` or `c=x in (y)`: not one label
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", selector.selector.text)[:31] or selector.name
+    return NamedSelector(name=name, selector=meant, namespace=selector.namespace)
 
 
 class _Kind(enum.Enum):

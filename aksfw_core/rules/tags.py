@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aksfw_core.errors import InputError
 from aksfw_core.rules.model import Service, TagWarning, WarningKind
-from aksfw_core.rules.selectors import NamedSelector
+from aksfw_core.rules.selectors import NamedSelector, as_label
 
 MAX_TAG_LENGTH = 127
 """PAN-OS rejects longer tags; the Azure plugin drops them rather than truncating."""
@@ -229,6 +229,7 @@ def unmatched_selectors(
         else:
             plural = "Service" if count == 1 else "Services"
             why = f"the expression matches none of the {count} LoadBalancer {plural}{where}"
+            why += _label_meant(selector, services)
         warnings.append(
             TagWarning(
                 WarningKind.SELECTOR_UNMATCHED,
@@ -238,6 +239,24 @@ def unmatched_selectors(
             )
         )
     return warnings
+
+
+def _label_meant(selector: NamedSelector, services: Collection[Service]) -> str:
+    """The fix, when Services carry the label that `NAME=EXPR` spells (`tier=frontend`
+    written for the selector `tier` testing that a label `frontend` exists), else ''."""
+    meant = as_label(selector)
+    if meant is None:
+        return ""
+    carrying = sum(1 for s in services if meant.matches(s.namespace, s.labels))
+    if not carrying:
+        return ""
+    where = f"@{meant.namespace}" if meant.namespace is not None else ""
+    label = f"{selector.name}={selector.selector.text}"
+    carries = "carries" if carrying == 1 else "carry"
+    return (
+        f"; {carrying} of them {carries} the label {label}: did you mean the expression "
+        f"{label} (--selector {meant.name}={label}{where})?"
+    )
 
 
 def _service_tags(

@@ -1,5 +1,6 @@
-"""Mistakes the command line makes loud: a label written where a selector was meant, a
-selector that selects nothing, and a sync that would remove most of a cluster's tags."""
+"""Mistakes the command line makes loud: a selector that selects nothing (with the fix when
+Services carry the label it spells: `tier=frontend` written for a label, a valid selector
+that is kept), and a sync that would remove most of a cluster's tags."""
 
 from __future__ import annotations
 
@@ -20,17 +21,57 @@ UNSELECTED = {  # the sample's tags without selectors: 8 IP-tag pairs
 
 
 @pytest.mark.parametrize(
-    ("selector", "meant"),
+    "selector", ["c=k01", "all=app", "c=x6", "in=in", "notin=notin", "key=key", "x=in", "key=x"]
+)
+def test_an_existence_selector_is_accepted_whatever_its_name(capsys, selector):
+    # Issue 20: these were refused as "reads as a label"; a valid selector never is.
+    code, out, err = run(capsys, "tags", "--cluster", "c", "--selector", selector, SAMPLE)
+    assert code == 0 and json.loads(out)
+    assert "aksfw:" not in err and "did you mean" not in err
+
+
+def test_an_existence_selector_that_selects_is_silent(capsys):
+    code, out, err = run(capsys, "tags", "--cluster", "c", "--selector", "c=tier", SAMPLE)
+    assert code == 0 and err == ""
+    assert "aks_c.c.web" in json.loads(out)["20.50.10.11"]
+
+
+@pytest.mark.parametrize(
+    ("selector", "spelled", "why"),
     [
-        ("tier=frontend", "frontend=tier=frontend"),
-        ("app=web", "web=app=web"),
-        ("tier=frontend@shop", "frontend=tier=frontend@shop"),
+        (
+            "tier=frontend",
+            "(frontend)",
+            "the expression matches none of the 4 LoadBalancer Services; 1 of them carries "
+            "the label tier=frontend: did you mean the expression tier=frontend "
+            "(--selector frontend=tier=frontend)?",
+        ),
+        (
+            "tier=frontend@shop",
+            "(frontend@shop)",
+            "the expression matches none of the 3 LoadBalancer Services in namespace shop; 1 "
+            "of them carries the label tier=frontend: did you mean the expression "
+            "tier=frontend (--selector frontend=tier=frontend@shop)?",
+        ),
     ],
 )
-def test_a_label_given_as_selector_is_refused_with_the_fix(capsys, selector, meant):
+def test_a_label_given_as_selector_is_kept_and_warned_with_the_fix(capsys, selector, spelled, why):
     code, out, err = run(capsys, "tags", "--cluster", "prod1", "--selector", selector, SAMPLE)
-    assert code == 2 and out == "" and err.count("\n") == 1
-    assert f"--selector takes NAME=EXPR[@NAMESPACE]: did you mean --selector {meant}?" in err
+    assert code == 0 and json.loads(out) == UNSELECTED
+    assert err.splitlines() == [
+        f"warning: selector-unmatched: cluster prod1: selector 'tier' {spelled} selects no "
+        f"Service: {why}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "selector",
+    ["app=frontend", "tier=frontend@monitoring", "tier=frontend,app=web", "c=k01"],
+)
+def test_no_fix_is_offered_without_a_service_carrying_that_label(capsys, selector):
+    code, out, err = run(capsys, "tags", "--cluster", "prod1", "--selector", selector, SAMPLE)
+    assert code == 0 and json.loads(out) and "selector-unmatched" in err
+    assert "did you mean" not in err
 
 
 def test_an_existence_selector_named_after_its_label_is_accepted(capsys):

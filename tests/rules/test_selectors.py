@@ -15,7 +15,7 @@ from aksfw_core.rules.selectors import (
     Requirement,
     _Kind,
     _lex,
-    mistaken_label,
+    as_label,
     named_selector,
     parse_selector,
 )
@@ -478,17 +478,28 @@ def test_invalid_namespace_is_rejected():
 @pytest.mark.parametrize(
     ("name", "match", "namespace", "meant"),
     [
-        ("tier", "frontend", None, "frontend=tier=frontend"),
-        ("app", "web", None, "web=app=web"),
-        ("tier", "frontend", "shop", "frontend=tier=frontend@shop"),
-        ("env", "prod.eu", None, "prod-eu=env=prod.eu"),
-        ("canary", "canary", None, None),  # an existence test named after its label
+        ("tier", "frontend", None, ("frontend", "tier=frontend", None)),
+        ("app", "web", None, ("web", "app=web", None)),
+        ("c", "k01", None, ("k01", "c=k01", None)),
+        ("tier", "frontend", "shop", ("frontend", "tier=frontend", "shop")),
+        ("env", "prod.eu", None, ("prod-eu", "env=prod.eu", None)),
+        ("canary", "canary", None, ("canary", "canary=canary", None)),
+        ("app", "", None, ("app", "app=", None)),  # the empty value is a value
         ("beta", "canary,app=web", None, None),  # more than one requirement
         ("web", "app=web", None, None),
         ("x", "!canary", None, None),
+        ("x", "x in (a)", None, None),
         ("x", "example.com/canary", None, None),  # no label value holds '/'
         ("_x", "canary", None, None),  # no label key starts with '_'
     ],
 )
-def test_a_label_written_where_name_equals_expr_was_meant_is_spotted(name, match, namespace, meant):
-    assert mistaken_label(name, named_selector(name, match, namespace)) == meant
+def test_the_label_a_selector_spells_is_read_as_the_fix_would_select_it(
+    name, match, namespace, meant
+):
+    # Only a suggestion for when the selector selects nothing while Services carry that
+    # label (compute_tags); the selector itself is valid and kept.
+    fix = as_label(named_selector(name, match, namespace))
+    if meant is None:
+        assert fix is None
+    else:
+        assert fix == named_selector(*meant)

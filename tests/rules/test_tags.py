@@ -195,6 +195,25 @@ def test_computed_tags_are_all_owned_by_their_cluster():
             "the expression matches none of the 1 LoadBalancer Service",
         ),
         (named_selector("any", "app"), [], "there is no LoadBalancer Service"),
+        (  # `tier=frontend` written for the label: kept, and the fix is said
+            named_selector("tier", "frontend"),
+            [WEB, API, METRICS],
+            "the expression matches none of the 3 LoadBalancer Services; 1 of them carries "
+            "the label tier=frontend: did you mean the expression tier=frontend "
+            "(--selector frontend=tier=frontend)?",
+        ),
+        (  # a Service without an IP yet is evidence too
+            named_selector("app", "web", "shop"),
+            [PENDING, WEB, API],
+            "the expression matches none of the 3 LoadBalancer Services in namespace shop; "
+            "2 of them carry the label app=web: did you mean the expression app=web "
+            "(--selector web=app=web@shop)?",
+        ),
+        (  # the label is carried, but not in the selector's namespace: no fix offered
+            named_selector("app", "prom", "shop"),
+            [WEB, METRICS],
+            "the expression matches none of the 1 LoadBalancer Service in namespace shop",
+        ),
     ],
 )
 def test_a_selector_that_selects_no_service_warns_why(selector, services, why):
