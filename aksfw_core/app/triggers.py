@@ -59,7 +59,7 @@ class Triggers:
         for change in resolution.clusters:
             if change.kind is ChangeKind.TOMBSTONE:
                 self._tombstones.cluster(change.id, change.reason)
-                engine.discovery.refresh()  # rare, and the cached inventory still lists it
+                engine.discovery.forget(change.id)  # the cached inventory may still list it
                 continue
             if not engine.gate.admits(Work.EVENT_RESYNC, cluster=change.id, event_id=event.id):
                 continue

@@ -78,6 +78,15 @@ class ClusterDiscovery:
                 self._refreshed_early = True
             return inventory
 
+    def forget(self, cluster_id: str) -> None:
+        """Drop a deleted cluster from the cached inventory, without reading Resource
+        Manager: a storm of delete events costs no read, whichever clusters it names (the
+        next read after `limits.inventory_ttl_s` sees Azure as it is)."""
+        with self._reading:
+            gone = None if self._cached is None else self._cached.find(cluster_id)
+            if self._cached is not None and gone is not None:
+                self._cached = Inventory(tuple(c for c in self._cached.clusters if c is not gone))
+
     def refresh(self) -> Inventory:
         """Read Resource Manager now.
 
