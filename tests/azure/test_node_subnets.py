@@ -24,7 +24,13 @@ from azure.core.pipeline.policies import RetryPolicy
 from aksfw_core.azure.events import ChangeKind, read_event, resolve
 from aksfw_core.azure.identity import StaticToken
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster, inventory_from_json
-from aksfw_core.azure.node_subnets import NodeSubnets
+from aksfw_core.azure.node_subnets import (
+    MIN_PREFIX_V4,
+    MIN_PREFIX_V6,
+    NodeSubnets,
+    SubnetRead,
+    prefix_problem,
+)
 from aksfw_core.config import parse_settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable
 from aksfw_core.panorama import xmlapi
@@ -363,10 +369,16 @@ def arm(monkeypatch, tmp_path, no_sdk_backoff):
     assert fake.errors == []
 
 
-def read_subnets(arm: FakeArm, **limits: int) -> tuple[str, ...]:
+def read_all(arm: FakeArm, **limits: int) -> SubnetRead:
     settings = parse_settings({"limits": limits} if limits else {}, arm_endpoint=arm.url)
     cluster = MonitoredCluster(CLUSTER, "aks-prod1", "aks-prod1", NODE_GROUP, node_subnets=True)
     return NodeSubnets(settings, StaticToken(ARM_TOKEN)).read(cluster)
+
+
+def read_subnets(arm: FakeArm, **limits: int) -> tuple[str, ...]:
+    read = read_all(arm, **limits)
+    assert read.pools_without_prefix == ()
+    return read.prefixes
 
 
 def test_a_pool_without_a_subnet_id_reads_the_managed_vnet(arm):
@@ -390,9 +402,10 @@ def test_pools_in_own_vnets_read_each_subnet_once(arm):
 
 
 def test_managed_vnets_are_listed_page_by_page_within_the_page_cap(arm):
+    # One VNet a page; the others of the node resource group are listed, not taken.
     for index in range(3):
         arm.add_virtual_network(SUB, NODE_GROUP, f"extra-{index}", {"s": f"10.{index}.0.0/24"})
-    assert read_subnets(arm) == ("10.0.0.0/24", "10.1.0.0/24", "10.2.0.0/24", MANAGED)
+    assert read_subnets(arm) == (MANAGED,)
     with pytest.raises(NonRetryable, match="armMaxPages"):
         read_subnets(arm, armMaxPages=3)
 
@@ -427,6 +440,130 @@ def test_a_subnet_that_is_gone_is_a_failed_read(arm):
     arm.set_agent_pools(SUB, "rg-prod", "aks-prod1", {"system": BYO_SUBNET})
     with pytest.raises(NonRetryable, match="not found"):
         read_subnets(arm)
+
+
+# ----------------------------------------------------------------------------- hostile prefixes
+
+HOSTILE = {"any4": "0.0.0.0/0", "any6": "::/0", "mcast": "224.0.0.0/4"}
+GOOD = "10.10.0.0/16"
+ROGUE = "10.50.0.0/16"
+SUBNETS_LOGGER = "aksfw_core.azure.node_subnets"
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "10.0.0.0/8",  # the shortest IPv4 accepted
+        "10.224.0.0/16",
+        "100.64.0.0/10",
+        "20.1.2.0/24",
+        "192.168.255.248/29",
+        "2001:db8::/32",  # the shortest IPv6 accepted
+        "fd00:1::/64",
+        "2603:1020:1:2::/64",
+    ],
+)
+def test_a_plausible_node_subnet_prefix_is_accepted(prefix):
+    assert prefix_problem(prefix) is None
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [
+        ("0.0.0.0/0", f"shorter than /{MIN_PREFIX_V4}"),
+        ("::/0", f"shorter than /{MIN_PREFIX_V6}"),
+        ("224.0.0.0/4", f"shorter than /{MIN_PREFIX_V4}"),
+        ("10.0.0.0/7", "shorter than /8"),
+        ("2001::/31", "shorter than /32"),
+        ("0.0.0.0/8", "unspecified"),
+        ("0.1.0.0/16", "unspecified"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("169.0.0.0/8", "link-local"),  # it holds the link-local /16
+        ("239.1.0.0/16", "multicast"),
+        ("240.0.0.0/8", "reserved"),
+        ("255.255.255.255/32", "reserved"),
+        ("::1/128", "loopback"),
+        ("::ffff:10.0.0.0/104", "IPv4-mapped"),
+        ("fe80::/64", "link-local"),
+        ("fec0::/64", "site-local"),
+        ("ff02::/64", "multicast"),
+        ("4000::/32", "reserved"),
+    ],
+)
+def test_a_prefix_too_short_or_in_a_reserved_range_is_refused(prefix, reason):
+    problem = prefix_problem(prefix)
+    assert problem is not None and reason in problem
+
+
+def test_carried_entries_leave_a_hostile_prefix_behind():
+    applied = {
+        "0.0.0.0/0": frozenset({"aks.c1.node_subnet"}),
+        "::/0": frozenset({"aks.c1.node_subnet"}),
+        "10.1.0.0/24": frozenset({"aks.c1.node_subnet"}),
+    }
+    assert carried("c1", "c1", applied) == {"10.1.0.0/24": frozenset({"aks.c1.node_subnet"})}
+
+
+def hostile_pools(arm: FakeArm) -> None:
+    """A good pool, one in the managed VNet, three whose subnets are hostile, and a VNet in
+    the node resource group that no pool uses."""
+    ids = arm.add_virtual_network(SUB, "rg-net", "hub", {"good": GOOD, **HOSTILE})
+    arm.add_virtual_network(SUB, NODE_GROUP, "rogue", {"aks-subnet": ROGUE})
+    pools: dict[str, str | None] = {"system": None, "good": ids["good"]}
+    pools |= {name: ids[name] for name in HOSTILE}
+    arm.set_agent_pools(SUB, "rg-prod", "aks-prod1", pools)
+
+
+def refusals(caplog) -> list[dict[str, object]]:
+    return [json.loads(r.getMessage()) for r in caplog.records
+            if "node_subnets.prefix_refused" in r.getMessage()]  # fmt: skip
+
+
+def test_hostile_prefixes_and_other_vnets_are_not_read_as_node_subnets(arm, caplog):
+    hostile_pools(arm)
+    with caplog.at_level(logging.WARNING, logger=SUBNETS_LOGGER):
+        read = read_all(arm)
+    assert read == SubnetRead((GOOD, MANAGED), ("any4", "any6", "mcast"))
+    refused = refusals(caplog)
+    assert {(tuple(r["pools"]), r["prefix"]) for r in refused} == {
+        (("any4",), "0.0.0.0/0"),
+        (("any6",), "::/0"),
+        (("mcast",), "224.0.0.0/4"),
+    }
+    (any4,) = [r for r in refused if r["prefix"] == "0.0.0.0/0"]
+    assert any4["cluster"] == CLUSTER
+    assert all(word in str(any4["message"]) for word in (CLUSTER, "any4", "0.0.0.0/0", "/8"))
+
+
+def test_a_dual_stack_pool_keeps_its_good_prefix(arm, caplog):
+    ids = arm.add_virtual_network(SUB, "rg-net", "hub", {"dual": ["10.20.0.0/24", "::/0"]})
+    arm.set_agent_pools(SUB, "rg-prod", "aks-prod1", {"system": ids["dual"]})
+    with caplog.at_level(logging.WARNING, logger=SUBNETS_LOGGER):
+        assert read_all(arm) == SubnetRead(("10.20.0.0/24",), ())
+    assert [r["prefix"] for r in refusals(caplog)] == ["::/0"]
+
+
+def test_a_hostile_managed_vnet_prefix_leaves_its_pools_without_a_subnet(arm):
+    arm.add_cluster(
+        SUB, "rg-prod", "aks-prod1", node_resource_group=NODE_GROUP, managed_vnet_prefix="::/0"
+    )
+    assert read_all(arm) == SubnetRead((), ("nodepool1",))
+
+
+@pytest.mark.parametrize("second", [True, False], ids=["two-candidates", "none"])
+def test_a_managed_vnet_that_cannot_be_told_apart_is_not_read(arm, caplog, second):
+    if second:
+        arm.add_virtual_network(SUB, NODE_GROUP, "aks-vnet-12345678", {"aks-subnet": ROGUE})
+    else:
+        arm.remove_cluster(SUB, "rg-prod", "aks-prod1")  # and its node resource group
+        arm.add_resource_group(SUB, NODE_GROUP)
+        arm.add_cluster(
+            SUB, "rg-prod", "aks-prod1", node_resource_group=NODE_GROUP, managed_vnet_prefix=None
+        )
+    with caplog.at_level(logging.WARNING, logger=SUBNETS_LOGGER):
+        assert read_all(arm) == SubnetRead((), ("nodepool1",))
+    assert any("node_subnets.managed_subnet_unknown" in r.getMessage() for r in caplog.records)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -618,3 +755,45 @@ def test_a_device_before_10_0_leaves_a_clear_error_and_service_tags_applied(
     (cluster,) = json.loads(world.http("GET", "status").get_body())["clusters"]
     text = json.dumps(cluster)
     assert MANAGED in text and "PAN-OS accepts networks" in text and "10.0" in text
+
+
+def test_hostile_prefixes_are_not_registered_and_good_ones_are(
+    world, monkeypatch, no_sdk_backoff, caplog
+):
+    opt_in(world, monkeypatch, nodeSubnets=True)
+    hostile_pools(world.arm)
+    world.kube.services = [service(**WEB)]
+    with caplog.at_level(logging.WARNING):
+        sync(world)
+    assert world.registered() == {
+        "20.0.0.1": {"aks.aks-prod1.web"},
+        MANAGED: {TAG},
+        GOOD: {TAG},
+    }
+    assert {r["prefix"] for r in refusals(caplog)} == set(HOSTILE.values())
+
+
+def test_a_hostile_answer_keeps_the_good_subnet_applied_before(
+    world, monkeypatch, no_sdk_backoff, caplog
+):
+    opt_in(world, monkeypatch, nodeSubnets=True)
+    ids = world.arm.add_virtual_network(SUB, "rg-net", "hub", {"nodes": "10.10.0.0/22"})
+    world.arm.set_agent_pools(SUB, "rg-prod", "aks-prod1", {"system": ids["nodes"]})
+    world.kube.services = [service(**WEB)]
+    sync(world)
+    assert world.registered() == {"20.0.0.1": {"aks.aks-prod1.web"}, "10.10.0.0/22": {TAG}}
+
+    for hostile in HOSTILE.values():
+        world.arm.add_virtual_network(SUB, "rg-net", "hub", {"nodes": hostile})
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            sync(world)
+        assert world.registered() == {"20.0.0.1": {"aks.aks-prod1.web"}, "10.10.0.0/22": {TAG}}
+        assert [r["prefix"] for r in refusals(caplog)] == [hostile]
+        kept = [json.loads(r.getMessage()) for r in caplog.records
+                if "node_subnets.pool_kept" in r.getMessage()]  # fmt: skip
+        assert kept and kept[0]["pools"] == ["system"] and kept[0]["kept"] == ["10.10.0.0/22"]
+
+    world.arm.add_virtual_network(SUB, "rg-net", "hub", {"nodes": "10.10.4.0/22"})
+    sync(world)  # a good answer again: it replaces the kept one
+    assert world.registered() == {"20.0.0.1": {"aks.aks-prod1.web"}, "10.10.4.0/22": {TAG}}
