@@ -317,26 +317,62 @@ def http_uninstall(
     """POST /api/uninstall with `{"dryRun": true}` (say what would go) or
     `{"dryRun": false}`: queue a tombstone for every (cluster, target) aksfw applied
     tags to, and pause resyncs meanwhile (`Operations.uninstall`). 202 with what was
-    queued, 200 for a dry run; the field is required, so an empty body removes nothing."""
+    queued, 200 for a dry run; the field is required, so an empty body removes nothing.
+    `{"cancel": true}` ends the pause instead (`Operations.cancel_uninstall`): 200 with
+    what was cancelled. Who asked is recorded as `caller` tells."""
     accepted = _accepted(request)
     if isinstance(accepted, func.HttpResponse):
         return accepted
     app, body = accepted
+    by = caller(request)
     try:
-        dry_run = _uninstall_body(body)
+        action = _uninstall_body(body)
         with _http_activity(app, context):
-            report = app.operations.uninstall(dry_run=dry_run)
+            if action == "cancel":
+                return _json(app.operations.cancel_uninstall(by=by).as_json(), 200)
+            report = app.operations.uninstall(dry_run=action == "dry-run", by=by)
     except AksfwError as error:
         return _refused(error)
-    return _json(report.as_json(), 200 if dry_run else 202)
+    return _json(report.as_json(), 200 if action == "dry-run" else 202)
 
 
-def _uninstall_body(body: bytes) -> bool:
-    usage = 'send {"dryRun": true} to see what would go, {"dryRun": false} to remove it'
-    document = _body_fields(body, {"dryRun"}, usage)
+def caller(request: func.HttpRequest) -> str:
+    """Who made an operator request, as far as the request tells (never its key):
+    `principal <name>` from `x-ms-client-principal-name` (App Service authentication
+    sets it), else `function key from <address>` from the last `x-forwarded-for` entry
+    (the one the platform's front end added), else `function key`. Without App Service
+    authentication a caller can set these headers itself: a record, not a proof."""
+    headers = request.headers
+    principal = (headers.get("x-ms-client-principal-name") or "").strip()
+    if principal:
+        return f"principal {principal}"
+    forwarded = (headers.get("x-forwarded-for") or "").split(",")[-1].strip()
+    if forwarded:
+        return f"function key from {forwarded}"
+    return "function key"
+
+
+def _uninstall_body(body: bytes) -> str:
+    """ "cancel", "dry-run" or "uninstall".
+
+    Raises:
+        InputError: not exactly one of `dryRun` and `cancel: true`."""
+    usage = (
+        'send {"dryRun": true} to see what would go, {"dryRun": false} to remove it, '
+        '{"cancel": true} to end the pause'
+    )
+    document = _body_fields(body, {"dryRun", "cancel"}, usage)
+    if "cancel" in document:
+        if not isinstance(document["cancel"], bool):
+            raise InputError("cancel must be true or false")
+        if "dryRun" in document:
+            raise InputError("cancel and dryRun do not go together: send one")
+        if not document["cancel"]:
+            raise InputError(f"cancel must be true to cancel: {usage}")
+        return "cancel"
     if "dryRun" not in document:
         raise InputError(f"dryRun is required: {usage}")
     dry_run = document["dryRun"]
     if not isinstance(dry_run, bool):
         raise InputError("dryRun must be true or false")
-    return dry_run
+    return "dry-run" if dry_run else "uninstall"

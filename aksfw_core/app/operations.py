@@ -1,5 +1,6 @@
 """The operator verbs behind `GET /api/status`, `POST /api/replay` and
-`POST /api/uninstall` (and `aksfw status`, `replay`, `uninstall`, which call them over HTTP).
+`POST /api/uninstall` (and `aksfw status`, `replay`, `uninstall [--cancel]`, which call them
+over HTTP).
 Each reads listings (the applied states' summaries), never the states themselves.
 """
 
@@ -8,9 +9,9 @@ from __future__ import annotations
 import logging
 
 from aksfw_core.app.engine import Engine
-from aksfw_core.app.reports import ClusterStatus, StatusReport, UninstallReport
+from aksfw_core.app.reports import CancelReport, ClusterStatus, StatusReport, UninstallReport
 from aksfw_core.app.tombstones import Tombstones
-from aksfw_core.app.uninstall_gate import iso
+from aksfw_core.app.uninstall_gate import iso, note_text
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.logs import log_event
 from aksfw_core.pipeline.replay import PoisonReplay, ReplayReport
@@ -41,7 +42,8 @@ class Operations:
     def status(self) -> StatusReport:
         """Per cluster and target: last applied time, counts, last error; per cluster: when
         the last watcher event arrived and, while a mass removal is held back, since when
-        and how many pairs; queue depths; whether an uninstall pauses work.
+        and how many pairs; queue depths; whether an uninstall pauses work (read now, with
+        since when and by whom).
 
         Raises:
             AksfwError: Storage could not be read (an unreadable inventory is reported).
@@ -70,9 +72,7 @@ class Operations:
             entry.held_back = holds.get(key)
         queues = {name: engine.queues.depth(name) for name in engine.queues.names.queues}
         engine.telemetry.queue_depths(queues)
-        return StatusReport(
-            list(clusters.values()), queues, inventory_error, engine.gate.paused_until()
-        )
+        return StatusReport(list(clusters.values()), queues, inventory_error, engine.gate.current())
 
     def replay_poisoned(
         self, queue: str | None = None, *, dry_run: bool = False, most: int | None = None
@@ -100,28 +100,67 @@ class Operations:
         )
         return replay.replay([queue] if queue else list(known), limit, dry_run=dry_run)
 
-    def uninstall(self, *, dry_run: bool) -> UninstallReport:
+    def uninstall(self, *, dry_run: bool, by: str = "unknown") -> UninstallReport:
         """Queue a tombstone for every (cluster, target) aksfw holds applied state for,
         from a listing of the summaries; with `dry_run`, only say what would be queued.
 
         First pauses work on every instance (`UninstallGate`: timer, events,
         `POST /api/resync`, queued resyncs, and snapshots other than tombstones), so that
-        nothing registers again behind the tombstones. Calling it again is safe: it
-        extends the pause, and a tombstone with nothing left to remove does nothing.
+        nothing registers again behind the tombstones; the pause keeps `by` (who asked,
+        as the request said) and since when, and `uninstall.started` logs them. Calling it
+        again is safe: it extends the pause, and a tombstone with nothing left to remove
+        does nothing. `cancel_uninstall` ends the pause early.
 
         Raises:
             AksfwError: Storage could not be read or written (nothing, or only part, is
                 queued: call it again).
         """
         engine = self._engine
-        paused_until = None
+        pause = None
         if not dry_run:
-            paused_until = engine.gate.pause()
-            log_event(log, "uninstall.started", logging.WARNING, until=iso(paused_until))
+            pause = engine.gate.pause(by)
+            log_event(
+                log,
+                "uninstall.started",
+                logging.WARNING,
+                by=pause.by,
+                at=iso(pause.since),
+                until=iso(pause.until),
+            )
         summaries = [listed.summary for listed in engine.store.summaries()]
         for summary in summaries if not dry_run else ():
             self._tombstones.target(summary, "uninstall")
-        return UninstallReport(dry_run, paused_until, summaries)
+        return UninstallReport(dry_run, pause, summaries)
+
+    def cancel_uninstall(self, *, by: str = "unknown") -> CancelReport:
+        """End an uninstall's pause now: resyncs, events and the timer go on again, at
+        once on this instance and within a minute on every other (`UninstallGate.cancel`).
+        Tombstones already queued still remove their tags; the next resync registers them
+        again. Logs `uninstall.cancelled` with who and when; cancelling when nothing is
+        paused does nothing and says so.
+
+        Raises:
+            AksfwError: Storage could not be read or written (call it again).
+        """
+        engine = self._engine
+        at = engine.clock()
+        by = note_text(by)
+        cancelled = engine.gate.cancel(by)
+        report = CancelReport(cancelled, by, at)
+        if cancelled is not None:
+            log_event(
+                log,
+                "uninstall.cancelled",
+                logging.WARNING,
+                by=by,
+                at=iso(at),
+                was_until=iso(cancelled.until),
+                started_by=cancelled.by,
+                started_at=iso(cancelled.since),
+            )
+        else:
+            log_event(log, "uninstall.cancel_idle", by=by, at=iso(at))
+        return report
 
 
 def _cluster_key_of(cluster_id: str) -> str:

@@ -1,5 +1,5 @@
-"""What the operator verbs answer, as types: `StatusReport` (`GET /api/status`) and
-`UninstallReport` (`POST /api/uninstall`); `as_json()` gives the documented JSON
+"""What the operator verbs answer, as types: `StatusReport` (`GET /api/status`),
+`UninstallReport` and `CancelReport` (`POST /api/uninstall`); `as_json()` gives the documented JSON
 (docs/app.md), the one place its field names are written. The replay's report is
 `pipeline.replay.ReplayReport`.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from aksfw_core.app.uninstall_gate import iso
+from aksfw_core.app.uninstall_gate import Pause, iso
 from aksfw_core.pipeline.state import HeldBack, StateSummary
 
 
@@ -65,14 +65,18 @@ class StatusReport:
     queues: dict[str, int]
     inventory_error: str | None
     """Why the inventory could not be read (the clusters are then those with state)."""
-    uninstalling_until: float | None
+    uninstalling: Pause | None
+    """The uninstall's pause, if one runs."""
 
     def as_json(self) -> dict[str, Any]:
+        pause = self.uninstalling
         return {
             "clusters": [cluster.as_json() for cluster in self.clusters],
             "queues": self.queues,
             "inventoryError": self.inventory_error,
-            "uninstallingUntil": iso(self.uninstalling_until),
+            "uninstallingUntil": iso(pause.until) if pause else None,
+            "uninstallingSince": iso(pause.since) if pause else None,
+            "uninstallingBy": pause.by if pause else None,
         }
 
 
@@ -81,13 +85,16 @@ class UninstallReport:
     """The (cluster, target) pairs an uninstall tombstoned, or would (`dry_run`)."""
 
     dry_run: bool
-    paused_until: float | None
+    pause: Pause | None
+    """The pause it started (None for a dry run)."""
     targets: list[StateSummary]
 
     def as_json(self) -> dict[str, Any]:
+        pause = self.pause
         return {
             "dryRun": self.dry_run,
-            "heldUntil": iso(self.paused_until),
+            "heldUntil": iso(pause.until) if pause else None,
+            "heldBy": pause.by if pause else None,
             "targets": [
                 {
                     "cluster": summary.cluster_id,
@@ -104,4 +111,25 @@ class UninstallReport:
                 "ips": sum(summary.ips for summary in self.targets),
                 "tags": sum(summary.tags for summary in self.targets),
             },
+        }
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    """What `POST /api/uninstall {"cancel": true}` ended: the pause (None when none ran),
+    who cancelled it, and when."""
+
+    cancelled: Pause | None
+    by: str
+    at: float
+
+    def as_json(self) -> dict[str, Any]:
+        pause = self.cancelled
+        return {
+            "cancelled": pause is not None,
+            "wasUntil": iso(pause.until) if pause else None,
+            "startedAt": iso(pause.since) if pause else None,
+            "startedBy": pause.by if pause else None,
+            "cancelledBy": self.by,
+            "cancelledAt": iso(self.at),
         }

@@ -91,6 +91,11 @@ class AppClient:
         applied tags to (or, with `dry_run`, say which). Raises as `status`."""
         return self._call("POST", "uninstall", {"dryRun": dry_run})
 
+    def cancel_uninstall(self) -> Any:
+        """`POST /api/uninstall` with `{"cancel": true}`: end an uninstall's pause of
+        resyncs. Raises as `status`."""
+        return self._call("POST", "uninstall", {"cancel": True})
+
     def close(self) -> None:
         """Release the connections."""
         self._manager.clear()

@@ -1,6 +1,6 @@
 """Plain-text tables of the app's answers for an operator's terminal: `GET /api/status`,
 `POST /api/replay` and `POST /api/uninstall` as `aksfw status`, `aksfw replay` and
-`aksfw uninstall` print them. Pure code.
+`aksfw uninstall` print them (and `aksfw uninstall --cancel`'s sentence). Pure code.
 
 The answers come from the network: every cell is made printable and cut short, so a
 stray control character or a long error cannot garble the terminal.
@@ -47,6 +47,12 @@ def status_table(document: Any) -> str:
         parts.append(_table(["QUEUE", "DEPTH"], [[name, depth] for name, depth in queues.items()]))
     if document.get("inventoryError"):
         parts.append(f"inventory error: {_cell(document['inventoryError'])}")
+    if document.get("uninstallingUntil"):
+        parts.append(
+            f"uninstalling: resyncs held back until {_cell(document['uninstallingUntil'])}, "
+            f"since {_cell(document.get('uninstallingSince'))} by "
+            f"{_cell(document.get('uninstallingBy'))} (`aksfw uninstall --cancel` ends it)"
+        )
     return "\n\n".join(parts) + "\n"
 
 
@@ -109,6 +115,18 @@ def uninstall_table(document: Any) -> str:
         summary += f"; resyncs held back until {_cell(document['heldUntil'])}"
     parts.append(summary)
     return "\n\n".join(parts) + "\n"
+
+
+def cancel_sentence(document: Any) -> str:
+    """What `aksfw uninstall --cancel` did, as one sentence."""
+    document = _mapping(document)
+    if not document.get("cancelled"):
+        return "no uninstall held resyncs back: nothing to cancel\n"
+    return (
+        f"cancelled the uninstall's hold (started {_cell(document.get('startedAt'))} by "
+        f"{_cell(document.get('startedBy'))}, until {_cell(document.get('wasUntil'))}): "
+        "resyncs run again within a minute on every instance\n"
+    )
 
 
 def remaining_targets(document: Any) -> list[tuple[str, str]]:

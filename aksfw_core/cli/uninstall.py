@@ -1,6 +1,7 @@
 """`aksfw uninstall`: remove every tag aksfw registered, on every target, through a
 running app (`POST /api/uninstall`; resyncs are held back meanwhile), and with `--wait`
-poll `GET /api/status` until no cluster holds a target."""
+poll `GET /api/status` until no cluster holds a target; `--cancel` ends the pause of
+resyncs an uninstall started (`POST /api/uninstall {"cancel": true}`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aksfw_core.cli.app_api import AppClient
 from aksfw_core.cli.command import EXIT_FAILED, Command, CommandParser
 from aksfw_core.cli.console import print_answer, say
 from aksfw_core.cli.options import app_arguments, app_client
-from aksfw_core.cli.tables import remaining_targets, uninstall_table
+from aksfw_core.cli.tables import cancel_sentence, remaining_targets, uninstall_table
 from aksfw_core.errors import InputError
 from aksfw_core.pipeline.storage import UPDATES_QUEUE
 
@@ -21,6 +22,12 @@ def _arguments(parser: CommandParser) -> None:
     app_arguments(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="show what would be removed, remove nothing"
+    )
+    parser.add_argument(
+        "--cancel",
+        action="store_true",
+        help="end the pause of resyncs an uninstall started (tags come back with the "
+        "next resync), remove nothing",
     )
     parser.add_argument(
         "--wait",
@@ -32,6 +39,12 @@ def _arguments(parser: CommandParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.cancel:
+        if args.dry_run or args.wait is not None:
+            raise InputError("--cancel goes with neither --dry-run nor --wait")
+        with app_client(args) as client:
+            print_answer(args.json, client.cancel_uninstall(), cancel_sentence)
+        return 0
     if args.wait is not None:
         if args.dry_run:
             raise InputError("--wait means nothing with --dry-run (nothing is removed)")
@@ -80,7 +93,7 @@ def _wait_uninstalled(client: AppClient, wait_s: float) -> int:
 COMMAND = Command(
     "uninstall",
     "remove every tag aksfw registered, on every target (POST /api/uninstall); "
-    "resyncs are held back meanwhile",
+    "resyncs are held back meanwhile (--cancel ends that)",
     _arguments,
     _run,
 )

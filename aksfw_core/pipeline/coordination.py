@@ -8,6 +8,10 @@
   A claim that ends further ahead than its window plus `max_skew_s` was written by a clock
   that runs ahead: it is not believed (`believable_until`), so one instance's wrong clock
   cannot stop every other's work for days.
+- A claim *taken until* a time (`take_until`, read by `taken_until`) holds for everyone
+  until then, unless it is *released* (`release`). A process trusts what it read for at
+  most `TRUST_S`, so a release reaches every instance within that; the one that releases
+  forgets at once.
 - An *apply lock* (`locks/<sub>/<rg>/<cluster>/<target>`, a blob lease) lets one applier
   at a time work on one (cluster, target), so a burst of snapshots is applied one after
   the other instead of racing. The lease lasts `LEASE_S` and is renewed while the apply
@@ -20,8 +24,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -41,6 +46,10 @@ from aksfw_core.pipeline.storage import StorageAccount
 from aksfw_core.transport import azure_errors
 
 log = logging.getLogger(__name__)
+
+TRUST_S = 60.0
+"""Seconds a process trusts a taken claim it has read (`taken_until`) before it reads it
+again: a release (`release`) reaches every instance within this."""
 
 LEASE_S = 15
 """Seconds an apply lock's lease lasts unless renewed (Azure allows 15 to 60)."""
@@ -66,6 +75,9 @@ class Coordination:
         self._taken_until: dict[str, float] = {}
         """Claims this process knows to be taken, and until when: the shared answer, kept
         only while it cannot change."""
+        self._trusted_until: dict[str, float] = {}
+        """Until when `taken_until` answers from `_taken_until` without reading again (at
+        most `TRUST_S` after it read or wrote the claim: a release can end it sooner)."""
 
     def claim(self, name: str, window_s: float, now: float | None = None) -> bool:
         """Whether this caller wins `name` for the next `window_s` seconds (from `now`, the
@@ -111,44 +123,114 @@ class Coordination:
         self._account.recreating(f"claim {name}", attempt)
         return won[0]
 
-    def take_until(self, name: str, until: float) -> None:
+    def take_until(self, name: str, until: float, note: Mapping[str, str] | None = None) -> None:
         """Take `name` until `until` (epoch seconds) whoever has it now: a later call
-        extends an earlier one. `taken_until` reads it on every instance.
+        extends an earlier one. `taken_until` reads it on every instance; `note` (ASCII
+        text) is kept with it for `taken` to show.
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
         blob = self._container.get_blob_client(f"claims/{name}")
-        metadata = {"until": repr(until)}
+        metadata = {**(note or {}), "until": repr(until)}
         self._account.recreating(
             f"take {name}", lambda: blob.upload_blob(b"", overwrite=True, metadata=metadata)
         )
-        self._taken_until[name] = until
+        self._remember(name, until, self._clock())
 
     def taken_until(self, name: str, longest_s: float, now: float | None = None) -> float | None:
         """Until when `name` is taken or claimed, or None when it is free (from `now`); a
         time more than `longest_s` (plus the clock skew allowed) ahead is not believed.
-        One property read, none while this process knows it is still taken.
+        One property read, none while this process trusts what it read (at most `TRUST_S`).
 
         Raises:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
         now = self._clock() if now is None else now
         known = self._taken_until.get(name, 0.0)
-        if now < known:
+        if now < known and now < self._trusted_until.get(name, 0.0):
             return known
+        taken = self.taken(name, longest_s, now)
+        if taken is None:
+            self._forget(name)
+            return None
+        self._remember(name, taken.until, now)
+        return taken.until
+
+    def taken(self, name: str, longest_s: float, now: float | None = None) -> Taken | None:
+        """Until when `name` is taken, with the note it was taken with, read now (no
+        memo); None when it is free. `longest_s` as in `taken_until`.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        now = self._clock() if now is None else now
         self._account.ensure()
         with azure_errors(f"read claims/{name}", "storage"):
             try:
                 properties = self._container.get_blob_client(f"claims/{name}").get_blob_properties()
             except ResourceNotFoundError:
                 return None
-        stored = _seconds((properties.metadata or {}).get("until"))
+        metadata = dict(properties.metadata or {})
+        stored = _seconds(metadata.pop("until", None))
         until = believable_until(stored, now, longest_s + self._max_skew_s)
         if until <= now:
             return None
+        return Taken(until, metadata)
+
+    def release(
+        self, name: str, longest_s: float, note: Mapping[str, str] | None = None
+    ) -> Taken | None:
+        """End a claim taken with `take_until` now, on every instance (within `TRUST_S`;
+        at once in this process): returns what was released, or None when it was free.
+        `note` is kept with the released claim (who released it, when). A `take_until`
+        that comes in between wins: the release reads again and ends that one.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        blob = self._container.get_blob_client(f"claims/{name}")
+        released: list[Taken | None] = [None]
+
+        def attempt() -> None:
+            for _ in range(5):
+                now = self._clock()
+                try:
+                    properties = blob.get_blob_properties()
+                except ResourceNotFoundError:
+                    return
+                metadata = dict(properties.metadata or {})
+                stored = _seconds(metadata.pop("until", None))
+                until = believable_until(stored, now, longest_s + self._max_skew_s)
+                if until <= now:
+                    return
+                try:
+                    blob.upload_blob(
+                        b"",
+                        overwrite=True,
+                        metadata={**metadata, **(note or {}), "until": repr(now)},
+                        etag=properties.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except ResourceModifiedError:
+                    continue  # taken again a moment ago: release that
+                released[0] = Taken(until, metadata)
+                return
+            raise Retryable(f"claims/{name} kept changing: release it again")
+
+        try:
+            self._account.recreating(f"release {name}", attempt)
+        finally:
+            self._forget(name)
+        return released[0]
+
+    def _remember(self, name: str, until: float, now: float) -> None:
         self._taken_until[name] = until
-        return until
+        self._trusted_until[name] = min(until, now + TRUST_S)
+
+    def _forget(self, name: str) -> None:
+        self._taken_until.pop(name, None)
+        self._trusted_until.pop(name, None)
 
     @contextmanager
     def apply_lock(self, cluster_id: str, target: str, wait_s: float) -> Iterator[None]:
@@ -209,6 +291,14 @@ def _renew(lease: BlobLeaseClient, done: threading.Event) -> None:
         except AzureError as error:
             log_event(log, "apply.lock_lapsed", logging.WARNING, error=type(error).__name__)
             return
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A claim taken until a time, and the note it was taken (or released) with."""
+
+    until: float
+    note: dict[str, str]
 
 
 def believable_until(until: float, now: float, longest_s: float) -> float:

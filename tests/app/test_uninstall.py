@@ -10,19 +10,23 @@ import subprocess
 import threading
 import time
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 
-from aksfw_core import limits
+from aksfw_core import functions, limits
+from aksfw_core.app.uninstall_gate import Uninstalling, iso
 from aksfw_core.rules.messages import Snapshot, encode
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.functions_host import enqueue
 from aksfw_local.functions_http import FunctionsHttpHost
 from tests.support import REPO_ROOT, cli
 from tests.support.azd_stub import write_azd
-from tests.support.flow import CLUSTER, SUB, configure
+from tests.support.flow import CLUSTER, HANDLERS, SUB, configure
 from tests.support.queues import UPDATES, waiting
 
 HOOK = REPO_ROOT / "infra" / "hooks" / "predown.sh"
@@ -122,9 +126,80 @@ def test_uninstall_removes_only_aksfw_tags_and_holds_resyncs_back(converged, cap
     assert (code, again["totals"]["targets"]) == (202, 0)
 
 
+def uninstall_as(body: object, **headers: str) -> tuple[int, dict]:
+    """`POST /api/uninstall` carrying the headers the platform adds."""
+    request = func.HttpRequest("POST", "http://localhost/api/uninstall", headers=headers,
+                               body=json.dumps(body).encode())  # fmt: skip
+    response = HANDLERS["uninstall"](request)
+    return response.status_code, json.loads(response.get_body())
+
+
+def fanned_out(caplog) -> int:
+    return sum("timer.fanned_out" in r.getMessage() for r in caplog.records)
+
+
+def test_cancel_ends_the_pause_here_at_once_and_on_other_instances_within_a_minute(
+    converged, caplog
+):
+    world = converged
+    caplog.set_level(logging.INFO, logger="aksfw_core")
+    now = [time.time()]
+    other = functions.application()  # the instance that uninstalls; it remembers the pause
+    other.engine.clock.source = lambda: now[0]
+    code, answer = uninstall_as({"dryRun": False},
+                                **{"x-ms-client-principal-name": "ops@contoso.com"})  # fmt: skip
+    assert code == 202 and answer["heldBy"] == "principal ops@contoso.com"
+    world.drain()
+    assert registered(world) == {serial: FOREIGN for serial in SERIALS}
+
+    functions.application.cache_clear()
+    here = functions.application()  # another instance, which will cancel
+    here.engine.clock.source = lambda: now[0]
+    assert world.http("POST", "resync", b"{}").status_code == 409  # it remembers it too
+    shown = status(world)
+    assert shown["uninstallingUntil"] == answer["heldUntil"]
+    assert shown["uninstallingSince"] == iso(now[0])
+    assert shown["uninstallingBy"] == "principal ops@contoso.com"
+
+    now[0] += 5
+    code, cancelled = uninstall_as({"cancel": True},
+                                   **{"x-forwarded-for": "198.51.100.1, 203.0.113.7:51234"})  # fmt: skip
+    assert code == 200
+    assert cancelled == {
+        "cancelled": True, "wasUntil": answer["heldUntil"], "startedAt": shown["uninstallingSince"],
+        "startedBy": "principal ops@contoso.com",
+        "cancelledBy": "function key from 203.0.113.7:51234", "cancelledAt": iso(now[0]),
+    }  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if "uninstall.cancelled" in r.getMessage()]
+    assert len(lines) == 1 and "function key from 203.0.113.7:51234" in lines[0]
+    assert "ops@contoso.com" in lines[0]
+    # The instance that cancelled forgets at once: resyncs and the timer go on.
+    assert world.http("POST", "resync", b"{}").status_code == 202
+    HANDLERS["resync_timer"](TimerRequest())
+    assert fanned_out(caplog) == 1
+    assert status(world)["uninstallingUntil"] is None
+    # The other trusts what it read for at most a minute, then reads it again.
+    with pytest.raises(Uninstalling):
+        other.triggers.request_resync(None)
+    now[0] += 61
+    assert other.triggers.request_resync(None) == [CLUSTER, OTHER]
+    other.triggers.on_timer()
+    assert fanned_out(caplog) == 2
+    world.drain()  # the tags come back
+    for tags in registered(world).values():
+        assert "aks.aks-prod1.web" in tags["20.0.0.1"] and "aks.aks-prod2.web" in tags["20.0.0.1"]
+    # Nothing left to cancel: said so, nothing changes.
+    code, again = uninstall_as({"cancel": True})
+    assert (code, again["cancelled"], again["cancelledBy"]) == (200, False, "function key")
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
+        (b'{"cancel": true, "dryRun": true}', "cancel and dryRun do not go together"),
+        (b'{"dryRun": false, "cancel": true}', "cancel and dryRun do not go together"),
+        (b'{"cancel": "yes"}', "cancel must be true or false"),
+        (b'{"cancel": false}', "cancel must be true to cancel"),
         (b"", "dryRun is required"),
         (b"{}", "dryRun is required"),
         (b'{"dryRun": "yes"}', "dryRun must be true or false"),
@@ -203,9 +278,36 @@ def test_cli_wait_times_out_with_what_remains(world, host, capsys):
     assert "20.0.0.1" not in world.registered()
 
 
+def test_cli_cancel_ends_the_pause_and_says_so(converged, host, capsys):
+    world = converged
+    app = ["--app", host.url, "--key", FUNCTION_KEY]
+    code, answer = post(world, "uninstall", {"dryRun": False})
+    assert code == 202
+    code, out, err = run(capsys, "uninstall", *app, "--cancel")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"cancelled the uninstall's hold (started {status_since(answer)} by function key, "
+        f"until {answer['heldUntil']}): resyncs run again within a minute on every instance\n"
+    )
+    assert json.loads(host.requests[-1].body) == {"cancel": True}
+    assert world.http("POST", "resync", b"{}").status_code == 202
+    code, out, _ = run(capsys, "uninstall", *app, "--cancel", "--json")
+    assert code == 0 and json.loads(out)["cancelled"] is False
+    code, out, _ = run(capsys, "uninstall", *app, "--cancel")
+    assert out == "no uninstall held resyncs back: nothing to cancel\n"
+
+
+def status_since(answer: dict) -> str:
+    """When a pause that ends at `heldUntil` started."""
+    until = datetime.fromisoformat(answer["heldUntil"]).timestamp()
+    return iso(until - limits.Limits.uninstall_pause_s) or ""
+
+
 @pytest.mark.parametrize(
     ("argv", "reason"),
     [
+        (["--cancel", "--dry-run"], "--cancel goes with neither --dry-run nor --wait"),
+        (["--cancel", "--wait", "5"], "--cancel goes with neither --dry-run nor --wait"),
         (["--dry-run", "--wait", "5"], "--wait means nothing with --dry-run"),
         (["--wait", "0"], "--wait must be more than 0"),
     ],

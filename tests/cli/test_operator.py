@@ -56,6 +56,22 @@ def test_status_prints_a_table_of_clusters_targets_and_queues(world, host, capsy
     no_key_in_urls(host)
 
 
+def test_status_shows_an_uninstalls_hold_since_when_and_by_whom(world, host, capsys):
+    assert world.http("POST", "uninstall", b'{"dryRun": false}').status_code == 202
+    answer = json.loads(world.http("GET", "status").get_body())
+    assert answer["uninstallingBy"] == "function key" and answer["uninstallingSince"]
+    code, out, _ = run(capsys, "status", "--app", host.url, "--key", FUNCTION_KEY)
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        f"uninstalling: resyncs held back until {answer['uninstallingUntil']}, since "
+        f"{answer['uninstallingSince']} by function key (`aksfw uninstall --cancel` ends it)"
+    )
+    code, _, _ = run(capsys, "uninstall", "--app", host.url, "--key", FUNCTION_KEY, "--cancel")
+    assert code == 0
+    code, out, _ = run(capsys, "status", "--app", host.url, "--key", FUNCTION_KEY)
+    assert "uninstalling" not in out
+
+
 def test_status_json_is_the_apps_answer_and_the_key_may_come_from_the_environment(
     world, host, capsys, monkeypatch
 ):
