@@ -7,12 +7,19 @@ The list is read in pages (`limit`/`continue`) and is all or nothing: a failure 
 page raises, so a partial list can never look like Services that went away. Every page
 is bounded in time (a total deadline) and bytes, and the list in pages: a server that
 keeps handing out pages, or the same `continue` token twice, is stopped with an error.
+
+The whole list is bounded too, in memory and time: as each page arrives its Services are
+reduced to what tags read (`rules.services.tag_fields`) and the page is dropped before
+the next is asked for, what is kept is capped (`kube_max_services`, `kube_max_list_bytes`),
+and one deadline (`kube_list_deadline_s`) covers every page and retry, each request cut
+to the time that is left.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -32,7 +39,15 @@ from aksfw_core.errors import (
 )
 from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings, retrying
-from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
+from aksfw_core.rules.services import tag_fields
+from aksfw_core.transport import (
+    DeadlineExceeded,
+    ResponseTooLarge,
+    connection_failure,
+    deadline,
+    read_capped,
+    watch_pools,
+)
 
 log = logging.getLogger(__name__)
 
@@ -190,35 +205,67 @@ class KubernetesServices:
         self._api_client.close()
 
     def list_items(self) -> list[dict[str, Any]]:
-        """All Service objects (as the API returns them), every page read.
+        """Every Service, every page read, each reduced to what tags read
+        (`rules.services.tag_fields`: name, namespace, type, labels, `aksfw.io/`
+        annotations, ingress IPs, in the API's own shape, so `parse_service_items` reads
+        it as it would the whole object).
 
         Raises:
             AuthError: the API server refused the credential (401/403).
+            ListDeadlineExceeded: the list took longer than `limits.kube_list_deadline_s`,
+                attempts included (a `Retryable`: the queue tries again later).
             Retryable: the server or network failed through every attempt (`Gone`: the
                 `continue` token expired every time).
             NonRetryable: any other refusal, a TLS verification failure, a page over
                 `limits.kube_max_response_bytes`, more pages than `limits.kube_max_pages`,
-                or a `continue` token handed out twice.
+                a `continue` token handed out twice, or (`ResponseTooLarge`) more Services
+                than `limits.kube_max_services` or more kept bytes than
+                `limits.kube_max_list_bytes`.
         """
-        for attempt in retrying(self._retry, f"list Services on {self._server}"):
-            with attempt:
-                return self._list_once()
+        ends = time.monotonic() + self._limits.kube_list_deadline_s
+        attempts = 0
+        try:
+            for attempt in retrying(self._retry, f"list Services on {self._server}"):
+                with attempt:
+                    attempts += 1
+                    return self._list_once(ends)
+        except _OutOfTime as out:
+            out.error.attempts = attempts
+            raise out.error from None
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _list_once(self) -> list[dict[str, Any]]:
+    def _list_once(self, ends: float) -> list[dict[str, Any]]:
+        limits = self._limits
         items: list[dict[str, Any]] = []
+        kept_bytes = 0
         token: str | None = None
         seen: set[str] = set()
         version: str | None = None
-        for _ in range(self._limits.kube_max_pages):
-            page = self._page(token)
+        for pages in range(limits.kube_max_pages):
+            page = self._timed_page(token, ends, pages)
             if token is None:  # the list's version is the first page's
                 version = _resource_version(page)
             page_items = page.get("items") or []
             if not isinstance(page_items, list):
                 raise Retryable(f"{self._server}: list response without an items list")
-            items.extend(page_items)
             token = (page.get("metadata") or {}).get("continue") or None
+            del page  # only what tags read outlives its page
+            if len(items) + len(page_items) > limits.kube_max_services:
+                raise ResponseTooLarge(
+                    f"{self._server}: the Service list holds more than "
+                    f"{limits.kube_max_services} Services (limits.kubeMaxServices)"
+                )
+            for raw in page_items:
+                item: Any = tag_fields(raw)
+                kept_bytes += len(json.dumps(item, separators=(",", ":")))
+                if kept_bytes > limits.kube_max_list_bytes:
+                    raise ResponseTooLarge(
+                        f"{self._server}: the Services listed take more than "
+                        f"{limits.kube_max_list_bytes} bytes, even reduced to what tags "
+                        "read (limits.kubeMaxListBytes)"
+                    )
+                items.append(item)
+            del page_items
             if token is None:
                 self.resource_version = version
                 return items
@@ -226,22 +273,47 @@ class KubernetesServices:
                 raise NonRetryable(f"{self._server}: the Service list repeats a continue token")
             seen.add(token)
         raise NonRetryable(
-            f"{self._server}: the Service list goes on past {self._limits.kube_max_pages} "
+            f"{self._server}: the Service list goes on past {limits.kube_max_pages} "
             "pages (limits.kubeMaxPages)"
         )
 
-    def _page(self, token: str | None) -> dict[str, Any]:
+    def _timed_page(self, token: str | None, ends: float, pages: int) -> dict[str, Any]:
+        """One page, in the time the whole list has left.
+
+        Raises:
+            _OutOfTime: the list's deadline passed before or while the page was read.
+        """
+        left = ends - time.monotonic()
+        if left > 0:
+            try:
+                return self._page(token, left)
+            except Retryable:
+                if time.monotonic() < ends:
+                    raise
+        seconds = self._limits.kube_list_deadline_s
+        raise _OutOfTime(
+            ListDeadlineExceeded(
+                f"{self._server}: the Service list did not complete within {seconds:g} s "
+                f"(limits.kubeListDeadlineSeconds); {pages} pages read"
+            )
+        )
+
+    def _page(self, token: str | None, left_s: float) -> dict[str, Any]:
         limits = self._limits
         what = f"{self._server}: list Services"
         bounds = request_bounds(limits)
+        timeout = (min(bounds.timeout[0], left_s), min(bounds.timeout[1], left_s))
         try:
-            with api_errors(self._server, "listing Services"), deadline(bounds.deadline_s, what):
+            with (
+                api_errors(self._server, "listing Services"),
+                deadline(min(bounds.deadline_s, left_s), what),
+            ):
                 # Raw JSON (no preload): the same parser then serves files and live clusters.
                 response: Any = self._api.list_service_for_all_namespaces(
                     limit=limits.kube_page_size,
                     _continue=token,
                     _preload_content=False,
-                    _request_timeout=bounds.timeout,
+                    _request_timeout=timeout,
                 )
                 try:
                     data = read_capped(
@@ -255,6 +327,19 @@ class KubernetesServices:
         if not isinstance(document, dict):
             raise Retryable(f"{self._server}: list response is not an object")
         return document
+
+
+class ListDeadlineExceeded(DeadlineExceeded):
+    """A whole Service list took longer than `limits.kube_list_deadline_s`. Transient (the
+    queue tries again later), but not retried inside the call: its time is spent."""
+
+
+class _OutOfTime(Exception):
+    """Carries `ListDeadlineExceeded` past the retry policy, which would retry it."""
+
+    def __init__(self, error: ListDeadlineExceeded) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _resource_version(page: dict[str, Any]) -> str | None:

@@ -46,6 +46,17 @@ class Limits:
     """Services asked for per page."""
     kube_max_pages: int = 1000
     """Pages one Service list may take (a server that keeps handing out pages is stopped)."""
+    kube_list_deadline_s: float = 300.0
+    """Seconds one whole Service list may take, every page and retry included (a server
+    that serves many pages slowly cannot stretch it); a page's request gets no more time
+    than is left. Half the Functions host's 10-minute timeout."""
+    kube_max_services: int = 50_000
+    """Services one list may hold (5 times the 10,000 a Kubernetes cluster is tested
+    with): each is kept, reduced to what tags read, until the list ends."""
+    kube_max_list_bytes: int = 32 * MIB
+    """Bytes (as compact JSON) of what one Service list keeps: each Service is reduced to
+    what tags read (type, name, namespace, labels, `aksfw.io/` annotations, ingress IPs) as
+    its page arrives. 10,000 Services with 20 labels each keep about 11 MiB."""
 
     azure_connect_timeout_s: float = 10.0
     """Seconds to open a connection to Resource Manager, Key Vault or Storage."""

@@ -1,5 +1,7 @@
 """Read Kubernetes Service objects (a `kubectl get services -A -o json` document, or the
-items of a list call) into `Service` records. Pure code: no I/O.
+items of a list call) into `Service` records, and reduce a Service object to the fields
+that reading uses (`tag_fields`), so a list can drop the rest as its pages arrive. Pure
+code: no I/O.
 
 A malformed document raises rather than yielding fewer Services: a Service that silently
 went missing would have its tags unregistered.
@@ -16,6 +18,9 @@ from aksfw_core.errors import InputError
 from aksfw_core.rules.model import Service, TagWarning, WarningKind
 
 _LIST_KINDS = {"ServiceList", "List"}
+ANNOTATION_PREFIX = "aksfw.io/"
+"""Annotations under this prefix (`aksfw.io/ignore`, `aksfw.io/tags`) are aksfw's; a
+reduced Service keeps them and drops every other annotation."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,79 @@ def _parse_item(index: int, item: object, warnings: list[TagWarning]) -> Service
         elif ip not in ips:
             ips.append(ip)
     return Service(namespace=namespace, name=name, labels=labels, ips=tuple(ips))
+
+
+def tag_fields(item: object) -> object:
+    """The part of one Service object that tags can depend on, in the object's own shape:
+    `kind`, `metadata.name`, `.namespace`, `.labels`, the `aksfw.io/` annotations,
+    `spec.type` and, for a LoadBalancer, each ingress entry's `ip`. Every other field
+    (`managedFields`, other annotations, ports, conditions) is dropped.
+
+    `parse_service_items` reads the reduced object exactly as the original: the same
+    Service, the same warnings and, for a malformed object, the same error (a value of the
+    wrong type at a path it reads is kept as it is, so that it is refused alike).
+    """
+    if not isinstance(item, Mapping):
+        return item
+    reduced: dict[str, object] = {}
+    if "kind" in item:
+        reduced["kind"] = item["kind"]
+    metadata = item.get("metadata")
+    spec = item.get("spec")
+    load_balancer = isinstance(spec, Mapping) and spec.get("type") == "LoadBalancer"
+    if isinstance(metadata, Mapping):
+        reduced["metadata"] = _tag_metadata(metadata, load_balancer)
+    elif "metadata" in item:
+        reduced["metadata"] = metadata
+    if isinstance(spec, Mapping):
+        reduced["spec"] = {"type": spec["type"]} if "type" in spec else {}
+    elif "spec" in item:
+        reduced["spec"] = spec
+    if load_balancer and "status" in item:
+        reduced["status"] = _tag_status(item["status"])
+    return reduced
+
+
+def _tag_metadata(metadata: Mapping[str, Any], load_balancer: bool) -> dict[str, object]:
+    kept: dict[str, object] = {k: metadata[k] for k in ("name", "namespace") if k in metadata}
+    if not load_balancer:
+        return kept  # another type: nothing past its name is read
+    if "labels" in metadata:
+        kept["labels"] = metadata["labels"]
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, Mapping):
+        ours = {
+            key: value
+            for key, value in annotations.items()
+            if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX)
+        }
+        if ours:
+            kept["annotations"] = ours
+    elif annotations is not None:
+        kept["annotations"] = annotations  # malformed: refused alike if ever read
+    return kept
+
+
+def _tag_status(status: object) -> object:
+    if not isinstance(status, Mapping):
+        return status
+    if "loadBalancer" not in status:
+        return {}
+    load_balancer = status["loadBalancer"]
+    if not isinstance(load_balancer, Mapping):
+        return {"loadBalancer": load_balancer}
+    if "ingress" not in load_balancer:
+        return {"loadBalancer": {}}
+    ingress = load_balancer["ingress"]
+    if isinstance(ingress, list):
+        ingress = [_tag_ingress(entry) for entry in ingress]
+    return {"loadBalancer": {"ingress": ingress}}
+
+
+def _tag_ingress(entry: object) -> object:
+    if not isinstance(entry, Mapping):
+        return entry
+    return {"ip": entry["ip"]} if "ip" in entry else {}  # hostname-only: nothing to keep
 
 
 def _mapping(value: object, where: str) -> Mapping[str, Any]:

@@ -277,6 +277,22 @@ def _service_key(item: object) -> _ServiceKey | None:
     return (str(metadata.get("namespace", "default")), str(metadata.get("name", "")))
 
 
+def _padded(item: Mapping[str, Any], size: int) -> dict[str, Any]:
+    """``item`` with about ``size`` more bytes in fields aksfw does not read."""
+    third = "x" * max(size // 3, 1)
+    metadata = dict(item.get("metadata") or {})
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        "kubectl.kubernetes.io/last-applied-configuration": third,
+    }
+    metadata["managedFields"] = [
+        {"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:padding": third}}
+    ]
+    status = dict(item.get("status") or {})
+    status["conditions"] = [{"type": "Padding", "status": "True", "message": third}]
+    return {**item, "metadata": metadata, "status": status}
+
+
 def _without_version(item: Mapping[str, Any]) -> dict[str, Any]:
     copy: dict[str, Any] = json.loads(json.dumps(item))
     copy.get("metadata", {}).pop("resourceVersion", None)
@@ -336,6 +352,11 @@ class FakeKubeApi(TlsFakeServer):
         """If set, list answers are sent a byte at a time, this many seconds apart."""
         self.endless = False
         """If set, list answers announce a huge body and never finish it."""
+        self.item_padding_bytes = 0
+        """If set, every Service a list page serves carries about this many more bytes in
+        fields aksfw does not read (``managedFields``, an unrelated annotation, a status
+        condition), as a bloated or hostile API server serves them; watches and ``services``
+        are unchanged."""
         self.continue_mode: str | None = None
         """A broken server's paging: "same" hands out the same continue token with every
         page, "new" a new one with every page, however far the client reads."""
@@ -734,6 +755,8 @@ class FakeKubeApi(TlsFakeServer):
         return key is not None and request.namespace in (None, key[0])
 
     def _answer(self, body: dict[str, Any]) -> HttpResponse:
+        if self.item_padding_bytes:
+            body = {**body, "items": [_padded(i, self.item_padding_bytes) for i in body["items"]]}
         answer = _json(200, body)
         if not (self.drip_s or self.endless):
             return answer

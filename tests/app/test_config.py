@@ -192,7 +192,7 @@ def test_every_limit_has_a_document_key_with_its_unit():
     assert "panoramaReadTimeoutSeconds" in keys and "maxMessageBytes" in keys
     assert all(
         key.endswith(
-            (*UNITS, "Pairs", "Fraction", "Confirmations")  # massRemoval*: counts, a share
+            (*UNITS, "Pairs", "Fraction", "Confirmations", "Services")  # counts, a share
         )
         for key in keys
     ), keys
