@@ -15,7 +15,7 @@ from aksfw_core.logs import log_event
 from aksfw_core.panorama.client import PanoramaClient
 from aksfw_core.panorama.xmlapi import EntryMessage
 from aksfw_core.rules.model import IpTags, ip_tags_json
-from aksfw_core.rules.plan import MassRemoval, TagPlan, mass_removal, owned_only, plan_changes
+from aksfw_core.rules.plan import MassRemoval, TagPlan, owned_only, plan_changes, removal_of
 from aksfw_core.rules.tags import ClusterTags, service_ownership
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,10 @@ def sync_cluster(
     registered with a timeout: then every wanted tag is registered again so that it does
     not expire.
 
-    With `hold_mass_removal`, a plan that is a mass removal by those limits' thresholds
-    (`rules.plan.mass_removal`) is not applied: the report says so (`held_back`).
+    With `hold_mass_removal`, a plan that is a mass removal by those limits' thresholds is
+    not applied: the report says so (`held_back`). The rule is the app's
+    (`rules.plan.removal_of`): the pairs the plan would unregister, of the cluster's pairs
+    the target holds.
 
     Raises:
         AuthError, NonRetryable, Retryable: from the Panorama client; nothing is
@@ -124,10 +126,10 @@ def sync_cluster(
     read_requests = panorama.requests_sent - first_request
     held_back = None
     if hold_mass_removal is not None:
-        held_back = mass_removal(
-            plan.unregister_count,
-            sum(len(tags) for tags in registered.values()),
-            sum(len(tags) for tags in wanted.tags.values()),
+        held_back = removal_of(
+            wanted.cluster,
+            registered,
+            wanted.tags,
             hold_mass_removal.mass_removal_fraction,
             hold_mass_removal.mass_removal_min_pairs,
         )

@@ -15,7 +15,13 @@ from aksfw_core.limits import Limits
 from aksfw_core.pipeline.state import AppliedState, EnqueuedMark, HeldBack, StateSummary
 from aksfw_core.rules.model import IpTags
 from aksfw_core.rules.outcome import Outcome
-from aksfw_core.rules.plan import MassRemoval, mass_removal
+from aksfw_core.rules.plan import (
+    MassRemoval,
+    mass_removal,
+    pair_count,
+    removal_of,
+    without_node_subnets,
+)
 
 # -- which targets need the snapshot ------------------------------------------------------
 
@@ -82,27 +88,63 @@ class Removal:
     target: str
 
 
-def worst_removal(
+def changed(targets: Iterable[str], applied: Mapping[str, StateSummary], wanted: str) -> list[str]:
+    """Of `targets`, those whose applied state (by its summary) holds other tags than those
+    with fingerprint `wanted`, as the summaries spell them: the only ones a resync could
+    unregister pairs from (a target with nothing applied gets a first sync)."""
+    found = (_summary(applied, target) for target in targets)
+    return [summary.target for summary in found if summary and summary.fingerprint != wanted]
+
+
+def counted_removal(
+    cluster: str,
     targets: Iterable[str],
     applied: Mapping[str, StateSummary],
+    wanted_fingerprint: str,
+    wanted: IpTags,
+    *,
+    fraction: float,
+    min_pairs: int,
+) -> Removal | None:
+    """The largest mass removal (`rules.plan.removal_of`) that queuing `wanted` for
+    `targets` is by the applied summaries' counts alone, or None when they do not show one
+    (then only the applied states can tell: `worst_removal`). No state is read.
+
+    The rule leaves the cluster's node-subnet entries out, and a summary does not say how
+    many it holds; each is a network with one pair, so a target holds at least `tags - ips`
+    other pairs and loses at least that many less the wanted ones: a mass removal by these
+    bounds is one whatever the entries are. The counts it reports assume the target holds
+    as many node-subnet entries as are wanted (exact unless those changed too), and count
+    every wanted pair as kept (so the removal is at least that)."""
+    services = pair_count(without_node_subnets(cluster, wanted))
+    networks = pair_count(wanted) - services
+    worst: Removal | None = None
+    for target in changed(targets, applied, wanted_fingerprint):
+        summary = applied[target.lower()]
+        at_least = summary.tags - min(summary.ips, summary.tags)
+        shown = mass_removal(max(0, at_least - services), at_least, services, fraction, min_pairs)
+        if shown is not None:
+            registered = summary.tags - min(networks, summary.ips, summary.tags)
+            found = MassRemoval(removing=max(0, registered - services), registered=registered)
+            if worst is None or found.removing > worst.removal.removing:
+                worst = Removal(found, summary.target)
+    return worst
+
+
+def worst_removal(
+    cluster: str,
+    states: Iterable[AppliedState],
     wanted: IpTags,
     fraction: float,
     min_pairs: int,
 ) -> Removal | None:
-    """The largest mass removal that queuing `wanted` for `targets` would be, from the
-    applied summaries' counts (no state is read): a target whose applied pairs exceed the
-    wanted ones loses at least the difference."""
-    wanted_pairs = sum(len(tags) for tags in wanted.values())
+    """The largest mass removal (`rules.plan.removal_of`) that queuing `wanted` would be
+    for the targets of these applied `states`: what each would actually unregister."""
     worst: Removal | None = None
-    for target in targets:
-        summary = _summary(applied, target)
-        if summary is None:
-            continue
-        found = mass_removal(
-            max(0, summary.tags - wanted_pairs), summary.tags, wanted_pairs, fraction, min_pairs
-        )
+    for state in states:
+        found = removal_of(cluster, state.tags, wanted, fraction, min_pairs)
         if found is not None and (worst is None or found.removing > worst.removal.removing):
-            worst = Removal(found, summary.target)
+            worst = Removal(found, state.target)
     return worst
 
 

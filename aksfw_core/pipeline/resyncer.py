@@ -6,15 +6,23 @@ summaries and the enqueued marks), not from the states themselves; a large snaps
 many targets is stored once and shared by their messages (`MessageQueues.send_snapshots`).
 
 A resync that would remove most of a cluster's IP-tag pairs from what aksfw applied (an
-empty list from a misconfigured cluster looks exactly like every Service deleted) is held
-back: nothing is queued, the hold is noted beside the applied states (shared by every
-instance), and a confirming resync is queued `limits.mass_removal_confirm_delay_s` later.
-Only if that second list computes the same tags does the removal go ahead; other resyncs
-in the meantime find the hold and queue nothing. A confirmation that disagrees and is
-again a mass removal holds again, `limits.mass_removal_max_confirmations` times at most in a row;
+empty list from a misconfigured cluster looks exactly like every Service deleted, a
+credential that points at another cluster like every Service replaced) is held back:
+nothing is queued, the hold is noted beside the applied states (shared by every instance),
+and a confirming resync is queued `limits.mass_removal_confirm_delay_s` later. Only if
+that second list computes the same tags does the removal go ahead; other resyncs in the
+meantime find the hold and queue nothing. A confirmation that disagrees and is again a
+mass removal holds again, `limits.mass_removal_max_confirmations` times at most in a row;
 then the cluster stays held until a resync after the hold's window starts over. Tombstones
 (the cluster deleted or no longer monitored) never come here: they are deliberate. What to
 do is decided by `decisions.hold_step`; this module carries it out.
+
+What counts is what would actually be unregistered (`rules.plan.removal_of`, the command
+line's rule too): the applied pairs that are not wanted, the cluster's node-subnet entries
+left out. Read cost: nothing for a target whose summary has the wanted fingerprint or
+none; when the summaries' counts alone show a mass removal, nothing either; otherwise one
+applied-state download per target whose summary has another fingerprint (a change, so the
+read is justified).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.decisions import (
     HoldStep,
     Removal,
+    changed,
+    counted_removal,
     hold_step,
     needs_marks,
     not_queued_recently,
@@ -42,10 +52,10 @@ from aksfw_core.pipeline.decisions import (
 )
 from aksfw_core.pipeline.node_subnet_tags import NodeSubnetTags
 from aksfw_core.pipeline.queues import MessageQueues
-from aksfw_core.pipeline.state import EnqueuedMark, HeldBack, StateSummary
+from aksfw_core.pipeline.state import AppliedState, EnqueuedMark, HeldBack, StateSummary
 from aksfw_core.pipeline.state_store import ListedHold, StateStore
 from aksfw_core.rules.messages import ResyncRequest, Snapshot, fingerprint
-from aksfw_core.rules.model import WarningKind
+from aksfw_core.rules.model import IpTags, WarningKind
 from aksfw_core.rules.services import parse_service_items
 from aksfw_core.rules.tags import compute_tags
 
@@ -103,12 +113,14 @@ class Resyncer:
         applied = {listed.summary.target.lower(): listed.summary for listed in summaries}
         if not request.audit:
             targets = self._not_there(cluster.id, targets, wanted_fingerprint, applied)
-        removal = worst_removal(
-            targets,
-            applied,
-            wanted,
-            self._limits.mass_removal_fraction,
-            self._limits.mass_removal_min_pairs,
+        removal = removal_to_hold(
+            self._store,
+            self._limits,
+            cluster,
+            targets=targets,
+            applied=applied,
+            wanted=wanted,
+            wanted_fingerprint=wanted_fingerprint,
         )
         if self._held_back(request, cluster.id, wanted_fingerprint, removal, hold):
             return []
@@ -293,3 +305,40 @@ class Resyncer:
             confirm_in_s=confirm_in_s,
             detail=why,
         )
+
+
+def removal_to_hold(
+    store: StateStore,
+    limits: Limits,
+    cluster: MonitoredCluster,
+    *,
+    targets: list[str],
+    applied: Mapping[str, StateSummary],
+    wanted: IpTags,
+    wanted_fingerprint: str,
+) -> Removal | None:
+    """The largest mass removal queuing `wanted` for `targets` would be: by the summaries'
+    counts if they show one, else by what each target whose summary has another
+    fingerprint would actually unregister (its applied state is read from `store`).
+
+    Raises:
+        AuthError, Retryable, NonRetryable: Storage failed, or a state is unreadable.
+    """
+    fraction, min_pairs = limits.mass_removal_fraction, limits.mass_removal_min_pairs
+    counted = counted_removal(
+        cluster.tag_name,
+        targets,
+        applied,
+        wanted_fingerprint,
+        wanted,
+        fraction=fraction,
+        min_pairs=min_pairs,
+    )
+    if counted is not None:
+        return counted
+    states: list[AppliedState] = []
+    for target in changed(targets, applied, wanted_fingerprint):
+        state, _ = store.load_applied(cluster.id, target)
+        if state is not None:  # None: removed since the listing
+            states.append(state)
+    return worst_removal(cluster.tag_name, states, wanted, fraction, min_pairs)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aksfw_core.rules.model import IpTags
+from aksfw_core.rules.tags import is_network, node_subnet_tag
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,9 @@ class MassRemoval:
     back until it is confirmed (a flag on the command line, a second list in the app)."""
 
     removing: int
-    """IP-tag pairs the change removes (in the app: at least this many)."""
+    """IP-tag pairs the change unregisters (node-subnet entries left out)."""
     registered: int
-    """The cluster's IP-tag pairs on the target before it."""
+    """The cluster's IP-tag pairs on the target before it (node-subnet entries left out)."""
 
 
 def mass_removal(
@@ -93,3 +94,47 @@ def mass_removal(
     if emptied or (removing >= min_pairs and removing > fraction * registered):
         return MassRemoval(removing=min(removing, registered), registered=registered)
     return None
+
+
+def pair_count(tags: IpTags) -> int:
+    """IP-tag pairs in an IP-tag map."""
+    return sum(len(members) for members in tags.values())
+
+
+def without_node_subnets(cluster: str, tags: IpTags) -> IpTags:
+    """`tags` without `cluster`'s node-subnet entries (networks under
+    `aks.<cluster>.node_subnet`), and without keys left empty.
+
+    Raises:
+        InputError: the cluster name cannot be used in a tag.
+    """
+    reserved = node_subnet_tag(cluster)
+    result: dict[str, frozenset[str]] = {}
+    for key, members in tags.items():
+        kept = members - {reserved} if is_network(key) else members
+        if kept:
+            result[key] = kept
+    return result
+
+
+def removal_of(
+    cluster: str, registered: IpTags, wanted: IpTags, fraction: float, min_pairs: int
+) -> MassRemoval | None:
+    """The mass removal (`mass_removal`) that taking `cluster`'s IP-tag pairs on a target
+    from `registered` (the cluster's own: what aksfw applied, or what the target holds of
+    the tags the cluster owns) to `wanted` would be, or None. The one rule of the app's
+    resyncer and of the command line's sync.
+
+    It counts what would actually be unregistered: the registered pairs that are not
+    wanted, so that replacing every pair with as many others is a removal of all of them.
+    The cluster's node-subnet entries are left out of every count (removed, registered and
+    wanted): they come from Resource Manager, not from the Service list, so they neither
+    hide an emptied Service list nor count as removed.
+
+    Raises:
+        InputError: the cluster name cannot be used in a tag.
+    """
+    before = without_node_subnets(cluster, registered)
+    after = without_node_subnets(cluster, wanted)
+    removing = sum(len(members - after.get(key, frozenset())) for key, members in before.items())
+    return mass_removal(removing, pair_count(before), pair_count(after), fraction, min_pairs)

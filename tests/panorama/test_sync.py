@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 
 from aksfw_core.errors import AuthError, Retryable
+from aksfw_core.limits import Limits
 from aksfw_core.panorama.audit import sync_cluster
 from aksfw_core.panorama.client import PanoramaClient, api_key
+from aksfw_core.pipeline.decisions import worst_removal
+from aksfw_core.pipeline.state import AppliedState
 from aksfw_core.rules.model import Service
+from aksfw_core.rules.plan import MassRemoval
 from aksfw_core.rules.selectors import named_selector
 from aksfw_core.rules.tags import compute_tags
 from aksfw_local.fakes.panorama import Fault
@@ -132,3 +136,48 @@ def test_tags_with_a_timeout_are_refreshed_by_every_sync(panorama):
         assert panorama.registered() == {"20.1.1.1": {"aks.c1.web", "aks.c1.svc.app.web"}}
         now[0] += 20  # 70 s after the refresh: expired
         assert panorama.registered() == {}
+
+
+SIX = [Service("shop", f"web{i}", {"app": f"web{i}"}, (f"20.0.0.{i}",)) for i in range(6)]
+OTHER_SIX = [Service("other", f"api{i}", {"app": f"api{i}"}, (f"20.9.0.{i}",)) for i in range(6)]
+
+
+def app_decision(registered, wanted_tags):
+    """What the app's resyncer decides on the same change, from its applied state."""
+    applied = AppliedState("c1-id", "c1", "panorama", 1, "old", tags=registered)
+    limits = Limits()
+    found = worst_removal(
+        "c1", [applied], wanted_tags, limits.mass_removal_fraction, limits.mass_removal_min_pairs
+    )
+    return None if found is None else found.removal
+
+
+def test_a_list_that_replaces_every_pair_is_held_as_the_app_holds_it(client, panorama):
+    before = wanted(*SIX)
+    sync_cluster(before, client)
+    panorama.reset_calls()
+    report = sync_cluster(wanted(*OTHER_SIX), client, hold_mass_removal=Limits())
+    assert report.held_back == MassRemoval(removing=12, registered=12)
+    assert report.held_back == app_decision(before.tags, wanted(*OTHER_SIX).tags)
+    assert panorama.write_calls() == [] and set(panorama.registered()) == set(before.tags)
+    allowed = sync_cluster(wanted(*OTHER_SIX), client)  # --allow-mass-removal
+    assert allowed.held_back is None and allowed.plan.unregister_count == 12
+    assert set(panorama.registered()) == {f"20.9.0.{i}" for i in range(6)}
+
+
+def test_the_node_subnet_neither_hides_an_emptied_list_nor_counts(client, panorama):
+    sync_cluster(wanted(WEB), client)
+    panorama.seed("10.224.0.0/16", ["aks.c1.node_subnet"])
+    panorama.reset_calls()
+    report = sync_cluster(wanted(), client, hold_mass_removal=Limits())
+    assert report.held_back == MassRemoval(removing=2, registered=2)
+    with_node_subnet = {**wanted(WEB).tags, "10.224.0.0/16": frozenset({"aks.c1.node_subnet"})}
+    assert app_decision(with_node_subnet, {}) == report.held_back
+    assert panorama.write_calls() == []
+
+
+def test_a_change_below_the_threshold_is_applied_by_both(client, panorama):
+    sync_cluster(wanted(*SIX), client)
+    report = sync_cluster(wanted(*SIX[:4], *OTHER_SIX[:2]), client, hold_mass_removal=Limits())
+    assert report.held_back is None and report.plan.unregister_count == 4
+    assert app_decision(wanted(*SIX).tags, wanted(*SIX[:4], *OTHER_SIX[:2]).tags) is None

@@ -13,6 +13,8 @@ from aksfw_core.limits import Limits
 from aksfw_core.pipeline.decisions import (
     HoldStep,
     Removal,
+    changed,
+    counted_removal,
     hold_step,
     needs_marks,
     not_queued_recently,
@@ -27,8 +29,9 @@ from aksfw_core.rules.plan import MassRemoval
 C = "/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c1"
 
 
-def summary(target, fingerprint="f1", tags=10, dirty=False):
-    return StateSummary(C, "c1", target, 1, fingerprint, 0.0, ips=tags, tags=tags, dirty=dirty)
+def summary(target, fingerprint="f1", tags=10, dirty=False, ips=None):
+    ips = tags if ips is None else ips
+    return StateSummary(C, "c1", target, 1, fingerprint, 0.0, ips=ips, tags=tags, dirty=dirty)
 
 
 def by_target(*summaries):
@@ -89,23 +92,78 @@ def test_a_target_queued_recently_with_the_same_tags_is_spared(marks, applied, n
 # -- mass removals ------------------------------------------------------------------------------
 
 
+NODES = {"10.224.0.0/16": frozenset({"aks.c1.node_subnet"})}
+
+
+def ips_with(count, first=0):
+    """`count` IP-tag pairs, one per IP."""
+    return {f"10.0.0.{n}": frozenset({f"aks.c1.web{n}"}) for n in range(first, first + count)}
+
+
+def as_tuple(found):
+    if found is None:
+        return None
+    return (found.target, found.removal.removing, found.removal.registered)
+
+
+def test_only_targets_holding_other_tags_can_lose_any():
+    applied = by_target(summary("PANORAMA", fingerprint="old"), summary("007"))
+    assert changed(["panorama", "007", "008"], applied, "f1") == ["PANORAMA"]
+
+
 @pytest.mark.parametrize(
-    ("applied", "wanted_pairs", "expected"),
+    ("applied", "wanted", "expected"),
     [
-        ((), 0, None),  # nothing applied: a first sync is never a mass removal
-        ((summary("panorama", tags=20),), 15, None),  # a quarter: not most
-        ((summary("panorama", tags=20),), 5, ("panorama", 15, 20)),
-        ((summary("panorama", tags=4),), 0, ("panorama", 4, 4)),  # emptied, however few
-        ((summary("panorama", tags=20), summary("007", tags=40)), 5, ("007", 35, 40)),
+        ((), {}, None),  # nothing applied: a first sync is never a mass removal
+        ((summary("panorama", tags=12),), {}, None),  # the fingerprint is the wanted one
+        # 12 pairs on 6 IPs: at least 6 are Service pairs, all go
+        ((summary("panorama", "old", tags=12, ips=6),), {}, ("panorama", 12, 12)),
+        # one pair per IP: every one could be a node-subnet entry, so only a read can tell
+        ((summary("panorama", "old", tags=12, ips=12),), {}, None),
+        ((summary("panorama", "old", tags=40, ips=20),), ips_with(25), None),  # maybe not most
+        ((summary("panorama", "old", tags=40, ips=20),), ips_with(5), ("panorama", 35, 40)),
+        # a same-size replacement: the counts show nothing, a read must
+        ((summary("panorama", "old", tags=12, ips=6),), ips_with(12, first=50), None),
+        (
+            (summary("panorama", "old", tags=40, ips=20), summary("007", "old", tags=60, ips=30)),
+            ips_with(5),
+            ("007", 55, 60),
+        ),
+        # a Service IP with two pairs and the node subnet, emptied but for the node subnet
+        ((summary("panorama", "old", tags=3, ips=2),), NODES, ("panorama", 2, 2)),
     ],
 )
-def test_the_worst_mass_removal_is_found_from_the_summaries(applied, wanted_pairs, expected):
-    wanted = {f"10.0.0.{n}": frozenset({"aks.c1.web"}) for n in range(wanted_pairs)}
-    found = worst_removal(["panorama", "007"], by_target(*applied), wanted, 0.5, 10)
-    as_tuple = (
-        None if found is None else (found.target, found.removal.removing, found.removal.registered)
+def test_the_summaries_counts_show_a_mass_removal_only_when_certain(applied, wanted, expected):
+    found = counted_removal(
+        "c1", ["panorama", "007"], by_target(*applied), "f1", wanted, fraction=0.5, min_pairs=10
     )
-    assert as_tuple == expected
+    assert as_tuple(found) == expected
+
+
+def state(target, tags):
+    return AppliedState(C, "c1", target, 1, "old", tags=tags)
+
+
+@pytest.mark.parametrize(
+    ("states", "wanted", "expected"),
+    [
+        ((), {}, None),
+        ((state("panorama", ips_with(12)),), ips_with(12), None),
+        ((state("panorama", ips_with(12)),), ips_with(12, first=50), ("panorama", 12, 12)),
+        ((state("panorama", ips_with(12)),), ips_with(8), None),  # 4 of 12
+        (
+            (state("panorama", ips_with(12)), state("007", ips_with(20))),
+            ips_with(12, first=50),
+            ("007", 20, 20),
+        ),
+        ((state("panorama", {**ips_with(2), **NODES}),), NODES, ("panorama", 2, 2)),
+        ((state("panorama", NODES),), {}, None),  # node-subnet entries are not counted
+    ],
+)
+def test_the_worst_mass_removal_is_what_a_target_would_actually_unregister(
+    states, wanted, expected
+):
+    assert as_tuple(worst_removal("c1", states, wanted, 0.5, 10)) == expected
 
 
 REMOVAL = Removal(MassRemoval(removing=15, registered=20), "panorama")

@@ -16,7 +16,7 @@ from aksfw_core import functions
 from aksfw_core.limits import Limits
 from aksfw_core.rules.messages import ResyncRequest, Snapshot, decode
 from aksfw_local.fakes.kube_api import service
-from tests.support.flow import DONE, HANDLERS
+from tests.support.flow import DONE, HANDLERS, configure
 from tests.support.queues import queue, waiting
 from tests.support.resyncs import visible_resyncs
 
@@ -71,8 +71,9 @@ def run_confirmation(world) -> ResyncRequest:
     return request
 
 
-def hold_an_empty_list(world, deliveries) -> None:
-    world.kube.services = []
+def hold_a_list(world, deliveries, services, pairs_to_remove, registered=6) -> None:
+    """A resync listing `services` is held back: nothing is queued for Panorama."""
+    world.kube.services = list(services)
     deliveries.clear()
     resync(world)
     assert world.resyncs.run_until_idle(timeout_s=20) == 1
@@ -82,8 +83,12 @@ def hold_an_empty_list(world, deliveries) -> None:
     assert waiting(world, "panorama-updates") == 0  # nothing queued for Panorama
     assert waiting(world, "cluster-resync") == 1  # the confirmation, delayed:
     assert visible_resyncs(world) == []
-    assert len(world.registered()) == 6
-    assert held_back(world)["pairsToRemove"] == 12
+    assert len(world.registered()) == registered
+    assert held_back(world)["pairsToRemove"] == pairs_to_remove
+
+
+def hold_an_empty_list(world, deliveries) -> None:
+    hold_a_list(world, deliveries, [], 12)
 
 
 def test_an_empty_list_is_held_and_a_confirming_list_removes_everything(
@@ -171,3 +176,44 @@ def test_a_cluster_deletion_is_not_held_back(world, monkeypatch, deliveries):
     assert [d.queue for d in deliveries] == ["panorama-updates"]
     assert waiting(world, "cluster-resync") == 0
     assert time.monotonic() - started < DELAY_S + 10
+
+
+OTHER_SIX = [
+    service(f"api{i}", "other", ips=[f"20.9.0.{i}"], labels={"app": f"api{i}"}) for i in range(6)
+]  # 12 other IP-tag pairs: what a credential for another cluster lists
+
+
+def test_a_list_that_replaces_every_pair_with_as_many_others_is_held(
+    world, monkeypatch, deliveries, caplog
+):
+    populated(world, monkeypatch)
+    hold_a_list(world, deliveries, OTHER_SIX, 12)
+    assert registered_ips(world) == {f"20.0.0.{i}" for i in range(6)}
+    assert '"pairs_applied": 12' in caplog.text
+
+    # The confirming list finds the same Services: the replacement is applied.
+    run_confirmation(world)
+    world.drain()
+    assert registered_ips(world) == {f"20.9.0.{i}" for i in range(6)}
+    assert held_back(world) is None
+    assert '"event": "resync.mass_removal_confirmed"' in caplog.text
+
+
+def test_an_emptied_small_cluster_is_held_though_its_node_subnet_stays_wanted(
+    world, monkeypatch, deliveries
+):
+    configure(monkeypatch, (world.arm, world.panorama, world.connection_string), nodeSubnets=True)
+    with_confirm_delay(monkeypatch)
+    world.kube.services = [SIX[0]]
+    resync(world)
+    world.drain()
+    node_subnet = {"10.224.0.0/16": {"aks.aks-prod1.node_subnet"}}
+    assert world.registered() == {
+        "20.0.0.0": {"aks.aks-prod1.web0", "aks.aks-prod1.svc.app.web0"},
+        **node_subnet,
+    }
+    hold_a_list(world, deliveries, [], 2, registered=2)  # both Service pairs, not the subnet
+    run_confirmation(world)
+    world.drain()
+    assert world.registered() == node_subnet
+    assert held_back(world) is None
