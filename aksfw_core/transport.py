@@ -10,6 +10,7 @@ write is blocked returns at once, however the server paces its bytes.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
@@ -23,6 +24,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.identity import CredentialUnavailableError
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import NewConnectionError
@@ -51,20 +53,26 @@ class ResponseTooLarge(NonRetryable):
 
 @contextmanager
 def azure_errors(what: str, service: str) -> Iterator[None]:
-    """Translate azure-core exceptions (Resource Manager, Key Vault, Storage) raised in the
-    block with `http_error`. A 404 is left to the caller (`ResourceNotFoundError`) when it
-    catches it inside the block; otherwise it is a `NonRetryable` with status 404.
+    """Translate azure-core exceptions (Resource Manager, Key Vault, Storage, Event Grid)
+    raised in the block with `http_error`. A 404 is left to the caller
+    (`ResourceNotFoundError`) when it catches it inside the block; otherwise it is a
+    `NonRetryable` with status 404.
+
+    A failed sign-in (the credential, before any request reached `service`) is told apart
+    from `service` refusing the token: no credential could try at all is the `az login`
+    advice; Microsoft Entra ID refusing is an `AuthError` with Entra's own reason
+    (`entra_refusal`); Entra being briefly unavailable (429, 5xx, `temporarily_unavailable`
+    or a transient AADSTS code) is `Retryable`, like the same answer from `service`.
 
     Raises:
         AuthError, Retryable, NonRetryable: as `http_error` classifies the status.
     """
     try:
         yield
+    except CredentialUnavailableError:  # no credential could even try to sign in
+        raise AuthError(f"{what}: {NO_AZURE_CREDENTIAL}") from None
     except ClientAuthenticationError as error:
-        if error.response is None:  # no server said no: no credential could be had at all
-            raise AuthError(f"{what}: {NO_AZURE_CREDENTIAL}") from None
-        status = error.status_code or 401
-        raise AuthError(f"{what}: {service} refused the credential", status=status) from None
+        raise _sign_in_failure(error, what, service) from None
     except HttpResponseError as error:
         response: Any = getattr(error, "response", None)
         headers = getattr(response, "headers", None) or {}
@@ -80,6 +88,60 @@ NO_AZURE_CREDENTIAL = (
     "user-assigned managed identity)"
 )
 """What to do when `DefaultAzureCredential` found no way to sign in."""
+
+ENTRA = "Microsoft Entra ID"
+
+_TRANSIENT_AADSTS = frozenset({"AADSTS90006", "AADSTS90033", "AADSTS90055"})
+"""AADSTS codes Microsoft documents as transient: ExternalServerRetryableError,
+MsodsServiceUnavailable, TenantThrottlingError (the Entra error-code reference)."""
+_TRANSIENT_OAUTH = ("temporarily_unavailable", "server_error")
+"""OAuth 2.0 error codes (RFC 6749 5.2 / 4.1.2.1) for a token endpoint that cannot answer now."""
+_REASON_LIMIT = 300
+_AADSTS = re.compile(r"\b(AADSTS\d{5,7}):\s*([^\r\n]*?)(?:\.(?:\s|$)|\r|\n|$)")
+_OAUTH_ERROR = re.compile(r"\((" + "|".join(_TRANSIENT_OAUTH) + r")\)")
+
+
+def entra_refusal(message: str) -> tuple[str | None, bool]:
+    """Entra ID's reason in a credential's failure message, and whether it is transient:
+    `("AADSTS700213: No matching federated identity record found for presented
+    assertion", False)`; `(None, False)` when the text carries no Entra answer.
+
+    The one place a message text is read: `DefaultAzureCredential` (a chain) raises a
+    `ClientAuthenticationError` without a response whose only record of each credential's
+    failure is its text (azure-identity keeps no structured field, cause or status for
+    it). The reason is the AADSTS code with its first sentence, cut at 300 characters; an
+    AADSTS text carries no token. Transient: a `temporarily_unavailable`/`server_error`
+    OAuth error or an AADSTS code in `_TRANSIENT_AADSTS`.
+    """
+    match = _AADSTS.search(message)
+    oauth = _OAUTH_ERROR.search(message)
+    transient = oauth is not None or (match is not None and match[1] in _TRANSIENT_AADSTS)
+    if match is None:
+        return (f"{ENTRA}: {oauth[1]}" if oauth else None), transient
+    reason = f"{match[1]}: {match[2].strip()}" if match[2].strip() else match[1]
+    return reason[:_REASON_LIMIT], transient
+
+
+def _sign_in_failure(error: ClientAuthenticationError, what: str, service: str) -> AksfwError:
+    """A `ClientAuthenticationError`: `service` refused the token (it answered 401), or the
+    credential could not sign in (Entra ID's answer, seen directly or through the chain)."""
+    status = error.status_code if error.response is not None else None
+    reason, transient = entra_refusal(str(error.message or ""))
+    headers = getattr(error.response, "headers", None) or {}
+    if transient or (status is not None and (status == 429 or (status >= 500 and status != 501))):
+        # Only a token endpoint answers 429/5xx with a ClientAuthenticationError: a service's
+        # own 5xx is an HttpResponseError.
+        detail = f" ({reason})" if reason else f" (HTTP {status})" if status else ""
+        return Retryable(
+            f"{what}: {ENTRA} is unavailable{detail}: signing in is tried again",
+            retry_after_seconds(headers.get("Retry-After")),
+            status=status,
+        )
+    if reason:
+        return AuthError(f"{what}: {ENTRA} refused to sign in: {reason}", status=status)
+    if error.response is None:  # the chain found no way to sign in, with no Entra answer
+        return AuthError(f"{what}: {NO_AZURE_CREDENTIAL}")
+    return AuthError(f"{what}: {service} refused the credential", status=status or 401)
 
 
 # ----------------------------------------------------------------------- failed connections
