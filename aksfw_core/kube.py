@@ -204,11 +204,14 @@ class KubernetesServices:
         """Release the HTTP connections."""
         self._api_client.close()
 
-    def list_items(self) -> list[dict[str, Any]]:
+    def list_items(self, deadline_s: float | None = None) -> list[dict[str, Any]]:
         """Every Service, every page read, each reduced to what tags read
         (`rules.services.tag_fields`: name, namespace, type, labels, `aksfw.io/`
         annotations, ingress IPs, in the API's own shape, so `parse_service_items` reads
         it as it would the whole object).
+
+        `deadline_s`, the caller's own bound on the whole list (the command line's
+        `--timeout`), shortens `limits.kube_list_deadline_s` when it is shorter.
 
         Raises:
             AuthError: the API server refused the credential (401/403).
@@ -222,7 +225,10 @@ class KubernetesServices:
                 than `limits.kube_max_services` or more kept bytes than
                 `limits.kube_max_list_bytes`.
         """
-        ends = time.monotonic() + self._limits.kube_list_deadline_s
+        seconds = self._limits.kube_list_deadline_s
+        if deadline_s is not None:
+            seconds = min(seconds, deadline_s)
+        ends = time.monotonic() + seconds
         attempts = 0
         try:
             for attempt in retrying(self._retry, f"list Services on {self._server}"):

@@ -182,6 +182,13 @@ class CommandLineLimits:
     """Seconds `aksfw uninstall --wait` may be given at most."""
     watch_max_debounce_s: float = 300.0
     """Seconds `aksfw watch --debounce-seconds` may be given at most."""
+    command_timeout_s: float = 180.0
+    """Seconds a command that talks to Panorama, Kubernetes or the app may take in all,
+    retries and their waits included, unless `--timeout` says otherwise: longer than a
+    300,000-IP read takes on the simulator (13 s) by far, shorter than a hung Panorama
+    used to take to fail (about 4 minutes of per-request deadlines and retries)."""
+    command_max_timeout_s: float = 3600.0
+    """Seconds `--timeout` may be given at most."""
 
 
 COMMAND_LINE = CommandLineLimits()

@@ -31,6 +31,7 @@ from aksfw_core.endpoints import app_url
 from aksfw_core.errors import AuthError, InputError, NonRetryable, Retryable, http_error
 from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import CommandLineLimits
+from aksfw_core.retry import time_left
 from aksfw_core.secret import Secret
 from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
 
@@ -58,13 +59,15 @@ class AppClient:
         self._limits = limits or CommandLineLimits()
         self._manager = urllib3.PoolManager(
             retries=False,
-            timeout=urllib3.Timeout(
-                connect=self._limits.app_connect_timeout_s, read=self._limits.app_deadline_s
-            ),
             cert_reqs="CERT_REQUIRED",
             ca_certs=ca_bundle or certifi.where(),
         )
         watch_pools(self._manager)
+
+    @property
+    def url(self) -> str:
+        """The app's address, as checked (`endpoints.app_url`)."""
+        return self._base
 
     def status(self) -> Any:
         """`GET /api/status`.
@@ -121,10 +124,16 @@ class AppClient:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         try:
-            with deadline(self._limits.app_deadline_s, what):
+            # An overall deadline (`retry.overall_deadline`: `--timeout`) cuts each bound.
+            seconds = time_left(self._limits.app_deadline_s)
+            timeout = urllib3.Timeout(
+                connect=time_left(self._limits.app_connect_timeout_s), read=seconds
+            )
+            with deadline(seconds, what):
                 response = self._manager.request(
                     method,
                     f"{self._base}/api/{route}",
+                    timeout=timeout,
                     body=data,
                     headers=headers,
                     redirect=False,

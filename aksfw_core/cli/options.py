@@ -1,6 +1,7 @@
 """The options several commands share, and what they are turned into: the cluster and
 its selectors (`tags`, `sync`), a Panorama and how to write to it (`registered`, `sync`),
-a Function App and its key (`status`, `replay`, `uninstall`).
+a Function App and its key (`status`, `replay`, `uninstall`), and `--timeout`, the
+bound on a whole command that talks to one of them.
 
 An option that is also a field of the configuration is checked by the configuration's
 own check (`PANORAMA_OPTIONS`), so both refuse the same values with the same message
@@ -10,8 +11,10 @@ and take the same defaults (those of `PanoramaSettings`).
 from __future__ import annotations
 
 import argparse
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -20,8 +23,9 @@ from aksfw_core.cli.app_api import KEY_VARIABLE, AppClient
 from aksfw_core.cli.command import CommandParser
 from aksfw_core.cli.console import warn
 from aksfw_core.config import PanoramaSettings
-from aksfw_core.errors import InputError
+from aksfw_core.errors import AksfwError, InputError, Retryable
 from aksfw_core.panorama.client import PanoramaClient, api_key
+from aksfw_core.retry import current_deadline, overall_deadline
 from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.services import ServiceList
 from aksfw_core.rules.tags import ClusterTags, compute_tags
@@ -179,3 +183,74 @@ def app_client(args: argparse.Namespace) -> AppClient:
     text = args.key if args.key is not None else os.environ.get(KEY_VARIABLE)
     key = Secret(text, "function key") if text else None
     return AppClient(args.app, key, bundle, limits.COMMAND_LINE)
+
+
+class TimedOut(Retryable):
+    """A command's `--timeout` passed before what it waited for answered."""
+
+
+def timeout_argument(parser: CommandParser) -> None:
+    """`--timeout`: the bound on the whole command, retries and their waits included."""
+    bounds = limits.COMMAND_LINE
+    parser.add_argument(
+        "--timeout",
+        type=_timeout_seconds,
+        metavar="SECONDS",
+        help=f"give up after this long in all, retries included (default "
+        f"{bounds.command_timeout_s:g}, at most {bounds.command_max_timeout_s:g})",
+    )
+
+
+def _timeout_seconds(text: str) -> float:
+    most = limits.COMMAND_LINE.command_max_timeout_s
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= most:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {most:g}, not {text!r}")
+    return seconds
+
+
+def timeout_s(args: argparse.Namespace) -> float:
+    """The command's `--timeout`, or the default (`CommandLineLimits.command_timeout_s`)."""
+    given: float | None = getattr(args, "timeout", None)
+    return limits.COMMAND_LINE.command_timeout_s if given is None else given
+
+
+@contextmanager
+def within_timeout(args: argparse.Namespace) -> Iterator[None]:
+    """Bound every request and retry of the block by `--timeout` in all
+    (`retry.overall_deadline`)."""
+    with overall_deadline(timeout_s(args)):
+        yield
+
+
+@contextmanager
+def waiting_for(what: str) -> Iterator[None]:
+    """Turn a failure of the block that came of the `--timeout` passing into one sentence
+    naming `what` ("Panorama at https://...") and how long it waited.
+
+    Raises:
+        TimedOut: the block failed once the overall deadline had passed (or a retry loop
+            stopped because its next wait would have passed it).
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except AksfwError:
+        bound = current_deadline()
+        if bound is None or not bound.reached():
+            raise
+        raise TimedOut(f"{what} did not answer within {bound.seconds:g} s (--timeout)") from None
+
+
+def panorama_address(settings: PanoramaSettings) -> str:
+    """`Panorama at URL`, for the `--timeout` sentence."""
+    return f"Panorama at {settings.url}"
+
+
+def app_address(client: AppClient) -> str:
+    """`the Function App at URL`, for the `--timeout` sentence."""
+    return f"the Function App at {client.url}"

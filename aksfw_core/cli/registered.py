@@ -7,7 +7,15 @@ import argparse
 
 from aksfw_core.cli.command import Command, CommandParser
 from aksfw_core.cli.console import print_json
-from aksfw_core.cli.options import panorama_arguments, panorama_client, panorama_settings
+from aksfw_core.cli.options import (
+    panorama_address,
+    panorama_arguments,
+    panorama_client,
+    panorama_settings,
+    timeout_argument,
+    waiting_for,
+    within_timeout,
+)
 from aksfw_core.rules.model import ip_tags_json
 from aksfw_core.rules.plan import owned_only
 from aksfw_core.rules.tags import check_cluster_name, ownership
@@ -16,10 +24,16 @@ from aksfw_core.rules.tags import check_cluster_name, ownership
 def _arguments(parser: CommandParser) -> None:
     parser.add_argument("--cluster", help="only the tags this cluster owns")
     panorama_arguments(parser)
+    timeout_argument(parser)
 
 
 def _run(args: argparse.Namespace) -> int:
-    with panorama_client(panorama_settings(args)) as panorama:
+    settings = panorama_settings(args)
+    with (
+        within_timeout(args),
+        waiting_for(panorama_address(settings)),
+        panorama_client(settings) as panorama,
+    ):
         registered = panorama.registered()
     if args.cluster:
         registered = owned_only(registered, ownership(check_cluster_name(args.cluster)))

@@ -7,7 +7,14 @@ import argparse
 
 from aksfw_core.cli.command import Command, CommandParser
 from aksfw_core.cli.console import print_answer
-from aksfw_core.cli.options import app_arguments, app_client
+from aksfw_core.cli.options import (
+    app_address,
+    app_arguments,
+    app_client,
+    timeout_argument,
+    waiting_for,
+    within_timeout,
+)
 from aksfw_core.cli.tables import replay_table
 from aksfw_core.errors import InputError
 from aksfw_core.pipeline.storage import RESYNC_QUEUE, UPDATES_QUEUE
@@ -15,6 +22,7 @@ from aksfw_core.pipeline.storage import RESYNC_QUEUE, UPDATES_QUEUE
 
 def _arguments(parser: CommandParser) -> None:
     app_arguments(parser)
+    timeout_argument(parser)
     parser.add_argument(
         "--queue",
         choices=(RESYNC_QUEUE, UPDATES_QUEUE),
@@ -35,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     # The ceiling is the app's (`limits.replayMaxMessages`): it refuses more itself.
     if args.max is not None and args.max < 1:
         raise InputError("--max must be at least 1")
-    with app_client(args) as client:
+    with app_client(args) as client, within_timeout(args), waiting_for(app_address(client)):
         document = client.replay(args.queue, args.dry_run, args.max)
     print_answer(args.json, document, replay_table)
     return 0

@@ -10,15 +10,20 @@ from aksfw_core.cli.command import EXIT_FAILED, Command, CommandParser
 from aksfw_core.cli.console import print_json, read_json, say
 from aksfw_core.cli.options import (
     cluster_arguments,
+    panorama_address,
     panorama_arguments,
     panorama_client,
     panorama_settings,
+    timeout_argument,
+    waiting_for,
     wanted_tags,
+    within_timeout,
     write_arguments,
 )
 from aksfw_core.kube import KubernetesServices
 from aksfw_core.limits import Limits
 from aksfw_core.panorama.audit import sync_cluster
+from aksfw_core.retry import current_deadline
 from aksfw_core.rules.services import ServiceList, parse_service_items, parse_service_list
 
 
@@ -30,6 +35,7 @@ def _arguments(parser: CommandParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (default: the current one)")
     panorama_arguments(parser)
     write_arguments(parser)
+    timeout_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     parser.add_argument(
         "--allow-mass-removal",
@@ -41,10 +47,11 @@ def _arguments(parser: CommandParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = panorama_settings(args)  # the options checked before the cluster is read
-    wanted = wanted_tags(args, _services(args))
     hold = None if args.allow_mass_removal else Limits()
-    with panorama_client(settings) as panorama:
-        report = sync_cluster(wanted, panorama, dry_run=args.dry_run, hold_mass_removal=hold)
+    with within_timeout(args):  # one bound on the cluster's list and Panorama's calls
+        wanted = wanted_tags(args, _services(args))
+        with waiting_for(panorama_address(settings)), panorama_client(settings) as panorama:
+            report = sync_cluster(wanted, panorama, dry_run=args.dry_run, hold_mass_removal=hold)
     print_json(report.as_json())
     if report.held_back is not None:
         why = (
@@ -69,8 +76,12 @@ def _services(args: argparse.Namespace) -> ServiceList:
     if args.services:
         return parse_service_list(read_json(args.services))
     source = KubernetesServices.from_kubeconfig(args.kubeconfig, args.context)
+    context = f" --context {args.context}" if args.context else ""
+    bound = current_deadline()
     try:
-        return parse_service_items(source.list_items())
+        with waiting_for(f"Kubernetes (--kubeconfig {args.kubeconfig}{context})"):
+            items = source.list_items(bound.left() if bound is not None else None)
+        return parse_service_items(items)
     finally:
         source.close()
 

@@ -7,19 +7,30 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from aksfw_core import limits
 from aksfw_core.cli.app_api import AppClient
 from aksfw_core.cli.command import EXIT_FAILED, Command, CommandParser
 from aksfw_core.cli.console import print_answer, say
-from aksfw_core.cli.options import app_arguments, app_client
+from aksfw_core.cli.options import (
+    app_address,
+    app_arguments,
+    app_client,
+    timeout_argument,
+    timeout_s,
+    waiting_for,
+)
 from aksfw_core.cli.tables import cancel_sentence, remaining_targets, uninstall_table
 from aksfw_core.errors import InputError
 from aksfw_core.pipeline.storage import UPDATES_QUEUE
+from aksfw_core.retry import overall_deadline
 
 
 def _arguments(parser: CommandParser) -> None:
     app_arguments(parser)
+    timeout_argument(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="show what would be removed, remove nothing"
     )
@@ -43,7 +54,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.dry_run or args.wait is not None:
             raise InputError("--cancel goes with neither --dry-run nor --wait")
         with app_client(args) as client:
-            print_answer(args.json, client.cancel_uninstall(), cancel_sentence)
+            with _each_call(args, client):
+                answer = client.cancel_uninstall()
+            print_answer(args.json, answer, cancel_sentence)
         return 0
     if args.wait is not None:
         if args.dry_run:
@@ -52,20 +65,33 @@ def _run(args: argparse.Namespace) -> int:
         if not 0 < args.wait <= most:
             raise InputError(f"--wait must be more than 0 and at most {most:g}")
     with app_client(args) as client:
-        document = client.uninstall(args.dry_run)
+        with _each_call(args, client):
+            document = client.uninstall(args.dry_run)
         print_answer(args.json, document, uninstall_table)
         if args.wait is None:
             return 0
-        return _wait_uninstalled(client, args.wait)
+        return _wait_uninstalled(client, args.wait, lambda: _each_call(args, client))
 
 
-def _wait_uninstalled(client: AppClient, wait_s: float) -> int:
+@contextmanager
+def _each_call(args: argparse.Namespace, client: AppClient) -> Iterator[None]:
+    """`--timeout` bounds each call on the app (`--wait` has its own bound)."""
+    with overall_deadline(timeout_s(args)), waiting_for(app_address(client)):
+        yield
+
+
+def _wait_uninstalled(
+    client: AppClient,
+    wait_s: float,
+    each_call: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> int:
     """Poll the status until no cluster holds a target; 1 with what remains at the end."""
     bounds = limits.COMMAND_LINE
     started = time.monotonic()
     sent = started
     while True:
-        status = client.status()
+        with each_call():
+            status = client.status()
         remaining = remaining_targets(status)
         now = time.monotonic()
         if not remaining:
@@ -85,7 +111,8 @@ def _wait_uninstalled(client: AppClient, wait_s: float) -> int:
                 )
             return EXIT_FAILED
         if not depths.get(UPDATES_QUEUE) and now - sent >= bounds.uninstall_resend_s:
-            client.uninstall(False)
+            with each_call():
+                client.uninstall(False)
             sent = now
         time.sleep(min(bounds.uninstall_poll_s, max(started + wait_s - now, 0.0)))
 

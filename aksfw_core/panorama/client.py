@@ -28,7 +28,7 @@ from aksfw_core.endpoints import panorama_url
 from aksfw_core.errors import InputError, NonRetryable, Retryable, retry_after_seconds
 from aksfw_core.logs import log_event
 from aksfw_core.panorama import xmlapi
-from aksfw_core.retry import retrying
+from aksfw_core.retry import retrying, time_left
 from aksfw_core.rules.plan import TagPlan
 from aksfw_core.secret import Secret
 from aksfw_core.transport import connection_failure, deadline, read_capped, watch_pools
@@ -407,8 +407,10 @@ class _Transport:
         for attempt in retrying(self._settings.retry, f"{what} on {self._host}"):
             with attempt, self._span(what) as span:
                 # Waiting for a turn counts against the deadline too; retries wait outside.
-                with deadline(self._limits.panorama_deadline_s, f"{what}: {self._host}"):
-                    if not gate.acquire(timeout=self._limits.panorama_deadline_s):
+                # An overall deadline (`retry.overall_deadline`) cuts it to the time left.
+                seconds = time_left(self._limits.panorama_deadline_s)
+                with deadline(seconds, f"{what}: {self._host}"):
+                    if not gate.acquire(timeout=seconds):
                         raise Retryable(f"{what}: no turn for {self._host} in time")
                     try:
                         self.sent += 1
@@ -447,7 +449,10 @@ class _Transport:
                 raise
 
     def _exchange(self, fields: dict[str, str], what: str) -> tuple[int, bytes, float | None]:
-        timeout = (self._limits.panorama_connect_timeout_s, self._limits.panorama_read_timeout_s)
+        timeout = (
+            time_left(self._limits.panorama_connect_timeout_s),
+            time_left(self._limits.panorama_read_timeout_s),
+        )
         try:
             response = self._session.post(
                 self._endpoint,
