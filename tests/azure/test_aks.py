@@ -22,15 +22,15 @@ from aksfw_core.config import parse_settings
 from aksfw_core.errors import AuthError, InputError, NonRetryable
 from aksfw_core.limits import Limits
 from aksfw_core.rules.services import parse_service_items
-from aksfw_local.fakes.arm import USER_CREDENTIAL, FakeArm
+from aksfw_local.fakes.arm import USER_CREDENTIAL
 from aksfw_local.fakes.keyvault import FakeKeyVault
 from aksfw_local.fakes.kube_api import FakeKubeApi, service
 from aksfw_local.stack import EVENTS
+from tests.support.arm import ARM_TOKEN
 
 SUB1 = "11111111-1111-1111-1111-111111111111"
 SUB2 = "22222222-2222-2222-2222-222222222222"
 SUB3 = "33333333-3333-3333-3333-333333333333"
-ARM_TOKEN = "arm-dev-token"
 
 
 def cluster_id(sub, group, name):
@@ -47,26 +47,6 @@ class ScopedTokens:
         self.asked.append(scopes)
         token = self.tokens.get(scopes[0], ARM_TOKEN)
         return AccessToken(token, int(time.time()) + self.lifetime_s)
-
-
-@pytest.fixture
-def trust(monkeypatch, tmp_path):
-    """Make the Azure SDK (requests) trust the fakes' CAs, as a private CA would be."""
-    bundle = tmp_path / "ca-bundle.pem"
-
-    def add(*fakes):
-        bundle.write_bytes(b"".join(fake.ca_pem for fake in fakes))
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-
-    return add
-
-
-@pytest.fixture
-def arm(trust):
-    with FakeArm(token=ARM_TOKEN) as fake:
-        trust(fake)
-        yield fake
-    assert fake.errors == []
 
 
 def settings(arm_url, **document):

@@ -23,9 +23,9 @@ from aksfw_core.limits import Limits
 from aksfw_local.fakes.arm import FakeArm
 from aksfw_local.fakes.kube_api import FakeKubeApi, service
 from aksfw_local.fakes.server import FakeServer, HttpRequest, HttpResponse
+from tests.support.arm import ARM_TOKEN
 
 SUB = "11111111-1111-1111-1111-111111111111"
-ARM_TOKEN = "arm-dev-token"
 SECRET = "s3cret-from-the-app-host"
 
 
@@ -49,25 +49,6 @@ class PlainRecorder(FakeServer):
         with self._lock:
             self.headers.append(dict(request.headers.items()))
         return HttpResponse(200, b'{"kind": "ServiceList", "items": [], "metadata": {}}')
-
-
-@pytest.fixture
-def trust(monkeypatch, tmp_path):
-    bundle = tmp_path / "ca-bundle.pem"
-
-    def add(*fakes):
-        bundle.write_bytes(b"".join(fake.ca_pem for fake in fakes))
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-
-    return add
-
-
-@pytest.fixture
-def arm(trust):
-    with FakeArm(token=ARM_TOKEN) as fake:
-        trust(fake)
-        yield fake
-    assert fake.errors == []
 
 
 @pytest.fixture

@@ -52,13 +52,13 @@ from aksfw_local.fakes import panorama as fake_panorama
 from aksfw_local.fakes.arm import SUBNET_READ, VNET_READ, FakeArm
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.functions_host import enqueue, poison_messages
+from tests.support.arm import ARM_TOKEN
 from tests.support.flow import CLUSTER, NODE_GROUP, SUB, configure
 from tests.support.panorama import API_KEY, settings_for
 
 TAG = "aks.aks-prod1.node_subnet"
 MANAGED = "10.224.0.0/16"
 WEB = {"name": "web", "namespace": "shop", "ips": ["20.0.0.1"]}
-ARM_TOKEN = "arm-dev-token"
 
 
 @pytest.fixture

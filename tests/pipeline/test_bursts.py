@@ -10,8 +10,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
 
 from aksfw_core import functions
 from aksfw_core.config import PanoramaTargets
@@ -23,7 +21,6 @@ from aksfw_core.pipeline.applier import Applier
 from aksfw_core.pipeline.coordination import Coordination
 from aksfw_core.pipeline.state import EnqueuedMark
 from aksfw_core.pipeline.state_store import StateStore
-from aksfw_core.pipeline.storage import StorageAccount, StorageNames
 from aksfw_core.rules.messages import Snapshot
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.fakes.panorama import Fault
@@ -59,16 +56,6 @@ def test_without_a_follow_up_every_event_resyncs(world):
     assert waiting(world) == 3
     world.drain()
     assert lists(world) == 3
-
-
-@pytest.fixture
-def account(storage):
-    names = StorageNames(storage.name("resync"), storage.name("updates"), storage.name("state"))
-    return StorageAccount(
-        QueueServiceClient.from_connection_string(storage.connection_string),
-        BlobServiceClient.from_connection_string(storage.connection_string),
-        names,
-    )
 
 
 def test_a_claim_is_won_once_per_window(account):

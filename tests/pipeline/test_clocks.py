@@ -9,12 +9,9 @@ import json
 import time
 
 import pytest
-from azure.storage.blob import BlobServiceClient
-from azure.storage.queue import QueueServiceClient
 
 from aksfw_core.limits import Limits
 from aksfw_core.pipeline.coordination import Coordination, believable_until
-from aksfw_core.pipeline.storage import StorageAccount, StorageNames
 from aksfw_core.rules.messages import plausible_origin
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.stack import EVENTS
@@ -22,16 +19,6 @@ from tests.support.resyncs import visible_resyncs
 
 TEN_DAYS_S = 10 * 86_400.0
 SKEW_S = Limits().max_version_skew_s
-
-
-@pytest.fixture
-def account(storage):
-    names = StorageNames(storage.name("resync"), storage.name("updates"), storage.name("state"))
-    return StorageAccount(
-        QueueServiceClient.from_connection_string(storage.connection_string),
-        BlobServiceClient.from_connection_string(storage.connection_string),
-        names,
-    )
 
 
 @pytest.mark.parametrize(
