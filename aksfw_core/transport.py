@@ -28,6 +28,7 @@ from azure.identity import CredentialUnavailableError
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import SSLError as CheckFailed
 from urllib3.exceptions import TimeoutError as PoolTimeoutError
 
 from aksfw_core.errors import (
@@ -160,6 +161,7 @@ def connection_failure(
     where: str | None = None,
     *,
     tls_repeats: bool = True,
+    tls_hint: str = "check the CA bundle",
 ) -> AksfwError:
     """The error for a request that got no answer, saying what to check, classified by the
     causes' types (never their text): a name that does not resolve and a refused or
@@ -168,7 +170,8 @@ def connection_failure(
     `what` is the call ("list Services on https://..."); `service` names the server kind
     ("Panorama") for the hint; `where` is `host:port` (default: the failed connection's).
     `tls_repeats=False` keeps a TLS failure transient, for callers that cannot tell a
-    failed handshake from a connection dropped mid-way.
+    failed handshake from a connection dropped mid-way. `tls_hint` says what to do about
+    a certificate that is not trusted.
     """
     causes = list(_causes(error))
     where = where or _address(causes) or service
@@ -179,7 +182,7 @@ def connection_failure(
         return Retryable(
             f"{what}: {where} refused the connection (is {service} listening on that port?)"
         )
-    if tls := _tls_failure(causes, what, where):
+    if tls := _tls_failure(causes, what, where, tls_hint):
         return tls if tls_repeats else Retryable(str(tls))
     if any(_timed_out(cause) for cause in causes):
         return Retryable(f"{what}: {where} did not answer in time")
@@ -189,13 +192,16 @@ def connection_failure(
     return Retryable(f"{what}: the connection to {where} failed")
 
 
-def _tls_failure(causes: list[BaseException], what: str, where: str) -> NonRetryable | None:
-    """A failed certificate check or handshake: the same at every attempt."""
+def _tls_failure(
+    causes: list[BaseException], what: str, where: str, hint: str
+) -> NonRetryable | None:
+    """A failed certificate check or handshake, or a certificate that is not the pinned
+    one: the same at every attempt."""
     for cause in causes:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return NonRetryable(
-                f"{what}: TLS verification of {where} failed ({cause.verify_message}): "
-                "check the CA bundle"
+                f"{what}: the TLS certificate of {where} is not trusted "
+                f"({cause.verify_message}): {hint}"
             )
         if isinstance(cause, ssl.SSLError) and cause.reason in _NOT_TLS_REASONS:
             return NonRetryable(
@@ -205,6 +211,13 @@ def _tls_failure(causes: list[BaseException], what: str, where: str) -> NonRetry
         if isinstance(cause, ssl.SSLError):
             reason = (cause.reason or "unknown").lower().replace("_", " ")
             return NonRetryable(f"{what}: TLS handshake failed with {where} ({reason})")
+    if any(isinstance(cause, CheckFailed) for cause in causes):
+        # urllib3's own check after the handshake, with no ssl error under it: the pin.
+        return NonRetryable(
+            f"{what}: the TLS certificate of {where} is not the pinned one (its SHA-256 "
+            "fingerprint differs); nothing was sent: compare with the device's "
+            "(README: Panorama's certificate)"
+        )
     return None
 
 

@@ -94,7 +94,7 @@ def aksfw_steps(ips: int, traced: bool) -> list[Row]:
         storage = StateStore(
             StorageAccount.from_environ({"AzureWebJobsStorage": azurite.connection_string})
         )
-        settings = PanoramaSettings(url=sim.url, ca_bundle=str(sim.ca_file))
+        settings = PanoramaSettings(url=sim.url, ca_certificates=sim.ca_pem.decode())
 
         def client(target: str = "panorama") -> PanoramaClient:
             return PanoramaClient(settings, api_key(KEY))

@@ -46,12 +46,14 @@ class SharedOption(NamedTuple):
 PANORAMA_OPTIONS = (
     SharedOption("--target", "target", config.firewall_serial),
     SharedOption("--vsys", "vsys", config.vsys_name),
-    SharedOption("--ca-bundle", "ca_bundle", config.ca_bundle),
+    SharedOption("--ca-bundle", "ca_certificates", config.ca_bundle),
+    SharedOption("--certificate-sha256", "certificate_sha256", config.certificate_sha256),
     SharedOption("--batch-size", "batch_size", config.batch_size),
     SharedOption("--tag-timeout", "tag_timeout_s", config.tag_timeout_s),
 )
 """Options checked as the configuration checks `panorama.targets.serials[]`, `vsys`,
-`caBundle`, `batchSize` and `tagTimeoutSeconds` (`--panorama` too, as `host`)."""
+`caCertificates` (from the file `--ca-bundle` names), `certificateSha256`, `batchSize` and
+`tagTimeoutSeconds` (`--panorama` too, as `host`)."""
 
 
 def cluster_arguments(parser: CommandParser) -> None:
@@ -78,7 +80,18 @@ def panorama_arguments(parser: CommandParser) -> None:
     )
     parser.add_argument("--target", metavar="SERIAL", help="act on this managed firewall")
     parser.add_argument("--vsys", help="virtual system on the target, e.g. vsys1")
-    parser.add_argument("--ca-bundle", metavar="PEM", help="CA certificates to trust")
+    parser.add_argument(
+        "--ca-bundle",
+        dest="ca_certificates",
+        metavar="FILE",
+        help="PEM file of the CAs to trust (or of Panorama's own certificate)",
+    )
+    parser.add_argument(
+        "--certificate-sha256",
+        metavar="HEX",
+        help="accept only the certificate with this SHA-256 fingerprint, whatever its name "
+        "(Panorama's self-signed one)",
+    )
     parser.add_argument(
         "--no-verify-tls", action="store_true", help="do not check the certificate (unsafe)"
     )
@@ -154,7 +167,9 @@ def panorama_settings(args: argparse.Namespace) -> PanoramaSettings:
         for shared in PANORAMA_OPTIONS
         if (value := getattr(args, shared.field, None)) is not None
     }
-    return replace(PanoramaSettings(url, verify_tls=not args.no_verify_tls), **given)
+    settings = replace(PanoramaSettings(url, verify_tls=not args.no_verify_tls), **given)
+    config.check_trust(settings)
+    return settings
 
 
 def panorama_client(settings: PanoramaSettings) -> PanoramaClient:
@@ -179,7 +194,7 @@ def app_client(args: argparse.Namespace) -> AppClient:
     Raises:
         InputError: the address, the key or the CA bundle is wrong.
     """
-    bundle = None if args.ca_bundle is None else config.ca_bundle(args.ca_bundle, "--ca-bundle")
+    bundle = None if args.ca_bundle is None else config.pem_file(args.ca_bundle, "--ca-bundle")
     text = args.key if args.key is not None else os.environ.get(KEY_VARIABLE)
     key = Secret(text, "function key") if text else None
     return AppClient(args.app, key, bundle, limits.COMMAND_LINE)

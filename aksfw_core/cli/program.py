@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aksfw_core.cli import (
     clusters,
+    keygen,
     registered,
     replay,
     resolve_event,
@@ -48,6 +49,7 @@ COMMANDS: tuple[Command, ...] = (
     replay.COMMAND,
     uninstall.COMMAND,
     watch.COMMAND,
+    keygen.COMMAND,
 )
 """Every command, in the order `aksfw --help` lists them."""
 

@@ -13,7 +13,7 @@ from aksfw_core.azure.identity import azure_credential
 from aksfw_core.azure.publisher import ChangePublisher
 from aksfw_core.cli.command import Command, CommandParser
 from aksfw_core.cli.console import print_json
-from aksfw_core.config import ca_bundle
+from aksfw_core.config import pem_file
 from aksfw_core.errors import InputError
 from aksfw_core.kube import kube_api_client
 from aksfw_core.limits import Limits
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--debounce-seconds must be 0 to {most:g}")
     topic_ca = args.topic_ca_bundle
     if topic_ca is not None:
-        topic_ca = ca_bundle(topic_ca, "--topic-ca-bundle")
+        topic_ca = pem_file(topic_ca, "--topic-ca-bundle")
     app_limits = Limits()
     api_client = kube_api_client(args.kubeconfig, args.context)
     publisher = ChangePublisher(

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import requests
 from opentelemetry import trace
-from requests.adapters import HTTPAdapter
 
 from aksfw_core import telemetry
 from aksfw_core.config import PanoramaSettings
@@ -28,6 +27,7 @@ from aksfw_core.endpoints import panorama_url
 from aksfw_core.errors import InputError, NonRetryable, Retryable, retry_after_seconds
 from aksfw_core.logs import log_event
 from aksfw_core.panorama import xmlapi
+from aksfw_core.panorama.trust import TRUST_HINT, TrustingAdapter, trust_of
 from aksfw_core.retry import retrying, time_left
 from aksfw_core.rules.plan import TagPlan
 from aksfw_core.secret import Secret
@@ -375,15 +375,14 @@ class _Transport:
         # A hook runs before requests looks at a redirect at all (even with
         # allow_redirects=False it would read the body to prepare the next request).
         self._session.hooks["response"].append(self._refuse_redirect)
-        adapter = HTTPAdapter()
+        adapter = TrustingAdapter(trust_of(settings))
         watch_pools(adapter.poolmanager)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         # Given with each request: requests lets REQUESTS_CA_BUNDLE override Session.verify.
-        self._verify: bool | str = settings.ca_bundle or True
-        if not settings.verify_tls:
+        self._verify = adapter.verify
+        if not self._verify:
             log_event(log, "panorama.tls_verification_off", logging.WARNING, host=self._host)
-            self._verify = False
         self.sent = 0
 
     def close(self) -> None:
@@ -479,5 +478,5 @@ class _Transport:
         ) as error:  # SSLError too: a ConnectionError
             tls = isinstance(error, requests.exceptions.SSLError)
             raise connection_failure(
-                error, what, "Panorama", self._address, tls_repeats=tls
+                error, what, "Panorama", self._address, tls_repeats=tls, tls_hint=TRUST_HINT
             ) from None

@@ -205,6 +205,54 @@ def write_tls_material(
     return material
 
 
+def write_self_signed(directory: Path, common_name: str = "PA-Panorama") -> TlsMaterial:
+    """Write a self-signed server certificate (no CA behind it; ``ca_file`` is the
+    certificate itself) valid only for ``common_name``, not for ``localhost`` or
+    ``127.0.0.1``: what a Panorama shows out of the box. Its fingerprint:
+    ``sha256_fingerprint(material.cert_file)``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    not_before, not_after = _validity(datetime.datetime.now(datetime.UTC))
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    material = TlsMaterial(
+        ca_file=directory / "ca.pem",
+        cert_file=directory / "server.pem",
+        key_file=directory / "server-key.pem",
+        ca_pem=pem,
+    )
+    material.ca_file.write_bytes(pem)
+    material.cert_file.write_bytes(pem)
+    _write_private(
+        material.key_file,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    return material
+
+
+def sha256_fingerprint(cert_file: Path) -> str:
+    """The certificate's SHA-256 fingerprint as ``openssl x509 -noout -fingerprint
+    -sha256`` prints it: ``AB:CD:...``."""
+    certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
 def make_tls_material(directory: Path) -> TlsMaterial:
     """Create a self-signed CA and a ``localhost``/``127.0.0.1`` server cert in ``directory``.
 

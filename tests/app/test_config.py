@@ -11,11 +11,13 @@ from aksfw_core.config import (
     PUBLIC_ARM_ENDPOINT,
     AzureAccess,
     TokenAccess,
+    document,
     load_settings,
     parse_settings,
 )
 from aksfw_core.errors import InputError
 from aksfw_core.limits import Limits
+from aksfw_local.fakes.tls import new_certificate_authority
 
 SUB = "11111111-1111-1111-1111-111111111111"
 CLUSTER = f"/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
@@ -142,7 +144,8 @@ def with_(path, value):
         (with_(["panorama", "host"], "panorama/api/../x"), "config.panorama.host: "),
         (with_(["panorama", "host"], "https://panorama?x"), "config.panorama.host: "),
         (with_(["panorama", "host"], "pano\\rama@evil"), "config.panorama.host: "),
-        (with_(["panorama", "caBundle"], "/no/such/ca.pem"), "config.panorama.caBundle: "),
+        (with_(["panorama", "caBundle"], "/no/such/ca.pem"), "config.panorama.caBundle: replaced"),
+        (with_(["panorama", "caCertificates"], "/no/such/ca.pem"), "config.panorama.caCertif"),
         (with_(["limits"], {"panoramaDeadline": 5}), "config.limits.panoramaDeadline: unknown"),
         (with_(["limits"], {"kubeMaxPages": 2.5}), "config.limits.kubeMaxPages: expected a whole"),
         (with_(["limits"], {"panoramaDeadlineSeconds": 0}), "config.limits.panoramaDeadline"),
@@ -188,7 +191,7 @@ UNITS = ("Seconds", "Bytes", "Pages", "Size", "Clusters", "Requests", "Blobs", "
 
 
 def test_every_limit_has_a_document_key_with_its_unit():
-    keys = set(config._LIMIT_FIELDS)
+    keys = set(document._LIMIT_FIELDS)
     assert "panoramaReadTimeoutSeconds" in keys and "maxMessageBytes" in keys
     assert all(
         key.endswith(
@@ -198,15 +201,14 @@ def test_every_limit_has_a_document_key_with_its_unit():
     ), keys
 
 
-def test_panorama_host_is_normalised_and_ca_bundle_checked(tmp_path):
-    bundle = tmp_path / "ca.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+def test_panorama_host_is_normalised_and_ca_certificates_kept():
+    pem = new_certificate_authority().pem.decode()
     settings = parse_settings(
-        {"panorama": {"host": "panorama.example.com:8443", "caBundle": str(bundle)}}
+        {"panorama": {"host": "panorama.example.com:8443", "caCertificates": pem}}
     )
     assert settings.panorama is not None
     assert settings.panorama.url == "https://panorama.example.com:8443"
-    assert settings.panorama.ca_bundle == str(bundle)
+    assert settings.panorama.ca_certificates == pem
 
 
 def test_load_settings_from_inline_json_file_and_arm_endpoint(tmp_path):

@@ -21,9 +21,12 @@ from aksfw_core.config import PanoramaSettings, parse_settings
 from aksfw_core.errors import AuthError, InputError
 from aksfw_core.transport import azure_errors
 from aksfw_local.fakes.panorama import Fault, PanoramaSimulator
+from aksfw_local.fakes.tls import new_certificate_authority
 from tests.support import REPO_ROOT, cli
 from tests.support.cli import SAMPLE
 from tests.support.panorama import API_KEY
+
+CA_PEM = new_certificate_authority("test CA").pem.decode()
 
 CLASS_NAMES = ("Retryable", "NonRetryable", "AuthError", "InputError", "Error:", "Exception")
 
@@ -59,7 +62,7 @@ PANORAMA = ["--panorama", "http://127.0.0.1:1"]
         (["registered", *PANORAMA, "--dry-run"], "--dry-run means nothing for registered"),
         (["tags", "--cluster", "c1", "--dry-run", SAMPLE], "--dry-run means nothing for tags"),
         (["tags", "--cluster", "c1", *PANORAMA, SAMPLE],
-         "--panorama means nothing for tags (it is an option of registered, sync)"),
+         "--panorama means nothing for tags (it is an option of keygen, registered, sync)"),
         (["status", "--app", "https://app.example.com", "--bogus"],
          "status has no option --bogus (see `aksfw status --help`)"),
         (["sync", "--cluster", "c1", "--services", SAMPLE, "--context", "aks1", *PANORAMA],
@@ -92,7 +95,8 @@ SHARED = [  # (option, where the configuration's `panorama` has it, values to tr
     ("--panorama", ["host"], ["{simulator}", "", "ftp://panorama", "https://u:p@panorama",
                               "panorama/api", "https://panorama?x", "pano\\rama@evil",
                               "panorama:0", "http://pano_rama"]),
-    ("--ca-bundle", ["caBundle"], ["{pem}", "{missing}", "{folder}", " "]),
+    ("--certificate-sha256", ["certificateSha256"], ["ab" * 32, ":".join(["AB"] * 32),
+                                                     "ab" * 31, "xy" * 32, " "]),
 ]  # fmt: skip
 SHARED_CASES = [(option, path, value) for option, path, values in SHARED for value in values]
 
@@ -113,15 +117,8 @@ def document_with(path: list, value: object, host: str) -> dict:
 def test_an_option_is_refused_exactly_when_the_configuration_refuses_its_field(
     capsys, panorama, tmp_path, option, path, value
 ):
-    (tmp_path / "folder").mkdir()
-    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     if isinstance(value, str):
-        value = value.format(
-            simulator=panorama.url,
-            pem=tmp_path / "ca.pem",
-            missing=tmp_path / "missing.pem",
-            folder=tmp_path / "folder",
-        )
+        value = value.format(simulator=panorama.url)
     field = "config.panorama." + ".".join(map(str, path)).replace(".0", "[0]")
     try:
         parse_settings(document_with(path, value, panorama.url))
@@ -139,6 +136,57 @@ def test_an_option_is_refused_exactly_when_the_configuration_refuses_its_field(
         assert (code, out, err) == (2, "", f"aksfw: {refusal}\n")
 
 
+@pytest.mark.parametrize(
+    "content", [CA_PEM, "-----BEGIN CERTIFICATE-----\n", "not a certificate", " "]
+)
+def test_a_ca_bundle_is_refused_exactly_when_the_configuration_refuses_its_text(
+    capsys, panorama, tmp_path, content
+):
+    """`--ca-bundle FILE` gives the file's text to the check of `caCertificates`."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text(content)
+    try:
+        parse_settings({"panorama": {"host": panorama.url, "caCertificates": content}})
+        refusal = None
+    except InputError as error:
+        refusal = str(error).replace("config.panorama.caCertificates", f"--ca-bundle {bundle}")
+    line = ["sync", "--cluster", "prod1", "--services", SAMPLE, "--dry-run"]
+    code, out, err = run(capsys, *line, "--panorama", panorama.url, "--ca-bundle", str(bundle))
+    if refusal is None:
+        assert (code, err) == (0, ""), err
+    else:
+        assert (code, out, err) == (2, "", f"aksfw: {refusal}\n")
+
+
+@pytest.mark.parametrize("name", ["missing.pem", "folder"])
+def test_a_ca_bundle_that_is_not_a_file_is_one_line(capsys, panorama, tmp_path, name):
+    (tmp_path / "folder").mkdir()
+    line = ["sync", "--cluster", "prod1", "--services", SAMPLE, "--dry-run"]
+    path = tmp_path / name
+    code, out, err = run(capsys, *line, "--panorama", panorama.url, "--ca-bundle", str(path))
+    assert (code, out, err) == (2, "", f"aksfw: --ca-bundle: {path} is not a file\n")
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (["--certificate-sha256", "ab" * 32, "--no-verify-tls"],
+         "--no-verify-tls: certificate checks off contradict --certificate-sha256; drop one"),
+        (["--certificate-sha256", "ab" * 32, "--ca-bundle", "{bundle}"],
+         "--certificate-sha256: a pin accepts one certificate whoever issued it; drop --ca-bundle"),
+    ],
+)  # fmt: skip
+def test_ways_of_trust_that_contradict_each_other_are_refused(
+    capsys, panorama, tmp_path, extra, error
+):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text(CA_PEM)
+    line = ["sync", "--cluster", "prod1", "--services", SAMPLE, "--dry-run"]
+    extra = [part.format(bundle=bundle) for part in extra]
+    code, out, err = run(capsys, *line, "--panorama", panorama.url, *extra)
+    assert (code, out, err) == (2, "", f"aksfw: {error}\n")
+
+
 def test_the_options_give_the_settings_the_configuration_gives(panorama, tmp_path):
     def settings(*line: str) -> PanoramaSettings:
         args = parse(["sync", "--cluster", "c1", "--services", SAMPLE, *line])
@@ -147,14 +195,22 @@ def test_the_options_give_the_settings_the_configuration_gives(panorama, tmp_pat
     document = {"panorama": {"host": panorama.url}}
     assert settings("--panorama", panorama.url) == parse_settings(document).panorama
     bundle = tmp_path / "ca.pem"
-    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    bundle.write_text(CA_PEM)
     line = ["--panorama", f" {panorama.url}/ ", "--vsys", " vsys2 ", "--ca-bundle", str(bundle),
-            "--batch-size", "5000", "--tag-timeout", "60", "--no-verify-tls"]  # fmt: skip
+            "--batch-size", "5000", "--tag-timeout", "60"]  # fmt: skip
     document["panorama"] |= {
-        "vsys": " vsys2 ", "caBundle": str(bundle), "batchSize": 5000,
-        "tagTimeoutSeconds": 60, "verifyTls": False,
+        "vsys": " vsys2 ", "caCertificates": CA_PEM, "batchSize": 5000, "tagTimeoutSeconds": 60,
     }  # fmt: skip
     assert settings(*line) == parse_settings(document).panorama
+    pin = ":".join(["AB"] * 32)
+    document["panorama"] = {"host": panorama.url, "certificateSha256": pin, "verifyTls": True}
+    assert settings("--panorama", panorama.url, "--certificate-sha256", pin) == (
+        parse_settings(document).panorama
+    )
+    document["panorama"] = {"host": panorama.url, "verifyTls": False}
+    assert settings("--panorama", panorama.url, "--no-verify-tls") == (
+        parse_settings(document).panorama
+    )
 
 
 # ---------------------------------------------------------------------- -v, --version, --help

@@ -1,6 +1,7 @@
 """TLS verification failures through the whole app: a server certificate from a CA the
 client does not trust, one for another host name, and an expired one, on Panorama and on
-a cluster's Kubernetes API server.
+a cluster's Kubernetes API server; and Panorama's own self-signed certificate trusted by
+a pin (`panorama.certificateSha256`) through the queue function.
 
 A certificate that fails verification fails the same way on every try (DESIGN 6: never
 retry a fault that repeats), so each is one connection, not retried inside the call, and
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from aksfw_core import functions
+from aksfw_core.config import CA_CERTIFICATES_SETTING
 from aksfw_local.fakes.kube_api import FakeKubeApi
 from aksfw_local.fakes.panorama import PanoramaSimulator
 from aksfw_local.fakes.server import FakeServer
@@ -27,6 +29,8 @@ from aksfw_local.fakes.tls import (
     CertProblem,
     accepted_connections,
     new_certificate_authority,
+    sha256_fingerprint,
+    write_self_signed,
     write_tls_material,
 )
 from aksfw_local.functions_host import poison_messages
@@ -74,15 +78,58 @@ def panorama(panorama_tls: Tls) -> Iterator[PanoramaSimulator]:
 
 
 @pytest.fixture
-def trusted_panorama(world: LocalStack, panorama_tls: Tls, monkeypatch, tmp_path) -> Tls:
-    """The app trusts Panorama's CA through `panorama.caBundle`."""
-    bundle = tmp_path / "panorama-ca.pem"
-    bundle.write_bytes(panorama_tls.ca.pem)
-    config = json.loads(os.environ["AKSFW_CONFIG"])
-    config["panorama"]["caBundle"] = str(bundle)
-    monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))
+def trusted_panorama(world: LocalStack, panorama_tls: Tls, monkeypatch) -> Tls:
+    """The app trusts Panorama's CA through `PANORAMA_CA_CERTIFICATES`, the app setting that
+    is a Key Vault reference in Azure (`panorama.caCertificates`)."""
+    monkeypatch.setenv(CA_CERTIFICATES_SETTING, panorama_tls.ca.pem.decode())
     functions.application.cache_clear()
     return panorama_tls
+
+
+def _pin(world: LocalStack, monkeypatch, fingerprint: str) -> None:
+    config = json.loads(os.environ["AKSFW_CONFIG"])
+    config["panorama"]["certificateSha256"] = fingerprint
+    monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))
+    functions.application.cache_clear()
+
+
+def test_a_pinned_self_signed_panorama_is_written_and_a_new_certificate_writes_nothing(
+    world, panorama_tls, deliveries, monkeypatch
+):
+    """Out of the box a Panorama shows a self-signed certificate for a name that is not
+    the address used: the app pins it. When the device's certificate changes, every
+    update is poisoned on its first connection and nothing is sent, until the new pin."""
+    world.panorama.stop()
+    material = write_self_signed(panorama_tls.directory, "PA-Panorama")
+    world.panorama.start()
+    _pin(world, monkeypatch, sha256_fingerprint(material.cert_file))  # AB:CD:... as printed
+    converge(world)
+    assert world.registered() == merged(FOREIGN, owned_tags(BEFORE))
+
+    world.panorama.stop()
+    renewed = write_self_signed(panorama_tls.directory, "PA-Panorama")
+    world.panorama.start()
+    deliveries.clear()
+    calls = len(world.panorama.calls)
+    connections = accepted_connections(renewed.cert_file)  # counted by path: the same file
+    world.kube.services = list(AFTER)
+    world.event("lb-write.eventgrid.json")
+    world.drain()
+    assert [(d.queue, d.dequeue_count, d.outcome) for d in deliveries] == [
+        (RESYNCS, 1, DONE),
+        (UPDATES, 1, POISONED),
+    ], deliveries
+    assert deliveries[1].retries == 0, deliveries
+    assert len(world.panorama.calls) == calls  # nothing reached Panorama
+    assert accepted_connections(renewed.cert_file) - connections == 1  # not retried
+    state = world.applied()
+    assert state is not None and "is not the pinned one" in (state.last_error or ""), state
+    assert world.registered() == merged(FOREIGN, owned_tags(BEFORE))
+
+    _pin(world, monkeypatch, sha256_fingerprint(renewed.cert_file))
+    assert world.http("POST", "resync", b"{}").status_code == 202
+    world.drain()
+    assert world.registered() == merged(FOREIGN, owned_tags(AFTER))
 
 
 @pytest.fixture

@@ -209,7 +209,7 @@ def test_unknown_target_is_a_non_retryable_error(panorama):
 
 def test_tls_with_a_custom_ca_bundle(tmp_path, caplog):
     with PanoramaSimulator(api_key=API_KEY, tls_dir=tmp_path) as simulator:
-        trusted = settings_for(simulator, ca_bundle=str(simulator.ca_file))
+        trusted = settings_for(simulator, ca_certificates=simulator.ca_pem.decode())
         with PanoramaClient(trusted, api_key(API_KEY)) as client:
             client.apply(REGISTER)
         with (
