@@ -1,223 +1,203 @@
-"""The resource declarations of a Bicep file, with the line of every property.
+"""The declarations of a Bicep file, with the line of every node, for the checks in
+infra/schema/ (no Bicep compiler can run here).
 
-A reader of just enough Bicep for infra/schema/check.py: it finds each `resource` (top level
-or nested in another's body, plain, `if (…)` or `[for …]`) and reads its body as object
-literals, array literals, `for` loops, plain literals and opaque expressions. It does not
-evaluate anything; pycep (which keeps no line numbers) parses the files in full.
+It reads what infra/ writes and the Bicep language around it: targetScope, param, var,
+resource (top level, nested in another's body, `if (…)`, `[for …]`), module, output, type,
+func, import and metadata statements with their decorators; values are read by
+expressions.py, tokens by tokens.py. It evaluates nothing, and reads a type for its base
+(string, int, …) only. pycep, which keeps no line numbers, parses the same files in full,
+and check.py compares what both found.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import functools
 from pathlib import Path
 
-# --- values ---------------------------------------------------------------------------
+from expressions import OPENERS, ValueReader
+from syntax import (
+    BicepFile,
+    Decorator,
+    Function,
+    Literal,
+    Loop,
+    Module,
+    ObjectLiteral,
+    Output,
+    Param,
+    Resource,
+    TypeRef,
+    Value,
+    Variable,
+)
+from tokens import BicepSyntaxError, Token, tokens
+
+_BASE_TYPES = {"string", "int", "bool", "object", "array", "any"}
 
 
-@dataclass(frozen=True)
-class Literal:
-    """A string without interpolation, a number, true, false or null."""
+class FileReader(ValueReader):
+    """Reads one file's statements into a BicepFile."""
 
-    line: int
-    value: str | int | bool | None
+    def __init__(self, path: Path, stream: list[Token]) -> None:
+        super().__init__(path, stream)
+        self.file = BicepFile(path)
 
+    # --- statements -------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Expression:
-    """Anything computed (a reference, a call, a conditional, an operator): not checked."""
-
-    line: int
-
-
-@dataclass(frozen=True)
-class Property:
-    line: int
-    key: str | None  # None: an interpolated key, known only at deployment
-    value: Value
-
-
-@dataclass(frozen=True)
-class ObjectLiteral:
-    line: int
-    properties: tuple[Property, ...]
-
-
-@dataclass(frozen=True)
-class ArrayLiteral:
-    line: int
-    items: tuple[Value, ...]
-
-
-@dataclass(frozen=True)
-class Loop:
-    """`[for … in …: body]`: an array whose every item is body."""
-
-    line: int
-    body: Value
-
-
-Value = Literal | Expression | ObjectLiteral | ArrayLiteral | Loop
-
-
-@dataclass(frozen=True)
-class Resource:
-    file: Path
-    line: int
-    symbol: str
-    type: str  # full type, e.g. Microsoft.Storage/storageAccounts/blobServices
-    api_version: str
-    existing: bool
-    body: ObjectLiteral | None  # None when the body is not an object literal
-    qualified: str  # parent__child for a resource declared in another's body (as pycep names it)
-
-
-# --- tokens ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Token:
-    kind: str  # "name", "string", "number", "newline", or the punctuation character itself
-    text: str
-    line: int
-    interpolated: bool = False  # strings only
-
-
-class BicepSyntaxError(ValueError):
-    pass
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = re.compile(r"[0-9]+")
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", "'": "'", "$": "$"}
-
-
-def tokens(text: str) -> list[Token]:
-    """Bicep's tokens; comments dropped, runs of newlines kept as one."""
-    out: list[Token] = []
-    i, line = 0, 1
-    while i < len(text):
-        char = text[i]
-        if char == "\n":
-            if out and out[-1].kind != "newline":
-                out.append(Token("newline", "\n", line))
-            line += 1
-            i += 1
-        elif char in " \t\r":
-            i += 1
-        elif text.startswith("//", i):
-            i = text.find("\n", i) if "\n" in text[i:] else len(text)
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            end = len(text) if end < 0 else end + 2
-            line += text.count("\n", i, end)
-            i = end
-        elif text.startswith("'''", i):
-            end = text.find("'''", i + 3)
-            if end < 0:
-                raise BicepSyntaxError(f"line {line}: unterminated ''' string")
-            out.append(Token("string", text[i + 3 : end], line))
-            line += text.count("\n", i, end)
-            i = end + 3
-        elif char == "'":
-            value, interpolated, end = _string(text, i, line)
-            out.append(Token("string", value, line, interpolated))
-            line += text.count("\n", i, end)
-            i = end
-        elif match := _NAME.match(text, i):
-            out.append(Token("name", match.group(), line))
-            i = match.end()
-        elif match := _NUMBER.match(text, i):
-            out.append(Token("number", match.group(), line))
-            i = match.end()
-        else:
-            out.append(Token(char, char, line))
-            i += 1
-    return out
-
-
-def _string(text: str, start: int, line: int) -> tuple[str, bool, int]:
-    """The string literal at text[start] ("'"): its value, whether it interpolates, its end."""
-    value: list[str] = []
-    interpolated = False
-    i = start + 1
-    while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text):
-            value.append(_ESCAPES.get(text[i + 1], text[i + 1]))
-            i += 2
-        elif char == "'":
-            return "".join(value), interpolated, i + 1
-        elif text.startswith("${", i):
-            interpolated = True
-            i = _interpolation_end(text, i + 2, line)
-        else:
-            value.append(char)
-            i += 1
-    raise BicepSyntaxError(f"line {line}: unterminated string")
-
-
-def _interpolation_end(text: str, i: int, line: int) -> int:
-    depth = 1
-    while i < len(text):
-        if text[i] == "'":
-            i = _string(text, i, line)[2]
-            continue
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        i += 1
-        if depth == 0:
-            return i
-    raise BicepSyntaxError(f"line {line}: unterminated ${{…}}")
-
-
-# --- declarations ---------------------------------------------------------------------
-
-_OPENERS = {"(": ")", "[": "]", "{": "}"}
-_ENDS = {"newline", ",", ")", "]", "}", "eof"}
-
-
-class _Reader:
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.tokens = tokens(text)
-        self.tokens.append(Token("eof", "", self.tokens[-1].line if self.tokens else 1))
-        self.i = 0
-        self.resources: list[Resource] = []
-
-    @property
-    def token(self) -> Token:
-        return self.tokens[self.i]
-
-    def peek(self, ahead: int = 1) -> Token:
-        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
-
-    def expect(self, kind: str) -> Token:
-        token = self.token
-        if token.kind != kind:
-            raise BicepSyntaxError(f"line {token.line}: expected {kind!r}, found {token.text!r}")
-        self.i += 1
-        return token
-
-    def skip_newlines(self) -> None:
-        while self.token.kind == "newline":
-            self.i += 1
-
-    def file(self) -> list[Resource]:
-        while self.token.kind != "eof":
+    def read(self) -> BicepFile:
+        while True:
             self.skip_newlines()
-            if self.token.kind == "name" and self.token.text == "resource":
-                self.declaration(parent=None)
-            else:
-                self.skip_expression()
-                if self.token.kind in {")", "]", "}"}:
-                    raise BicepSyntaxError(f"line {self.token.line}: unbalanced {self.token.text}")
-        return self.resources
+            if self.at("eof"):
+                return self.file
+            decorators: list[Decorator] = []
+            while self.at("@"):
+                decorators.append(self.decorator())
+                self.skip_newlines()
+            self.statement(tuple(decorators))
+            if not (self.at("newline") or self.at("eof")):
+                raise self.fail("expected the end of the line")
 
-    def declaration(self, parent: Resource | None) -> None:
-        line = self.expect("name").line  # resource
+    def statement(self, decorators: tuple[Decorator, ...]) -> None:
+        keyword = self.expect("name")
+        handler = {
+            "targetScope": self.target_scope,
+            "param": self.param,
+            "var": self.variable,
+            "output": self.output,
+            "resource": self.resource_statement,
+            "module": self.module,
+            "type": self.type_alias,
+            "func": self.function,
+            "import": self.import_,
+            "metadata": self.metadata,
+            "extension": self.skip_line,
+            "provider": self.skip_line,
+            "using": self.skip_line,
+        }.get(keyword.text)
+        if handler is None:
+            raise BicepSyntaxError(f"line {keyword.line}: unknown statement {keyword.text!r}")
+        handler(keyword.line, decorators)
+
+    def declare(self, line: int, name: str, table: dict[str, object] | None = None) -> None:
+        names = (
+            set(self.file.params)
+            | set(self.file.variables)
+            | set(self.file.modules)
+            | {r.symbol for r in self.file.resources if r.parent is None}
+            | set(self.file.functions)
+        )
+        if table is not None:
+            names = set(table)
+        if name in names:
+            self.file.duplicates.append((line, name))
+
+    def target_scope(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        self.expect("=")
+        value = self.value()
+        if not (isinstance(value, Literal) and isinstance(value.value, str)):
+            raise BicepSyntaxError(f"line {line}: targetScope must be a string")
+        self.file.target_scope, self.file.target_scope_line = value.value, line
+
+    def param(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        name = self.expect("name").text
+        type_ = self.type_ref()
+        default = None
+        if self.at("="):
+            self.i += 1
+            default = self.value()
+        self.declare(line, name)
+        self.file.params[name] = Param(line, name, type_, default, decorators)
+
+    def variable(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        name = self.expect("name").text
+        if not self.at("="):
+            self.type_ref()
+        self.expect("=")
+        self.declare(line, name)
+        self.file.variables[name] = Variable(line, name, self.value())
+
+    def output(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        name = self.expect("name").text
+        type_ = self.type_ref()
+        self.expect("=")
+        self.declare(line, name, dict(self.file.outputs))
+        self.file.outputs[name] = Output(line, name, type_, self.value())
+
+    def type_alias(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        name = self.expect("name").text
+        self.expect("=")
+        self.file.types[name] = self.type_ref()
+
+    def function(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        name = self.expect("name").text
+        self.expect("(")
+        parameters: list[str] = []
+        while not self.before(")"):
+            self.skip_newlines()
+            parameters.append(self.expect("name").text)
+            self.skip_type(stop={",", ")"})
+            if self.at(","):
+                self.i += 1
+        self.expect(")")
+        self.skip_type(stop={"=>"})
+        self.expect("=>")
+        self.declare(line, name)
+        self.file.functions[name] = Function(line, name, tuple(parameters), self.value())
+
+    def import_(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        if self.at("{"):
+            self.i += 1
+            while not self.before("}"):
+                if self.at("name"):
+                    name = self.expect("name").text
+                    if self.at("name", "as"):
+                        self.i += 1
+                        name = self.expect("name").text
+                    self.file.imports.add(name)
+                else:
+                    self.i += 1
+            self.i += 1
+        elif self.at("*"):
+            self.i += 1
+            self.expect("name", "as")
+            self.file.imports.add(self.expect("name").text)
+        self.skip_line(line, decorators)
+
+    def metadata(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        self.expect("name")
+        self.expect("=")
+        self.file.metadata.append(self.value())
+
+    def skip_line(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        while not (self.at("newline") or self.at("eof")):
+            self.skip_balanced() if self.token.kind in OPENERS else self.advance()
+
+    # --- types ------------------------------------------------------------------------
+
+    def skip_type(self, stop: set[str]) -> None:
+        while not (self.token.kind in stop or self.at("newline") or self.at("eof")):
+            self.skip_balanced() if self.token.kind in OPENERS else self.advance()
+
+    def type_ref(self) -> TypeRef:
+        """A type, up to `=` or the end of the line; only its base is kept."""
+        start = self.i
+        self.skip_type(stop={"="})
+        words = self.tokens[start : self.i]
+        if not words:
+            raise BicepSyntaxError(f"line {self.token.line}: expected a type")
+        nullable = words[-1].kind == "?" or any(w.text == "null" for w in words)
+        base, literals = _type_base(words)
+        return TypeRef(words[0].line, base, nullable, literals)
+
+    # --- resources and modules --------------------------------------------------------
+
+    def resource_statement(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        self.declaration(line, parent=None)
+
+    def declaration(self, line: int, parent: Resource | None) -> None:
         symbol = self.expect("name").text
         type_text = self.expect("string").text
-        existing = self.token.kind == "name" and self.token.text == "existing"
+        existing = self.at("name", "existing")
         if existing:
             self.i += 1
         self.expect("=")
@@ -228,142 +208,90 @@ class _Reader:
         placeholder = Resource(
             self.path, line, symbol, type_, api_version, existing, None, qualified
         )
-        body = self.value(placeholder)
-        while isinstance(body, Loop):
-            body = body.body
-        resource = Resource(
-            self.path,
-            line,
-            symbol,
-            type_,
-            api_version,
-            existing,
-            body if isinstance(body, ObjectLiteral) else None,
-            qualified,
+        if parent is None:
+            self.declare(line, symbol)
+        body, condition, loop = self.declaration_body(placeholder)
+        self.file.resources.append(
+            Resource(
+                self.path,
+                line,
+                symbol,
+                type_,
+                api_version,
+                existing,
+                body,
+                qualified,
+                condition,
+                loop,
+                parent.qualified if parent else None,
+            )
         )
-        self.resources.append(resource)
 
-    def value(self, resource: Resource | None = None) -> Value:
-        """One value; resource: the declaration whose body this is, if it is one."""
-        start = self.token
-        if start.kind == "name" and start.text == "if" and self.peek().kind == "(":
-            self.i += 1
-            self.balanced()  # the condition of a resource, module or loop item
-            self.skip_newlines()
-            return self.value(resource)
-        if start.kind == "{":
-            value: Value = self.object_literal(resource)
-        elif start.kind == "[" and self.peek().kind == "name" and self.peek().text == "for":
-            value = self.loop(resource)
-        elif start.kind == "[":
-            value = self.array_literal()
-        elif start.kind == "string" and not start.interpolated and self.peek().kind in _ENDS:
-            self.i += 1
-            return Literal(start.line, start.text)
-        elif start.kind == "number" and self.peek().kind in _ENDS:
-            self.i += 1
-            return Literal(start.line, int(start.text))
-        elif start.kind == "name" and start.text in {"true", "false", "null"}:
-            if self.peek().kind in _ENDS:
-                self.i += 1
-                return Literal(start.line, {"true": True, "false": False}.get(start.text))
-            value = Expression(start.line)
-        else:
-            value = Expression(start.line)
-        if self.token.kind not in _ENDS:  # `{…}.key`, `[…][0]`, `x ? y : z`, `a.b`, …
-            self.skip_expression()
-            return Expression(start.line)
-        return value
+    def declaration_body(
+        self, resource: Resource | None
+    ) -> tuple[ObjectLiteral | None, Value | None, Loop | None]:
+        """A resource's or module's `{…}`, `if (…) {…}` or `[for …: …]`."""
+        condition = None
+        if self.at("name", "if"):
+            condition = self.condition()
+        value = self.value(resource)
+        loop = value if isinstance(value, Loop) else None
+        if loop is not None:
+            condition, value = loop.condition, loop.body
+        return (value if isinstance(value, ObjectLiteral) else None), condition, loop
 
-    def object_literal(self, resource: Resource | None) -> ObjectLiteral:
-        line = self.expect("{").line
-        properties: list[Property] = []
-        while True:
-            while self.token.kind in {"newline", ","}:
-                self.i += 1
-            token = self.token
-            if token.kind == "}":
-                self.i += 1
-                return ObjectLiteral(line, tuple(properties))
-            if token.kind == "@":  # a decorator (of a nested resource)
-                self.skip_expression()
-                continue
-            if (
-                resource is not None
-                and token.kind == "name"
-                and token.text == "resource"
-                and self.peek().kind == "name"
-            ):
-                self.declaration(parent=resource)
-                continue
-            if token.kind not in {"name", "string"}:
-                raise BicepSyntaxError(
-                    f"line {token.line}: expected a property, found {token.text!r}"
-                )
-            self.i += 1
-            self.expect(":")
-            key = None if token.interpolated else token.text
-            properties.append(Property(token.line, key, self.value()))
+    def module(self, line: int, decorators: tuple[Decorator, ...]) -> None:
+        symbol = self.expect("name").text
+        path = self.expect("string").text
+        self.expect("=")
+        self.declare(line, symbol)
+        body, condition, loop = self.declaration_body(None)
+        self.file.modules[symbol] = Module(line, symbol, path, body, condition, loop)
 
-    def array_literal(self) -> ArrayLiteral:
-        line = self.expect("[").line
-        items: list[Value] = []
-        while True:
-            while self.token.kind in {"newline", ","}:
-                self.i += 1
-            if self.token.kind == "]":
-                self.i += 1
-                return ArrayLiteral(line, tuple(items))
-            items.append(self.value())
+    # --- values -----------------------------------------------------------------------
 
-    def loop(self, resource: Resource | None) -> Loop:
-        line = self.expect("[").line
-        depth = 0  # find the ':' that ends `for x in y`
-        while not (depth == 0 and self.token.kind == ":"):
-            if self.token.kind == "eof":
-                raise BicepSyntaxError(f"line {line}: unterminated for")
-            depth += (self.token.kind in _OPENERS) - (self.token.kind in _OPENERS.values())
-            self.i += 1
-        self.i += 1
-        self.skip_newlines()
-        body = self.value(resource)
-        self.skip_newlines()
-        self.expect("]")
-        return Loop(line, body)
-
-    def balanced(self) -> None:
-        """Skip one bracketed group, starting at its opening bracket."""
-        closer = _OPENERS[self.token.kind]
-        line = self.token.line
-        self.i += 1
-        while self.token.kind != closer:
-            if self.token.kind == "eof":
-                raise BicepSyntaxError(f"line {line}: unclosed bracket")
-            if self.token.kind in _OPENERS:
-                self.balanced()
-            else:
-                self.i += 1
-        self.i += 1
-
-    def skip_expression(self) -> None:
-        """Skip to the end of the current value or statement (at least one token)."""
-        first = True
-        while first or self.token.kind not in _ENDS:
-            first = False
-            if self.token.kind in _OPENERS:
-                self.balanced()
-            elif self.token.kind != "eof":
-                self.i += 1
-            else:
-                return
+    def nested(self, line: int, parent: Resource) -> None:
+        self.declaration(line, parent)
 
 
-def resources(path: Path) -> list[Resource]:
-    """Every resource declared in the Bicep file at path, nested ones included.
+def _type_base(words: list[Token]) -> tuple[str, tuple[str | int | bool, ...]]:
+    """The base of a type's tokens (string, int, bool, object, array, resource, any, or
+    custom:<name> for a declared type) and its literal values, if it is a union of them."""
+    first = words[0]
+    after = words[1].kind if len(words) > 1 else ""
+    if first.kind in {"string", "number"} or first.text in {"true", "false"}:
+        literals = tuple(v for w in words if (v := _literal_type(w)) is not None)
+        kinds = {type(v) for v in literals}
+        names = {str: "string", int: "int", bool: "bool"}
+        return (names[kinds.pop()] if len(kinds) == 1 else "any"), literals
+    if first.kind == "name" and after == "[":
+        return "array", ()
+    if first.kind == "name" and first.text in _BASE_TYPES | {"resource"}:
+        return first.text, ()
+    if first.kind in {"{", "["}:
+        return ("object" if first.kind == "{" else "array"), ()
+    if first.kind == "name" and after in {"", "?"}:
+        return f"custom:{first.text}", ()
+    return "any", ()
 
-    Raises BicepSyntaxError where the file is not Bicep as this reader knows it.
+
+def _literal_type(token: Token) -> str | int | bool | None:
+    if token.kind == "number":
+        return int(token.text)
+    if token.kind == "string":
+        return token.text
+    return {"true": True, "false": False}.get(token.text)
+
+
+@functools.cache
+def _read(path: Path, text: str) -> BicepFile:
+    return FileReader(path, tokens(text)).read()
+
+
+def read(path: Path) -> BicepFile:
+    """The Bicep file at path, read once per content.
+
+    Raises BicepSyntaxError (its message starts with the line) where the file is not Bicep
+    as this reader knows it.
     """
-    try:
-        return _Reader(path, path.read_text()).file()
-    except BicepSyntaxError as error:
-        raise BicepSyntaxError(f"{path}: {error}") from None
+    return _read(path, path.read_text())

@@ -2,10 +2,15 @@
 (requirements-infra.txt) carry them per API version.
 
 A type@version is known when the SDK has, for that API version, a PUT operation on the type's
-URL and the model class that operation sends. A model's `_attribute_map` gives each property
-its REST path (flattened ones with dots: `properties.serverFarmId`) and its type (`str`,
-`[Subnet]`, `{str}`, a class name); `_validation` marks the read-only ones; `_subtype_map`
-names the subclass for each value of a discriminator (`endpointType: 'AzureFunction'`).
+URL and the model class that operation sends; the URL also says at which scopes the type is
+deployed (a resource group, a subscription, or any resource: an extension type such as
+roleAssignments). A model's `_attribute_map` gives each property its REST path (flattened
+ones with dots: `properties.serverFarmId`) and its type (`str`, `[Subnet]`, `{str}`, a class
+name); `_validation` marks the read-only and the required ones and carries bounds
+(`maximum`, `max_length`, `pattern`, …); `__init__`'s annotations name the enum of an
+enum-typed property (`Union[str, "_models.SkuName"]`), whose values the models module holds;
+`_subtype_map` names the subclass for each value of a discriminator
+(`endpointType: 'AzureFunction'`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import enum
 import importlib
 import importlib.util
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -94,6 +100,11 @@ RESOURCE_MODELS: dict[str, tuple[str, str]] = {
     ),
 }
 
+_KNOWN = {name.lower(): entry for name, entry in RESOURCE_MODELS.items()}
+# The suffixes of a PUT model whose GET model is another class (StorageAccountCreateParameters
+# sends what StorageAccount returns).
+_PUT_SUFFIXES = ("CreateOrUpdateParameters", "CreateParameters", "Parameters")
+
 SCALARS = frozenset(
     {
         "str",
@@ -141,17 +152,41 @@ def type_of_url(url: str) -> str | None:
     return "/".join([segments[0], *segments[1::2]])
 
 
+def scope_of_url(url: str) -> str:
+    """Where a PUT URL template puts its resource: resourceGroup, subscription, tenant,
+    managementGroup, or extension (`/{scope}/providers/…`: on any resource or scope)."""
+    head = url.partition("/providers/")[0].lower()
+    if head.startswith("/{"):
+        return "extension"
+    if head.startswith("/subscriptions/{subscriptionid}/resourcegroups/{"):
+        # A resource group itself (no /providers/) lives in its subscription.
+        return "resourceGroup" if "/providers/" in url else "subscription"
+    if head.startswith("/subscriptions/"):
+        return "subscription"
+    return "managementGroup" if "managementgroups" in head else "tenant"
+
+
 @cache
-def put_versions(operations: Path) -> dict[str, frozenset[str]]:
-    """Lower-cased resource type -> the API versions of its PUT operations in a package folder."""
-    found: dict[str, set[str]] = {}
+def put_operations(operations: Path) -> dict[str, dict[str, frozenset[str]]]:
+    """Lower-cased resource type -> API version -> the scopes of its PUT operations, in one
+    package folder."""
+    found: dict[str, dict[str, set[str]]] = {}
     for source in sorted(operations.glob("_*.py")):
         for builder in _BUILDER.finditer(source.read_text()):
             text = builder.group()
             url, version = _URL.search(text), _VERSION.search(text)
             if _PUT.search(text) and url and version and (type_ := type_of_url(url.group(1))):
-                found.setdefault(type_.lower(), set()).add(version.group(1))
-    return {type_: frozenset(versions) for type_, versions in found.items()}
+                scopes = found.setdefault(type_.lower(), {}).setdefault(version.group(1), set())
+                scopes.add(scope_of_url(url.group(1)))
+    return {
+        type_: {version: frozenset(scopes) for version, scopes in versions.items()}
+        for type_, versions in found.items()
+    }
+
+
+def put_versions(operations: Path) -> dict[str, frozenset[str]]:
+    """Lower-cased resource type -> the API versions of its PUT operations in a package folder."""
+    return {type_: frozenset(v) for type_, v in put_operations(operations).items()}
 
 
 def models_module(resource_type: str, api_version: str) -> tuple[ModuleType, type[Any]]:
@@ -159,10 +194,59 @@ def models_module(resource_type: str, api_version: str) -> tuple[ModuleType, typ
 
     Raises UnknownModel when no installed SDK has that type at that version.
     """
-    known = {name.lower(): entry for name, entry in RESOURCE_MODELS.items()}
-    if resource_type.lower() not in known:
+    return _models_module(resource_type.lower(), api_version)
+
+
+def deploy_scopes(resource_type: str, api_version: str) -> frozenset[str]:
+    """The scopes (scope_of_url) the SDK's PUT operations of resource_type@api_version take.
+
+    Raises UnknownModel when no installed SDK has that type at that version.
+    """
+    return _locate(resource_type.lower(), api_version)[1]
+
+
+@cache
+def _models_module(resource_type: str, api_version: str) -> tuple[ModuleType, type[Any]]:
+    location, _ = _locate(resource_type, api_version)
+    class_name = _KNOWN[resource_type][1]
+    module = importlib.import_module(f"{location}.models")
+    model = getattr(module, class_name, None)
+    if not isinstance(model, type):
+        raise UnknownModel(f"{location}.models has no {class_name}")
+    return module, model
+
+
+def read_shape(resource_type: str, api_version: str) -> Shape:
+    """What a reference to a resource of resource_type@api_version may read: the properties of
+    the model its PUT sends and of the one its GET returns, read-only ones included.
+
+    Raises UnknownModel when no installed SDK has that type at that version.
+    """
+    module, model = models_module(resource_type, api_version)
+    tree = shape(model)[0]
+    suffix = next((s for s in _PUT_SUFFIXES if model.__name__.endswith(s)), None)
+    read_model = getattr(module, model.__name__.removesuffix(suffix), None) if suffix else None
+    if isinstance(read_model, type) and read_model is not model:
+        tree = _merge(shape(read_model)[0], tree)
+    return tree
+
+
+def _merge(first: Shape, second: Shape) -> Shape:
+    merged: Shape = dict(first)
+    for key, node in second.items():
+        mine = merged.get(key)
+        merged[key] = (
+            _merge(mine, node) if isinstance(mine, dict) and isinstance(node, dict) else node
+        )
+    return merged
+
+
+@cache
+def _locate(resource_type: str, api_version: str) -> tuple[str, frozenset[str]]:
+    """The package (or versioned folder) holding resource_type@api_version, and its scopes."""
+    if resource_type not in _KNOWN:
         raise UnknownModel(f"unknown resource type (no row for it in RESOURCE_MODELS, {__file__})")
-    package, class_name = known[resource_type.lower()]
+    package, _ = _KNOWN[resource_type]
     # Multi-version packages keep each API version in a folder of its own (v2024_04_01);
     # others carry one API version per operation, at the package's root.
     versioned = f"{package}.v{api_version.replace('-', '_')}"
@@ -171,15 +255,11 @@ def models_module(resource_type: str, api_version: str) -> tuple[ModuleType, typ
     if spec is None or not spec.submodule_search_locations:
         raise UnknownModel(f"{package} is not installed (requirements-infra.txt)")
     folder = Path(next(iter(spec.submodule_search_locations)))
-    versions = put_versions(folder / "operations").get(resource_type.lower(), frozenset())
+    versions = put_operations(folder / "operations").get(resource_type.lower(), {})
     if api_version not in versions:
-        carried = ", ".join(sorted(versions | _folder_versions(package, resource_type))) or "none"
-        raise UnknownModel(f"unknown API version (the installed models carry: {carried})")
-    module = importlib.import_module(f"{location}.models")
-    model = getattr(module, class_name, None)
-    if not isinstance(model, type):
-        raise UnknownModel(f"{location}.models has no {class_name}")
-    return module, model
+        carried = ", ".join(sorted(set(versions) | _folder_versions(package, resource_type)))
+        raise UnknownModel(f"unknown API version (the installed models carry: {carried or 'none'})")
+    return location, versions[api_version]
 
 
 def _exists(module: str) -> bool:
@@ -207,10 +287,15 @@ def _folder_versions(package: str, resource_type: str) -> set[str]:
 
 @dataclass(frozen=True)
 class Field:
-    """One property of a model: its REST type and whether only the service sets it."""
+    """One property of a model: its REST type, whether only the service sets it, whether a
+    request must give it, the values of its enum (extensible or not), and its bounds
+    (msrest's `maximum`, `minimum`, `max_length`, `min_length`, `pattern`, …)."""
 
     type: str
     read_only: bool
+    required: bool = False
+    enum: tuple[str | int, ...] = ()
+    bounds: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 # A model's properties as a tree: flattened keys (properties.serverFarmId) become nesting.
@@ -219,6 +304,7 @@ Shape = dict[str, "Field | Shape"]
 _DOT = re.compile(r"(?<!\\)\.")
 
 
+@cache
 def shape(model: type[Any]) -> tuple[Shape, bool]:
     """The property tree of a model class, and whether it takes any other key too
     (additionalProperties)."""
@@ -238,9 +324,35 @@ def shape(model: type[Any]) -> tuple[Shape, bool]:
                 break
             node = child
         else:
-            read_only = bool(validation.get(name, {}).get("readonly"))
-            node[leaf] = Field(attribute["type"], read_only)
+            rules = dict(validation.get(name, {}))
+            read_only = bool(rules.pop("readonly", False))
+            required = bool(rules.pop("required", False))
+            enum_ = enum_values(model, name)
+            node[leaf] = Field(attribute["type"], read_only, required, enum_, rules)
     return tree, open_
+
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def enum_values(model: type[Any], attribute: str) -> tuple[str | int, ...]:
+    """The values of the enum that model's __init__ annotates attribute with (`Union[str,
+    "_models.Kind"]`, or `ForwardRef('Kind')` in some packages), or () when it names none."""
+    annotation = _annotations(model).get(attribute)
+    if annotation is None:
+        return ()
+    module = sys.modules.get(model.__module__.rpartition(".")[0])
+    for name in _WORD.findall(str(annotation)):
+        found = getattr(module, name, None)
+        if isinstance(found, type) and issubclass(found, enum.Enum):
+            return tuple(member.value for member in found)
+    return ()
+
+
+@cache
+def _annotations(model: type[Any]) -> dict[str, Any]:
+    init = model.__dict__.get("__init__")
+    return dict(getattr(init, "__annotations__", {}) or {})
 
 
 def discriminator(model: type[Any]) -> tuple[str, dict[str, str]] | None:
