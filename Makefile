@@ -1,7 +1,46 @@
 # The two commands of the README: `make demo` and `make test`. Both set themselves up.
-PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+
+# The Python that builds the venvs (3.11, 3.12 or 3.13): PYTHON=python3.12 picks one. Once .venv
+# exists, the interpreter its pyvenv.cfg records is the default, so a later `make test` builds
+# the other venvs with the same one; a wrong one stops make with one line (below).
+PYTHON_VERSIONS := 3.11 3.12 3.13
+# What built .venv (none when `make clean` is among the goals: .venv goes first).
+VENV_CFG := $(if $(filter clean,$(MAKECMDGOALS)),/dev/null,$(VENV)/pyvenv.cfg)
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(or $(shell sed -n 's/^executable *= *//p' $(VENV_CFG) 2>/dev/null),python3)
+endif
+
+# Make stops at once, with one line naming the way out, when PYTHON cannot build aksfw's venvs
+# or .venv is not PYTHON's: missing, not 3.11-3.13, without its venv module, or .venv built by
+# another version (pyvenv.cfg records it) or by an interpreter since removed. Not for `make clean`.
+define PYTHON_CHECK
+ok() { case " $(PYTHON_VERSIONS) " in *" $$1 "*) return 0;; esac; return 1; };
+again="run 'make clean', then 'make demo' (PYTHON=python3.12, or another 3.11-3.13, to choose)";
+built=$$(sed -n 's/^version *= *\([0-9]*\.[0-9]*\).*/\1/p' $(VENV_CFG) 2>/dev/null);
+have=$$('$(PYTHON)' -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null);
+if [ -n "$$built" ] && ! ok "$$built"; then
+	echo "$(VENV) was built with Python $$built; aksfw needs 3.11, 3.12 or 3.13: $$again";
+elif [ -n "$$built" ] && ! $(BIN)/python -c '' 2>/dev/null; then
+	echo "the Python $$built that built $(VENV) no longer runs (moved or removed): $$again";
+elif [ -z "$$have" ]; then
+	echo "PYTHON=$(PYTHON) does not run here: name a Python 3.11, 3.12 or 3.13 (make demo PYTHON=python3.12)";
+elif ! ok "$$have"; then
+	echo "PYTHON=$(PYTHON) is Python $$have; aksfw needs 3.11, 3.12 or 3.13 (make demo PYTHON=python3.12)";
+elif [ -n "$$built" ] && [ "$$built" != "$$have" ]; then
+	echo "$(VENV) was built with Python $$built, not with PYTHON=$(PYTHON) (Python $$have): run 'make clean' first, or leave PYTHON= out to keep it";
+elif [ -z "$$built" ] && ! '$(PYTHON)' -c 'import ensurepip, venv' 2>/dev/null; then
+	echo "PYTHON=$(PYTHON) (Python $$have) has no venv module: install it (Debian, Ubuntu: apt install python$$have-venv)";
+fi
+endef
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),default)),)
+PYTHON_PROBLEM := $(shell $(PYTHON_CHECK))
+ifneq ($(PYTHON_PROBLEM),)
+$(error $(PYTHON_PROBLEM))
+endif
+endif
+
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
@@ -39,9 +78,11 @@ checkov: $(CHECKOV_STAMP)
 		$(CHECKOV) | grep 'Error parsing' >&2; exit 1; fi; exit $$status
 
 # The Bicep without a Bicep compiler (none installs here): checkov passes, every file parses
-# (pycep), and every resource property exists, at its level, in the azure-mgmt-* REST models of
-# its type@version (infra/schema/check.py, in a venv of its own: the SDKs pin their own
-# dependencies). --self-test proves that a wrong property or API version fails there.
+# (pycep and the check's own reader), every resource body fits the azure-mgmt-* REST models of
+# its type@version (properties, types, enums, required ones), and what a compiler would refuse
+# is not there (undefined names, missing outputs, module parameters, scopes, bounds):
+# infra/schema/check.py, in a venv of its own (the SDKs pin their own dependencies).
+# --self-test proves that each kind of mistake fails there (docs/development.md).
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
@@ -94,5 +135,8 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(PIP) install -r requirements-bench.txt
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Everything the targets above set up (the venvs with their stamps, node_modules) and the tools'
+# caches: the next `make demo` or `make test` starts as a fresh clone does.
 clean:
-	rm -rf $(VENV) .venv-checkov .venv-infra $(RUNTIME_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .venv-checkov .venv-infra $(RUNTIME_VENV) node_modules .pytest_cache .mypy_cache \
+		.ruff_cache .hypothesis .grimp_cache .import_linter_cache *.egg-info

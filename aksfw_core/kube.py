@@ -17,14 +17,17 @@ to the time that is left.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -59,9 +62,17 @@ def kube_api_client(kubeconfig: str | None, context: str | None = None) -> Any:
     or the pod's service account (its bearer token and CA) when `kubeconfig` is None.
 
     Raises:
-        InputError: the kubeconfig is unusable, `context` is given without it, or there is
-            no kubeconfig and this is not a pod.
+        InputError: the kubeconfig is missing, lacks `context` or is unusable
+            (`check_kubeconfig` says the first two with their fix), `context` is given
+            without it, or there is no kubeconfig and this is not a pod.
     """
+    if kubeconfig is not None:
+        check_kubeconfig(kubeconfig, context)
+    elif context is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        raise InputError(
+            "no kubeconfig given, and this is not a pod (KUBERNETES_SERVICE_HOST is unset): "
+            f"give --kubeconfig PATH, e.g. --kubeconfig {DEFAULT_KUBECONFIG}"
+        )
     try:
         if kubeconfig is not None:
             return k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
@@ -72,9 +83,101 @@ def kube_api_client(kubeconfig: str | None, context: str | None = None) -> Any:
         configuration = k8s.Configuration()
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         return k8s.ApiClient(configuration)
-    except (ConfigException, OSError, ValueError, TypeError) as error:
+    except (ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as error:
         where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster config"
-        raise InputError(f"{where}: {error}") from None
+        raise InputError(f"{where}: {' '.join(str(error).split())}") from None
+
+
+DEFAULT_KUBECONFIG = "~/.kube/config"
+"""Where kubectl (and `az aks get-credentials`) keep the kubeconfig when KUBECONFIG is unset."""
+_CONTEXTS_SHOWN = 10
+
+
+def check_kubeconfig(kubeconfig: str, context: str | None = None) -> None:
+    """The mistakes of a first run with a kubeconfig, each said with its fix before the
+    `kubernetes` library reads the file: a path, kubectl's default or KUBECONFIG's value,
+    where no file is; a context the files do not hold (the likeliest one named, and the
+    others); no context given and none current. `kubeconfig` is one path, or several
+    joined with `os.pathsep` as in KUBECONFIG (the missing ones are skipped, as kubectl does).
+
+    Raises:
+        InputError: one of those mistakes.
+    """
+    paths = [os.path.expanduser(part) for part in kubeconfig.split(os.pathsep) if part]
+    if not paths:
+        raise InputError(
+            "kubeconfig: an empty path (an unset KUBECONFIG?): name the file, e.g. "
+            f"--kubeconfig {DEFAULT_KUBECONFIG}"
+        )
+    if not any(os.path.exists(path) for path in paths):
+        raise InputError(_no_kubeconfig(kubeconfig, paths))
+    if not any(os.path.isfile(path) for path in paths):
+        raise InputError(f"kubeconfig {kubeconfig}: a directory, not a kubeconfig file")
+    found = _contexts(paths)
+    if found is None:
+        return  # not readable as a kubeconfig: the library's own reading says why
+    names, current = found
+    if context is None and not current and names:
+        raise InputError(
+            f"kubeconfig {kubeconfig} names no current context: choose one with --context "
+            f"({_listed(names)})"
+        )
+    if context is not None and context not in names:
+        likely = difflib.get_close_matches(context, names, n=1)
+        guess = f"did you mean {likely[0]}? Its" if likely else "its"
+        raise InputError(
+            f"kubeconfig {kubeconfig} has no context {context!r}: "
+            + (f"{guess} contexts: {_listed(names)}" if names else "it holds no context at all")
+        )
+
+
+def _no_kubeconfig(kubeconfig: str, paths: list[str]) -> str:
+    """What to do when no file of `kubeconfig` exists, by where the path came from."""
+    if kubeconfig == os.environ.get("KUBECONFIG"):
+        return (
+            f"kubeconfig {kubeconfig}: no such file, and it is what KUBECONFIG says: point "
+            f"KUBECONFIG at your kubeconfig, or unset it and use {DEFAULT_KUBECONFIG}"
+        )
+    if paths == [os.path.expanduser(DEFAULT_KUBECONFIG)]:
+        return (
+            f"kubeconfig {kubeconfig}: no such file: kubectl has no configuration on this "
+            "machine yet: `az aks get-credentials --resource-group RG --name CLUSTER` writes "
+            "it, or give --kubeconfig the file you use"
+        )
+    if len(paths) > 1:
+        return f"kubeconfig {kubeconfig}: none of these files exists"
+    return f"kubeconfig {kubeconfig}: no such file"
+
+
+def _contexts(paths: list[str]) -> tuple[list[str], str | None] | None:
+    """The context names of the kubeconfig files that exist, and the current one (the first
+    file's that sets it, as kubectl merges them); None if one cannot be read as YAML."""
+    names: list[str] = []
+    current: str | None = None
+    for path in paths:
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as file:
+                document = yaml.safe_load(file)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+        if not isinstance(document, dict):
+            continue
+        if current is None and document.get("current-context"):
+            current = str(document["current-context"])
+        contexts = document.get("contexts")
+        for entry in contexts if isinstance(contexts, list) else ():
+            if isinstance(entry, dict) and entry.get("name") and entry["name"] not in names:
+                names.append(str(entry["name"]))
+    return names, current
+
+
+def _listed(names: list[str]) -> str:
+    """Some names, for a line: the first ten, and how many more."""
+    shown = ", ".join(names[:_CONTEXTS_SHOWN])
+    more = len(names) - _CONTEXTS_SHOWN
+    return f"{shown} and {more} more (kubectl config get-contexts)" if more > 0 else shown
 
 
 def kube_api_client_from_dict(kubeconfig: Mapping[str, Any], where: str) -> Any:
@@ -185,6 +288,11 @@ class KubernetesServices:
         self.resource_version: str | None = None
         """The resourceVersion of the last complete list: a watch starts from it."""
 
+    @property
+    def server(self) -> str:
+        """The API server's URL, for messages."""
+        return self._server
+
     @classmethod
     def from_kubeconfig(
         cls,
@@ -196,7 +304,8 @@ class KubernetesServices:
         """Connect with a kubeconfig file (and optionally one of its contexts).
 
         Raises:
-            InputError: the file is missing or not a usable kubeconfig.
+            InputError: the file is missing, lacks the context, or is not a usable
+                kubeconfig (`kube_api_client`).
         """
         return cls(kube_api_client(path, context), limits=limits, retry=retry)
 

@@ -45,7 +45,7 @@ param existingSystemTopicIds object = {}
 @description('Azure tag (key, or key=value) that marks an AKS cluster as monitored (config.discovery.tag); empty = no discovery by tag.')
 param discoveryTag string = 'aksfw'
 
-@description('Explicitly monitored clusters (config.clusters): objects with id and optional alias, selectors and credential, as in docs/configuration.md.')
+@description('Explicitly monitored clusters (config.clusters, AKSFW_CLUSTERS as a JSON array; azd 1.23.4 or later): objects with id and optional alias, selectors and credential, as in docs/configuration.md. An entry for a cluster that also carries the discovery tag gives it its alias and selectors. Each gets its credential roles.')
 param clusters array = []
 
 @description('Panorama address, host[:port] (config.panorama.host). Ignored when aksfwConfig is given.')
@@ -53,6 +53,13 @@ param panoramaHost string
 
 @description('Where IP-tags are registered (config.panorama.targets): "panorama", or the JSON of an object such as {"deviceGroups": ["dg-aks"]}, {"serials": ["0123456789"]} or {"panorama": true, "deviceGroups": [...]}.')
 param panoramaTargets string = 'panorama'
+
+@description('SHA-256 fingerprint of Panorama\'s own certificate (config.panorama.certificateSha256, AKSFW_PANORAMA_CERTIFICATE_SHA256), as openssl prints it: only that certificate is accepted, whatever its name. Empty = the system\'s CAs, or panoramaCaCertificatesBase64.')
+param panoramaCertificateSha256 string = ''
+
+@secure()
+@description('Base64 of a PEM file of the CAs that vouch for Panorama\'s certificate (AKSFW_PANORAMA_CA_CERTIFICATES_BASE64): stored as the Key Vault secret panorama-ca-certificates, given to the app as PANORAMA_CA_CERTIFICATES (config.panorama.caCertificates). Empty = the system\'s CAs, or the pin.')
+param panoramaCaCertificatesBase64 string = ''
 
 @description('Virtual system of the registrations (config.panorama.vsys), e.g. vsys1; empty = the default.')
 param panoramaVsys string = ''
@@ -228,6 +235,7 @@ module keyVault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     panoramaApiKey: panoramaApiKey
+    panoramaCaCertificates: empty(panoramaCaCertificatesBase64) ? '' : base64ToString(panoramaCaCertificatesBase64)
     networkRestricted: vnetEnabled
     allowedIpRanges: allowedIpRanges
     logAnalyticsWorkspaceId: monitoring.outputs.workspaceId
@@ -280,6 +288,7 @@ var builtConfigBase = {
     host: panoramaHost
     targets: (toLower(trim(panoramaTargets)) == 'panorama') ? 'panorama' : json(panoramaTargets)
     vsys: empty(panoramaVsys) ? null : panoramaVsys
+    certificateSha256: empty(panoramaCertificateSha256) ? null : panoramaCertificateSha256
     tagTimeoutSeconds: tagTimeoutSeconds
   }
 }
@@ -307,6 +316,7 @@ module api 'app/api.bicep' = {
     appInsightsConnectionString: monitoring.outputs.connectionString
     keyVaultUri: keyVault.outputs.vaultUri
     panoramaApiKeySecretName: keyVault.outputs.panoramaApiKeySecretName
+    panoramaCaCertificatesSecretName: keyVault.outputs.panoramaCaCertificatesSecretName
     aksfwConfig: string(configDocument)
     virtualNetworkSubnetId: vnetEnabled ? vnet.outputs.appSubnetId : ''
     pythonVersion: pythonVersion

@@ -14,7 +14,7 @@ from aksfw_core.azure.discovery import ClusterDiscovery
 from aksfw_core.azure.identity import azure_credential
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.azure.node_subnets import NodeSubnets
-from aksfw_core.config import Settings, load_settings
+from aksfw_core.config import Settings, load_settings, require_app_settings
 from aksfw_core.errors import InputError
 from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.panorama.targets import TargetResolver
@@ -63,8 +63,7 @@ class Engine:
             InputError: a missing or invalid setting, naming it.
         """
         settings = load_settings(environ)
-        if settings.panorama is None:
-            raise InputError("config.panorama: required by the Functions app")
+        panorama = require_app_settings(settings)  # as `aksfw config check` checks
         key = environ.get("PANORAMA_API_KEY")
         if not key:
             raise InputError("PANORAMA_API_KEY is not set (a Key Vault reference in Azure)")
@@ -77,7 +76,6 @@ class Engine:
         store = StateStore(account)
         discovery = ClusterDiscovery(settings, credential)
         coordination = Coordination(account, clock=clock, max_skew_s=limits.max_version_skew_s)
-        panorama = settings.panorama
         telemetry = telemetry or Telemetry(clock=clock)
 
         def panorama_for(target: str) -> PanoramaClient:

@@ -1,7 +1,9 @@
 """Find the AKS clusters to monitor: those carrying the discovery tag in the scanned
-subscriptions, and those listed explicitly. The inventory is kept for `inventory_ttl_s`
-(about a minute) and refreshed early at most once in that time, for the first managed
-cluster it does not know: an event storm naming unknown clusters costs one early read.
+subscriptions, and those listed explicitly (an explicit entry for a tagged cluster gives
+it its alias and selectors). The inventory is kept for `inventory_ttl_s` (about a minute)
+and refreshed early at most once in that time, for the first managed cluster it does not
+know: an event storm naming unknown clusters costs one early read. A survey (`aksfw
+clusters`) also says which clusters it left out, and why.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 
 from aksfw_core.azure.arm import NotFound, call, container_service
-from aksfw_core.azure.inventory import Inventory, MonitoredCluster
+from aksfw_core.azure.inventory import DiscoveryReport, Inventory, MonitoredCluster
 from aksfw_core.config import ClusterConfig, Settings, TokenAccess
-from aksfw_core.errors import ConfigError, InputError, NonRetryable
+from aksfw_core.errors import AksfwError, ConfigError, InputError, NonRetryable
 from aksfw_core.logs import log_event
+from aksfw_core.rules.monitoring import Skipped, SkipReason, discovery_tag_skip, skip_for_refusal
 from aksfw_core.rules.resource_ids import managed_cluster_id
 
 log = logging.getLogger(__name__)
@@ -96,25 +99,23 @@ class ClusterDiscovery:
         with self._reading:
             return self._read()
 
+    def survey(self) -> DiscoveryReport:
+        """Read Resource Manager now for a person (`aksfw clusters`): the inventory, and
+        every cluster left out with why (no discovery tag, another tag value, no access,
+        not found). A subscription or a listed cluster that Resource Manager refuses (403)
+        or does not know (404) is reported instead of failing the read, so the cache is
+        left alone: the app never acts on an inventory that could not see everything.
+
+        Raises:
+            AuthError, Retryable, NonRetryable, ConfigError: as `inventory` (401, throttling
+                and server faults still stop the read).
+        """
+        with self._reading:
+            return self._scan(report_refusals=True)
+
     def _read(self) -> Inventory:
         started = self._clock()
-        explicit = {managed_cluster_id(c.id).top_level_id(): c for c in self._settings.clusters}
-        found: dict[str, MonitoredCluster] = {}
-        for subscription in self._settings.subscriptions:
-            for raw in self._list(subscription):
-                key = managed_cluster_id(raw["id"]).top_level_id()
-                config = explicit.get(key)
-                if config is not None or self._tagged(raw.get("tags")):
-                    found[key] = _monitored(raw, config, self._settings.node_subnets_for(config))
-        for key, config in explicit.items():
-            if key not in found and (cluster := self._get(config)) is not None:
-                found[key] = _monitored(cluster, config, self._settings.node_subnets_for(config))
-        try:
-            inventory = Inventory(tuple(found[key] for key in sorted(found)))
-        except InputError as error:
-            # The settings must change (an alias), not the message or event that asked.
-            log_event(log, "config.invalid", logging.ERROR, error=str(error))
-            raise ConfigError(str(error)) from None
+        inventory = self._scan(report_refusals=False).inventory
         self._cached, self._read_at = inventory, self._clock()
         self._refreshed_early = False
         log_event(
@@ -125,6 +126,63 @@ class ClusterDiscovery:
             duration_ms=round((self._clock() - started) * 1000),
         )
         return inventory
+
+    def _scan(self, report_refusals: bool) -> DiscoveryReport:
+        explicit = {managed_cluster_id(c.id).top_level_id(): c for c in self._settings.clusters}
+        wanted = (self._settings.discovery.tag_key, self._settings.discovery.tag_value)
+        found: dict[str, MonitoredCluster] = {}
+        skipped: list[Skipped] = []
+        for subscription in self._settings.subscriptions:
+            for raw in self._listed(subscription, report_refusals, skipped):
+                key = managed_cluster_id(raw["id"]).top_level_id()
+                config = explicit.get(key)  # an explicit entry, tagged or not, is monitored
+                why = None if config else discovery_tag_skip(raw.get("tags"), *wanted)
+                if why is None:
+                    found[key] = _monitored(raw, config, self._settings.node_subnets_for(config))
+                else:
+                    skipped.append(Skipped(str(raw["id"]), *why))
+        for key, config in explicit.items():
+            if key not in found and (got := self._explicit(config, report_refusals, skipped)):
+                found[key] = _monitored(got, config, self._settings.node_subnets_for(config))
+        try:
+            inventory = Inventory(tuple(found[key] for key in sorted(found)))
+        except InputError as error:
+            # The settings must change (an alias), not the message or event that asked.
+            log_event(log, "config.invalid", logging.ERROR, error=str(error))
+            raise ConfigError(str(error)) from None
+        return DiscoveryReport(inventory, tuple(sorted(skipped, key=lambda s: s.id.casefold())))
+
+    def _listed(
+        self, subscription: str, report_refusals: bool, skipped: list[Skipped]
+    ) -> list[dict[str, Any]]:
+        """The subscription's clusters; in a survey, none when it cannot be listed (403,
+        404), said in `skipped`."""
+        try:
+            return self._list(subscription)
+        except AksfwError as error:
+            reason = skip_for_refusal(error.status) if report_refusals else None
+            if reason is None:
+                raise
+            skipped.append(Skipped(f"/subscriptions/{subscription}", reason, str(error)))
+            return []
+
+    def _explicit(
+        self, config: ClusterConfig, report_refusals: bool, skipped: list[Skipped]
+    ) -> dict[str, Any] | None:
+        """A listed cluster outside the scanned subscriptions' lists; None when it is gone
+        (always left out, as a deleted cluster) or, in a survey, refused (403)."""
+        try:
+            return self._get(config)
+        except NotFound as error:
+            log_event(log, "discovery.cluster_missing", logging.WARNING, cluster=config.id)
+            skipped.append(Skipped(config.id, SkipReason.NOT_FOUND, str(error)))
+            return None
+        except AksfwError as error:
+            reason = skip_for_refusal(error.status) if report_refusals else None
+            if reason is None:
+                raise
+            skipped.append(Skipped(config.id, reason, str(error)))
+            return None
 
     def _list(self, subscription: str) -> list[dict[str, Any]]:
         most = self._settings.limits.arm_max_clusters
@@ -141,7 +199,13 @@ class ClusterDiscovery:
             raise NonRetryable(f"{what}: more than {most} clusters (limits.armMaxClusters)")
         return found
 
-    def _get(self, config: ClusterConfig) -> dict[str, Any] | None:
+    def _get(self, config: ClusterConfig) -> dict[str, Any]:
+        """The listed cluster's resource.
+
+        Raises:
+            NotFound: Resource Manager does not know it.
+            AuthError, Retryable, NonRetryable: as `inventory`.
+        """
         resource = managed_cluster_id(config.id)
         group, name = resource.resource_group or "", resource.path[1]
         with container_service(
@@ -150,24 +214,8 @@ class ClusterDiscovery:
             self._settings.arm_endpoint,
             self._settings.limits,
         ) as client:
-            try:
-                cluster = call(f"get {config.id}", lambda: client.managed_clusters.get(group, name))
-            except NotFound:
-                log_event(log, "discovery.cluster_missing", logging.WARNING, cluster=config.id)
-                return None
+            cluster = call(f"get {config.id}", lambda: client.managed_clusters.get(group, name))
             return dict(cluster.as_dict())
-
-    def _tagged(self, tags: object) -> bool:
-        discovery = self._settings.discovery
-        if not discovery.tag_key or not isinstance(tags, dict):
-            return False
-        wanted_key = discovery.tag_key.casefold()
-        values = [str(v) for k, v in tags.items() if str(k).casefold() == wanted_key]
-        if not values:
-            return False
-        return discovery.tag_value is None or any(
-            v.casefold() == discovery.tag_value.casefold() for v in values
-        )
 
 
 def _monitored(

@@ -1,5 +1,6 @@
 """The inventory: the clusters aksfw monitors, as resolved from the configuration and
-Azure. Printed by `aksfw clusters`, read back by `resolve-event --inventory`. Pure code.
+Azure, and the report of one read (the inventory and the clusters it skipped, with why).
+Printed by `aksfw clusters`, read back by `resolve-event --inventory`. Pure code.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from aksfw_core.config import TokenAccess
 from aksfw_core.errors import InputError
+from aksfw_core.rules.monitoring import Skipped
 from aksfw_core.rules.resource_ids import managed_cluster_id, parse_resource_id
 from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.tags import check_cluster_name
@@ -91,8 +93,22 @@ class Inventory:
         return next((c for c in self.clusters if c.node_resource_group_id == wanted), None)
 
     def as_json(self) -> dict[str, Any]:
-        """The document `aksfw clusters` prints."""
+        """`{"clusters": [...]}`: what `resolve-event --inventory` reads back."""
         return {"clusters": [cluster.as_json() for cluster in self.clusters]}
+
+
+@dataclass(frozen=True)
+class DiscoveryReport:
+    """What one read of Resource Manager found: the inventory, and every cluster (or
+    subscription) it looked at and left out, with why (`aksfw clusters`)."""
+
+    inventory: Inventory
+    skipped: tuple[Skipped, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The inventory's document with `"skipped": [{"id", "reason", "detail"}]`, which
+        `inventory_from_json` ignores: `aksfw clusters` prints it."""
+        return {**self.inventory.as_json(), "skipped": [s.as_json() for s in self.skipped]}
 
 
 def inventory_from_json(document: object) -> Inventory:

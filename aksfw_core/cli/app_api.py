@@ -73,7 +73,8 @@ class AppClient:
         """`GET /api/status`.
 
         Raises:
-            AuthError: the function key was refused (or none was given and one is needed).
+            AuthError: the function key was refused, none was given and one is needed
+                (HTTP 401), or the app refused this address (HTTP 403).
             InputError: the app refused the request as wrong (HTTP 400, 404, 413).
             Retryable, NonRetryable: the app could not be reached, failed, or did not
                 answer with JSON.
@@ -164,13 +165,26 @@ class AppClient:
                 "function key stays with this address: give --app the Function App's own",
                 status=status,
             )
-        if status in (401, 403):
+        if status == 403:  # App Service refuses before the host looks at any key
+            raise AuthError(
+                f"{what}: refused before any function key was checked (HTTP 403): the app's "
+                "access restrictions do not admit this machine's address, or the app is "
+                "stopped (az functionapp config access-restriction show, az functionapp show)",
+                status=status,
+            )
+        if status == 401:
+            where = "(az functionapp keys list --resource-group RG --name APP)"
             if self._key is None:
                 raise AuthError(
-                    f"{what}: a function key is needed (--key or {KEY_VARIABLE}) (HTTP {status})",
+                    f"{what}: a function key is needed (HTTP 401): set {KEY_VARIABLE} (or "
+                    f"--key) to the app's key {where}",
                     status=status,
                 )
-            raise AuthError(f"{what}: the function key was refused (HTTP {status})", status=status)
+            raise AuthError(
+                f"{what}: the function key was refused (HTTP 401): set {KEY_VARIABLE} (or "
+                f"--key) to a key of this app {where}",
+                status=status,
+            )
         try:
             document = load_json(answer, "the answer")
         except InputError:

@@ -1,7 +1,8 @@
 """What each command of the command line is made of: a `Command` (name, one-line help,
-its options, what it runs) and the `CommandParser` its options go on, which refuses a
-mistake in one line (exit 2) and knows the option strings it was given. Also the exit
-codes, which `docs/cli.md` documents.
+its options, what it runs), a `CommandGroup` of commands under one word (`config check`),
+and the `CommandParser` its options go on, which refuses a mistake in one line (exit 2)
+and knows the option strings it was given. Also the exit codes, which `docs/cli.md`
+documents.
 """
 
 from __future__ import annotations
@@ -72,3 +73,16 @@ class Command:
     bad input (exit 2) and other `AksfwError`s for work that failed (exit 1)."""
     reads_only: bool = False
     """It writes nothing, so the options about writing (`--dry-run`, ...) mean nothing."""
+
+
+@dataclass(frozen=True)
+class CommandGroup:
+    """Commands under one word: `aksfw config check`. The group itself does nothing; its
+    commands are refused and helped as `config check`."""
+
+    name: str
+    """The first word: `config`."""
+    help: str
+    """One line: in `aksfw --help`, and as the description in `aksfw NAME --help`."""
+    commands: tuple[Command, ...]
+    """The commands of the group, each named by its second word."""

@@ -9,13 +9,12 @@ import argparse
 import logging
 import os
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
-from importlib import metadata
-from pathlib import Path
 
+from aksfw_core import __version__
 from aksfw_core.cli import (
     clusters,
+    config_check,
     keygen,
     registered,
     replay,
@@ -32,6 +31,7 @@ from aksfw_core.cli.command import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     Command,
+    CommandGroup,
     CommandParser,
 )
 from aksfw_core.cli.console import say
@@ -39,10 +39,11 @@ from aksfw_core.cli.watch import WATCH_CLUSTER_VARIABLE, WATCH_TOPIC_VARIABLE
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.logs import TerminalFormatter
 
-COMMANDS: tuple[Command, ...] = (
+COMMANDS: tuple[Command | CommandGroup, ...] = (
     tags.COMMAND,
     registered.COMMAND,
     sync.COMMAND,
+    config_check.GROUP,
     clusters.COMMAND,
     resolve_event.COMMAND,
     status.COMMAND,
@@ -63,7 +64,7 @@ environment:
   PANORAMA_API_KEY                  the XML API key (registered, sync)
   PANORAMA_USER, PANORAMA_PASSWORD  generate a key with these instead (keygen)
   AKSFW_CONFIG, AKSFW_CONFIG_FILE   the app's configuration, inline JSON or a file
-                                    (clusters, resolve-event)
+                                    (config check, clusters, resolve-event)
   {KEY_VARIABLE}                the Function App's function key (status, replay,
                                     uninstall)
   {WATCH_CLUSTER_VARIABLE}            watch --cluster-id when it is not given
@@ -74,6 +75,7 @@ environment:
                                     principal, AZURE_CLIENT_ID for a managed identity
 
 examples:
+  aksfw config check aksfw.json
   aksfw tags --cluster prod1 --selector web=app=web examples/services.json
   kubectl get services -A -o json | aksfw tags --cluster prod1 -
   aksfw sync --cluster prod1 --kubeconfig ~/.kube/config --context prod1 \\
@@ -128,7 +130,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     """
     parser, commands = _parser()
     args, extras = parser.parse_known_args(argv)
-    command = args.command
+    command = " ".join(filter(None, (args.command, getattr(args, "subcommand", None))))
     if extras:
         parser.exit(EXIT_BAD_INPUT, f"aksfw: {_refusal(commands, command, extras)}\n")
     if getattr(args, "context", None) is not None and not getattr(args, "kubeconfig", None):
@@ -141,8 +143,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _parser() -> tuple[CommandParser, dict[str, tuple[Command, CommandParser]]]:
-    """`aksfw`'s parser, and each command with its own parser, by name. Every command has
-    its one-line help as its description, and -v after the command as well as before."""
+    """`aksfw`'s parser, and each command with its own parser, by name (`config check` for
+    one in a group). Every command has its one-line help as its description, and -v after
+    the command as well as before."""
     parser = CommandParser(
         prog="aksfw",
         description=DESCRIPTION,
@@ -151,19 +154,45 @@ def _parser() -> tuple[CommandParser, dict[str, tuple[Command, CommandParser]]]:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help=_VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"aksfw {_version()}")
+    parser.set_defaults(verbose_after=0)  # each command's -v counts only when given
     subparsers = parser.add_subparsers(
         dest="command", required=True, parser_class=CommandParser, metavar="COMMAND"
     )
     commands: dict[str, tuple[Command, CommandParser]] = {}
     for command in COMMANDS:
-        own = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        command.arguments(own)
-        own.add_argument(
-            "-v", "--verbose", action="count", default=0, dest="verbose_after", help=_VERBOSE_HELP
-        )
-        own.set_defaults(run=command.run)
-        commands[command.name] = (command, own)
+        if isinstance(command, CommandGroup):
+            group = subparsers.add_parser(command.name, help=command.help, description=command.help)
+            _add_verbose(group)
+            words = group.add_subparsers(
+                dest="subcommand", required=True, parser_class=CommandParser, metavar="COMMAND"
+            )
+            for member in command.commands:
+                commands[f"{command.name} {member.name}"] = (member, _add_command(words, member))
+        else:
+            commands[command.name] = (command, _add_command(subparsers, command))
     return parser, commands
+
+
+def _add_command(
+    subparsers: argparse._SubParsersAction[CommandParser], command: Command
+) -> CommandParser:
+    """The parser of `command`, added to `subparsers`."""
+    own = subparsers.add_parser(command.name, help=command.help, description=command.help)
+    command.arguments(own)
+    _add_verbose(own)
+    own.set_defaults(run=command.run)
+    return own
+
+
+def _add_verbose(parser: CommandParser) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        dest="verbose_after",
+        help=_VERBOSE_HELP,
+    )
 
 
 def _refusal(
@@ -197,13 +226,5 @@ def _configure_logging(verbosity: int) -> None:
 
 
 def _version() -> str:
-    """The installed package's version; pyproject.toml's in a source tree not installed."""
-    try:
-        return metadata.version("aksfw")
-    except metadata.PackageNotFoundError:
-        pass
-    try:
-        with open(Path(__file__).resolve().parents[2] / "pyproject.toml", "rb") as file:
-            return str(tomllib.load(file)["project"]["version"])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "unknown"
+    """The release: `aksfw_core.__version__`, the one place it lives (docs/release.md)."""
+    return __version__

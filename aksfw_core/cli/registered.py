@@ -10,12 +10,12 @@ from aksfw_core.cli.console import print_json
 from aksfw_core.cli.options import (
     panorama_address,
     panorama_arguments,
-    panorama_client,
     panorama_settings,
     timeout_argument,
     waiting_for,
     within_timeout,
 )
+from aksfw_core.cli.refusals import open_panorama, panorama_refusals
 from aksfw_core.rules.model import ip_tags_json
 from aksfw_core.rules.plan import owned_only
 from aksfw_core.rules.tags import check_cluster_name, ownership
@@ -32,7 +32,8 @@ def _run(args: argparse.Namespace) -> int:
     with (
         within_timeout(args),
         waiting_for(panorama_address(settings)),
-        panorama_client(settings) as panorama,
+        open_panorama(settings) as panorama,
+        panorama_refusals(settings),
     ):
         registered = panorama.registered()
     if args.cluster:

@@ -12,7 +12,6 @@ from aksfw_core.cli.options import (
     cluster_arguments,
     panorama_address,
     panorama_arguments,
-    panorama_client,
     panorama_settings,
     timeout_argument,
     waiting_for,
@@ -20,6 +19,8 @@ from aksfw_core.cli.options import (
     within_timeout,
     write_arguments,
 )
+from aksfw_core.cli.refusals import kubernetes_refusal, open_panorama, panorama_refusals
+from aksfw_core.errors import AuthError
 from aksfw_core.kube import KubernetesServices
 from aksfw_core.limits import Limits
 from aksfw_core.panorama.audit import sync_cluster
@@ -50,7 +51,11 @@ def _run(args: argparse.Namespace) -> int:
     hold = None if args.allow_mass_removal else Limits()
     with within_timeout(args):  # one bound on the cluster's list and Panorama's calls
         wanted = wanted_tags(args, _services(args))
-        with waiting_for(panorama_address(settings)), panorama_client(settings) as panorama:
+        with (
+            waiting_for(panorama_address(settings)),
+            open_panorama(settings) as panorama,
+            panorama_refusals(settings),
+        ):
             report = sync_cluster(wanted, panorama, dry_run=args.dry_run, hold_mass_removal=hold)
     print_json(report.as_json())
     if report.held_back is not None:
@@ -77,11 +82,14 @@ def _services(args: argparse.Namespace) -> ServiceList:
         return parse_service_list(read_json(args.services))
     source = KubernetesServices.from_kubeconfig(args.kubeconfig, args.context)
     context = f" --context {args.context}" if args.context else ""
+    given = f"--kubeconfig {args.kubeconfig}{context}"
     bound = current_deadline()
     try:
-        with waiting_for(f"Kubernetes (--kubeconfig {args.kubeconfig}{context})"):
+        with waiting_for(f"Kubernetes ({given})"):
             items = source.list_items(bound.left() if bound is not None else None)
         return parse_service_items(items)
+    except AuthError as error:
+        raise kubernetes_refusal(error, source.server, given) from None
     finally:
         source.close()
 

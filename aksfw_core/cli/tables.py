@@ -1,8 +1,9 @@
-"""Plain-text tables of the app's answers for an operator's terminal: `GET /api/status`,
+"""Plain-text tables for an operator's terminal: the app's answers (`GET /api/status`,
 `POST /api/replay` and `POST /api/uninstall` as `aksfw status`, `aksfw replay` and
-`aksfw uninstall` print them (and `aksfw uninstall --cancel`'s sentence). Pure code.
+`aksfw uninstall` print them, and `aksfw uninstall --cancel`'s sentence), and the
+inventory `aksfw clusters` reads from Resource Manager. Pure code.
 
-The answers come from the network: every cell is made printable and cut short, so a
+The documents come from the network: every cell is made printable and cut short, so a
 stray control character or a long error cannot garble the terminal.
 """
 
@@ -15,6 +16,12 @@ from aksfw_core.logs import printable
 
 _CELL_CHARS = 80
 _NONE = "-"
+_REFUSALS = {
+    "no-access": "no access: Resource Manager refused the read (403)",
+    "not-found": "not found: Resource Manager does not know it (404)",
+}
+"""What the clusters table says for a read Resource Manager refused: its JSON's `detail`
+names the call, which a row has no room for."""
 
 
 def status_table(document: Any) -> str:
@@ -129,6 +136,30 @@ def cancel_sentence(document: Any) -> str:
     )
 
 
+def clusters_table(document: Any) -> str:
+    """`aksfw clusters`: per monitored cluster the name its tags carry (its alias, or its
+    AKS name) and the tags it owns; then each cluster or subscription left out, and why."""
+    document = _mapping(document)
+    rows: list[list[object]] = []
+    for cluster in _mappings(document.get("clusters")):
+        tag_name = cluster.get("tagName") or cluster.get("name")
+        selectors = [s.get("name") for s in _mappings(cluster.get("selectors"))]
+        owned = [f"aks.{tag_name}.*", *(f"aks_{name}.{tag_name}.*" for name in selectors)]
+        group, subscription = _scope(cluster.get("id"))
+        rows.append([cluster.get("name"), group, subscription, tag_name, ", ".join(owned)])
+    headers = ["CLUSTER", "RESOURCE GROUP", "SUBSCRIPTION", "TAG NAME", "TAGS"]
+    parts = [_table(headers, rows) if rows else "no cluster is monitored"]
+    skipped: list[list[object]] = []
+    for item in _mappings(document.get("skipped")):
+        group, subscription = _scope(item.get("id"))
+        name = _short(item.get("id")) if group != _NONE else "(subscription)"
+        why = _REFUSALS.get(str(item.get("reason"))) or item.get("detail")
+        skipped.append([name, group, subscription, why])
+    if skipped:
+        parts.append(_table(["SKIPPED", "RESOURCE GROUP", "SUBSCRIPTION", "WHY"], skipped))
+    return "\n\n".join(parts) + "\n"
+
+
 def remaining_targets(document: Any) -> list[tuple[str, str]]:
     """(cluster, target) of every applied state a `GET /api/status` answer lists."""
     return [
@@ -169,6 +200,14 @@ def _short(cluster_id: object) -> object:
     if isinstance(cluster_id, str) and "/" in cluster_id:
         return cluster_id.rstrip("/").rsplit("/", 1)[-1]
     return cluster_id
+
+
+def _scope(resource_id: object) -> tuple[str, str]:
+    """(resource group, subscription) of a resource ID; `-` for what it does not name."""
+    parts = resource_id.strip("/").split("/") if isinstance(resource_id, str) else []
+    subscription = parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else _NONE
+    group = parts[3] if len(parts) > 3 and parts[2].lower() == "resourcegroups" else _NONE
+    return group, subscription
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

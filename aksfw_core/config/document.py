@@ -16,12 +16,21 @@ from aksfw_core.config.model import (
     ClusterAccessKind,
     ClusterConfig,
     Discovery,
+    PanoramaSettings,
     ResyncConfig,
     Settings,
     TokenAccess,
 )
 from aksfw_core.config.panorama import CA_CERTIFICATES_SETTING, panorama_section
-from aksfw_core.config.reader import Fields, boolean, https_url, integer, naming, string
+from aksfw_core.config.reader import (
+    Fields,
+    boolean,
+    https_url,
+    integer,
+    naming,
+    string,
+    unknown_key,
+)
 from aksfw_core.errors import InputError
 from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import Limits
@@ -44,9 +53,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     inline, path = environ.get("AKSFW_CONFIG"), environ.get("AKSFW_CONFIG_FILE")
     if inline and path:
         raise InputError("set AKSFW_CONFIG or AKSFW_CONFIG_FILE, not both")
+    text: str | bytes
     if path:
         try:
-            with open(path, encoding="utf-8") as file:
+            with open(path, "rb") as file:
                 text = file.read()
         except OSError as error:
             raise InputError(f"AKSFW_CONFIG_FILE {path}: {error.strerror}") from None
@@ -55,10 +65,31 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         text, where = inline, "AKSFW_CONFIG"
     else:
         raise InputError("set AKSFW_CONFIG (JSON) or AKSFW_CONFIG_FILE (path)")
-    document = load_json(text, where)
+    return settings_from(load_json(text, where), environ)
+
+
+def settings_from(document: object, environ: Mapping[str, str]) -> Settings:
+    """Validate a configuration document with the settings the environment adds to it:
+    `AKSFW_ARM_ENDPOINT` and `PANORAMA_CA_CERTIFICATES`.
+
+    Raises:
+        InputError: naming the first field, or setting, that is wrong.
+    """
     arm = environ.get("AKSFW_ARM_ENDPOINT") or PUBLIC_ARM_ENDPOINT
-    environ_ca = environ.get(CA_CERTIFICATES_SETTING) or None
+    environ_ca = environ.get("PANORAMA_CA_CERTIFICATES") or None  # CA_CERTIFICATES_SETTING
     return parse_settings(document, arm_endpoint=arm, environ_ca=environ_ca)
+
+
+def require_app_settings(settings: Settings) -> PanoramaSettings:
+    """What the Functions app requires beyond a valid document, checked at its start-up
+    (`Engine.from_environ`) and by `aksfw config check`: a `panorama` section; returns it.
+
+    Raises:
+        InputError: naming what is missing.
+    """
+    if settings.panorama is None:
+        raise InputError("config.panorama: required by the Functions app")
+    return settings.panorama
 
 
 def parse_settings(
@@ -188,7 +219,7 @@ def _limits(value: object, path: str) -> Limits:
     for key, number in value.items():
         limit = _LIMIT_FIELDS.get(key)
         if limit is None:
-            raise InputError(f"{path}.{key}: unknown limit")
+            raise unknown_key(f"{path}.{key}", key, set(_LIMIT_FIELDS) - set(value), "limit")
         whole = isinstance(limit.default, int)
         if (
             isinstance(number, bool)
@@ -217,9 +248,20 @@ def _resync(value: object, path: str) -> ResyncConfig:
 
 
 def _check_unique_clusters(clusters: list[ClusterConfig]) -> None:
+    """One entry per cluster, and one tag name per entry: two listed clusters that would
+    tag under one name are refused here, before any of them is read from Azure."""
     seen_ids: set[str] = set()
     for index, cluster in enumerate(clusters):
         key = cluster.id.casefold()
         if key in seen_ids:
             raise InputError(f"config.clusters[{index}].id: listed twice")
         seen_ids.add(key)
+    by_tag_name: dict[str, int] = {}
+    for index, cluster in enumerate(clusters):
+        other = by_tag_name.setdefault(cluster.tag_name, index)
+        if other != index:
+            field, fix = ("alias", "another alias") if cluster.alias else ("id", "an alias")
+            raise InputError(
+                f"config.clusters[{index}].{field}: would tag as {cluster.tag_name!r}, as "
+                f"config.clusters[{other}] does; give one {fix}"
+            )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from aksfw_core.limits import Limits
 from aksfw_core.retry import RetrySettings
 from aksfw_core.rules.messages import PANORAMA_TARGET
+from aksfw_core.rules.resource_ids import managed_cluster_id
 from aksfw_core.rules.selectors import NamedSelector
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
@@ -49,6 +50,16 @@ class ClusterConfig:
     node_subnets: bool | None = None
     """`nodeSubnets`: register its node pools' subnet CIDRs under `aks.<cluster>.node_subnet`
     (needs PAN-OS 10.0+); None = the top-level `nodeSubnets`."""
+
+    @property
+    def name(self) -> str:
+        """The AKS cluster's name, from its resource ID as written here."""
+        return managed_cluster_id(self.id).path[1]
+
+    @property
+    def tag_name(self) -> str:
+        """`<cluster>` in its tags: the alias, or the AKS name."""
+        return self.alias or self.name
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from aksfw_core.errors import AuthError
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.panorama.client import PanoramaClient
@@ -19,6 +20,12 @@ from aksfw_core.rules.plan import MassRemoval, TagPlan, owned_only, plan_changes
 from aksfw_core.rules.tags import ClusterTags, service_ownership
 
 log = logging.getLogger(__name__)
+
+
+class WriteRefused(AuthError):
+    """Panorama answered the sync's read with the credential and refused its write: the key
+    is good, and its administrator's role may read (Operational Requests) but not register
+    (User-ID Agent)."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +44,32 @@ class SyncReport:
     held_back: MassRemoval | None = None
     """The plan would remove most of the cluster's pairs and was not applied."""
 
+    @property
+    def applied(self) -> bool:
+        """The plan was sent: neither a dry run nor held back."""
+        return not self.dry_run and self.held_back is None
+
+    def pairs(self) -> dict[str, int]:
+        """IP-tag pairs: `registered` and `unregistered` count what was sent,
+        `wouldRegister` and `wouldUnregister` what a dry run or a held-back sync left
+        undone (one of the two pairs is always 0)."""
+        done = self.plan if self.applied else TagPlan()
+        undone = TagPlan() if self.applied else self.plan
+        return {
+            "registered": done.register_count,
+            "unregistered": done.unregister_count,
+            "wouldRegister": undone.register_count,
+            "wouldUnregister": undone.unregister_count,
+        }
+
     def as_json(self) -> dict[str, Any]:
-        """The report as printed by `aksfw sync`."""
+        """The report as printed by `aksfw sync` (`pairs` says what its counts mean)."""
         report: dict[str, Any] = {
             "cluster": self.cluster,
             "target": self.target,
             "ips": self.wanted_ips,
             "tags": self.wanted_tags,
-            "registered": self.plan.register_count,
-            "unregistered": self.plan.unregister_count,
+            **self.pairs(),
             "requests": self.write_requests,
             "readRequests": self.read_requests,
             "dryRun": self.dry_run,
@@ -116,6 +140,7 @@ def sync_cluster(
     the target holds.
 
     Raises:
+        WriteRefused: the read was answered, the write refused (HTTP 401/403, code 403).
         AuthError, NonRetryable, Retryable: from the Panorama client; nothing is
             unregistered when reading fails.
     """
@@ -136,7 +161,10 @@ def sync_cluster(
     failures: tuple[EntryMessage, ...] = ()
     write_requests = 0
     if not dry_run and held_back is None and not plan.is_empty:
-        result = panorama.apply(plan)
+        try:
+            result = panorama.apply(plan)
+        except AuthError as error:
+            raise WriteRefused(str(error), status=error.status) from None
         failures, write_requests = result.failures, result.requests
     report = SyncReport(
         cluster=wanted.cluster,
@@ -150,14 +178,17 @@ def sync_cluster(
         failures=failures,
         held_back=held_back,
     )
+    pairs = report.pairs()
     log_event(
         log,
         "sync.cluster",
         cluster=report.cluster,
         target=report.target,
         ips=report.wanted_ips,
-        registered=plan.register_count,
-        unregistered=plan.unregister_count,
+        registered=pairs["registered"],
+        unregistered=pairs["unregistered"],
+        would_register=pairs["wouldRegister"],
+        would_unregister=pairs["wouldUnregister"],
         write_requests=write_requests,
         failures=len(failures),
         dry_run=dry_run,

@@ -1,6 +1,6 @@
-"""The tag rules (DESIGN section 2): which IP-tags a cluster's Services call for, and
-which tags a cluster owns; and the one tag of its node subnets (section 11), the only tag
-registered on networks. Pure code: no I/O.
+"""The tag rules (DESIGN section 2): which IP-tags a cluster's Services call for, the
+patterns its tags follow (`tag_patterns`), and which tags a cluster owns; and the one tag
+of its node subnets (section 11), the only tag registered on networks. Pure code: no I/O.
 """
 
 from __future__ import annotations
@@ -64,6 +64,39 @@ def check_cluster_name(name: str) -> str:
     return name
 
 
+def service_tag(cluster: str, service: str) -> str:
+    """`aks.<cluster>.<service>`: every IP of the Service carries it."""
+    return f"aks.{cluster}.{service}"
+
+
+def label_tag(cluster: str, key: str, value: str) -> str:
+    """`aks.<cluster>.svc.<labelKey>.<labelValue>`: one per label of the Service."""
+    return f"aks.{cluster}.svc.{key}.{value}"
+
+
+def selector_tag(selector: str, cluster: str, service: str) -> str:
+    """`aks_<selectorName>.<cluster>.<service>`: for each selector the Service matches."""
+    return f"aks_{selector}.{cluster}.{service}"
+
+
+def tag_patterns(
+    cluster: str, selectors: Iterable[str] = (), node_subnets: bool = False
+) -> list[str]:
+    """The tags a cluster can produce, as patterns, in this order: the Service tag, the
+    label tag, one selector tag per selector (by name), and the node-subnet tag when
+    `node_subnets` is on. `<service>` stands for a Service's name, `<label>` and `<value>`
+    for one of its labels; `cluster` may itself be a placeholder (`<name>`, for a cluster
+    not known yet). What DAG filters are written against."""
+    patterns = [
+        service_tag(cluster, "<service>"),
+        label_tag(cluster, "<label>", "<value>"),
+        *(selector_tag(name, cluster, "<service>") for name in selectors),
+    ]
+    if node_subnets:
+        patterns.append(_node_subnet_tag(cluster))
+    return patterns
+
+
 def ownership(cluster: str) -> re.Pattern[str]:
     """A pattern matching exactly the tags aksfw may unregister for `cluster`:
     `aks.<cluster>.…` (the node-subnet tag among them) and `aks_<selector>.<cluster>.…`.
@@ -93,7 +126,11 @@ def node_subnet_tag(cluster: str) -> str:
     Raises:
         InputError: the cluster name cannot be used in a tag.
     """
-    return f"aks.{check_cluster_name(cluster)}.{NODE_SUBNET_TAG_NAME}"
+    return _node_subnet_tag(check_cluster_name(cluster))
+
+
+def _node_subnet_tag(cluster: str) -> str:
+    return f"aks.{cluster}.{NODE_SUBNET_TAG_NAME}"
 
 
 def node_subnet_tags(cluster: str, prefixes: Iterable[str]) -> dict[str, frozenset[str]]:
@@ -262,14 +299,14 @@ def _label_meant(selector: NamedSelector, services: Collection[Service]) -> str:
 def _service_tags(
     cluster: str, service: Service, selectors: Sequence[NamedSelector]
 ) -> list[tuple[str, TagKind]]:
-    tags = [(f"aks.{cluster}.{service.name}", TagKind.SERVICE)]
+    tags = [(service_tag(cluster, service.name), TagKind.SERVICE)]
     tags.extend(
-        (f"aks_{selector.name}.{cluster}.{service.name}", TagKind.SELECTOR)
+        (selector_tag(selector.name, cluster, service.name), TagKind.SELECTOR)
         for selector in selectors
         if selector.matches(service.namespace, service.labels)
     )
     tags.extend(
-        (f"aks.{cluster}.svc.{key}.{value}", TagKind.LABEL) for key, value in service.labels.items()
+        (label_tag(cluster, key, value), TagKind.LABEL) for key, value in service.labels.items()
     )
     return tags
 
@@ -309,7 +346,7 @@ def _duplicate_name_warnings(
         TagWarning(
             WarningKind.DUPLICATE_SERVICE_NAME,
             f"cluster {cluster}: Services named {name!r} in namespaces "
-            f"{', '.join(sorted(namespaces))} share the tag aks.{cluster}.{name}; "
+            f"{', '.join(sorted(namespaces))} share the tag {service_tag(cluster, name)}; "
             "use a selector with a namespace to tell them apart",
         )
         for name, namespaces in sorted(namespaces_by_name.items())

@@ -29,7 +29,8 @@ Run it as a process for a demo::
     python -m aksfw_local.fakes.panorama --port 0 --api-key KEY
 
 which prints ``{"url": "http://127.0.0.1:PORT"}`` and serves until SIGTERM/SIGINT or
-until its standard input is closed.
+until its standard input is closed. A port it cannot listen on (in use, most often by a
+simulator started before) is one line on stderr and exit 1, not a traceback.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from typing import Literal, Self
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from .server import FakeServer, HttpRequest, HttpResponse
+from .server import FakeServer, HttpRequest, HttpResponse, listen_failure, listen_port
 
 MAX_TAGS_PER_IP = 32
 MAX_TAG_LENGTH = 127
@@ -73,6 +74,10 @@ _BAD_CREDENTIAL = (
 )
 _INVALID_KEY = (
     '<response status="error" code="403"><result><msg>Invalid credentials.</msg></result>'
+    "</response>"
+)
+_NOT_PERMITTED = (  # a valid key whose admin role lacks the request type's XML API permission
+    '<response status="error" code="403"><result><msg>Unauthorized request.</msg></result>'
     "</response>"
 )
 
@@ -280,6 +285,10 @@ class PanoramaSimulator(FakeServer):
         self.drip_seconds = 0.05
         self.redirect_to = "https://elsewhere.invalid/api/"
         self.count_answer: Literal["count", "none", "refused"] = "count"
+        self.role_lacks: set[str] = set()
+        """Request types (``op``, ``user-id``) the key's admin role may not send: refused
+        with code 403 once the key is accepted, as PAN-OS refuses a role without that XML
+        API permission."""
         self.calls: list[Call] = []
         self._connected: set[str] = set(self.firewalls)
         self._namespaces: dict[tuple[str | None, str | None], _Namespace] = {}
@@ -502,6 +511,8 @@ class PanoramaSimulator(FakeServer):
             return self._keygen(params)
         if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
             return _xml(_INVALID_KEY, 403)
+        if request_type in self.role_lacks:
+            return _xml(_NOT_PERMITTED, 403)
         if not request_type:
             return _error_result(400, "Missing parameter: type")
         target = params.get("target") or None
@@ -895,8 +906,11 @@ def _address_bounds(kind: str, text: str) -> tuple[_Address, _Address] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a simulator until SIGTERM/SIGINT or end of standard input."""
-    parser = argparse.ArgumentParser(description="Panorama XML API simulator (test fake)")
-    parser.add_argument("--port", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        prog="python -m aksfw_local.fakes.panorama",
+        description="Panorama XML API simulator (test fake)",
+    )
+    parser.add_argument("--port", type=listen_port, default=0, help="0: a free one")
     parser.add_argument("--api-key", default="test-key")
     parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD")
     parser.add_argument("--firewall", action="append", default=[], metavar="SERIAL=DEVICEGROUP")
@@ -945,7 +959,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             done.set()
 
-    with simulator:
+    try:
+        simulator.start()
+    except OSError as error:  # a second paste of the README's block: one line, no traceback
+        print(f"aksfw_local.fakes.panorama: {listen_failure(args.port, error)}", file=sys.stderr)
+        return 1
+    try:
         info = {"url": simulator.url}
         if simulator.ca_file is not None:
             info["ca_file"] = str(simulator.ca_file)
@@ -957,6 +976,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             watcher.start()
         while not done.wait(0.2):
             pass
+    finally:
+        simulator.stop()
     return 0
 
 

@@ -14,6 +14,8 @@ started (``start``/``stop`` or ``with``) and provides ``url``, ``port``, ``error
 
 from __future__ import annotations
 
+import argparse
+import errno
 import hmac
 import socket
 import socketserver
@@ -292,6 +294,31 @@ class LoopbackHTTPServer:
         server.server_close()  # closes the socket and joins connection threads
         if thread is not None:
             thread.join()
+
+
+def listen_port(text: str) -> int:
+    """A fake's ``--port`` (argparse ``type``): 0 (a free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: 0 (a free one) to 65535")
+    return port
+
+
+def listen_failure(port: int, error: OSError) -> str:
+    """Why a fake run as a process could not listen on 127.0.0.1:``port``, as one line for
+    a person, by ``errno``: the port in use (most often the same fake, still running from
+    an earlier paste of a README block), a privileged port, or the system's own reason."""
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} is in use (a simulator still running from before? Stop it, e.g. "
+            "`kill %1`, or choose another --port)"
+        )
+    if error.errno == errno.EACCES:
+        return f"port {port} needs privileges: choose --port 1024 or above (0: a free one)"
+    return f"cannot listen on {LOOPBACK}:{port}: {error.strerror or error}"
 
 
 def bearer_matches(authorization: str, token: str) -> bool:

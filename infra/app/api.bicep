@@ -39,6 +39,9 @@ param keyVaultUri string
 @description('Name of the Key Vault secret holding the Panorama API key.')
 param panoramaApiKeySecretName string
 
+@description('Name of the Key Vault secret holding the CAs that vouch for Panorama\'s certificate (PANORAMA_CA_CERTIFICATES); empty = none.')
+param panoramaCaCertificatesSecretName string = ''
+
 @description('The aksfw configuration document (JSON text), AKSFW_CONFIG.')
 param aksfwConfig string
 
@@ -186,6 +189,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'PANORAMA_API_KEY'
           value: '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${panoramaApiKeySecretName})'
+        }
+        // Empty = the system's CAs (or the pin in AKSFW_CONFIG) vouch for Panorama.
+        {
+          name: 'PANORAMA_CA_CERTIFICATES'
+          value: empty(panoramaCaCertificatesSecretName) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVaultUri}secrets/${panoramaCaCertificatesSecretName})'
         }
         // Application Insights in OpenTelemetry mode with Entra ID authentication (see above).
         {

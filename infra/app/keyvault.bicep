@@ -1,5 +1,6 @@
 // The vault holding aksfw's secrets, in RBAC mode: `panorama-api-key` (the Panorama XML API
-// key, read through a Key Vault reference) and the service-account tokens of clusters with a
+// key, read through a Key Vault reference), `panorama-ca-certificates` (the CAs that vouch for
+// Panorama's certificate, when given) and the service-account tokens of clusters with a
 // `token` credential (named by the configuration). Only identities with a data-plane role
 // (rbac.bicep) read or write secrets.
 
@@ -16,6 +17,10 @@ param tags object
 @description('Panorama XML API key; empty = the secret is set by hand (az keyvault secret set).')
 param panoramaApiKey string = ''
 
+@secure()
+@description('PEM text of the CAs to trust for Panorama (config panorama.caCertificates); empty = none, no secret.')
+param panoramaCaCertificates string = ''
+
 @description('Accept only private endpoints, trusted Azure services and allowedIpRanges (vnetEnabled).')
 param networkRestricted bool = false
 
@@ -29,6 +34,7 @@ param logAnalyticsWorkspaceId string
 param purgeProtection bool = false
 
 var panoramaApiKeySecretName = 'panorama-api-key'
+var panoramaCaCertificatesSecretName = 'panorama-ca-certificates'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   // checkov:skip=CKV_AZURE_110:Purge protection is a parameter (purgeProtection, AKSFW_KEY_VAULT_PURGE_PROTECTION), off by default: the vault name is fixed per environment, and a protected vault cannot be purged, so `azd down --purge` followed by `azd up` would fail for 90 days. The vault holds only the Panorama API key and cluster tokens, which are re-issued at their source; soft delete (90 days) stays on.
@@ -72,6 +78,15 @@ module panoramaKey 'panorama-secret.bicep' = if (!empty(panoramaApiKey)) {
   }
 }
 
+module panoramaCas 'panorama-secret.bicep' = if (!empty(panoramaCaCertificates)) {
+  name: 'panorama-ca-certificates'
+  params: {
+    keyVaultName: vault.name
+    secretName: panoramaCaCertificatesSecretName
+    value: panoramaCaCertificates
+  }
+}
+
 resource auditLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'audit'
   scope: vault
@@ -93,3 +108,5 @@ output vaultUri string = vault.properties.vaultUri
 @description('The vault URL without the trailing slash, for the configuration document.')
 output url string = endsWith(vault.properties.vaultUri, '/') ? substring(vault.properties.vaultUri, 0, length(vault.properties.vaultUri) - 1) : vault.properties.vaultUri
 output panoramaApiKeySecretName string = panoramaApiKeySecretName
+@description('The secret holding Panorama\'s CAs; empty when none was given.')
+output panoramaCaCertificatesSecretName string = empty(panoramaCaCertificates) ? '' : panoramaCaCertificatesSecretName

@@ -1,5 +1,6 @@
-// The Panorama API key as the Key Vault secret panorama-api-key; deployed by keyvault.bicep
-// only when the key is given as a parameter (otherwise the administrator sets the secret).
+// A Panorama secret in Key Vault: the API key (panorama-api-key; deployed by keyvault.bicep
+// only when the key is given as a parameter, otherwise the administrator sets the secret),
+// or the CAs that vouch for Panorama's certificate (panorama-ca-certificates).
 
 @description('Name of the vault.')
 param keyVaultName string
@@ -8,7 +9,7 @@ param keyVaultName string
 param secretName string
 
 @secure()
-@description('Panorama XML API key.')
+@description('The secret\'s value: the Panorama XML API key, or PEM text.')
 param value string
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -16,7 +17,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
 }
 
 resource secret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_41:A PAN-OS API key has no expiry that Azure knows of; an expiry date here would only make the Key Vault reference fail on that day. Rotate it together with the key on Panorama.
+  // checkov:skip=CKV_AZURE_41:A PAN-OS API key (or a CA list) has no expiry that Azure knows of; an expiry date here would only make the Key Vault reference fail on that day. Rotate it together with the key (or the certificate) on Panorama.
   parent: vault
   name: secretName
   properties: {

@@ -194,8 +194,10 @@ def test_module_entry_point_runs_without_traceback():
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(401, "listing Services failed (HTTP 401)\n"), (500, "(HTTP 500), after 4 attempts\n")],
-)
+    [(401, "(HTTP 401): it is wrong or has expired: fetch it again (`az aks get-credentials "
+      "--resource-group RG --name CLUSTER --overwrite-existing`), or choose another --context\n"),
+     (500, "(HTTP 500), after 4 attempts\n")],
+)  # fmt: skip
 def test_failed_cluster_list_keeps_the_registered_tags(
     capsys, panorama, api_key, tmp_path, status, error
 ):

@@ -137,7 +137,9 @@ def test_an_option_is_refused_exactly_when_the_configuration_refuses_its_field(
 
 
 @pytest.mark.parametrize(
-    "content", [CA_PEM, "-----BEGIN CERTIFICATE-----\n", "not a certificate", " "]
+    "content",
+    [CA_PEM, "-----BEGIN CERTIFICATE-----\n", "not a certificate", " "],
+    ids=["a CA", "a cut PEM", "not a PEM", "blank"],  # CA_PEM differs in each process
 )
 def test_a_ca_bundle_is_refused_exactly_when_the_configuration_refuses_its_text(
     capsys, panorama, tmp_path, content

@@ -131,6 +131,7 @@ def test_a_sync_that_would_remove_every_tag_is_refused_and_writes_nothing(capsys
     report = json.loads(out)
     assert report["heldBack"] == {"pairsToRemove": 8, "pairsRegistered": 8}
     assert report["requests"] == 0 and report["plan"]["register"] == {}
+    assert (report["unregistered"], report["wouldUnregister"]) == (0, 8)  # not done: "would"
     assert synced.write_calls() == []
     registered = run(capsys, "registered", "--panorama", synced.url, "--cluster", "prod1")[1]
     assert json.loads(registered) == UNSELECTED
@@ -143,12 +144,15 @@ def test_a_dry_run_shows_the_plan_and_says_it_would_be_held_back(capsys, synced,
     report = json.loads(out)
     assert report["dryRun"] and report["heldBack"]["pairsToRemove"] == 8
     assert report["plan"]["unregister"] == UNSELECTED
+    assert (report["unregistered"], report["wouldUnregister"]) == (0, 8)
 
 
 def test_the_flag_lets_a_real_deletion_of_every_service_end_in_zero_tags(capsys, synced, tmp_path):
     code, out, err = sync(capsys, synced, service_list(tmp_path), "--allow-mass-removal")
     assert code == 0 and err == ""
-    assert json.loads(out)["unregistered"] == 8 and "heldBack" not in json.loads(out)
+    report = json.loads(out)
+    assert (report["unregistered"], report["wouldUnregister"]) == (8, 0)
+    assert "heldBack" not in report
     assert synced.registered() == {"20.50.10.11": {"corp.keep"}}
 
 
@@ -169,3 +173,29 @@ def test_most_but_not_all_removed_is_held_back_past_the_minimum(capsys, panorama
     assert main(["sync", "--cluster", "prod1", "--services", str(service_list(tmp_path, *many[:7])),
                  "--panorama", panorama.url]) == 0  # 5 of 12: under the minimum of 10  # fmt: skip
     assert len(panorama.registered()) == 7
+
+
+@pytest.mark.parametrize(
+    ("extra", "done", "undone"),
+    [
+        ([], (11, 1), (0, 0)),
+        (["--dry-run"], (0, 0), (11, 1)),
+    ],
+    ids=["applied", "dry-run"],
+)
+def test_a_sync_counts_as_done_only_what_it_sent(capsys, caplog, panorama, extra, done, undone):
+    """`registered`/`unregistered` are what was sent; what a dry run or a hold left undone
+    is `wouldRegister`/`wouldUnregister`, in the report and in the -v log line alike."""
+    panorama.seed("10.240.0.7", ["corp.keep", "aks.prod1.old"])
+    caplog.set_level("INFO", logger="aksfw_core.panorama.audit")
+    line = ["--selector", "front=tier in (frontend)", "--selector", "shop=app!=db@shop"]
+    code, out, _ = sync(capsys, panorama, SAMPLE, *line, *extra)
+    report = json.loads(out)
+    assert code == 0
+    assert (report["registered"], report["unregistered"]) == done
+    assert (report["wouldRegister"], report["wouldUnregister"]) == undone
+    events = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith(".audit")]
+    [logged] = [event for event in events if event["event"] == "sync.cluster"]
+    assert (logged["registered"], logged["unregistered"]) == done
+    assert (logged["would_register"], logged["would_unregister"]) == undone
+    assert ("aks.prod1.old" in panorama.registered()["10.240.0.7"]) == bool(extra)

@@ -86,11 +86,12 @@ def test_a_refused_key_gives_one_clear_line_and_never_shows_the_key(world, host,
     assert (code, out) == (1, "")
     assert err == (
         f"aksfw: GET /api/status on {host.url.removeprefix('http://')}: "
-        "the function key was refused (HTTP 401)\n"
+        "the function key was refused (HTTP 401): set AKSFW_FUNCTION_KEY (or --key) to a key of "
+        "this app (az functionapp keys list --resource-group RG --name APP)\n"
     )
     assert "wrong-" not in err
     code, _, err = run(capsys, "replay", "--app", host.url)
-    assert code == 1 and "a function key is needed (--key or AKSFW_FUNCTION_KEY)" in err
+    assert code == 1 and "a function key is needed (HTTP 401): set AKSFW_FUNCTION_KEY" in err
 
 
 def test_replay_dry_run_then_replay_through_the_command_line(world, host, capsys):

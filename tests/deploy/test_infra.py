@@ -691,6 +691,25 @@ def test_discovered_clusters_get_their_roles_one_by_one(found, ids):
     assert grant["parameters"]["container"] == "explicitClusterIds"
 
 
+def test_explicit_clusters_come_from_the_azd_environment_as_json():
+    # No default: an azd older than 1.23.4 (which reads JSON for array parameters) leaves
+    # the parameter out while AKSFW_CLUSTERS is unset, and the Bicep default [] holds.
+    assert main_parameters()["clusters"] == {"value": "${AKSFW_CLUSTERS}"}
+    assert bicep(MAIN)["parameters"]["clusters"]["type"] == "array"
+    entry = {
+        "id": TAGGED,
+        "alias": "a",
+        "selectors": [{"name": "public", "match": "exposure=internet", "namespace": "shop"}],
+    }
+    document = config_document(panoramaHost="p", clusters=[entry])
+    assert document["clusters"] == [entry] and document["discovery"] == {"tag": "aksfw"}
+    (cluster,) = parse_settings(document).clusters
+    assert cluster.alias == "a" and [s.name for s in cluster.selectors] == ["public"]
+    # Each entry gets its roles (the tagged cluster's own grant then stands aside).
+    module = bicep(MAIN)["modules"]["clusterAccess"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "clusters"
+
+
 def test_every_monitored_subscription_topic_may_dead_letter_into_the_container_only():
     module = bicep(MAIN)["modules"]["deadLetterAccess"]
     assert module["config"]["loop_type"]["detail"]["array_name"] == "monitoredSubscriptionList"
@@ -998,6 +1017,7 @@ def test_built_configuration_with_the_defaults_is_valid():
             "host": "panorama.example.com",
             "targets": "panorama",
             "vsys": None,
+            "certificateSha256": None,
             "tagTimeoutSeconds": 0,
         },
     }
@@ -1029,6 +1049,7 @@ def test_built_configuration_with_every_parameter_set_is_valid():
         clusters=clusters,
         panoramaTargets='{"deviceGroups": ["dg-aks"], "serials": ["0123456789"]}',
         panoramaVsys="vsys2",
+        panoramaCertificateSha256=":".join(["AB"] * 32),
         tagTimeoutSeconds=3600,
     )
     assert "discovery" not in document or document["discovery"] is None
@@ -1039,6 +1060,7 @@ def test_built_configuration_with_every_parameter_set_is_valid():
     assert settings.panorama.targets.device_groups == ("dg-aks",)
     assert settings.panorama.vsys == "vsys2"
     assert settings.panorama.tag_timeout_s == 3600
+    assert settings.panorama.certificate_sha256 == "ab" * 32
 
 
 def test_a_whole_configuration_is_used_as_given_with_the_vault_filled_in():

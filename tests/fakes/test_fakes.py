@@ -355,6 +355,50 @@ def test_simulator_runs_as_a_process() -> None:
             process.stdout.close()
 
 
+@pytest.mark.subprocess
+def test_a_second_simulator_on_the_same_port_says_so_in_one_line() -> None:
+    """The README's simulator block pasted twice: the second start is one line and exit 1,
+    and the first keeps serving."""
+    command = [sys.executable, "-m", "aksfw_local.fakes.panorama", "--api-key", "demo"]
+    first = subprocess.Popen(
+        [*command, "--port", "0"], cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert first.stdout is not None and first.stdin is not None
+        url = json.loads(first.stdout.readline())["url"]
+        port = url.rsplit(":", 1)[1]
+        second = subprocess.run(
+            [*command, "--port", port, "--ignore-stdin"], cwd=REPO_ROOT, capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert (second.returncode, second.stdout) == (1, "")
+        assert second.stderr == (
+            f"aksfw_local.fakes.panorama: port {port} is in use (a simulator still running "
+            "from before? Stop it, e.g. `kill %1`, or choose another --port)\n"
+        )
+        response = requests.post(f"{url}/api/", data={"type": "keygen"}, timeout=10)
+        assert response.status_code == 403  # the first still answers
+        first.stdin.close()
+        assert first.wait(timeout=10) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        if first.stdout is not None:
+            first.stdout.close()
+
+
+def test_a_role_without_a_request_type_is_refused_it_once_the_key_is_accepted(
+    sim: PanoramaSimulator,
+) -> None:
+    sim.role_lacks = {"user-id"}
+    refused = api(sim, type="user-id", cmd=uid_message(register={"10.0.0.1": ["a"]}))
+    assert refused.status_code == 403 and xml(refused).get("code") == "403"
+    assert sim.registered() == {}
+    assert api(sim, type="op", cmd="<show><devicegroups/></show>").status_code == 200
+
+
 # ------------------------------------------------------------------ Kubernetes API fake
 
 

@@ -5,7 +5,7 @@ import pytest
 from aksfw_core.errors import InputError
 from aksfw_core.rules.model import Service, WarningKind
 from aksfw_core.rules.selectors import named_selector
-from aksfw_core.rules.tags import MAX_TAGS_PER_IP, compute_tags, owns
+from aksfw_core.rules.tags import MAX_TAGS_PER_IP, compute_tags, owns, tag_patterns
 
 WEB = Service("shop", "web", {"app": "web", "tier": "frontend"}, ("20.1.1.1",))
 API = Service("shop", "api", {"app": "api"}, ("10.0.0.7",))
@@ -230,3 +230,43 @@ def test_a_selector_that_selects_only_a_pending_service_does_not_warn():
     assert compute_tags("c1", [PENDING, METRICS], [pending_only]).warnings == ()
     matched = named_selector("prom", "app=prom")
     assert compute_tags("c1", [WEB, METRICS], [matched, pending_only]).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("cluster", "selectors", "node_subnets", "patterns"),
+    [
+        ("prod1", [], False, ["aks.prod1.<service>", "aks.prod1.svc.<label>.<value>"]),
+        (
+            "prod1",
+            ["web", "shop-front"],
+            True,
+            [
+                "aks.prod1.<service>",
+                "aks.prod1.svc.<label>.<value>",
+                "aks_web.prod1.<service>",
+                "aks_shop-front.prod1.<service>",
+                "aks.prod1.node_subnet",
+            ],
+        ),
+        (
+            "<name>",
+            [],
+            True,
+            ["aks.<name>.<service>", "aks.<name>.svc.<label>.<value>", "aks.<name>.node_subnet"],
+        ),
+    ],
+)
+def test_tag_patterns_spell_the_tags_compute_tags_gives(cluster, selectors, node_subnets, patterns):
+    assert tag_patterns(cluster, selectors, node_subnets) == patterns
+
+
+def test_a_services_tags_are_its_patterns_filled_in():
+    web = named_selector("web", "app=web")
+    tags = compute_tags("prod1", [WEB], [web]).tags["20.1.1.1"]
+    service, label, selector = tag_patterns("prod1", ["web"])
+    assert tags == {
+        service.replace("<service>", "web"),
+        label.replace("<label>", "app").replace("<value>", "web"),
+        label.replace("<label>", "tier").replace("<value>", "frontend"),
+        selector.replace("<service>", "web"),
+    }

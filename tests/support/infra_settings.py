@@ -48,6 +48,9 @@ LOCAL_ONLY = {
     # The CLI's keygen with a user and password; the app uses PANORAMA_API_KEY.
     "PANORAMA_USER": "CLI keygen only",
     "PANORAMA_PASSWORD": "CLI keygen only",
+    # The CLI's kubeconfig (the kubernetes library's own default) and `aksfw watch` in a pod.
+    "KUBECONFIG": "CLI kubeconfig, as kubectl reads it",
+    "KUBERNETES_SERVICE_HOST": "the watcher in a pod (set by Kubernetes)",
 }
 
 # Never set in Azure, whatever else changes.
