@@ -6,12 +6,15 @@
 // with private endpoints. Only rg-<env> carries azd-env-name, so that azd finds one
 // resource group per environment (azure.yaml also names it, and AZURE_RESOURCE_GROUP is
 // an output).
-// In every monitored subscription: a read-only custom role for the identity (managed
-// clusters; subnets with registerNodeSubnets) and rg-<env>-events with the Event Grid
-// system topic (or the subscription's existing topic); the event subscription follows once
-// the code is deployed (deployEventSubscriptions, turned on by the postdeploy hook).
-// Credential roles go on each cluster: the explicit ones, and the tagged ones the
-// preprovision hook found. No secret is stored in plain text anywhere.
+// In every monitored subscription, and every subscription holding a listed or discovered
+// cluster: aksfw's custom roles (custom-roles.bicep: managed clusters read, Kubernetes
+// Services read, subnets read with registerNodeSubnets). In every monitored subscription:
+// the cluster reader on the subscription (discovery by tag) and rg-<env>-events with the
+// Event Grid system topic (or the subscription's existing topic); the event subscription
+// follows once the code is deployed (deployEventSubscriptions, turned on by the postdeploy
+// hook). On each cluster, the explicit ones and the tagged ones the preprovision hook
+// found: the cluster reader, the credential role (not on local-account clusters unless
+// allowed) and the service reader. No secret is stored in plain text anywhere.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -39,8 +42,17 @@ param monitoredSubscriptionIdsCsv string = ''
 @description('Comma-separated resource IDs of the clusters carrying the discovery tag, found by the preprovision hook (AKSFW_DISCOVERED_CLUSTER_IDS): each gets its credential roles on itself. A cluster tagged later needs `azd provision`.')
 param discoveredClusterIds string = ''
 
-@description('Existing Resource Manager system topics to use, by subscription ID: {"<subscription id>": "/subscriptions/<subscription id>/resourceGroups/<group>/providers/Microsoft.EventGrid/systemTopics/<name>"}. Azure allows one such topic per subscription; the topic needs a system-assigned identity. Subscriptions not listed get a new topic in rg-<env>-events.')
+@description('Existing Resource Manager system topics to use, by subscription ID (AKSFW_EXISTING_SYSTEM_TOPIC_IDS as JSON, azd 1.23.4 or later; the preprovision hook finds them): {"<subscription id>": "/subscriptions/<subscription id>/resourceGroups/<group>/providers/Microsoft.EventGrid/systemTopics/<name>"}. Azure allows one such topic per subscription; the topic needs a system-assigned identity. Subscriptions not listed get a new topic in rg-<env>-events.')
 param existingSystemTopicIds object = {}
+
+@description('Comma-separated lower-case resource IDs of the monitored clusters with local accounts enabled, found by the preprovision hook (AKSFW_LOCAL_ACCOUNT_CLUSTER_IDS): there listClusterUserCredential hands out an admin credential, so the app gets no Azure Kubernetes Service Cluster User Role on them unless allowLocalAccountClusters (its other roles it still gets). Reach them with the `token` credential (docs/permissions.md).')
+param localAccountClusterIds string = ''
+
+@description('Grant Azure Kubernetes Service Cluster User Role on the clusters with local accounts too (AKSFW_ALLOW_LOCAL_ACCOUNT_CLUSTERS): whoever controls the app\'s identity then holds their admin credential.')
+param allowLocalAccountClusters bool = false
+
+@description('Comma-separated lower-case resource IDs of the monitored clusters without an OIDC issuer or workload identity, found by the preprovision hook (AKSFW_NO_OIDC_CLUSTER_IDS): with watcherEnabled they get no watcher identity (a federated credential needs the issuer).')
+param noOidcClusterIds string = ''
 
 @description('Azure tag (key, or key=value) that marks an AKS cluster as monitored (config.discovery.tag); empty = no discovery by tag.')
 param discoveryTag string = 'aksfw'
@@ -58,7 +70,7 @@ param panoramaTargets string = 'panorama'
 param panoramaCertificateSha256 string = ''
 
 @secure()
-@description('Base64 of a PEM file of the CAs that vouch for Panorama\'s certificate (AKSFW_PANORAMA_CA_CERTIFICATES_BASE64): stored as the Key Vault secret panorama-ca-certificates, given to the app as PANORAMA_CA_CERTIFICATES (config.panorama.caCertificates). Empty = the system\'s CAs, or the pin.')
+@description('Base64 of a PEM file of the CAs that vouch for Panorama\'s certificate (AKSFW_PANORAMA_CA_CERTIFICATES_BASE64): written to the Key Vault secret panorama-ca-certificates by every provision (the azd environment is its source of truth), given to the app as PANORAMA_CA_CERTIFICATES (config.panorama.caCertificates). Empty = the system\'s CAs, or the pin.')
 param panoramaCaCertificatesBase64 string = ''
 
 @description('Virtual system of the registrations (config.panorama.vsys), e.g. vsys1; empty = the default.')
@@ -73,10 +85,10 @@ param tagTimeoutSeconds int = 0
 param aksfwConfig object = {}
 
 @secure()
-@description('Panorama XML API key. When given it is stored as the Key Vault secret panorama-api-key; when empty, set that secret yourself (az keyvault secret set). Never stored anywhere else.')
+@description('Panorama XML API key (AKSFW_PANORAMA_API_KEY, azd env set-secret). While given, every provision writes it to the Key Vault secret panorama-api-key (a new version): the azd environment is the source of truth, and a change made only in Key Vault lasts until the next provision. Empty = the secret is Key Vault\'s to manage (az keyvault secret set) and no provision touches it. Never stored anywhere else (docs/deploy.md, *Rotate the Panorama key*).')
 param panoramaApiKey string = ''
 
-@description('The monitored clusters use Azure RBAC for Kubernetes authorization: give the app Azure Kubernetes Service RBAC Reader on them (otherwise bind a Kubernetes role, see docs/permissions.md).')
+@description('The monitored clusters use Azure RBAC for Kubernetes authorization: give the app, on each, a custom role with only the data action Microsoft.ContainerService/managedClusters/services/read (otherwise bind a Kubernetes role, see docs/permissions.md).')
 param clustersUseAzureRbac bool = true
 
 @description('Integrate the app with a new virtual network (Panoramas and private clusters reachable only privately). Storage and vault then take private endpoints and deny other networks except trusted Azure services and allowedIpRanges.')
@@ -95,8 +107,14 @@ param vnetAppSubnetPrefix string = '192.168.250.0/25'
 @description('With vnetEnabled (AKSFW_VNET_PRIVATE_ENDPOINT_SUBNET_PREFIX): subnet of the private endpoints (storage blob and queue, vault), inside vnetAddressPrefix.')
 param vnetPrivateEndpointSubnetPrefix string = '192.168.250.128/26'
 
-@description('With vnetEnabled (AKSFW_VNET_NAT_IP_ZONES): comma-separated availability zones of the NAT gateway\'s static public IP; 1,2,3 = zone-redundant. Empty in a region without availability zones.')
+@description('With vnetEnabled (AKSFW_VNET_NAT_IP_ZONES): comma-separated availability zones of the NAT gateway\'s static public IP; 1,2,3 = a zone-redundant address. The address only: the NAT gateway (Standard) is a zonal resource that Azure places in one zone it does not disclose, and the app\'s outbound traffic stops while that zone is down, whatever the address\'s zones (docs/network.md). Empty in a region without availability zones.')
 param vnetNatIpZones string = '1,2,3'
+
+@description('With vnetEnabled (AKSFW_VNET_PRIVATE_DNS_ZONE_IDS): comma-separated resource IDs of existing private DNS zones to use instead of creating them in rg-<env> (hub-and-spoke networks keep the privatelink zones centrally), matched by zone name: privatelink.blob and privatelink.queue of the storage suffix, privatelink.vaultcore, and with watcherEnabled privatelink.eventgrid. A zone not listed is created and linked to the network. aksfw links nothing to an existing zone: the network must resolve it (vnetDnsServers, or a link you add).')
+param vnetPrivateDnsZoneIds string = ''
+
+@description('With vnetEnabled (AKSFW_VNET_DNS_SERVERS): comma-separated DNS server addresses of the network, e.g. the hub\'s DNS Private Resolver inbound endpoint or firewall DNS proxy, which must resolve the privatelink zones; empty = Azure-provided DNS, which resolves the zones linked to this network.')
+param vnetDnsServers string = ''
 
 @description('With vnetEnabled: public IP ranges (CIDR) still allowed to reach the storage account and the vault, e.g. the machine that runs az keyvault secret set.')
 param allowedIpRanges array = []
@@ -140,6 +158,12 @@ param principalType string = 'User'
 @description('Python version of the function app (AKSFW_PYTHON_VERSION): 3.11 (default) or 3.13, the versions Flex Consumption offers that aksfw is tested on (docs/deploy.md).')
 param pythonVersion string = '3.11'
 
+// The same bounds and default as app/api.bicep's (tests/deploy/test_infra.py checks that they agree).
+@minValue(1)
+@maxValue(1000)
+@description('Most on-demand instances of each Flex Consumption function group (AKSFW_MAXIMUM_INSTANCE_COUNT), 1 (the plan\'s lowest) to 1000: the bound applies to each group, not to the app: the HTTP functions together, and resource_event, resync_timer, cluster_resync and panorama_updates each on its own (docs/deploy.md, *Scale*). Default 10.')
+param maximumInstanceCount int = 10
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -153,9 +177,23 @@ var eventsTags = {
 var monitoredSubscriptionList = empty(trim(monitoredSubscriptionIdsCsv)) ? monitoredSubscriptionIds : split(replace(trim(monitoredSubscriptionIdsCsv), ' ', ''), ',')
 var discoveredClusterIdList = empty(trim(discoveredClusterIds)) ? [] : split(replace(trim(discoveredClusterIds), ' ', ''), ',')
 var explicitClusterIds = [for cluster in clusters: toLower(cluster.id)]
-// The watcher's clusters, each once: explicit and discovered (resource IDs are case-insensitive).
+// Resource IDs are case-insensitive: the lists below compare them in lower case.
 var discoveredClusterIdsLower = [for clusterId in discoveredClusterIdList: toLower(clusterId)]
-var watchedClusterIds = watcherEnabled ? union(explicitClusterIds, discoveredClusterIdsLower) : []
+var localAccountClusterIdList = empty(trim(localAccountClusterIds)) ? [] : split(toLower(replace(trim(localAccountClusterIds), ' ', '')), ',')
+var noOidcClusterIdList = empty(trim(noOidcClusterIds)) ? [] : split(toLower(replace(trim(noOidcClusterIds), ' ', '')), ',')
+// The watcher's clusters, each once: explicit and discovered, but those without an OIDC
+// issuer (no federated credential can trust them).
+var watchedClusterIds = watcherEnabled ? filter(union(explicitClusterIds, discoveredClusterIdsLower), clusterId => !contains(noOidcClusterIdList, clusterId)) : []
+// Where aksfw's custom roles are defined (custom-roles.bicep), each subscription once: the
+// monitored ones and those of the clusters that get roles.
+var monitoredSubscriptionIdsLower = [for subscriptionId in monitoredSubscriptionList: toLower(subscriptionId)]
+var explicitClusterSubscriptionIds = [for clusterId in explicitClusterIds: split(clusterId, '/')[2]]
+var discoveredClusterSubscriptionIds = [for clusterId in discoveredClusterIdsLower: split(clusterId, '/')[2]]
+var clusterSubscriptionIds = union(explicitClusterSubscriptionIds, discoveredClusterSubscriptionIds)
+var roleSubscriptionIds = union(monitoredSubscriptionIdsLower, clusterSubscriptionIds)
+var roleNameSuffix = '${environmentName}-${resourceToken}'
+var privateDnsZoneIdList = empty(trim(vnetPrivateDnsZoneIds)) ? [] : split(replace(trim(vnetPrivateDnsZoneIds), ' ', ''), ',')
+var dnsServerList = empty(trim(vnetDnsServers)) ? [] : split(replace(trim(vnetDnsServers), ' ', ''), ',')
 var deploymentContainerName = 'app-package-${resourceToken}'
 // The identity lists the clusters of whole subscriptions (a read-only custom role) when
 // clusters are found by tag, or when the configuration is given whole and cannot be
@@ -257,6 +295,8 @@ module vnet 'app/vnet.bicep' = if (vnetEnabled) {
     natGatewayName: '${abbrs.natGateways}${resourceToken}'
     natPublicIpName: '${abbrs.publicIPAddresses}${abbrs.natGateways}${resourceToken}'
     natPublicIpZones: empty(trim(vnetNatIpZones)) ? [] : split(replace(trim(vnetNatIpZones), ' ', ''), ',')
+    existingPrivateDnsZoneIds: privateDnsZoneIdList
+    dnsServers: dnsServerList
     privateEndpointPrefix: abbrs.privateEndpoints
     storageAccountId: storage.outputs.id
     keyVaultId: keyVault.outputs.id
@@ -320,6 +360,7 @@ module api 'app/api.bicep' = {
     aksfwConfig: string(configDocument)
     virtualNetworkSubnetId: vnetEnabled ? vnet.outputs.appSubnetId : ''
     pythonVersion: pythonVersion
+    maximumInstanceCount: maximumInstanceCount
   }
   // Start the app once it may use its storage, vault and telemetry.
   dependsOn: [
@@ -327,8 +368,22 @@ module api 'app/api.bicep' = {
   ]
 }
 
+// aksfw's custom roles, defined once per subscription (before anything assigns them): the
+// cluster reader wherever it is assigned, the service reader where clusters are (with Azure
+// RBAC for Kubernetes), the subnet reader in the monitored subscriptions (registerNodeSubnets).
+module customRoles 'app/custom-roles.bicep' = [for subscriptionId in roleSubscriptionIds: {
+  name: take('aksfw-roles-${resourceToken}-${subscriptionId}', 64)
+  scope: subscription(subscriptionId)
+  params: {
+    roleNameSuffix: roleNameSuffix
+    defineClusterReader: subscriptionWideAccess || contains(clusterSubscriptionIds, subscriptionId)
+    defineServiceReader: clustersUseAzureRbac && contains(clusterSubscriptionIds, subscriptionId)
+    defineSubnetReader: registerNodeSubnets && contains(monitoredSubscriptionIdsLower, subscriptionId)
+  }
+}]
+
 // The monitored subscriptions, the topics' dead-letter access to the app's container, and
-// the clusters' credential roles.
+// the clusters' roles.
 module monitoredSubscriptions 'app/monitored-subscription.bicep' = [for subscriptionId in monitoredSubscriptionList: {
   name: 'aksfw-${resourceToken}-${subscriptionId}'
   scope: subscription(subscriptionId)
@@ -342,7 +397,7 @@ module monitoredSubscriptions 'app/monitored-subscription.bicep' = [for subscrip
     principalId: identity.outputs.principalId
     grantSubscriptionRoles: subscriptionWideAccess
     grantSubnetRead: registerNodeSubnets
-    roleNameSuffix: '${environmentName}-${resourceToken}'
+    roleNameSuffix: roleNameSuffix
     deployEventSubscription: deployEventSubscriptions
     functionId: '${api.outputs.id}/functions/resource_event'
     deadLetterStorageAccountId: storage.outputs.id
@@ -350,6 +405,9 @@ module monitoredSubscriptions 'app/monitored-subscription.bicep' = [for subscrip
     alertNamePrefix: 'aksfw-${resourceToken}'
     actionGroupId: alerts.outputs.actionGroupId
   }
+  dependsOn: [
+    customRoles
+  ]
 }]
 
 module deadLetterAccess 'app/deadletter-access.bicep' = [for (subscriptionId, i) in monitoredSubscriptionList: {
@@ -370,7 +428,12 @@ module clusterAccess 'app/cluster-access.bicep' = [for cluster in clusters: {
     cluster: cluster
     principalId: identity.outputs.principalId
     clustersUseAzureRbac: clustersUseAzureRbac
+    roleNameSuffix: roleNameSuffix
+    grantClusterUser: allowLocalAccountClusters || !contains(localAccountClusterIdList, toLower(cluster.id))
   }
+  dependsOn: [
+    customRoles
+  ]
 }]
 
 // Tagged clusters found by the preprovision hook: the `azure` credential's roles. One also
@@ -384,12 +447,17 @@ module discoveredClusterAccess 'app/cluster-access.bicep' = [for clusterId in di
     }
     principalId: identity.outputs.principalId
     clustersUseAzureRbac: clustersUseAzureRbac
+    roleNameSuffix: roleNameSuffix
     grant: !contains(explicitClusterIds, toLower(clusterId))
+    grantClusterUser: allowLocalAccountClusters || !contains(localAccountClusterIdList, toLower(clusterId))
   }
+  dependsOn: [
+    customRoles
+  ]
 }]
 
 // The watcher (watcherEnabled): its topic, the topic's dead-letter access, and an identity
-// per watched cluster.
+// per watched cluster (not for the clusters without an OIDC issuer).
 module watcher 'app/watcher.bicep' = if (watcherEnabled) {
   name: 'watcher'
   scope: rg
@@ -403,6 +471,7 @@ module watcher 'app/watcher.bicep' = if (watcherEnabled) {
     deadLetterContainerName: storage.outputs.deadLetterContainerName
     privateEndpointSubnetId: vnetEnabled ? vnet.outputs.privateEndpointSubnetId : ''
     virtualNetworkId: vnetEnabled ? vnet.outputs.id : ''
+    existingPrivateDnsZoneIds: vnetEnabled ? privateDnsZoneIdList : []
     privateEndpointPrefix: abbrs.privateEndpoints
     actionGroupId: alerts.outputs.actionGroupId
   }

@@ -48,10 +48,13 @@ param aksfwConfig string
 @description('Subnet (delegated to Microsoft.App/environments) for virtual network integration; empty = none.')
 param virtualNetworkSubnetId string = ''
 
-@minValue(40)
+// Flex Consumption scales per function group: the HTTP functions together, every other
+// function alone, and this bound applies to each group's on-demand instances (not to the
+// app's sum). 1 is the plan's lowest value, 1000 its highest.
+@minValue(1)
 @maxValue(1000)
-@description('Most instances the plan scales out to.')
-param maximumInstanceCount int = 40
+@description('Most on-demand instances of each function group (per-function scaling).')
+param maximumInstanceCount int = 10
 
 @allowed([
   512

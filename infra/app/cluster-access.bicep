@@ -1,9 +1,14 @@
 // The app identity's roles on one cluster (deployed into the cluster's resource group): an
 // explicitly configured one, or one carrying the discovery tag that the preprovision hook
-// found (AKSFW_DISCOVERED_CLUSTER_IDS). Read it, and for the `azure` credential list its
-// user credential and, with Azure RBAC for Kubernetes, list its Services. Credentials are
-// granted per cluster, never on a subscription: Azure Kubernetes Service Cluster User Role
-// on a local-account cluster hands out its admin credential.
+// found (AKSFW_DISCOVERED_CLUSTER_IDS). Read it (the custom cluster reader role:
+// managedClusters/read), and for the `azure` credential list its user credential (Azure
+// Kubernetes Service Cluster User Role) and, with Azure RBAC for Kubernetes, read its
+// Services (the custom service reader role: the data action managedClusters/services/read).
+// The custom roles are defined in the cluster's subscription by custom-roles.bicep, with
+// deterministic names computed here the same way. Credentials are granted per cluster, never
+// on a subscription: Azure Kubernetes Service Cluster User Role on a local-account cluster
+// hands out its admin credential, so there it is granted only when allowed
+// (grantClusterUser).
 
 @description('The cluster entry of the configuration (config.clusters[]): id, optional alias, selectors, credential.')
 param cluster object
@@ -11,33 +16,44 @@ param cluster object
 @description('Principal (object) ID of the app\'s managed identity.')
 param principalId string
 
-@description('The cluster uses Azure RBAC for Kubernetes authorization: add Azure Kubernetes Service RBAC Reader.')
+@description('The cluster uses Azure RBAC for Kubernetes authorization: add the service reader role (Services only).')
 param clustersUseAzureRbac bool
+
+@description('The suffix of the custom role names (custom-roles.bicep): their definitions\' names derive from it.')
+param roleNameSuffix string
 
 @description('false = grant nothing: a discovered cluster that is also listed explicitly gets its roles from that entry (its credential may not be `azure`).')
 param grant bool = true
+
+@description('false = no Azure Kubernetes Service Cluster User Role: the cluster has local accounts (listClusterUserCredential would hand out an admin credential) and they are not allowed (allowLocalAccountClusters). The other roles are still granted.')
+param grantClusterUser bool = true
 
 var roles = loadJsonContent('roles.json')
 // credential is "azure" (default), {"kind": "azure"} or {"kind": "token", ...}.
 var clusterCredential = contains(cluster, 'credential') ? cluster.credential : 'azure'
 var credentialKind = contains(clusterCredential, 'kind') ? clusterCredential.kind : clusterCredential
 var usesAzureCredential = toLower(string(credentialKind)) == 'azure'
+// The custom roles of custom-roles.bicep in this cluster's subscription, by their names.
+var clusterReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', guid(subscription().id, roleNameSuffix, 'aksfw-cluster-reader'))
+var serviceReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', guid(subscription().id, roleNameSuffix, 'aksfw-service-reader'))
 
 resource managedCluster 'Microsoft.ContainerService/managedClusters@2024-09-01' existing = {
   name: split(cluster.id, '/')[8]
 }
 
-resource reader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grant) {
-  name: guid(managedCluster.id, principalId, roles.reader)
+// managedClusters/read on this cluster only (its subscription's role may not be assigned
+// there: discovery by tag off, or the subscription not scanned).
+resource clusterReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grant) {
+  name: guid(managedCluster.id, principalId, 'aksfw-cluster-reader')
   scope: managedCluster
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.reader)
+    roleDefinitionId: clusterReaderRoleId
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
 }
 
-resource clusterUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grant && usesAzureCredential) {
+resource clusterUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grant && usesAzureCredential && grantClusterUser) {
   name: guid(managedCluster.id, principalId, roles.aksClusterUser)
   scope: managedCluster
   properties: {
@@ -47,11 +63,11 @@ resource clusterUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (
   }
 }
 
-resource rbacReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grant && usesAzureCredential && clustersUseAzureRbac) {
-  name: guid(managedCluster.id, principalId, roles.aksRbacReader)
+resource serviceReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grant && usesAzureCredential && clustersUseAzureRbac) {
+  name: guid(managedCluster.id, principalId, 'aksfw-service-reader')
   scope: managedCluster
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.aksRbacReader)
+    roleDefinitionId: serviceReaderRoleId
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

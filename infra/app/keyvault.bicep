@@ -3,6 +3,12 @@
 // Panorama's certificate, when given) and the service-account tokens of clusters with a
 // `token` credential (named by the configuration). Only identities with a data-plane role
 // (rbac.bicep) read or write secrets.
+//
+// Who owns the Panorama secrets: the azd environment while it holds their values (each
+// provision writes them again, a new version tagged with where it came from). The API key
+// cleared there is Key Vault's to manage (a rotation in Key Vault then stands); the CAs
+// cleared there are no longer trusted (the app setting loses its reference). docs/deploy.md,
+// *Rotate the Panorama key*.
 
 @description('Name of the vault.')
 param name string
@@ -14,11 +20,11 @@ param location string
 param tags object
 
 @secure()
-@description('Panorama XML API key; empty = the secret is set by hand (az keyvault secret set).')
+@description('Panorama XML API key: written to the secret panorama-api-key by every provision while given; empty = the secret is managed in Key Vault (az keyvault secret set) and left as it is.')
 param panoramaApiKey string = ''
 
 @secure()
-@description('PEM text of the CAs to trust for Panorama (config panorama.caCertificates); empty = none, no secret.')
+@description('PEM text of the CAs to trust for Panorama (config panorama.caCertificates): written to the secret panorama-ca-certificates by every provision while given; empty = none, no secret written.')
 param panoramaCaCertificates string = ''
 
 @description('Accept only private endpoints, trusted Azure services and allowedIpRanges (vnetEnabled).')
@@ -69,12 +75,15 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
+// Only while the azd environment holds the value: then it is the source of truth, written
+// again by every provision (panorama-secret.bicep).
 module panoramaKey 'panorama-secret.bicep' = if (!empty(panoramaApiKey)) {
   name: 'panorama-api-key'
   params: {
     keyVaultName: vault.name
     secretName: panoramaApiKeySecretName
     value: panoramaApiKey
+    source: 'AKSFW_PANORAMA_API_KEY'
   }
 }
 
@@ -84,6 +93,7 @@ module panoramaCas 'panorama-secret.bicep' = if (!empty(panoramaCaCertificates))
     keyVaultName: vault.name
     secretName: panoramaCaCertificatesSecretName
     value: panoramaCaCertificates
+    source: 'AKSFW_PANORAMA_CA_CERTIFICATES_BASE64'
   }
 }
 

@@ -3,13 +3,14 @@
 // load-balancer changes, in the resource group rg-<env>-events of that subscription (or the
 // subscription's existing topic, wherever it is).
 //
-// Least privilege: on the subscription the identity may only read managed clusters (a
-// custom role with managedClusters/read, to discover the tagged ones) and, with
-// registerNodeSubnets, virtual networks and subnets. Credentials (Azure Kubernetes Service
-// Cluster User Role, which on a local-account cluster hands out admin credentials) and
-// AKS RBAC Reader are granted per cluster (cluster-access.bicep), for the explicit clusters
-// and the tagged ones the preprovision hook found; a newly tagged cluster needs
-// `azd provision`.
+// Least privilege: on the subscription the identity may only read managed clusters (the
+// custom cluster reader role, to discover the tagged ones) and, with registerNodeSubnets,
+// virtual networks and subnets. The roles are defined by custom-roles.bicep (deployed first
+// in the same subscription); their names are deterministic, computed here as there.
+// Credentials (Azure Kubernetes Service Cluster User Role, which on a local-account cluster
+// hands out admin credentials) and the Kubernetes Service reads are granted per cluster
+// (cluster-access.bicep), for the explicit clusters and the tagged ones the preprovision
+// hook found; a newly tagged cluster needs `azd provision`.
 targetScope = 'subscription'
 
 @description('Region of the events resource group.')
@@ -33,7 +34,7 @@ param grantSubscriptionRoles bool
 @description('Let the identity read virtual networks and subnets in the subscription (registerNodeSubnets: node-pool subnet CIDRs).')
 param grantSubnetRead bool = false
 
-@description('Makes the custom role names unique in the tenant (environment and resource token).')
+@description('The suffix of the custom role names (custom-roles.bicep): their definitions\' names derive from it.')
 param roleNameSuffix string
 
 @description('Resource ID of this subscription\'s existing Resource Manager system topic (Azure allows one per subscription); empty = create one in resourceGroupName.')
@@ -60,39 +61,16 @@ param deadLetterStorageAccountId string
 @description('Blob container receiving undeliverable events.')
 param deadLetterContainerName string
 
-// Custom roles live in the tenant: their names carry the environment and the subscription.
-var clusterReaderActions = [
-  'Microsoft.ContainerService/managedClusters/read'
-]
-var subnetReaderActions = [
-  'Microsoft.Network/virtualNetworks/read'
-  'Microsoft.Network/virtualNetworks/subnets/read'
-]
+// The custom roles of custom-roles.bicep, by their deterministic names.
+var clusterReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', guid(subscription().id, roleNameSuffix, 'aksfw-cluster-reader'))
+var subnetReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', guid(subscription().id, roleNameSuffix, 'aksfw-subnet-reader'))
 
 // List and read managed clusters (tags, node resource group, node pools): nothing else, and
 // no credential action.
-resource clusterReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (grantSubscriptionRoles) {
-  name: guid(subscription().id, roleNameSuffix, 'aksfw-cluster-reader')
-  properties: {
-    roleName: 'aksfw cluster reader ${roleNameSuffix} ${subscription().subscriptionId}'
-    description: 'aksfw (${roleNameSuffix}): list and read the managed clusters of this subscription to find the ones carrying the discovery tag.'
-    type: 'CustomRole'
-    permissions: [
-      {
-        actions: clusterReaderActions
-        notActions: []
-      }
-    ]
-    assignableScopes: [
-      subscription().id
-    ]
-  }
-}
-
 resource clusterReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSubscriptionRoles) {
   name: guid(subscription().id, principalId, 'aksfw-cluster-reader')
   properties: {
-    roleDefinitionId: clusterReaderRole.id
+    roleDefinitionId: clusterReaderRoleId
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
@@ -100,28 +78,10 @@ resource clusterReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if
 
 // registerNodeSubnets: node pools' subnets (bring-your-own VNets anywhere in the
 // subscription, the managed VNet in the node resource group).
-resource subnetReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (grantSubnetRead) {
-  name: guid(subscription().id, roleNameSuffix, 'aksfw-subnet-reader')
-  properties: {
-    roleName: 'aksfw subnet reader ${roleNameSuffix} ${subscription().subscriptionId}'
-    description: 'aksfw (${roleNameSuffix}): read virtual networks and subnets to register AKS node-pool subnet CIDRs.'
-    type: 'CustomRole'
-    permissions: [
-      {
-        actions: subnetReaderActions
-        notActions: []
-      }
-    ]
-    assignableScopes: [
-      subscription().id
-    ]
-  }
-}
-
 resource subnetReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSubnetRead) {
   name: guid(subscription().id, principalId, 'aksfw-subnet-reader')
   properties: {
-    roleDefinitionId: subnetReaderRole.id
+    roleDefinitionId: subnetReaderRoleId
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

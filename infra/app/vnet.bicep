@@ -1,13 +1,25 @@
 // Optional virtual network integration (vnetEnabled): a network for the Flex Consumption app
 // (subnet `app`, delegated to Microsoft.App/environments) so aksfw can reach Panoramas and
 // private AKS API servers over peering or VPN, and private endpoints with private DNS for the
-// app's storage (blob, queue) and vault.
+// app's storage (blob, queue) and vault: zones created here and linked to this network, or
+// the existing zones of a hub (existingPrivateDnsZoneIds), which this network must then
+// resolve through dnsServers (or a link made outside aksfw).
 //
 // Outbound to a public Panorama: Flex Consumption has no fixed outbound IPs, so the app
 // subnet sends its internet-bound traffic through a NAT gateway with one static Standard
-// public IP (zone-redundant where the region has zones). That address (output outboundIp,
-// AKSFW_OUTBOUND_IP in azd) is what goes into Panorama's permitted-IP list (Device > Setup >
-// Management > Permitted IP Addresses, or the management interface profile).
+// public IP. That address (output outboundIp, AKSFW_OUTBOUND_IP in azd) is what goes into
+// Panorama's permitted-IP list (Device > Setup > Management > Permitted IP Addresses, or the
+// management interface profile).
+//
+// Zones, as they are (Microsoft Learn, "NAT gateway and availability zones"): a Standard NAT
+// gateway is a zonal resource. Deployed with no zone (as here), Azure places it in one zone
+// it does not disclose, and that cannot be changed afterwards; a zone-redundant public IP
+// does not make it zone-redundant (unlike a load balancer's frontend). Its built-in
+// redundancy survives infrastructure faults inside its zone; if that zone goes down, the
+// app's outbound traffic stops until the zone returns. The address is zone-redundant
+// (natPublicIpZones 1,2,3) so that it is not a second single-zone dependency. A
+// zone-redundant NAT gateway is the StandardV2 SKU, which needs StandardV2 public IPs; it is
+// not deployed here.
 //
 // Outbound to a private Panorama (nothing here creates it; it is your network's plan):
 // - Reach: peer this network with the hub that reaches Panorama (a VNet peering with "use
@@ -55,8 +67,14 @@ param natGatewayName string
 @description('Name of the NAT gateway\'s static public IP address.')
 param natPublicIpName string
 
-@description('Availability zones of the NAT gateway\'s public IP, e.g. [\'1\', \'2\', \'3\'] (zone-redundant); empty in a region without availability zones.')
+@description('Availability zones of the NAT gateway\'s public IP, e.g. [\'1\', \'2\', \'3\'] (a zone-redundant address; the NAT gateway itself stays in one zone); empty in a region without availability zones.')
 param natPublicIpZones array
+
+@description('Existing private DNS zones (resource IDs) to use instead of creating them here, matched by zone name (the ID\'s last segment, any letter case); a zone not listed is created and linked to this network. Nothing is linked to an existing zone.')
+param existingPrivateDnsZoneIds array = []
+
+@description('DNS servers of the network (e.g. a hub\'s resolver); empty = Azure-provided DNS.')
+param dnsServers array = []
 
 @description('Name prefix of the private endpoints.')
 param privateEndpointPrefix string
@@ -69,9 +87,12 @@ param keyVaultId string
 
 var appSubnetName = 'app'
 var endpointSubnetName = 'private-endpoints'
+// The existing zones' names in lower case (DNS names are case-insensitive), in the order of
+// existingPrivateDnsZoneIds.
+var existingZoneNames = [for zoneId in existingPrivateDnsZoneIds: toLower(last(split(zoneId, '/')))]
 
 // Private DNS zone names of this cloud (public, Government, China).
-var privateLinks = [
+var privateLinkTargets = [
   {
     name: 'blob'
     resourceId: storageAccountId
@@ -88,6 +109,11 @@ var privateLinks = [
     zone: replace(environment().suffixes.keyvaultDns, '.vault.', 'privatelink.vaultcore.')
   }
 ]
+// Each private link with the existing zone of its name, or '' (the zone is created here).
+var privateLinks = [for link in privateLinkTargets: union(link, {
+  existingZoneId: contains(existingZoneNames, toLower(link.zone)) ? existingPrivateDnsZoneIds[indexOf(existingZoneNames, toLower(link.zone))] : ''
+})]
+var createdZones = filter(privateLinks, link => empty(link.existingZoneId))
 
 // Default rules only (virtual network and Azure load balancer in, anything out): the app
 // receives nothing through this network; it calls out to Panorama, AKS and Azure.
@@ -101,7 +127,7 @@ resource nsg 'Microsoft.Network/networkSecurityGroups@2024-01-01' = {
 }
 
 // The app's one outbound address to the internet: a Standard, static public IP on a NAT
-// gateway attached to the app subnet.
+// gateway attached to the app subnet (zone-redundant by default: see the zones note above).
 resource natPublicIp 'Microsoft.Network/publicIPAddresses@2024-01-01' = {
   name: natPublicIpName
   location: location
@@ -118,7 +144,8 @@ resource natPublicIp 'Microsoft.Network/publicIPAddresses@2024-01-01' = {
   }
 }
 
-// No zone of its own (a regional NAT gateway), so that it can use a zone-redundant address.
+// No zone given: Azure places this zonal resource in a zone of its choice (a no-zone NAT
+// gateway accepts a zone-redundant, zonal or no-zone address). Not zone-redundant.
 resource natGateway 'Microsoft.Network/natGateways@2024-01-01' = {
   name: natGatewayName
   location: location
@@ -145,6 +172,9 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
       addressPrefixes: [
         addressPrefix
       ]
+    }
+    dhcpOptions: {
+      dnsServers: dnsServers
     }
     subnets: [
       {
@@ -181,13 +211,14 @@ resource vnet 'Microsoft.Network/virtualNetworks@2024-01-01' = {
   }
 }
 
-resource zones 'Microsoft.Network/privateDnsZones@2020-06-01' = [for link in privateLinks: {
+// Only the zones not given as existing ones, linked to this network.
+resource zones 'Microsoft.Network/privateDnsZones@2020-06-01' = [for link in createdZones: {
   name: link.zone
   location: 'global'
   tags: tags
 }]
 
-resource zoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = [for (link, i) in privateLinks: {
+resource zoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = [for (link, i) in createdZones: {
   parent: zones[i]
   name: name
   location: 'global'
@@ -230,11 +261,14 @@ resource endpointZones 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@
       {
         name: link.name
         properties: {
-          privateDnsZoneId: zones[i].id
+          privateDnsZoneId: empty(link.existingZoneId) ? resourceId('Microsoft.Network/privateDnsZones', link.zone) : link.existingZoneId
         }
       }
     ]
   }
+  dependsOn: [
+    zones
+  ]
 }]
 
 output id string = vnet.id

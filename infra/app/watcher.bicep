@@ -7,7 +7,9 @@
 // leaves no access key that could publish, and each cluster's identity holds EventGrid
 // Data Sender on this topic alone (watcher-identity.bicep). With vnetEnabled the topic takes
 // no public traffic: a private endpoint in the app's network, reached from peered cluster
-// networks that resolve the private DNS zone (docs/watcher.md).
+// networks that resolve the private DNS zone (docs/watcher.md): one created here and linked
+// to the app's network, or a hub's existing privatelink.eventgrid zone
+// (existingPrivateDnsZoneIds).
 
 @description('Name of the custom topic.')
 param name string
@@ -36,6 +38,9 @@ param privateEndpointSubnetId string = ''
 @description('The app\'s virtual network (with privateEndpointSubnetId): linked to the topic\'s private DNS zone.')
 param virtualNetworkId string = ''
 
+@description('Existing private DNS zones (resource IDs, as vnet.bicep\'s): one named as Event Grid\'s private link zone is used instead of creating it; nothing is linked to it.')
+param existingPrivateDnsZoneIds array = []
+
 @description('Name prefix of the private endpoint.')
 param privateEndpointPrefix string = 'pe-'
 
@@ -49,6 +54,10 @@ var includedEventTypes = [
 var isPrivate = !empty(privateEndpointSubnetId)
 // Event Grid's private link zone of this cloud (public, Government, China).
 var privateZoneName = environment().name == 'AzureUSGovernment' ? 'privatelink.eventgrid.azure.us' : (environment().name == 'AzureChinaCloud' ? 'privatelink.eventgrid.azure.cn' : 'privatelink.eventgrid.azure.net')
+// A hub's zone of that name, if given (DNS names are case-insensitive).
+var existingZoneNames = [for zoneId in existingPrivateDnsZoneIds: toLower(last(split(zoneId, '/')))]
+var useExistingZone = contains(existingZoneNames, privateZoneName)
+var existingZoneId = useExistingZone ? existingPrivateDnsZoneIds[indexOf(existingZoneNames, privateZoneName)] : ''
 
 resource topic 'Microsoft.EventGrid/topics@2022-06-15' = {
   // checkov:skip=CKV_AZURE_193:Public network access is Disabled with vnetEnabled (a private endpoint in the app's network). Without it the watchers publish from the clusters' own outbound addresses, which the template cannot know; publishing still needs an Entra token with EventGrid Data Sender on this topic (disableLocalAuth: no access key exists).
@@ -66,13 +75,13 @@ resource topic 'Microsoft.EventGrid/topics@2022-06-15' = {
   }
 }
 
-resource zone 'Microsoft.Network/privateDnsZones@2020-06-01' = if (isPrivate) {
+resource zone 'Microsoft.Network/privateDnsZones@2020-06-01' = if (isPrivate && !useExistingZone) {
   name: privateZoneName
   location: 'global'
   tags: tags
 }
 
-resource zoneLink 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = if (isPrivate) {
+resource zoneLink 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-06-01' = if (isPrivate && !useExistingZone) {
   parent: zone
   name: name
   location: 'global'
@@ -115,7 +124,7 @@ resource endpointZone 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2
       {
         name: 'topic'
         properties: {
-          privateDnsZoneId: zone.id
+          privateDnsZoneId: useExistingZone ? existingZoneId : zone.id
         }
       }
     ]

@@ -245,8 +245,8 @@ MUTATIONS = (
     _m(
         SYMBOL,
         "app/cluster-access.bicep",
-        "if (grant && usesAzureCredential)",
-        "if (grant && usesAzureCredentials)",
+        "if (grant && usesAzureCredential &&",
+        "if (grant && usesAzureCredentials &&",
     ),
     _m(SYMBOL, "app/keyvault.bicep", "endsWith(", "endWith("),
     _m(SCOPE, "app/watcher-identity.bicep", "  scope: topic\n", "  scope: managedCluster\n"),
@@ -288,7 +288,7 @@ MUTATIONS = (
     _m(
         BOUNDS,
         "app/api.bicep",
-        "param maximumInstanceCount int = 40",
+        "param maximumInstanceCount int = 10",
         "param maximumInstanceCount int = 2000",
     ),
     _m(

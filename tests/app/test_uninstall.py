@@ -1,18 +1,17 @@
-"""Uninstall (`POST /api/uninstall`, `aksfw uninstall`, the azd `predown` hook): every tag
-aksfw registered goes from every target, foreign tags stay, and nothing registers again
-meanwhile. Over the real local stack (Azurite, the Panorama simulator, the fakes)."""
+"""Uninstall (`POST /api/uninstall`, `aksfw uninstall`): every tag aksfw registered goes from
+every target, foreign tags stay, and nothing registers again meanwhile. Over the real local
+stack (Azurite, the Panorama simulator, the fakes). The azd `predown` hook that calls it runs
+in tests/deploy/test_hooks.py."""
 
 from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import threading
 import time
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -24,12 +23,10 @@ from aksfw_core.rules.messages import Snapshot, encode
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.functions_host import enqueue
 from aksfw_local.functions_http import FunctionsHttpHost
-from tests.support import REPO_ROOT, cli
-from tests.support.azd_stub import write_azd
+from tests.support import cli
 from tests.support.flow import CLUSTER, HANDLERS, SUB, configure
 from tests.support.queues import UPDATES, waiting
 
-HOOK = REPO_ROOT / "infra" / "hooks" / "predown.sh"
 FUNCTION_KEY = "fn-key-uninstall-42"
 SERIALS = ["007000000001", "007000000002"]
 OTHER = CLUSTER.replace("aks-prod1", "aks-prod2")
@@ -315,132 +312,3 @@ def status_since(answer: dict) -> str:
 def test_cli_refuses_a_wait_that_means_nothing(capsys, argv, reason):
     code, _, err = run(capsys, "uninstall", "--app", "https://example.com", *argv)
     assert code == 2 and reason in err
-
-
-# --- the azd predown hook ---------------------------------------------------------------
-
-TARGET_JSON = (
-    '{"cluster": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/'
-    'managedClusters/aks-prod1", "tagName": "aks-prod1", "target": "panorama", "ips": 1, "tags": 2}'
-)
-
-
-def fake_tools(tmp_path: Path, env: dict[str, str], *, reachable: bool = True) -> dict[str, str]:
-    """Stub `azd` (an environment in a file), `az` and `curl` (logging their calls; curl
-    answers the uninstall, then a status with one target left, then an empty one)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    write_azd(bin_dir, env)
-    (bin_dir / "az").write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> "{tmp_path / "az.log"}"\n'
-        'case "$1 $2" in\n'
-        '  "functionapp show") echo "func-aksfw.azurewebsites.net";;\n'
-        '  "functionapp keys") echo "secret-key-1";;\n'
-        "esac\n"
-    )
-    answers = tmp_path / "answers"
-    answers.mkdir()
-    (answers / "uninstall").write_text(f'{{"dryRun": false, "targets": [{TARGET_JSON}]}}')
-    (answers / "status.1").write_text(
-        f'{{"clusters": [{{"id": "x", "targets": [{TARGET_JSON}]}}]}}'
-    )
-    (answers / "status.2").write_text('{"clusters": [{"id": "x", "targets": []}]}')
-    (bin_dir / "curl").write_text(
-        "#!/bin/sh\n"
-        f'log="{tmp_path / "curl.log"}"; answers="{answers}"\n'
-        'echo "$*" >> "$log"; cat >> "$log"\n'
-        'out=""; for a in "$@"; do [ "$prev" = "--output" ] && out=$a; prev=$a; url=$a; done\n'
-        + ("" if reachable else 'echo "curl: (7) Failed to connect" >&2; printf 000; exit 7\n')
-        + 'case "$url" in\n'
-        '  */api/uninstall) cp "$answers/uninstall" "$out"; printf 202;;\n'
-        '  */api/status) n=$(ls "$answers" | grep -c "^seen"); touch "$answers/seen$n";\n'
-        '     if [ "$n" = 0 ]; then cp "$answers/status.1" "$out"; else cp "$answers/status.2" "$out"; fi;\n'
-        "     printf 200;;\n"
-        "esac\n"
-    )
-    (bin_dir / "sleep").write_text("#!/bin/sh\nexit 0\n")
-    for tool in ("azd", "az", "curl", "sleep"):
-        (bin_dir / tool).chmod(0o755)
-    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-
-
-APP_ENV = {"AZURE_FUNCTION_APP_NAME": "func-aksfw", "RESOURCE_GROUP": "rg-dev"}
-
-
-def run_hook(
-    tmp_path: Path, env: dict[str, str], **process_env: str
-) -> subprocess.CompletedProcess[str]:
-    path_env = fake_tools(tmp_path, env, reachable=process_env.pop("reachable", "yes") == "yes")
-    return subprocess.run(["sh", str(HOOK)], check=False, env={**path_env, **process_env},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
-
-
-def logged(tmp_path: Path, tool: str) -> str:
-    path = tmp_path / f"{tool}.log"
-    return path.read_text() if path.exists() else ""
-
-
-@pytest.mark.subprocess
-def test_predown_hook_uninstalls_and_waits_until_nothing_remains(tmp_path):
-    done = run_hook(tmp_path, APP_ENV)
-    assert done.returncode == 0, done.stderr
-    assert "aksfw:   " + TARGET_JSON in done.stdout
-    assert "1 target(s) still hold tags; waiting." in done.stdout
-    assert "no cluster holds a target" in done.stdout
-    az = logged(tmp_path, "az")
-    assert "functionapp keys list --resource-group rg-dev --name func-aksfw" in az
-    curl = logged(tmp_path, "curl")
-    assert "--request POST" in curl and '--data {"dryRun": false}' in curl
-    assert "https://func-aksfw.azurewebsites.net/api/uninstall" in curl
-    assert curl.count("https://func-aksfw.azurewebsites.net/api/status") == 2
-    # The key reaches curl on stdin as a header, never on its command line or in a URL.
-    assert 'header = "x-functions-key: secret-key-1"' in curl
-    assert all("secret-key-1" not in line for line in curl.splitlines() if "--request" in line)
-    assert "secret-key-1" not in done.stdout + done.stderr
-
-
-@pytest.mark.subprocess
-def test_predown_hook_dry_run_only_shows_and_stops_azd_down(tmp_path):
-    done = run_hook(tmp_path, APP_ENV, AKSFW_UNINSTALL_DRY_RUN="true")
-    assert done.returncode == 1
-    assert '--data {"dryRun": true}' in logged(tmp_path, "curl")
-    assert "/api/status" not in logged(tmp_path, "curl")
-    assert "aksfw:   " + TARGET_JSON in done.stdout
-    assert "nothing removed; azd down stops here" in done.stderr
-
-
-@pytest.mark.subprocess
-def test_predown_hook_fails_loudly_when_the_app_is_unreachable(tmp_path):
-    done = run_hook(tmp_path, APP_ENV, reachable="no")
-    assert done.returncode == 1
-    assert "/api/uninstall could not be reached" in done.stderr
-    assert "still on Panorama" in done.stderr
-    assert "AKSFW_SKIP_UNINSTALL=true azd down" in done.stderr
-
-
-@pytest.mark.subprocess
-def test_predown_hook_skips_only_when_told(tmp_path):
-    done = run_hook(tmp_path, APP_ENV, AKSFW_SKIP_UNINSTALL="true")
-    assert done.returncode == 0
-    assert "stay on Panorama" in done.stderr
-    assert logged(tmp_path, "curl") == "" and logged(tmp_path, "az") == ""
-
-
-@pytest.mark.subprocess
-def test_predown_hook_without_an_app_has_nothing_to_do(tmp_path):
-    done = run_hook(tmp_path, {})
-    assert done.returncode == 0 and "nothing to uninstall" in done.stdout
-    assert logged(tmp_path, "curl") == ""
-
-
-@pytest.mark.subprocess
-def test_predown_hook_is_valid_sh_and_both_shells_do_the_same():
-    subprocess.run(["sh", "-n", str(HOOK)], check=True)
-    windows = HOOK.with_suffix(".ps1").read_text()
-    for text in (HOOK.read_text(), windows):
-        for needed in ("AKSFW_SKIP_UNINSTALL", "AKSFW_UNINSTALL_DRY_RUN",
-                       "AKSFW_UNINSTALL_WAIT_SECONDS", "functionapp keys list",
-                       "functionKeys.default", "x-functions-key", "/api/uninstall",
-                       "/api/status", "AZURE_FUNCTION_APP_NAME"):  # fmt: skip
-            assert needed in text

@@ -13,7 +13,6 @@ import functools
 import ipaddress
 import json
 import re
-import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from aksfw_core.config import load_settings, parse_settings
 from aksfw_core.errors import InputError
 from aksfw_core.pipeline.storage import StorageNames
 from tests.support import REPO_ROOT
-from tests.support.azd_stub import write_azd
 from tests.support.infra_settings import (
     FORBIDDEN,
     LOCAL_ONLY,
@@ -54,9 +52,7 @@ VAULT_URL = "https://kv-test.vault.azure.net"
 # Azure built-in role definition IDs (Microsoft Learn, "Azure built-in roles"): the only
 # roles the deployment grants.
 BUILT_IN_ROLES = {
-    "reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
     "aksClusterUser": "4abbcc35-e782-43d8-92c5-2d3f1bd2253f",
-    "aksRbacReader": "7f6c6a51-bcf8-42ba-9220-52d62157d7db",
     "keyVaultSecretsOfficer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
     "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
     "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
@@ -202,23 +198,6 @@ def test_azd_finds_exactly_one_resource_group_per_environment():
         for name, group in resources_of(path, "Microsoft.Resources/resourceGroups").items():
             if path != MAIN:
                 assert body(group)["tags"] == "tags", f"{path.name}: {name}"
-
-
-@pytest.mark.parametrize("name", ["postdeploy.sh", "postdeploy.ps1"])
-def test_postdeploy_hook_provisions_the_event_subscriptions_once(name):
-    text = (INFRA / "hooks" / name).read_text()
-    assert "azd env get-value DEPLOY_EVENT_SUBSCRIPTIONS" in text
-    assert "azd env set DEPLOY_EVENT_SUBSCRIPTIONS true" in text
-    assert "azd provision --no-prompt" in text
-    # The early exit when the flag is already on comes before any provisioning.
-    assert text.index("'true'" if name.endswith("ps1") else '= "true"') < text.index(
-        "azd provision"
-    )
-
-
-@pytest.mark.subprocess
-def test_postdeploy_shell_hook_is_valid_sh():
-    subprocess.run(["sh", "-n", str(INFRA / "hooks" / "postdeploy.sh")], check=True)
 
 
 # --- parameters -----------------------------------------------------------------------
@@ -386,6 +365,38 @@ def test_python_version_is_a_parameter_from_the_azd_environment():
     assert all(f"`{version}`" in row for version in PYTHON_VERSIONS), row
 
 
+def bounds(parameter: Mapping[str, Any]) -> tuple[Any, Any]:
+    found = {d["type"]: d.get("argument") for d in parameter["decorators"]}
+    return found.get("min_value"), found.get("max_value")
+
+
+def test_maximum_instance_count_accepts_one_and_defaults_to_a_few_instances():
+    # Microsoft Learn, "Event-driven scaling in Azure Functions" (Flex Consumption, *Limit
+    # scale-out*): the lowest maximum instance count is 1, the highest 1000, and the count
+    # applies to each per-function scale group's on-demand instances, not to the app's sum.
+    in_main = bicep(MAIN)["parameters"]["maximumInstanceCount"]
+    in_app = bicep(APP / "api.bicep")["parameters"]["maximumInstanceCount"]
+    assert bounds(in_main) == bounds(in_app) == (1, 1000)
+    assert in_main["default"] == in_app["default"] == 10
+    assert main_parameters()["maximumInstanceCount"] == {
+        "value": "${AKSFW_MAXIMUM_INSTANCE_COUNT=10}"
+    }
+    assert body(bicep(MAIN)["modules"]["api"])["params"]["maximumInstanceCount"] == (
+        "maximumInstanceCount"
+    )
+    (site,) = resources_of(APP / "api.bicep", "Microsoft.Web/sites").values()
+    scale = body(site)["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    assert scale["maximumInstanceCount"] == "maximumInstanceCount"
+    description = next(d for d in in_main["decorators"] if d["type"] == "description")
+    assert "AKSFW_MAXIMUM_INSTANCE_COUNT" in description["argument"]
+    # The docs say which function scales in which group.
+    deploy = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    assert "| `AKSFW_MAXIMUM_INSTANCE_COUNT` |" in deploy
+    tree = ast.parse((REPO_ROOT / "function_app.py").read_text())
+    for function in (node.name for node in tree.body if isinstance(node, ast.FunctionDef)):
+        assert f"`{function}`" in deploy, f"docs/deploy.md does not place {function} in a group"
+
+
 def azure_functions_requirement(python_version: str) -> SpecifierSet:
     """The azure-functions versions requirements.txt admits on one Python version."""
     environment = {"python_version": python_version, "python_full_version": f"{python_version}.0"}
@@ -470,6 +481,53 @@ def test_key_vault_uses_rbac_and_keeps_deleted_secrets():
     assert variable(APP / "keyvault.bicep", "panoramaApiKeySecretName") == "panorama-api-key"
 
 
+def test_panorama_secrets_are_written_only_while_the_environment_holds_them_and_say_so():
+    # The azd environment is the source of truth while it holds a value: every provision
+    # writes it (a new version, tagged with where it came from); cleared, no provision
+    # touches the secret, and a rotation made in Key Vault stands.
+    path = APP / "keyvault.bicep"
+    modules = bicep(path)["modules"]
+    expected = {
+        "panoramaKey": ("panoramaApiKey", "AKSFW_PANORAMA_API_KEY", "panoramaApiKey"),
+        "panoramaCas": (
+            "panoramaCaCertificates",
+            "AKSFW_PANORAMA_CA_CERTIFICATES_BASE64",
+            "panoramaCaCertificatesBase64",
+        ),
+    }
+    for name, (value, source, parameter) in expected.items():
+        module = modules[name]
+        assert module["detail"]["path"] == "panorama-secret.bicep"
+        assert condition(module) == {
+            "operator": {
+                "type": "not",
+                "operands": {
+                    "bool_value": {
+                        "function": {"type": "empty", "parameters": {"item_to_test": value}}
+                    }
+                },
+            }
+        }
+        assert body(module)["params"]["value"] == value
+        assert body(module)["params"]["source"] == source
+        assert main_parameters()[parameter] == {"value": f"${{{source}=}}"}
+    (secret,) = resources_of(
+        APP / "panorama-secret.bicep", "Microsoft.KeyVault/vaults/secrets"
+    ).values()
+    tag = body(secret)["tags"]["'aksfw-written-from'"]
+    assert "${source}" in tag and "each azd provision writes it again" in tag
+    # The docs say how to rotate either way, and how the app takes the new value.
+    deploy = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    section = deploy[deploy.index("**Rotate the Panorama key**") :]
+    for step in (
+        "azd env set-secret AKSFW_PANORAMA_API_KEY",
+        "azd env set AKSFW_PANORAMA_API_KEY ''",
+        "az keyvault secret set",
+        "config/configreferences/appsettings/refresh",
+    ):
+        assert step in section, step
+
+
 def test_application_insights_takes_entra_id_authentication_only():
     (component,) = resources_of(APP / "monitoring.bicep", "Microsoft.Insights/components").values()
     assert body(component)["properties"]["DisableLocalAuth"] is True
@@ -490,20 +548,64 @@ def test_role_ids_are_the_built_in_ones():
     assert json.loads((APP / "roles.json").read_text()) == BUILT_IN_ROLES
 
 
-def custom_roles(path: Path) -> dict[str, dict[str, Any]]:
-    """Symbol → (unwrapped) declaration of the custom role definitions of one file."""
-    return {
-        name: body(resource)
-        for name, resource in resources_of(path, "Microsoft.Authorization/roleDefinitions").items()
-    }
+CUSTOM_ROLES = APP / "custom-roles.bicep"
+
+# What each custom role allows (custom-roles.bicep), by the seed of its name: reads only.
+# Microsoft Learn, "Azure built-in roles for Containers": Azure Kubernetes Service RBAC
+# Reader holds `Microsoft.ContainerService/managedClusters/services/read` ("Reads services")
+# among the data actions for most objects of a cluster; aksfw lists Services only.
+CUSTOM_ROLE_PERMISSIONS = {
+    "aksfw-cluster-reader": {
+        "actions": ["Microsoft.ContainerService/managedClusters/read"],
+        "dataActions": [],
+    },
+    "aksfw-service-reader": {
+        "actions": [],
+        "dataActions": ["Microsoft.ContainerService/managedClusters/services/read"],
+    },
+    "aksfw-subnet-reader": {
+        "actions": [
+            "Microsoft.Network/virtualNetworks/read",
+            "Microsoft.Network/virtualNetworks/subnets/read",
+        ],
+        "dataActions": [],
+    },
+}
+
+
+def custom_roles() -> dict[str, dict[str, Any]]:
+    """Seed of its name (`guid(subscription().id, roleNameSuffix, '<seed>')`) → the
+    (unwrapped) declaration of each custom role definition of custom-roles.bicep."""
+    found = {}
+    for resource in resources_of(CUSTOM_ROLES, "Microsoft.Authorization/roleDefinitions").values():
+        config = body(resource)
+        found[custom_role_seed(config["name"])] = config
+    return found
+
+
+def custom_role_seed(name: Any) -> str:
+    """The seed of a custom role definition's deterministic name, which must be computed
+    from the subscription and the environment's role name suffix, nothing else."""
+    guid = name["function"]
+    assert guid["type"] == "guid"
+    base, suffix, seed = guid["parameters"].values()
+    assert base == accessor(
+        {"function": {"type": "subscription", "parameters": {"subscription_id": None}}}, "id"
+    )
+    assert suffix == "roleNameSuffix"
+    return str(seed)
 
 
 def role_key(path: Path, role_definition_id: Any) -> str:
-    """A built-in role's key in roles.json, or the symbol of a custom role of the same file."""
-    if isinstance(role_definition_id, dict) and "operator" in role_definition_id:
-        operands = role_definition_id["operator"]["operands"]
-        if operands["operand_2"] == "id" and operands["operand_1"] in custom_roles(path):
-            return str(operands["operand_1"])
+    """A built-in role's key in roles.json, or the name seed of a custom role of
+    custom-roles.bicep (a variable of the file holding its deterministic ID)."""
+    if isinstance(role_definition_id, str) and role_definition_id in bicep(path).get(
+        "variables", {}
+    ):
+        function = variable(path, role_definition_id)["function"]
+        assert function["type"] == "subscription_resource_id", f"{path.name}: {role_definition_id}"
+        assert function["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
+        return custom_role_seed(function["parameters"]["resource_name_1"])
     keys = re.findall(r'"operand_2": "(\w+)"', json.dumps(role_definition_id))
     assert keys and keys[-1] in BUILT_IN_ROLES, f"{path.name}: unknown role {role_definition_id}"
     return keys[-1]
@@ -515,34 +617,28 @@ def test_role_assignments_use_known_roles_deterministic_names_and_principal_type
         where = f"{path.name}: {name}"
         key = role_key(path, config["properties"]["roleDefinitionId"])
         assert config["name"]["function"]["type"] == "guid", where
-        if key in BUILT_IN_ROLES:
-            assert key in json.dumps(config["name"]), f"{where}: the role is not in the name"
-        else:  # a custom role: its own name seed
-            seed = custom_roles(path)[key]["name"]["function"]["parameters"]
-            assert list(seed.values())[-1] in json.dumps(config["name"]), where
+        # The role (a built-in key, or a custom role's seed) is part of the name.
+        assert key in json.dumps(config["name"]), f"{where}: the role is not in the name"
         principal_type = config["properties"]["principalType"]
         assert principal_type in ("ServicePrincipal", "principalType"), where
 
 
 def test_custom_roles_only_read_and_are_unique_in_the_tenant():
-    roles = custom_roles(APP / "monitored-subscription.bicep")
-    actions = {
-        name: variable(
-            APP / "monitored-subscription.bicep", config["properties"]["permissions"][0]["actions"]
-        )
-        for name, config in roles.items()
-    }
-    assert actions == {
-        "clusterReaderRole": ["Microsoft.ContainerService/managedClusters/read"],
-        "subnetReaderRole": [
-            "Microsoft.Network/virtualNetworks/read",
-            "Microsoft.Network/virtualNetworks/subnets/read",
-        ],
-    }
+    roles = custom_roles()
+    permissions = {}
+    for seed, config in roles.items():
+        (permission,) = config["properties"]["permissions"]
+        permissions[seed] = {
+            kind: resolve_name(CUSTOM_ROLES, permission[kind])
+            for kind in ("actions", "dataActions")
+        }
+        assert permission["notActions"] == permission["notDataActions"] == []
+    assert permissions == CUSTOM_ROLE_PERMISSIONS
+    for allowed in permissions.values():
+        assert all(action.endswith("/read") for kind in allowed.values() for action in kind)
     for config in roles.values():
         properties = config["properties"]
         assert properties["type"] == "CustomRole"
-        assert properties["permissions"][0]["notActions"] == []
         # Assignable in this subscription only.
         (assignable,) = properties["assignableScopes"]
         assert assignable["operator"]["operands"]["operand_1"]["function"]["type"] == "subscription"
@@ -550,9 +646,22 @@ def test_custom_roles_only_read_and_are_unique_in_the_tenant():
         # Role names are unique per tenant: environment, token and subscription in each.
         assert "${roleNameSuffix}" in properties["roleName"]
         assert "${subscription().subscriptionId}" in properties["roleName"]
-        assert config["name"]["function"]["type"] == "guid"
     params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
-    assert params["roleNameSuffix"] == "${environmentName}-${resourceToken}"
+    assert params["roleNameSuffix"] == "roleNameSuffix"
+    assert variable(MAIN, "roleNameSuffix") == "${environmentName}-${resourceToken}"
+
+
+def test_the_built_in_readers_are_gone():
+    # Reader reads every property of a cluster; Azure Kubernetes Service RBAC Reader reads
+    # most Kubernetes objects (pods, config maps, events...). Neither is granted any more.
+    assert "reader" not in BUILT_IN_ROLES and "aksRbacReader" not in BUILT_IN_ROLES
+    for path in BICEP_FILES:
+        text = path.read_text()
+        for role_id in (
+            "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+            "7f6c6a51-bcf8-42ba-9220-52d62157d7db",
+        ):
+            assert role_id not in text, path.name
 
 
 def granted(path: Path) -> dict[tuple[str, str], Any]:
@@ -563,6 +672,14 @@ def granted(path: Path) -> dict[tuple[str, str], Any]:
             key = role_key(path, config["properties"]["roleDefinitionId"])
             result[key, config["properties"]["principalId"]] = when
     return result
+
+
+def conjuncts(node: Any) -> set[Any]:
+    """The terms of `a && b && c` (pycep nests them), as names or JSON text."""
+    if isinstance(node, dict) and node.get("operator", {}).get("type") == "and":
+        operands = node["operator"]["operands"]
+        return conjuncts(operands["operand_1"]) | conjuncts(operands["operand_2"])
+    return {node if isinstance(node, str) else json.dumps(node, sort_keys=True)}
 
 
 def test_app_identity_gets_data_roles_on_its_own_resources_only():
@@ -589,14 +706,21 @@ def test_app_identity_gets_data_roles_on_its_own_resources_only():
 
 def test_cluster_roles_go_to_the_app_identity_only():
     roles = granted(APP / "cluster-access.bicep")
-    assert {key for key, _ in roles} == {"reader", "aksClusterUser", "aksRbacReader"}
+    assert {key for key, _ in roles} == {
+        "aksfw-cluster-reader",
+        "aksClusterUser",
+        "aksfw-service-reader",
+    }
     assert {principal for _, principal in roles} == {"principalId"}  # the module's parameter
-    (rbac_reader,) = [when for (key, _), when in roles.items() if key == "aksRbacReader"]
-    assert "clustersUseAzureRbac" in json.dumps(rbac_reader)
+    assert conjuncts(roles["aksfw-service-reader", "principalId"]) == {
+        "grant",
+        "usesAzureCredential",
+        "clustersUseAzureRbac",
+    }
     subscription_roles = granted(APP / "monitored-subscription.bicep")
     assert subscription_roles == {
-        ("clusterReaderRole", "principalId"): "grantSubscriptionRoles",
-        ("subnetReaderRole", "principalId"): "grantSubnetRead",
+        ("aksfw-cluster-reader", "principalId"): "grantSubscriptionRoles",
+        ("aksfw-subnet-reader", "principalId"): "grantSubnetRead",
     }
     # The modules are given the identity, nothing else.
     for name in ("monitoredSubscriptions", "clusterAccess", "discoveredClusterAccess"):
@@ -604,14 +728,101 @@ def test_cluster_roles_go_to_the_app_identity_only():
         assert dotted(params["principalId"]) == "identity.outputs.principalId"
 
 
-def test_no_credential_role_is_granted_on_a_subscription_or_group():
-    # Cluster User Role hands out a local-account cluster's admin credential: only ever on
-    # one cluster (cluster-access.bicep scopes every assignment to the cluster).
+def test_no_credential_or_kubernetes_role_is_granted_on_a_subscription_or_group():
+    # Cluster User Role hands out a local-account cluster's admin credential, and the service
+    # reader reads Kubernetes objects: only ever on one cluster (cluster-access.bicep scopes
+    # every assignment to the cluster).
     for path, name, config, _ in role_assignments():
         key = role_key(path, config["properties"]["roleDefinitionId"])
-        if key in ("aksClusterUser", "aksRbacReader"):
+        if key in ("aksClusterUser", "aksfw-service-reader"):
             assert path == APP / "cluster-access.bicep", f"{path.name}: {name}"
             assert config["scope"] == "managedCluster", f"{path.name}: {name}"
+
+
+def test_custom_roles_are_assigned_by_the_names_custom_roles_bicep_gives_them():
+    defined = set(custom_roles())
+    for path in (APP / "cluster-access.bicep", APP / "monitored-subscription.bicep"):
+        for key, _ in granted(path):
+            if key not in BUILT_IN_ROLES:
+                assert key in defined, f"{path.name}: {key} is not defined in custom-roles.bicep"
+        assert "Microsoft.Authorization/roleDefinitions" not in {
+            r["type"] for r in bicep(path).get("resources", {}).values() if not r["existing"]
+        }
+    # Defined before anything assigns them.
+    for name in ("monitoredSubscriptions", "clusterAccess", "discoveredClusterAccess"):
+        assert body(bicep(MAIN)["modules"][name])["dependsOn"] == ["customRoles"], name
+        assert body(bicep(MAIN)["modules"][name])["params"]["roleNameSuffix"] == "roleNameSuffix"
+
+
+def custom_role_modules(**parameters: Any) -> dict[str, dict[str, Any]]:
+    """Subscription → the custom-roles.bicep parameters main.bicep deploys there."""
+    document = bicep(MAIN)
+    values = {name: p["default"] for name, p in document["parameters"].items() if "default" in p}
+    values |= {"monitoredSubscriptionIds": [SUB]} | parameters
+    lookup = scope(MAIN, values)
+    module = document["modules"]["customRoles"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "roleSubscriptionIds"
+    assert body(module)["scope"]["function"]["type"] == "subscription"
+    found = {}
+    for subscription_id in lookup("roleSubscriptionIds"):
+        item = scope(MAIN, values | {"subscriptionId": subscription_id})
+        found[subscription_id] = {
+            name: evaluate(value, item)
+            for name, value in body(module)["params"].items()
+            if name != "roleNameSuffix"
+        }
+    return found
+
+
+SUB2 = "22222222-2222-2222-2222-222222222222"
+SUB3 = "33333333-3333-3333-3333-333333333333"
+
+
+def cluster_id(subscription_id: str, name: str) -> str:
+    return (
+        f"/subscriptions/{subscription_id}/resourceGroups/rg-{name}/providers/"
+        f"Microsoft.ContainerService/managedClusters/{name}"
+    )
+
+
+def defines(cluster: bool, service: bool, subnet: bool) -> dict[str, bool]:
+    """custom-roles.bicep's switches."""
+    return {
+        "defineClusterReader": cluster,
+        "defineServiceReader": service,
+        "defineSubnetReader": subnet,
+    }
+
+
+def test_custom_roles_are_defined_in_every_subscription_that_assigns_them():
+    # An explicit cluster may sit in a subscription that is not scanned (SUB2): its roles
+    # are defined there too. Subscription IDs compare in lower case, each once.
+    modules = custom_role_modules(
+        clusters=[{"id": cluster_id(SUB2.upper(), "aks-b")}],
+        discoveredClusterIds=cluster_id(SUB3, "aks-c") + "," + cluster_id(SUB, "aks-a"),
+        registerNodeSubnets=True,
+    )
+    assert modules == {
+        SUB: defines(cluster=True, service=True, subnet=True),
+        SUB2: defines(cluster=True, service=True, subnet=False),
+        SUB3: defines(cluster=True, service=True, subnet=False),
+    }
+    # Without discovery by tag, a monitored subscription without clusters defines nothing;
+    # without Azure RBAC for Kubernetes, no service reader.
+    modules = custom_role_modules(
+        discoveryTag="", clusters=[{"id": cluster_id(SUB2, "aks-b")}], clustersUseAzureRbac=False
+    )
+    assert modules == {
+        SUB: defines(cluster=False, service=False, subnet=False),
+        SUB2: defines(cluster=True, service=False, subnet=False),
+    }
+    # Each definition has its own switch.
+    definitions = resources_of(CUSTOM_ROLES, "Microsoft.Authorization/roleDefinitions").values()
+    assert {custom_role_seed(body(r)["name"]): condition(r) for r in definitions} == {
+        "aksfw-cluster-reader": "defineClusterReader",
+        "aksfw-service-reader": "defineServiceReader",
+        "aksfw-subnet-reader": "defineSubnetReader",
+    }
 
 
 @pytest.mark.parametrize(
@@ -625,15 +836,56 @@ def test_no_credential_role_is_granted_on_a_subscription_or_group():
 )
 def test_explicit_clusters_get_cluster_user_only_for_the_azure_credential(credential, azure):
     roles = granted(APP / "cluster-access.bicep")
-    assert roles["reader", "principalId"] == "grant"
+    assert roles["aksfw-cluster-reader", "principalId"] == "grant"
     when = roles["aksClusterUser", "principalId"]
-    assert when["operator"]["type"] == "and"
-    assert set(when["operator"]["operands"].values()) == {"grant", "usesAzureCredential"}
+    assert conjuncts(when) == {"grant", "usesAzureCredential", "grantClusterUser"}
     cluster = (
         {"id": CLUSTER_ID} if credential is None else {"id": CLUSTER_ID, "credential": credential}
     )
     lookup = scope(APP / "cluster-access.bicep", {"cluster": cluster})
     assert lookup("usesAzureCredential") is azure
+
+
+LOCAL = cluster_id(SUB, "aks-local")
+ENTRA = cluster_id(SUB, "aks-entra")
+
+
+@pytest.mark.parametrize(
+    ("listed", "allowed", "cluster_user"),
+    [
+        ("", False, {LOCAL: True, ENTRA: True}),
+        (LOCAL.lower(), False, {LOCAL: False, ENTRA: True}),
+        (f" {LOCAL.upper()} ", False, {LOCAL: False, ENTRA: True}),  # IDs compare in lower case
+        (LOCAL.lower(), True, {LOCAL: True, ENTRA: True}),
+    ],
+    ids=["none-listed", "listed", "listed-in-another-case", "allowed"],
+)
+def test_local_account_clusters_get_no_cluster_user_role_unless_allowed(
+    listed, allowed, cluster_user
+):
+    parameters = main_parameters()
+    assert parameters["localAccountClusterIds"] == {"value": "${AKSFW_LOCAL_ACCOUNT_CLUSTER_IDS=}"}
+    assert parameters["allowLocalAccountClusters"] == {
+        "value": "${AKSFW_ALLOW_LOCAL_ACCOUNT_CLUSTERS=false}"
+    }
+    assert bicep(MAIN)["parameters"]["allowLocalAccountClusters"]["default"] is False
+    values = {"localAccountClusterIds": listed, "allowLocalAccountClusters": allowed}
+    for name, loop_variable, item in (
+        ("clusterAccess", "cluster", lambda cluster: {"id": cluster}),
+        ("discoveredClusterAccess", "clusterId", lambda cluster: cluster),
+    ):
+        params = body(bicep(MAIN)["modules"][name])["params"]
+        found = {
+            cluster: evaluate(
+                params["grantClusterUser"], scope(MAIN, values | {loop_variable: item(cluster)})
+            )
+            for cluster in (LOCAL, ENTRA)
+        }
+        assert found == cluster_user, name
+    # Only the credential role waits for the permission: the cluster is still read.
+    roles = granted(APP / "cluster-access.bicep")
+    for key in ("aksfw-cluster-reader", "aksfw-service-reader"):
+        assert "grantClusterUser" not in conjuncts(roles[key, "principalId"]), key
 
 
 def test_monitored_subscription_module_is_deployed_per_subscription():
@@ -708,6 +960,60 @@ def test_explicit_clusters_come_from_the_azd_environment_as_json():
     # Each entry gets its roles (the tagged cluster's own grant then stands aside).
     module = bicep(MAIN)["modules"]["clusterAccess"]
     assert module["config"]["loop_type"]["detail"]["array_name"] == "clusters"
+
+
+UNTAGGED = cluster_id(SUB2, "aks-b")
+
+
+@pytest.mark.parametrize(
+    ("watcher", "no_oidc", "watched"),
+    [
+        (True, "", [TAGGED.lower(), UNTAGGED.lower()]),
+        (True, UNTAGGED.lower(), [TAGGED.lower()]),
+        (True, f"{TAGGED.upper()}, {UNTAGGED.lower()}", []),  # any case, spaces dropped
+        (False, "", []),
+    ],
+    ids=["all", "one-without-oidc", "none-with-oidc", "watcher-off"],
+)
+def test_clusters_without_an_oidc_issuer_get_no_watcher_identity(watcher, no_oidc, watched):
+    assert main_parameters()["noOidcClusterIds"] == {"value": "${AKSFW_NO_OIDC_CLUSTER_IDS=}"}
+    lookup = scope(
+        MAIN,
+        {
+            "watcherEnabled": watcher,
+            "noOidcClusterIds": no_oidc,
+            "clusters": [{"id": TAGGED}],
+            "discoveredClusterIds": f"{UNTAGGED},{TAGGED}",  # TAGGED is also explicit
+        },
+    )
+    assert lookup("watchedClusterIds") == watched
+    # The identities and the output that names them follow that list.
+    module = bicep(MAIN)["modules"]["watcherIdentities"]
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "watchedClusterIds"
+    assert "watchedClusterIds" in json.dumps(bicep(MAIN)["outputs"]["AKSFW_WATCHER_IDENTITIES"])
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [
+        {},
+        {
+            SUB: f"/subscriptions/{SUB}/resourceGroups/rg-shared/providers/Microsoft.EventGrid/systemTopics/arm"
+        },
+    ],
+    ids=["none", "one"],
+)
+def test_existing_system_topics_come_from_the_azd_environment_as_json(topics):
+    # As AKSFW_CLUSTERS: no default, so that an unset value leaves the parameter out (the
+    # Bicep default {} holds) instead of reaching an older azd as the string "{}".
+    assert main_parameters()["existingSystemTopicIds"] == {
+        "value": "${AKSFW_EXISTING_SYSTEM_TOPIC_IDS}"
+    }
+    assert bicep(MAIN)["parameters"]["existingSystemTopicIds"]["type"] == "object"
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    for subscription_id in (SUB, SUB2):
+        lookup = scope(MAIN, {"existingSystemTopicIds": topics, "subscriptionId": subscription_id})
+        assert evaluate(params["existingSystemTopicId"], lookup) == topics.get(subscription_id, "")
 
 
 def test_every_monitored_subscription_topic_may_dead_letter_into_the_container_only():
@@ -896,18 +1202,30 @@ def test_credential_reads_would_be_ignored_anyway():
 
 
 def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
-    """Evaluate the few Bicep expressions the configuration document is built with."""
+    """Evaluate the few Bicep expressions the configuration document, the role and network
+    lists are built with."""
     if isinstance(node, str):
         return lookup(node)
     if isinstance(node, list):
         return [evaluate(item, lookup) for item in node]
     if not isinstance(node, dict):
         return node
+    if isinstance(node.get("loop_type"), dict):  # [for item in array: value]
+        detail = node["loop_type"]["detail"]
+        return [
+            evaluate(node["config"], bind(lookup, {detail["item_name"]: item}))
+            for item in lookup(detail["array_name"])
+        ]
     if isinstance(node.get("operator"), dict):  # not a property called operator
         kind, operands = node["operator"]["type"], node["operator"]["operands"]
         if kind == "conditional":
             branch = "true_value" if evaluate(operands["condition"], lookup) else "false_value"
             return evaluate(operands[branch], lookup)
+        if kind in ("and", "or"):
+            first = evaluate(operands["operand_1"], lookup)
+            if bool(first) == (kind == "or"):
+                return first
+            return evaluate(operands["operand_2"], lookup)
         if kind == "equals":
             return evaluate(operands["operand_1"], lookup) == evaluate(
                 operands["operand_2"], lookup
@@ -929,6 +1247,13 @@ def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
     if isinstance(node.get("function"), dict):
         kind = node["function"]["type"]
         parameters = node["function"].get("parameters", {})
+        if kind == "filter":  # filter(array, item => condition)
+            function = parameters["expression"]["detail"]
+            return [
+                item
+                for item in evaluate(parameters["input_array"], lookup)
+                if evaluate(function["expression"], bind(lookup, {function["var_1"]: item}))
+            ]
         args = [evaluate(arg, lookup) for arg in parameters.values()]
         functions: dict[str, Callable[..., Any]] = {
             "empty": lambda value: not value,
@@ -944,11 +1269,24 @@ def evaluate(node: Any, lookup: Callable[[str], Any]) -> Any:
             "last": lambda items: items[-1],
             "json": json.loads,
             "string": lambda value: value if isinstance(value, str) else json.dumps(value),
-            "union": lambda *objects: functools.reduce(lambda a, b: {**a, **b}, objects, {}),
+            "union": union,
+            "index_of": lambda items, item: items.index(item) if item in items else -1,
         }
         assert kind in functions, f"function {kind} not handled"
         return functions[kind](*args)
     return {unquote(key): evaluate(value, lookup) for key, value in node.items()}
+
+
+def union(*values: Any) -> Any:
+    """Bicep's union: objects merged, later keys winning; arrays joined, each value once."""
+    if all(isinstance(value, list) for value in values):
+        return list(dict.fromkeys(item for value in values for item in value))
+    return functools.reduce(lambda a, b: {**a, **b}, values, {})
+
+
+def bind(lookup: Callable[[str], Any], names: Mapping[str, Any]) -> Callable[[str], Any]:
+    """lookup with a loop's or a lambda's variables bound."""
+    return lambda name: names[name] if name in names else lookup(name)
 
 
 def dotted(node: Any) -> str:
@@ -1160,6 +1498,157 @@ def test_nat_ip_zones_are_zone_redundant_by_default_and_can_be_emptied():
     assert zones["operator"]["operands"]["true_value"] == []
 
 
+def test_nat_gateway_is_described_as_the_zonal_resource_it_is():
+    # Microsoft Learn, "NAT gateway and availability zones": a (Standard) NAT gateway is a
+    # zonal resource; with no zone, Azure places it in one zone it does not show; a zone
+    # outage there stops its outbound traffic whatever its addresses' zones. StandardV2 is the
+    # zone-redundant SKU (with StandardV2 public IPs).
+    (gateway,) = resources_of(VNET, "Microsoft.Network/natGateways").values()
+    assert "zones" not in body(gateway)
+    assert body(gateway)["sku"]["name"] == "Standard"
+    description = next(
+        d["argument"]
+        for d in bicep(MAIN)["parameters"]["vnetNatIpZones"]["decorators"]
+        if d["type"] == "description"
+    )
+    assert "zonal resource" in description and "whatever the address" in description
+    assert "zone-redundant NAT gateway" not in description
+    network = (REPO_ROOT / "docs" / "network.md").read_text()
+    for fact in ("zonal resource", "does not make the NAT gateway zone-redundant", "StandardV2"):
+        assert fact in network, fact
+    assert "zone-redundant where the region has availability zones" not in network
+
+
+STORAGE_SUFFIX = "core.windows.net"
+KEYVAULT_DNS = ".vault.azure.net"
+
+
+def private_links(existing: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """vnet.bicep's private links and the zones it creates, given existing zone IDs."""
+    values = {
+        "existingPrivateDnsZoneIds": existing,
+        "environment()": {"suffixes": {"storage": STORAGE_SUFFIX, "keyvaultDns": KEYVAULT_DNS}},
+        "storageAccountId": "st",
+        "keyVaultId": "kv",
+    }
+    plain = scope(VNET, values)
+
+    def interpolated(name: str) -> Any:  # pycep keeps '${…}' as written
+        storage = "${environment().suffixes.storage}"
+        return name.replace(storage, STORAGE_SUFFIX) if storage in name else plain(name)
+
+    targets = evaluate(variable(VNET, "privateLinkTargets"), interpolated)
+    lookup = scope(VNET, values | {"privateLinkTargets": targets})
+    return lookup("privateLinks"), lookup("createdZones")
+
+
+HUB = "/subscriptions/99999999-9999-9999-9999-999999999999/resourceGroups/rg-hub-dns/providers/Microsoft.Network/privateDnsZones"
+
+
+def test_private_dns_zones_are_created_unless_existing_ones_are_given():
+    links, created = private_links([])
+    assert [link["zone"] for link in links] == [
+        f"privatelink.blob.{STORAGE_SUFFIX}",
+        f"privatelink.queue.{STORAGE_SUFFIX}",
+        "privatelink.vaultcore.azure.net",
+    ]
+    assert created == links and all(link["existingZoneId"] == "" for link in links)
+    # A hub's zones are matched by name, in any letter case; the others are still created.
+    blob, vault = (
+        f"{HUB}/privatelink.blob.{STORAGE_SUFFIX}",
+        f"{HUB}/PrivateLink.VaultCore.Azure.Net",
+    )
+    links, created = private_links([vault, blob, f"{HUB}/privatelink.eventgrid.azure.net"])
+    assert {link["name"]: link["existingZoneId"] for link in links} == {
+        "blob": blob,
+        "queue": "",
+        "vault": vault,
+    }
+    assert [link["name"] for link in created] == ["queue"]
+    # Created zones (and only they) are linked to the network; each endpoint registers in its
+    # zone, existing or created.
+    for name in ("zones", "zoneLinks"):
+        loop = bicep(VNET)["resources"][name]["config"]["loop_type"]
+        assert loop["detail"]["array_name"] == "createdZones", name
+    (groups,) = resources_of(
+        VNET, "Microsoft.Network/privateEndpoints/privateDnsZoneGroups"
+    ).values()
+    assert body(groups)["dependsOn"] == ["zones"]
+    (config,) = body(groups)["properties"]["privateDnsZoneConfigs"]
+    zone_id = config["properties"]["privateDnsZoneId"]["operator"]["operands"]
+    assert zone_id["false_value"] == accessor("link", "existingZoneId")
+    created = zone_id["true_value"]["function"]  # the zone of that name in this group
+    assert created["type"] == "resource_id"
+    assert created["parameters"]["resource_type"] == "Microsoft.Network/privateDnsZones"
+    assert created["parameters"]["resource_name_1"] == accessor("link", "zone")
+    assert created["parameters"]["resource_group_name"] is None
+
+
+@pytest.mark.parametrize(
+    ("given", "existing"),
+    [
+        ("", False),
+        (f"{HUB}/privatelink.eventgrid.azure.net", True),
+        (f"{HUB}/PRIVATELINK.EVENTGRID.AZURE.NET", True),
+    ],
+    ids=["created", "existing", "existing-in-another-case"],
+)
+def test_the_watcher_topic_uses_an_existing_event_grid_zone_too(given, existing):
+    path = APP / "watcher.bicep"
+    ids = [given] if given else []
+    # The zone name of the public cloud (privateZoneName: the same in upper case for
+    # Government and China).
+    lookup = scope(
+        path,
+        {"existingPrivateDnsZoneIds": ids, "privateZoneName": "privatelink.eventgrid.azure.net"},
+    )
+    assert lookup("useExistingZone") is existing
+    assert lookup("existingZoneId") == (given if existing else "")
+    resources = bicep(path)["resources"]
+    for name in ("zone", "zoneLink"):
+        assert conjuncts(condition(resources[name])) == {
+            "isPrivate",
+            json.dumps(
+                {"operator": {"type": "not", "operands": {"bool_value": "useExistingZone"}}},
+                sort_keys=True,
+            ),
+        }, name
+    params = body(bicep(MAIN)["modules"]["watcher"])["params"]
+    assert params["existingPrivateDnsZoneIds"]["operator"]["operands"]["true_value"] == (
+        "privateDnsZoneIdList"
+    )
+
+
+@pytest.mark.parametrize(
+    ("zones", "servers", "zone_ids", "server_list"),
+    [
+        ("", "", [], []),
+        (
+            f" {HUB}/a , {HUB}/b ",
+            "10.0.0.4, 10.0.0.5",
+            [f"{HUB}/a", f"{HUB}/b"],
+            ["10.0.0.4", "10.0.0.5"],
+        ),
+    ],
+    ids=["defaults", "given"],
+)
+def test_hub_dns_zones_and_servers_come_from_the_azd_environment(
+    zones, servers, zone_ids, server_list
+):
+    assert main_parameters()["vnetPrivateDnsZoneIds"] == {
+        "value": "${AKSFW_VNET_PRIVATE_DNS_ZONE_IDS=}"
+    }
+    assert main_parameters()["vnetDnsServers"] == {"value": "${AKSFW_VNET_DNS_SERVERS=}"}
+    lookup = scope(MAIN, {"vnetPrivateDnsZoneIds": zones, "vnetDnsServers": servers})
+    assert lookup("privateDnsZoneIdList") == zone_ids
+    assert lookup("dnsServerList") == server_list
+    params = body(bicep(MAIN)["modules"]["vnet"])["params"]
+    assert params["existingPrivateDnsZoneIds"] == "privateDnsZoneIdList"
+    assert params["dnsServers"] == "dnsServerList"
+    (network,) = resources_of(VNET, "Microsoft.Network/virtualNetworks").values()
+    assert body(network)["properties"]["dhcpOptions"] == {"dnsServers": "dnsServers"}
+
+
 def test_outbound_ip_is_an_output_for_panoramas_permitted_ip_list():
     assert bicep(VNET)["outputs"]["outboundIp"]["value"] == accessor(
         "natPublicIp", "properties", "ipAddress"
@@ -1348,92 +1837,3 @@ def test_alerts_and_workbook_use_names_the_code_emits():
     )
     missing = [name for name in METRICS if name not in sources]
     assert missing == []
-
-
-# --- the preprovision hook --------------------------------------------------------------
-
-
-def fake_cli(tmp_path: Path, env: dict[str, str], clusters: str) -> dict[str, str]:
-    """Stub `azd` (an environment in a file) and `az` (logging its calls) on PATH."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    write_azd(bin_dir, env)
-    (bin_dir / "az").write_text(
-        "#!/bin/sh\n"
-        f'echo "$*" >> "{tmp_path / "az.log"}"\n'
-        'case "$1 $2" in\n'
-        '  "account show") echo "99999999-9999-9999-9999-999999999999";;\n'
-        f'  "resource list") echo "{clusters}";;\n'
-        "esac\n"
-    )
-    for tool in ("azd", "az"):
-        (bin_dir / tool).chmod(0o755)
-    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-
-
-def run_hook(tmp_path: Path, env: dict[str, str], clusters: str = "") -> tuple[dict[str, str], str]:
-    path_env = fake_cli(tmp_path, env, clusters)
-    subprocess.run(
-        ["sh", str(INFRA / "hooks" / "preprovision.sh")],
-        check=True,
-        env=path_env,
-        capture_output=True,
-    )
-    values = dict(
-        line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if line
-    )
-    log = (tmp_path / "az.log").read_text() if (tmp_path / "az.log").exists() else ""
-    return values, log
-
-
-@pytest.mark.subprocess
-def test_preprovision_hook_is_valid_sh_and_both_shells_do_the_same():
-    subprocess.run(["sh", "-n", str(INFRA / "hooks" / "preprovision.sh")], check=True)
-    posix = (INFRA / "hooks" / "preprovision.sh").read_text()
-    windows = (INFRA / "hooks" / "preprovision.ps1").read_text()
-    for text in (posix, windows):
-        assert "az provider register --namespace Microsoft.App" in text
-        assert "az resource list --subscription" in text
-        assert "[?type=='Microsoft.ContainerService/managedClusters'].id" in text
-        assert "azd env set AKSFW_DISCOVERED_CLUSTER_IDS" in text
-        for name in (
-            "AKSFW_DISCOVERY_TAG",
-            "AKSFW_MONITORED_SUBSCRIPTION_IDS",
-            "AKSFW_VNET_ENABLED",
-        ):
-            assert name in text
-
-
-@pytest.mark.subprocess
-def test_preprovision_hook_lists_tagged_clusters_in_each_monitored_subscription(tmp_path):
-    values, log = run_hook(
-        tmp_path,
-        {"AZURE_SUBSCRIPTION_ID": SUB, "AKSFW_MONITORED_SUBSCRIPTION_IDS": "s1,s2"},
-        clusters=TAGGED,
-    )
-    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == f"{TAGGED},{TAGGED}"  # one per subscription
-    assert "resource list --subscription s1 --tag aksfw" in log
-    assert "resource list --subscription s2 --tag aksfw" in log
-    assert "provider register" not in log
-
-
-@pytest.mark.subprocess
-def test_preprovision_hook_defaults_to_this_subscription_and_registers_microsoft_app(tmp_path):
-    values, log = run_hook(
-        tmp_path,
-        {
-            "AZURE_SUBSCRIPTION_ID": SUB,
-            "AKSFW_VNET_ENABLED": "True",
-            "AKSFW_DISCOVERY_TAG": "team=net",
-        },
-    )
-    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == ""
-    assert f"provider register --namespace Microsoft.App --subscription {SUB} --wait" in log
-    assert f"resource list --subscription {SUB} --tag team=net" in log
-
-
-@pytest.mark.subprocess
-def test_preprovision_hook_without_a_discovery_tag_finds_nothing(tmp_path):
-    values, log = run_hook(tmp_path, {"AKSFW_DISCOVERY_TAG": ""}, clusters=TAGGED)
-    assert values["AKSFW_DISCOVERED_CLUSTER_IDS"] == ""
-    assert "resource list" not in log

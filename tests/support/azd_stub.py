@@ -24,3 +24,8 @@ def write_azd(bin_dir: Path, env: dict[str, str]) -> Path:
     )
     azd.chmod(0o755)
     return store
+
+
+def azd_env(store: Path) -> dict[str, str]:
+    """The environment `azd` holds now (what the hooks set included)."""
+    return dict(line.split("=", 1) for line in store.read_text().splitlines() if line)
