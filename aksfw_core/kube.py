@@ -270,8 +270,12 @@ def api_errors(server: str, call: str, *, tls_repeats: bool = True) -> Iterator[
 # ----------------------------------------------------------------------- the Service list
 
 
-class KubernetesServices:
-    """Reads every Service of one cluster, in all namespaces."""
+class KubernetesList:
+    """Reads every object of one kind in all namespaces (the module docstring): a subclass
+    asks for a page (`_request`), says what of an object is kept (`_keep`), names the kind."""
+
+    noun = "object"
+    plural = "objects"
 
     def __init__(
         self,
@@ -280,7 +284,6 @@ class KubernetesServices:
         retry: RetrySettings | None = None,
     ) -> None:
         bound_connections(api_client)
-        self._api = k8s.CoreV1Api(api_client)
         self._api_client = api_client
         self._limits = limits or Limits()
         self._retry = retry or RetrySettings()
@@ -293,29 +296,26 @@ class KubernetesServices:
         """The API server's URL, for messages."""
         return self._server
 
-    @classmethod
-    def from_kubeconfig(
-        cls,
-        path: str,
-        context: str | None = None,
-        limits: Limits | None = None,
-        retry: RetrySettings | None = None,
-    ) -> KubernetesServices:
-        """Connect with a kubeconfig file (and optionally one of its contexts).
-
-        Raises:
-            InputError: the file is missing, lacks the context, or is not a usable
-                kubeconfig (`kube_api_client`).
-        """
-        return cls(kube_api_client(path, context), limits=limits, retry=retry)
+    @property
+    def api_client(self) -> Any:
+        """The `kubernetes` API client (bounded): other lists of the cluster share it."""
+        return self._api_client
 
     def close(self) -> None:
         """Release the HTTP connections."""
         self._api_client.close()
 
+    def _request(self, token: str | None, timeout: tuple[float, float]) -> Any:
+        """One page's raw answer (`_preload_content=False`), `limits.kube_page_size` long."""
+        raise NotImplementedError
+
+    def _keep(self, raw: Any) -> Any:
+        """What of one listed object outlives its page."""
+        return raw
+
     def list_items(self, deadline_s: float | None = None) -> list[dict[str, Any]]:
-        """Every Service, every page read, each reduced to what tags read
-        (`rules.services.tag_fields`: name, namespace, type, labels, `aksfw.io/`
+        """Every object, every page read, each reduced by `_keep` (for Services, to what
+        tags read, `rules.services.tag_fields`: name, namespace, type, labels, `aksfw.io/`
         annotations, ingress IPs, in the API's own shape, so `parse_service_items` reads
         it as it would the whole object).
 
@@ -330,7 +330,7 @@ class KubernetesServices:
                 `continue` token expired every time).
             NonRetryable: any other refusal, a TLS verification failure, a page over
                 `limits.kube_max_response_bytes`, more pages than `limits.kube_max_pages`,
-                a `continue` token handed out twice, or (`ResponseTooLarge`) more Services
+                a `continue` token handed out twice, or (`ResponseTooLarge`) more objects
                 than `limits.kube_max_services` or more kept bytes than
                 `limits.kube_max_list_bytes`.
         """
@@ -340,7 +340,7 @@ class KubernetesServices:
         ends = time.monotonic() + seconds
         attempts = 0
         try:
-            for attempt in retrying(self._retry, f"list Services on {self._server}"):
+            for attempt in retrying(self._retry, f"list {self.plural} on {self._server}"):
                 with attempt:
                     attempts += 1
                     return self._list_once(ends)
@@ -367,15 +367,15 @@ class KubernetesServices:
             del page  # only what tags read outlives its page
             if len(items) + len(page_items) > limits.kube_max_services:
                 raise ResponseTooLarge(
-                    f"{self._server}: the Service list holds more than "
-                    f"{limits.kube_max_services} Services (limits.kubeMaxServices)"
+                    f"{self._server}: the {self.noun} list holds more than "
+                    f"{limits.kube_max_services} {self.plural} (limits.kubeMaxServices)"
                 )
             for raw in page_items:
-                item: Any = tag_fields(raw)
+                item: Any = self._keep(raw)
                 kept_bytes += len(json.dumps(item, separators=(",", ":")))
                 if kept_bytes > limits.kube_max_list_bytes:
                     raise ResponseTooLarge(
-                        f"{self._server}: the Services listed take more than "
+                        f"{self._server}: the {self.plural} listed take more than "
                         f"{limits.kube_max_list_bytes} bytes, even reduced to what tags "
                         "read (limits.kubeMaxListBytes)"
                     )
@@ -385,10 +385,10 @@ class KubernetesServices:
                 self.resource_version = version
                 return items
             if not isinstance(token, str) or token in seen:
-                raise NonRetryable(f"{self._server}: the Service list repeats a continue token")
+                raise NonRetryable(f"{self._server}: the {self.noun} list repeats a continue token")
             seen.add(token)
         raise NonRetryable(
-            f"{self._server}: the Service list goes on past {limits.kube_max_pages} "
+            f"{self._server}: the {self.noun} list goes on past {limits.kube_max_pages} "
             "pages (limits.kubeMaxPages)"
         )
 
@@ -408,28 +408,22 @@ class KubernetesServices:
         seconds = self._limits.kube_list_deadline_s
         raise _OutOfTime(
             ListDeadlineExceeded(
-                f"{self._server}: the Service list did not complete within {seconds:g} s "
+                f"{self._server}: the {self.noun} list did not complete within {seconds:g} s "
                 f"(limits.kubeListDeadlineSeconds); {pages} pages read"
             )
         )
 
     def _page(self, token: str | None, left_s: float) -> dict[str, Any]:
         limits = self._limits
-        what = f"{self._server}: list Services"
+        what = f"{self._server}: list {self.plural}"
         bounds = request_bounds(limits)
         timeout = (min(bounds.timeout[0], left_s), min(bounds.timeout[1], left_s))
         try:
             with (
-                api_errors(self._server, "listing Services"),
+                api_errors(self._server, f"listing {self.plural}"),
                 deadline(min(bounds.deadline_s, left_s), what),
             ):
-                # Raw JSON (no preload): the same parser then serves files and live clusters.
-                response: Any = self._api.list_service_for_all_namespaces(
-                    limit=limits.kube_page_size,
-                    _continue=token,
-                    _preload_content=False,
-                    _request_timeout=timeout,
-                )
+                response: Any = self._request(token, timeout)
                 try:
                     data = read_capped(
                         response.stream(64 * 1024), limits.kube_max_response_bytes, what
@@ -442,6 +436,41 @@ class KubernetesServices:
         if not isinstance(document, dict):
             raise Retryable(f"{self._server}: list response is not an object")
         return document
+
+
+class KubernetesServices(KubernetesList):
+    """Reads every Service of one cluster, in all namespaces."""
+
+    noun = "Service"
+    plural = "Services"
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        path: str,
+        context: str | None = None,
+        limits: Limits | None = None,
+        retry: RetrySettings | None = None,
+    ) -> KubernetesServices:
+        """Connect with a kubeconfig file (and optionally one of its contexts).
+
+        Raises:
+            InputError: the file is missing, lacks the context, or is not a usable
+                kubeconfig (`kube_api_client`).
+        """
+        return cls(kube_api_client(path, context), limits=limits, retry=retry)
+
+    def _request(self, token: str | None, timeout: tuple[float, float]) -> Any:
+        # Raw JSON (no preload): the same parser then serves files and live clusters.
+        return k8s.CoreV1Api(self._api_client).list_service_for_all_namespaces(
+            limit=self._limits.kube_page_size,
+            _continue=token,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+
+    def _keep(self, raw: Any) -> Any:
+        return tag_fields(raw)
 
 
 class ListDeadlineExceeded(DeadlineExceeded):

@@ -52,7 +52,8 @@ class Limits:
     than is left. Half the Functions host's 10-minute timeout."""
     kube_max_services: int = 50_000
     """Services one list may hold (5 times the 10,000 a Kubernetes cluster is tested
-    with): each is kept, reduced to what tags read, until the list ends."""
+    with): each is kept, reduced to what tags read, until the list ends. The list of Static
+    Egress Gateways (`egressTags`) is held to it too, and to `kube_deadline_s` in all."""
     kube_max_list_bytes: int = 32 * MIB
     """Bytes (as compact JSON) of what one Service list keeps: each Service is reduced to
     what tags read (type, name, namespace, labels, `aksfw.io/` annotations, ingress IPs) as
@@ -110,6 +111,13 @@ class Limits:
     """Seconds at least between two early reads of that list for a serial it lacks."""
     audit_interval_s: float = 3600.0
     """Seconds between timer runs that compare with Panorama itself."""
+    canary_timeout_s: int = 3600
+    """Seconds each target's canary registration lives (PAN-OS takes up to 2,592,000); the
+    timer registers it again at each run, so it must be longer than the timer's period. A
+    canary gone within it means the target lost its registrations: it is audited at once."""
+    canary_deadline_s: float = 60.0
+    """Seconds one timer run spends at most checking every target's canary (an uninstall at
+    most removing them); a target not reached in time is checked at the next run."""
     unmonitored_grace_s: float = 900.0
     """Seconds a cluster stays out of the inventory before the timer removes its tags."""
 

@@ -127,6 +127,26 @@ class Telemetry:
         self._depth = meter.create_gauge(
             "aksfw.queue.depth", unit="{message}", description="Approximate messages waiting"
         )
+        self._registered_ips = meter.create_gauge(
+            "aksfw.panorama.registered_ips",
+            unit="{ip}",
+            description="IPs registered on a target from all sources, at each read of its table",
+        )
+        self._capacity_warning = meter.create_gauge(
+            "aksfw.panorama.capacity_warning",
+            unit="1",
+            description="1 while a target holds panorama.capacityWarningIps registered IPs or more",
+        )
+        self._canary_checks = meter.create_counter(
+            "aksfw.panorama.canary_checks",
+            unit="{check}",
+            description="Checks of a target's canary, by what they found",
+        )
+        self._target_forgot = meter.create_counter(
+            "aksfw.panorama.target_forgot",
+            unit="{event}",
+            description="Targets found to have lost their registrations (canary gone)",
+        )
 
     # ------------------------------------------------------------------ spans
 
@@ -205,6 +225,20 @@ class Telemetry:
         """Record the queues' approximate depths (read by the caller, never here)."""
         for queue, depth in depths.items():
             self._depth.set(depth, {"queue": queue})
+
+    def registered_ips(self, target: str, count: int, warning_ips: int | None = None) -> None:
+        """Record a target's count of registered IPs, and whether it reached
+        `panorama.capacityWarningIps` (when set)."""
+        self._registered_ips.set(count, {"target": target})
+        if warning_ips is not None:
+            self._capacity_warning.set(1 if count >= warning_ips else 0, {"target": target})
+
+    def canary_checked(self, target: str, outcome: str) -> None:
+        """Count one check of a target's canary: `present`, `first`, `forgot`, `lapsed` or
+        `failed`; `forgot` counts in `aksfw.panorama.target_forgot` too."""
+        self._canary_checks.add(1, {"target": target, "outcome": outcome})
+        if outcome == "forgot":
+            self._target_forgot.add(1, {"target": target})
 
     def apply(
         self,

@@ -23,6 +23,7 @@ from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
 from aksfw_core import functions
+from aksfw_core.panorama.canary import is_canary_tag
 from aksfw_core.pipeline.state import AppliedState
 from aksfw_core.pipeline.state_store import StateStore
 from aksfw_core.pipeline.storage import StorageAccount, StorageNames
@@ -100,8 +101,21 @@ class LocalStack:
         raise AssertionError("queues did not settle")
 
     def registered(self) -> dict[str, set[str]]:
-        """What Panorama itself holds."""
-        return self.panorama.registered()
+        """What Panorama itself holds for the clusters: every registration but aksfw's
+        canary (`canary()`)."""
+        held = {
+            ip: {t for t in tags if not is_canary_tag(t)}
+            for ip, tags in self.panorama.registered().items()
+        }
+        return {ip: tags for ip, tags in held.items() if tags}
+
+    def canary(self, target: str | None = None) -> dict[str, set[str]]:
+        """The canaries a target (Panorama itself: None) holds, as `{ip: {tag}}`."""
+        found = {
+            ip: {t for t in tags if is_canary_tag(t)}
+            for ip, tags in self.panorama.registered(target).items()
+        }
+        return {ip: tags for ip, tags in found.items() if tags}
 
     def http(self, method: str, route: str, body: bytes = b"") -> func.HttpResponse:
         """Call an HTTP function (`resync`, `status`)."""

@@ -33,6 +33,7 @@ CONFIG = {
             "id": CLUSTER_ID,
             "alias": "prod1",
             "selectors": [{"name": "public", "match": "exposure=internet"}],
+            "namespaceTags": True,
         }
     ]
 }

@@ -11,15 +11,19 @@ from dataclasses import dataclass
 from aksfw_core.app.uninstall_gate import UninstallGate
 from aksfw_core.azure.access import ClusterAccess
 from aksfw_core.azure.discovery import ClusterDiscovery
+from aksfw_core.azure.egress import OutboundAddresses
 from aksfw_core.azure.identity import azure_credential
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.azure.node_subnets import NodeSubnets
 from aksfw_core.config import Settings, load_settings, require_app_settings
 from aksfw_core.errors import InputError
+from aksfw_core.panorama.canary import canary_for
 from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.applier import Applier
+from aksfw_core.pipeline.canaries import CanaryWatch
 from aksfw_core.pipeline.coordination import Coordination
+from aksfw_core.pipeline.egress_tags import EgressTags
 from aksfw_core.pipeline.node_subnet_tags import NodeSubnetTags
 from aksfw_core.pipeline.queues import MessageQueues
 from aksfw_core.pipeline.resyncer import Resyncer
@@ -54,6 +58,7 @@ class Engine:
     gate: UninstallGate
     clock: Clock
     telemetry: Telemetry
+    canaries: CanaryWatch
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], telemetry: Telemetry | None = None) -> Engine:
@@ -79,7 +84,9 @@ class Engine:
         telemetry = telemetry or Telemetry(clock=clock)
 
         def panorama_for(target: str) -> PanoramaClient:
-            return PanoramaClient(panorama.for_target(target), secret, telemetry.tracer)
+            return PanoramaClient(
+                panorama.for_target(target), secret, telemetry.tracer, telemetry.registered_ips
+            )
 
         def monitored(cluster_id: str) -> MonitoredCluster | None:
             return discovery.inventory_knowing(cluster_id).find(cluster_id)
@@ -96,7 +103,9 @@ class Engine:
             targets=targets,
             clock=clock,
             node_subnets=NodeSubnetTags(NodeSubnets(settings, credential).read, store),
+            egress=EgressTags(OutboundAddresses(settings, credential).read, store),
             limits=limits,
+            tag_options=lambda cluster: settings.tag_options_for(settings.listed(cluster.id)),
         )
         applier = Applier(
             store,
@@ -110,6 +119,16 @@ class Engine:
             clock=clock,
         )
         gate = UninstallGate(coordination, clock, limits.uninstall_pause_s)
+        canaries = CanaryWatch(
+            canary_for(account.identity),
+            store,
+            queues,
+            targets,
+            panorama_for,
+            clock=clock,
+            limits=limits,
+            counted=telemetry.canary_checked,
+        )
         return cls(
             settings,
             queues,
@@ -121,6 +140,7 @@ class Engine:
             gate,
             clock,
             telemetry,
+            canaries,
         )
 
     def version(self) -> int:

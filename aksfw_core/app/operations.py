@@ -42,8 +42,9 @@ class Operations:
     def status(self) -> StatusReport:
         """Per cluster and target: last applied time, counts, last error; per cluster: when
         the last watcher event arrived and, while a mass removal is held back, since when
-        and how many pairs; queue depths; whether an uninstall pauses work (read now, with
-        since when and by whom).
+        and how many pairs; per target, its canary (last check, registration, amnesia,
+        error); queue depths; whether an uninstall pauses work (read now, with since when
+        and by whom).
 
         Raises:
             AksfwError: Storage could not be read (an unreadable inventory is reported).
@@ -72,7 +73,13 @@ class Operations:
             entry.held_back = holds.get(key)
         queues = {name: engine.queues.depth(name) for name in engine.queues.names.queues}
         engine.telemetry.queue_depths(queues)
-        return StatusReport(list(clusters.values()), queues, inventory_error, engine.gate.current())
+        return StatusReport(
+            list(clusters.values()),
+            queues,
+            inventory_error,
+            engine.gate.current(),
+            engine.canaries.records(),
+        )
 
     def replay_poisoned(
         self, queue: str | None = None, *, dry_run: bool = False, most: int | None = None
@@ -102,7 +109,8 @@ class Operations:
 
     def uninstall(self, *, dry_run: bool, by: str = "unknown") -> UninstallReport:
         """Queue a tombstone for every (cluster, target) aksfw holds applied state for,
-        from a listing of the summaries; with `dry_run`, only say what would be queued.
+        from a listing of the summaries, and unregister every target's canary (one that
+        cannot be reached expires by itself); with `dry_run`, only say what would be done.
 
         First pauses work on every instance (`UninstallGate`: timer, events,
         `POST /api/resync`, queued resyncs, and snapshots other than tombstones), so that
@@ -130,7 +138,9 @@ class Operations:
         summaries = [listed.summary for listed in engine.store.summaries()]
         for summary in summaries if not dry_run else ():
             self._tombstones.target(summary, "uninstall")
-        return UninstallReport(dry_run, pause, summaries)
+        # The timer is paused now: nothing registers the canaries again.
+        canaries = engine.canaries.remove(dry_run=dry_run)
+        return UninstallReport(dry_run, pause, summaries, canaries)
 
     def cancel_uninstall(self, *, by: str = "unknown") -> CancelReport:
         """End an uninstall's pause now: resyncs, events and the timer go on again, at

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aksfw_core.app.uninstall_gate import Pause, iso
-from aksfw_core.pipeline.state import HeldBack, StateSummary
+from aksfw_core.pipeline.state import CanaryRecord, HeldBack, StateSummary
 
 
 @dataclass
@@ -67,11 +67,24 @@ class StatusReport:
     """Why the inventory could not be read (the clusters are then those with state)."""
     uninstalling: Pause | None
     """The uninstall's pause, if one runs."""
+    canaries: list[CanaryRecord] = field(default_factory=list)
+    """Per target, its canary as the timer last left it."""
 
     def as_json(self) -> dict[str, Any]:
         pause = self.uninstalling
         return {
             "clusters": [cluster.as_json() for cluster in self.clusters],
+            "canaries": [
+                {
+                    "target": record.target,
+                    "lastCheck": iso(record.checked_at),
+                    "lastRegistered": iso(record.registered_at),
+                    "lastAmnesia": iso(record.forgot_at),
+                    "lastError": record.error,
+                    "lastErrorAt": iso(record.error_at),
+                }
+                for record in self.canaries
+            ],
             "queues": self.queues,
             "inventoryError": self.inventory_error,
             "uninstallingUntil": iso(pause.until) if pause else None,
@@ -88,6 +101,8 @@ class UninstallReport:
     pause: Pause | None
     """The pause it started (None for a dry run)."""
     targets: list[StateSummary]
+    canaries: list[tuple[str, bool]] = field(default_factory=list)
+    """(target, removed): the canaries it unregistered, or would (`removed` false)."""
 
     def as_json(self) -> dict[str, Any]:
         pause = self.pause
@@ -95,6 +110,9 @@ class UninstallReport:
             "dryRun": self.dry_run,
             "heldUntil": iso(pause.until) if pause else None,
             "heldBy": pause.by if pause else None,
+            "canaries": [
+                {"target": target, "removed": removed} for target, removed in self.canaries
+            ],
             "targets": [
                 {
                     "cluster": summary.cluster_id,

@@ -91,7 +91,10 @@ class Triggers:
 
     def on_timer(self) -> None:
         """Fan out one resync per monitored cluster; tombstone clusters no longer monitored;
-        delete old payload blobs. Reads the applied states' summaries, never the states.
+        delete old payload blobs; then check every target's canary, and resync at once the
+        clusters of a target that lost its registrations (`pipeline.canaries`: after the
+        fan-out, so a slow Panorama never delays it). Reads the applied states' summaries,
+        never the states.
 
         Raises:
             AksfwError: Azure could not be read; nothing is tombstoned.
@@ -123,6 +126,7 @@ class Triggers:
             audit=audit,
         )
         self._record_queue_depths()
+        engine.canaries.check()
 
     def on_resync_message(
         self, body: str | bytes, invocation: TraceContext | None = None

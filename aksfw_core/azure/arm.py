@@ -10,7 +10,9 @@ client's pipeline, before the token is added.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -18,11 +20,13 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.rest import HttpRequest
 from azure.mgmt.containerservice import ContainerServiceClient
 
-from aksfw_core.errors import NonRetryable
+from aksfw_core.errors import AuthError, NonRetryable, http_error, retry_after_seconds
 from aksfw_core.limits import Limits
-from aksfw_core.transport import azure_errors
+from aksfw_core.rules.resource_ids import managed_cluster_id
+from aksfw_core.transport import azure_errors, read_capped
 
 T = TypeVar("T")
 
@@ -126,3 +130,62 @@ def call(what: str, function: Callable[[], T], service: str = "Resource Manager"
         except ResourceNotFoundError:
             raise NotFound(f"{what}: not found", status=404) from None
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def managed_cluster(
+    credential: TokenCredential, cluster_id: str, arm_endpoint: str, limits: Limits
+) -> Iterator[tuple[ContainerServiceClient, dict[str, Any]]]:
+    """A client for a managed cluster's subscription, and the cluster read afresh (its
+    `as_dict()`: REST names under `properties`), for reads that follow what it names.
+
+    Raises:
+        AuthError, NotFound, Retryable, NonRetryable: the cluster could not be read (`call`).
+    """
+    resource = managed_cluster_id(cluster_id)
+    group, name = resource.resource_group or "", resource.path[1]
+    with container_service(credential, resource.subscription, arm_endpoint, limits) as client:
+        raw = call(f"get {cluster_id}", lambda: client.managed_clusters.get(group, name).as_dict())
+        yield client, raw
+
+
+def get_json(
+    client: ContainerServiceClient, url: str, what: str, limit: int, needs: str
+) -> dict[str, Any]:
+    """One raw GET of a resource (`url`, built by the caller from parsed parts) through the
+    client's pipeline: the app's credential, azure-core's retries of 429/5xx, its timeouts,
+    `SameOriginPolicy`. The answer is capped at `limit` bytes and must be a JSON object;
+    so aksfw reads the Microsoft.Network resources it needs with no network SDK.
+
+    Raises:
+        AuthError: refused; a 403 says the identity needs `needs`.
+        NotFound, Retryable, NonRetryable: as `transport.http_error` classifies the answer,
+            or it is not a JSON object.
+    """
+    try:
+        with azure_errors(what, "Resource Manager"):
+            response = client.send_request(HttpRequest("GET", url), stream=True)
+            try:
+                status = response.status_code
+                if status >= 400:
+                    retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                    if status == 404:
+                        raise NotFound(f"{what}: not found", status=404)
+                    raise http_error(status, f"{what}: Resource Manager", retry_after)
+                body = read_capped(response.iter_bytes(), limit, what)
+            finally:
+                response.close()
+    except AuthError as error:
+        if error.status != 403:
+            raise
+        raise AuthError(
+            f"{what}: Resource Manager refused it (HTTP 403): the app's identity needs {needs}",
+            status=403,
+        ) from None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise NonRetryable(f"{what}: Resource Manager answered no JSON") from None
+    if not isinstance(document, dict):
+        raise NonRetryable(f"{what}: Resource Manager answered no JSON object")
+    return document

@@ -138,12 +138,12 @@ class ClusterDiscovery:
                 config = explicit.get(key)  # an explicit entry, tagged or not, is monitored
                 why = None if config else discovery_tag_skip(raw.get("tags"), *wanted)
                 if why is None:
-                    found[key] = _monitored(raw, config, self._settings.node_subnets_for(config))
+                    found[key] = _monitored(raw, config, self._settings)
                 else:
                     skipped.append(Skipped(str(raw["id"]), *why))
         for key, config in explicit.items():
             if key not in found and (got := self._explicit(config, report_refusals, skipped)):
-                found[key] = _monitored(got, config, self._settings.node_subnets_for(config))
+                found[key] = _monitored(got, config, self._settings)
         try:
             inventory = Inventory(tuple(found[key] for key in sorted(found)))
         except InputError as error:
@@ -219,7 +219,7 @@ class ClusterDiscovery:
 
 
 def _monitored(
-    raw: dict[str, Any], config: ClusterConfig | None, node_subnets: bool
+    raw: dict[str, Any], config: ClusterConfig | None, settings: Settings
 ) -> MonitoredCluster:
     name = str(raw["name"])
     node_group = _node_resource_group(raw)
@@ -232,7 +232,8 @@ def _monitored(
         selectors=config.selectors if config else (),
         credential="token" if token else "azure",
         token=token,
-        node_subnets=node_subnets,
+        node_subnets=settings.node_subnets_for(config),
+        egress_tags=settings.egress_tags_for(config),
     )
 
 

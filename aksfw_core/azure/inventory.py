@@ -37,6 +37,8 @@ class MonitoredCluster:
     """`azure` (managed identity) or `token` (Key Vault secret)."""
     node_subnets: bool = False
     """Register its node pools' subnet CIDRs under `aks.<tag name>.node_subnet`."""
+    egress_tags: bool = False
+    """Register its outbound addresses and gateway prefixes under `aks.<tag name>.egress…`."""
 
     @property
     def subscription(self) -> str:
@@ -63,6 +65,8 @@ class MonitoredCluster:
         }
         if self.node_subnets:  # only when on: the documented inventory stays as it was
             document["nodeSubnets"] = True
+        if self.egress_tags:
+            document["egressTags"] = True
         return document
 
 
@@ -141,6 +145,9 @@ def _cluster(item: object, index: int) -> MonitoredCluster:
         node_subnets = item.get("nodeSubnets", False)
         if not isinstance(node_subnets, bool):
             raise InputError("nodeSubnets must be true or false")
+        egress_tags = item.get("egressTags", False)
+        if not isinstance(egress_tags, bool):
+            raise InputError("egressTags must be true or false")
     except InputError as error:
         raise InputError(f"{where}: {error}") from None
     return MonitoredCluster(
@@ -151,6 +158,7 @@ def _cluster(item: object, index: int) -> MonitoredCluster:
         selectors,
         credential,
         node_subnets=node_subnets,
+        egress_tags=egress_tags,
     )
 
 

@@ -27,7 +27,6 @@ back to the configured Resource Manager (`arm.follow_link`, the rule of every AR
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -36,17 +35,14 @@ from typing import Any
 from urllib.parse import quote
 
 from azure.core.credentials import TokenCredential
-from azure.core.rest import HttpRequest
 from azure.mgmt.containerservice import ContainerServiceClient
 
-from aksfw_core.azure.arm import NotFound, call, container_service, follow_link
+from aksfw_core.azure.arm import follow_link, get_json, managed_cluster
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.config import Settings
-from aksfw_core.errors import AuthError, InputError, NonRetryable, http_error, retry_after_seconds
+from aksfw_core.errors import InputError, NonRetryable
 from aksfw_core.logs import log_event
-from aksfw_core.rules.resource_ids import managed_cluster_id
 from aksfw_core.rules.tags import network_text
-from aksfw_core.transport import azure_errors, read_capped
 
 NETWORK_API_VERSION = "2024-05-01"
 """Microsoft.Network API version of the subnet and virtual-network reads."""
@@ -54,7 +50,10 @@ NETWORK_API_VERSION = "2024-05-01"
 SUBNET_READ_PERMISSION = "Microsoft.Network/virtualNetworks/subnets/read"
 VNET_READ_PERMISSION = "Microsoft.Network/virtualNetworks/read"
 
-_NAME = r"[A-Za-z0-9_.()-]{1,90}"
+RESOURCE_NAME = r"[A-Za-z0-9_.()-]{0,89}[A-Za-z0-9_()-]"
+"""A resource group's or network resource's name in an ID aksfw builds a URL from: Azure's
+characters, and no trailing period (Azure refuses one), so no name is `.` or `..`."""
+_NAME = RESOURCE_NAME
 _SUBNET_ID_RE = re.compile(
     r"/subscriptions/(?P<sub>[0-9a-fA-F-]{36})/resourceGroups/(?P<group>" + _NAME + r")"
     r"/providers/Microsoft\.Network/virtualNetworks/(?P<vnet>" + _NAME + r")"
@@ -107,8 +106,8 @@ class SubnetRead:
 
 
 def prefix_problem(prefix: str) -> str | None:
-    """Why `prefix` (a network in normal form) may not be registered as a node subnet, or
-    None. Pure.
+    """Why `prefix` (a network in normal form, or an address) may not be registered as a
+    node subnet, or as an outbound address or prefix (`egressTags`), or None. Pure.
 
     Raises:
         ValueError: it is not a network.
@@ -117,8 +116,7 @@ def prefix_problem(prefix: str) -> str | None:
     bound = MIN_PREFIX_V4 if network.version == 4 else MIN_PREFIX_V6
     if network.prefixlen < bound:
         return (
-            f"it is shorter than /{bound}, the shortest IPv{network.version} node subnet "
-            "aksfw registers"
+            f"it is shorter than /{bound}, the shortest IPv{network.version} prefix aksfw registers"
         )
     for reserved, name in _RESERVED:
         if reserved.version == network.version and network.overlaps(reserved):
@@ -149,15 +147,9 @@ class NodeSubnets:
             Retryable, NonRetryable: Resource Manager failed, or answered something that is
                 not a cluster, subnet or VNet list.
         """
-        resource = managed_cluster_id(cluster.id)
-        with container_service(
-            self._credential, resource.subscription, self._endpoint, self._settings.limits
-        ) as client:
-            group, name = resource.resource_group or "", resource.path[1]
-            raw = call(
-                f"get {cluster.id}", lambda: client.managed_clusters.get(group, name).as_dict()
-            )
-            by_subnet, managed_pools = _pool_subnets(raw, cluster.id)
+        limits = self._settings.limits
+        with managed_cluster(self._credential, cluster.id, self._endpoint, limits) as (client, raw):
+            by_subnet, managed_pools = pool_subnets(raw, cluster.id)
             prefixes: set[str] = set()
             empty: set[str] = set()
             for subnet_id, pools in by_subnet.items():
@@ -174,15 +166,7 @@ class NodeSubnets:
         return SubnetRead(tuple(sorted(prefixes)), tuple(sorted(empty)))
 
     def _subnet(self, client: ContainerServiceClient, subnet_id: str) -> list[str]:
-        found = _SUBNET_ID_RE.fullmatch(subnet_id)
-        if found is None:
-            raise NonRetryable(f"node pool subnet {subnet_id[:300]!r} is not a subnet ID")
-        url = (
-            f"{self._endpoint}/subscriptions/{quote(found['sub'])}/resourceGroups/"
-            f"{quote(found['group'], safe='')}/providers/Microsoft.Network/virtualNetworks/"
-            f"{quote(found['vnet'], safe='')}/subnets/{quote(found['subnet'], safe='')}"
-            f"?api-version={NETWORK_API_VERSION}"
-        )
+        url = subnet_url(self._endpoint, subnet_id)
         subnet = self._get(client, url, f"get subnet {subnet_id}", SUBNET_READ_PERMISSION)
         return _prefixes(subnet, subnet_id)
 
@@ -247,45 +231,32 @@ class NodeSubnets:
     def _get(
         self, client: ContainerServiceClient, url: str, what: str, permission: str
     ) -> dict[str, Any]:
-        """One GET through the client's pipeline, its answer capped and classified.
-
-        Raises:
-            AuthError: refused; a 403 names `permission`.
-            NotFound, Retryable, NonRetryable: as `transport.http_error` classifies.
-        """
-        limit = self._settings.limits.arm_max_response_bytes
-        try:
-            with azure_errors(what, "Resource Manager"):
-                response = client.send_request(HttpRequest("GET", url), stream=True)
-                try:
-                    status = response.status_code
-                    if status >= 400:
-                        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                        if status == 404:
-                            raise NotFound(f"{what}: not found", status=404)
-                        raise http_error(status, f"{what}: Resource Manager", retry_after)
-                    body = read_capped(response.iter_bytes(), limit, what)
-                finally:
-                    response.close()
-        except AuthError as error:
-            if error.status != 403:
-                raise
-            raise AuthError(
-                f"{what}: Resource Manager refused it (HTTP 403): the app's identity needs "
-                f"{permission} on the virtual network (a role such as Network Contributor, "
-                "or a custom role with that permission)",
-                status=403,
-            ) from None
-        try:
-            document = json.loads(body)
-        except ValueError:
-            raise NonRetryable(f"{what}: Resource Manager answered no JSON") from None
-        if not isinstance(document, dict):
-            raise NonRetryable(f"{what}: Resource Manager answered no JSON object")
-        return document
+        """One capped, classified GET (`arm.get_json`); a 403 names `permission`."""
+        needs = (
+            f"{permission} on the virtual network (a role such as Network Contributor, or a "
+            "custom role with that permission)"
+        )
+        return get_json(client, url, what, self._settings.limits.arm_max_response_bytes, needs)
 
 
-def _pool_subnets(raw: dict[str, Any], cluster_id: str) -> tuple[dict[str, list[str]], list[str]]:
+def subnet_url(endpoint: str, subnet_id: str) -> str:
+    """The GET URL of a node pool's subnet at `endpoint`, built from its parsed ID. Pure.
+
+    Raises:
+        NonRetryable: `subnet_id` is not a subnet's resource ID.
+    """
+    found = _SUBNET_ID_RE.fullmatch(subnet_id)
+    if found is None:
+        raise NonRetryable(f"node pool subnet {subnet_id[:300]!r} is not a subnet ID")
+    return (
+        f"{endpoint}/subscriptions/{quote(found['sub'])}/resourceGroups/"
+        f"{quote(found['group'], safe='')}/providers/Microsoft.Network/virtualNetworks/"
+        f"{quote(found['vnet'], safe='')}/subnets/{quote(found['subnet'], safe='')}"
+        f"?api-version={NETWORK_API_VERSION}"
+    )
+
+
+def pool_subnets(raw: dict[str, Any], cluster_id: str) -> tuple[dict[str, list[str]], list[str]]:
     """The distinct `vnetSubnetID`s of the cluster's node pools (first spelling kept), each
     with the pools that name it, and the pools that name none (they use the managed VNet).
 

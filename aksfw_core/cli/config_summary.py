@@ -20,13 +20,13 @@ from aksfw_core.config import (
 from aksfw_core.logs import printable
 from aksfw_core.rules.resource_ids import managed_cluster_id
 from aksfw_core.rules.selectors import NamedSelector
+from aksfw_core.rules.tag_options import TagOptions
 from aksfw_core.rules.tags import MAX_TAG_LENGTH, tag_patterns
 
 DISCOVERED_NAME = "<name>"
 """The tag name of a cluster found by tag, in its patterns: its AKS name."""
-_SERVICE = "<service>"
-_LONGEST_SERVICE_NAME = 63
-"""Characters: a Service name is a DNS-1035 label."""
+_LONGEST = {"<service>": ("Service name", 63), "<namespace>": ("namespace", 63)}
+"""Characters: a Service name is a DNS-1035 label, a namespace a DNS-1123 label."""
 _PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 
 
@@ -67,9 +67,11 @@ class ConfigSummary:
                 "subscriptions": list(settings.subscriptions),
                 "tagName": DISCOVERED_NAME if tag else None,
                 "nodeSubnets": settings.node_subnets,
+                "egressTags": settings.egress_tags,
+                **_options_json(settings.tag_options_for(None)),
                 "tags": self.discovered_patterns() if tag else [],
             },
-            "clusters": [_cluster_json(c, settings.node_subnets_for(c)) for c in settings.clusters],
+            "clusters": [_cluster_json(c, settings) for c in settings.clusters],
             "warnings": self.warnings(),
         }
 
@@ -82,8 +84,16 @@ class ConfigSummary:
         return "".join(f"{printable(line)}\n" for line in lines)
 
     def discovered_patterns(self) -> list[str]:
-        """The tags of a cluster found by tag (no selectors; `nodeSubnets` as set)."""
-        return tag_patterns(DISCOVERED_NAME, (), self.settings.node_subnets)
+        """The tags of a cluster found by tag (no selectors; `nodeSubnets`, `namespaceTags`
+        and `annotationTags` as set at the top level)."""
+        settings = self.settings
+        return tag_patterns(
+            DISCOVERED_NAME,
+            (),
+            settings.node_subnets,
+            settings.tag_options_for(None),
+            egress=settings.egress_tags,
+        )
 
     def warnings(self) -> list[str]:
         """What is valid but likely not meant, one sentence each."""
@@ -104,7 +114,7 @@ class ConfigSummary:
                 "list config.clusters"
             )
         for index, cluster in enumerate(self.settings.clusters):
-            warnings.extend(_length_warnings(index, cluster))
+            warnings.extend(_length_warnings(index, cluster, self.settings))
         return warnings
 
     def _trust_json(self) -> dict[str, Any]:
@@ -170,7 +180,9 @@ class ConfigSummary:
             f"Discovery  the clusters tagged {tag} in {count} {subscriptions}",
             "  a cluster found by tag tags under its AKS name, unless listed below with an alias:",
         ]
-        notes = _notes((), self.settings.node_subnets)
+        settings = self.settings
+        notes = _notes((), settings.node_subnets, settings.tag_options_for(None))
+        notes += _egress_notes(settings.egress_tags)
         return lines + _pattern_lines(self.discovered_patterns(), notes)
 
     def _cluster_lines(self) -> list[str]:
@@ -186,25 +198,62 @@ class ConfigSummary:
                 f"subscription {resource.subscription}; {_credential_text(cluster)}"
             )
             node_subnets = self.settings.node_subnets_for(cluster)
-            patterns = _cluster_patterns(cluster, node_subnets)
-            lines += _pattern_lines(patterns, _notes(cluster.selectors, node_subnets))
+            options = self.settings.tag_options_for(cluster)
+            egress = self.settings.egress_tags_for(cluster)
+            patterns = _cluster_patterns(cluster, node_subnets, options, egress)
+            notes = _notes(cluster.selectors, node_subnets, options) + _egress_notes(egress)
+            lines += _pattern_lines(patterns, notes)
         return lines
 
 
-def _cluster_patterns(cluster: ClusterConfig, node_subnets: bool) -> list[str]:
-    return tag_patterns(cluster.tag_name, [s.name for s in cluster.selectors], node_subnets)
+def _cluster_patterns(
+    cluster: ClusterConfig,
+    node_subnets: bool,
+    options: TagOptions | None = None,
+    egress: bool = False,
+) -> list[str]:
+    selectors = [s.name for s in cluster.selectors]
+    return tag_patterns(cluster.tag_name, selectors, node_subnets, options, egress)
 
 
-def _notes(selectors: tuple[NamedSelector, ...], node_subnets: bool) -> list[str]:
+def _egress_notes(egress: bool) -> list[str]:
+    """What the egress patterns of `tag_patterns` are for (after `_notes`' ones)."""
+    if not egress:
+        return []
+    return [
+        "the cluster's outbound IPs and prefixes (egressTags)",
+        "each Static Egress Gateway's prefix (egressTags)",
+    ]
+
+
+def _notes(
+    selectors: tuple[NamedSelector, ...], node_subnets: bool, options: TagOptions
+) -> list[str]:
     """What each of `tag_patterns`' patterns is for, in its order."""
     notes = ["each LoadBalancer Service", "each label of such a Service"]
     notes += [_selector_text(selector) for selector in selectors]
+    if options.namespace_tags:
+        notes.append("the namespace of each such Service (namespaceTags)")
+    if options.annotation_namespaces:
+        notes.append(
+            f"each value of a Service's aksfw.io/tags annotation, in "
+            f"{options.annotation_scope()} (annotationTags)"
+        )
     if node_subnets:
         notes.append("each node pool subnet (nodeSubnets)")
     return notes
 
 
-def _cluster_json(cluster: ClusterConfig, node_subnets: bool) -> dict[str, Any]:
+def _options_json(options: TagOptions) -> dict[str, Any]:
+    return {
+        "namespaceTags": options.namespace_tags,
+        "annotationTags": {"namespaces": sorted(options.annotation_namespaces)},
+    }
+
+
+def _cluster_json(cluster: ClusterConfig, settings: Settings) -> dict[str, Any]:
+    node_subnets = settings.node_subnets_for(cluster)
+    options = settings.tag_options_for(cluster)
     resource = managed_cluster_id(cluster.id)
     return {
         "id": cluster.id,
@@ -218,7 +267,11 @@ def _cluster_json(cluster: ClusterConfig, node_subnets: bool) -> dict[str, Any]:
         ],
         "credential": cluster.credential.kind,
         "nodeSubnets": node_subnets,
-        "tags": _cluster_patterns(cluster, node_subnets),
+        "egressTags": settings.egress_tags_for(cluster),
+        **_options_json(options),
+        "tags": _cluster_patterns(
+            cluster, node_subnets, options, settings.egress_tags_for(cluster)
+        ),
     }
 
 
@@ -260,19 +313,21 @@ def _pattern_lines(patterns: list[str], notes: list[str]) -> list[str]:
     ]
 
 
-def _length_warnings(index: int, cluster: ClusterConfig) -> list[str]:
-    """A warning for each tag pattern that a Service name of legal length can push past
-    PAN-OS's 127 characters (a long alias with a long selector name)."""
+def _length_warnings(index: int, cluster: ClusterConfig, settings: Settings) -> list[str]:
+    """A warning for each tag pattern that a Service name (or namespace) of legal length
+    can push past PAN-OS's 127 characters (a long alias with a long selector name)."""
     warnings = []
-    for pattern in _cluster_patterns(cluster, node_subnets=False):
-        if _SERVICE not in pattern:
-            continue
-        room = MAX_TAG_LENGTH - (len(pattern) - len(_SERVICE))
-        if room < _LONGEST_SERVICE_NAME:
-            warnings.append(
-                f"config.clusters[{index}]: {pattern} is over {MAX_TAG_LENGTH} characters, "
-                f"and not registered, for a Service name longer than {room} characters"
-            )
+    options = settings.tag_options_for(cluster)
+    for pattern in _cluster_patterns(cluster, False, options):
+        for placeholder, (what, longest) in _LONGEST.items():
+            if placeholder not in pattern:
+                continue
+            room = MAX_TAG_LENGTH - (len(pattern) - len(placeholder))
+            if room < longest:
+                warnings.append(
+                    f"config.clusters[{index}]: {pattern} is over {MAX_TAG_LENGTH} characters, "
+                    f"and not registered, for a {what} longer than {room} characters"
+                )
     return warnings
 
 

@@ -28,6 +28,7 @@ from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.retry import current_deadline, overall_deadline
 from aksfw_core.rules.selectors import NamedSelector, named_selector
 from aksfw_core.rules.services import ServiceList
+from aksfw_core.rules.tag_options import TagOptions, annotation_namespaces
 from aksfw_core.rules.tags import ClusterTags, compute_tags
 from aksfw_core.secret import Secret
 
@@ -57,7 +58,8 @@ PANORAMA_OPTIONS = (
 
 
 def cluster_arguments(parser: CommandParser) -> None:
-    """`--cluster` and `--selector`: whose tags, and the selectors' tags."""
+    """`--cluster`, `--selector`, `--namespace-tags` and `--annotation-tags-in`: whose tags,
+    the selectors' tags, and the opt-in tags (`namespaceTags`, `annotationTags`)."""
     parser.add_argument("--cluster", required=True, help="cluster name (or alias) used in tags")
     parser.add_argument(
         "--selector",
@@ -67,6 +69,20 @@ def cluster_arguments(parser: CommandParser) -> None:
         help="label selector giving aks_NAME.<cluster>.<service> tags, e.g. "
         "web=app=web@shop; repeatable. NAME is up to the first '=': tier=frontend is the "
         "selector tier testing that a label frontend exists",
+    )
+    parser.add_argument(
+        "--namespace-tags",
+        action="store_true",
+        help="also tag each Service's IPs aks.<cluster>.ns.<namespace> (namespaceTags)",
+    )
+    parser.add_argument(
+        "--annotation-tags-in",
+        action="append",
+        default=[],
+        metavar="NAMESPACE",
+        help="let Services of this namespace ('*': of every namespace) add "
+        "aks.<cluster>.tag.<value> tags by their aksfw.io/tags annotation (annotationTags); "
+        "repeatable. Without it the annotation adds nothing",
     )
 
 
@@ -125,15 +141,29 @@ def app_arguments(parser: CommandParser) -> None:
 
 
 def wanted_tags(args: argparse.Namespace, services: ServiceList) -> ClusterTags:
-    """The tags `--cluster` and `--selector` call for, the warnings printed on stderr.
+    """The tags `--cluster`, `--selector`, `--namespace-tags` and `--annotation-tags-in`
+    call for, the warnings printed on stderr.
 
     Raises:
-        InputError: a cluster name or a selector that is wrong.
+        InputError: a cluster name, a selector or a namespace that is wrong.
     """
     selectors = [selector(text) for text in args.selector]
-    wanted = compute_tags(args.cluster, services.services, selectors)
+    wanted = compute_tags(args.cluster, services.services, selectors, tag_options(args))
     warn((*services.warnings, *wanted.warnings))
     return wanted
+
+
+def tag_options(args: argparse.Namespace) -> TagOptions:
+    """The opt-in tags `--namespace-tags` and `--annotation-tags-in` ask for.
+
+    Raises:
+        InputError: a namespace that is not a namespace name or `*`.
+    """
+    try:
+        namespaces = annotation_namespaces(args.annotation_tags_in)
+    except InputError as error:
+        raise InputError(f"--annotation-tags-in: {error}") from None
+    return TagOptions(args.namespace_tags, namespaces)
 
 
 def selector(text: str) -> NamedSelector:

@@ -25,8 +25,9 @@ names the call, which a row has no room for."""
 
 
 def status_table(document: Any) -> str:
-    """Per cluster and target: state, last applied, counts, last error; then the queue
-    depths (and the inventory error, if the app reported one)."""
+    """Per cluster and target: state, last applied, counts, last error; per target its
+    canary (last check, last amnesia, last error); then the queue depths (and the inventory
+    error, if the app reported one)."""
     document = _mapping(document)
     rows: list[list[object]] = []
     for cluster in _mappings(document.get("clusters")):
@@ -49,6 +50,13 @@ def status_table(document: Any) -> str:
             )
     headers = ["CLUSTER", "TARGET", "STATE", "LAST APPLIED", "IPS", "TAGS", "LAST ERROR"]
     parts = [_table(headers, rows) if rows else "no cluster is monitored or applied"]
+    canaries = [
+        [c.get("target"), c.get("lastCheck"), c.get("lastAmnesia"), c.get("lastError")]
+        for c in _mappings(document.get("canaries"))
+    ]
+    if canaries:
+        headers = ["TARGET", "CANARY CHECKED", "LAST AMNESIA", "CANARY ERROR"]
+        parts.append(_table(headers, canaries))
     queues = _mapping(document.get("queues"))
     if queues:
         parts.append(_table(["QUEUE", "DEPTH"], [[name, depth] for name, depth in queues.items()]))
@@ -118,6 +126,11 @@ def uninstall_table(document: Any) -> str:
         f"{totals.get('clusters', 0)} cluster(s): {totals.get('ips', 0)} IPs, "
         f"{totals.get('tags', 0)} IP-tags"
     )
+    canaries = _mappings(document.get("canaries"))
+    if canaries:
+        verb = "would remove" if document.get("dryRun") else "removed"
+        done = [c for c in canaries if c.get("removed") or document.get("dryRun")]
+        summary += f"; {verb} the canary of {len(done)} of {len(canaries)} target(s)"
     if document.get("heldUntil"):
         summary += f"; resyncs held back until {_cell(document['heldUntil'])}"
     parts.append(summary)

@@ -36,6 +36,7 @@ from aksfw_core.jsondoc import load_json
 from aksfw_core.limits import Limits
 from aksfw_core.rules.resource_ids import is_subscription_id, managed_cluster_id
 from aksfw_core.rules.selectors import NamedSelector, named_selector
+from aksfw_core.rules.tag_options import annotation_namespaces, check_namespace
 from aksfw_core.rules.tags import check_cluster_name
 
 _TAG_KEY_RE = re.compile(r"[^<>%&\\?/]{1,512}")
@@ -110,6 +111,9 @@ def parse_settings(
     key_vault = root.optional("keyVault", https_url)
     limits = root.optional("limits", _limits) or Limits()
     node_subnets = root.optional("nodeSubnets", boolean) is True
+    namespace_tags = root.optional("namespaceTags", boolean) is True
+    annotation_tags = root.optional("annotationTags", _annotation_tags) or frozenset()
+    egress_tags = root.optional("egressTags", boolean) is True
     root.done()
     if environ_ca is not None and panorama is None:
         raise InputError(f"{CA_CERTIFICATES_SETTING}: set, but config.panorama is not")
@@ -128,6 +132,9 @@ def parse_settings(
         arm_endpoint=https_url(arm_endpoint, "AKSFW_ARM_ENDPOINT", allow_http=True),
         limits=limits,
         node_subnets=node_subnets,
+        namespace_tags=namespace_tags,
+        annotation_namespaces=annotation_tags,
+        egress_tags=egress_tags,
     )
 
 
@@ -159,12 +166,41 @@ def _cluster(value: object, path: str) -> ClusterConfig:
     selectors = fields.list("selectors", _selector)
     credential = fields.optional("credential", _credential) or AzureAccess()
     node_subnets = fields.optional("nodeSubnets", boolean)
+    namespace_tags = fields.optional("namespaceTags", boolean)
+    annotation_tags = fields.optional("annotationTags", _annotation_tags)
+    egress_tags = fields.optional("egressTags", boolean)
     fields.done()
     names = [selector.name for selector in selectors]
     duplicate = next((name for name in names if names.count(name) > 1), None)
     if duplicate:
         raise InputError(f"{path}.selectors: name {duplicate!r} is used twice")
-    return ClusterConfig(resource_id, alias, tuple(selectors), credential, node_subnets)
+    return ClusterConfig(
+        resource_id,
+        alias,
+        tuple(selectors),
+        credential,
+        node_subnets,
+        namespace_tags=namespace_tags,
+        annotation_namespaces=annotation_tags,
+        egress_tags=egress_tags,
+    )
+
+
+def _annotation_tags(value: object, path: str) -> frozenset[str]:
+    """`{"namespaces": ["shop", ...]}` (`["*"]`: every namespace; `[]`: none)."""
+    fields = Fields(value, path)
+    names = fields.required("namespaces", _namespace_list)
+    fields.done()
+    return annotation_namespaces(names)
+
+
+def _namespace_list(value: object, path: str) -> list[str]:
+    if not isinstance(value, list):
+        raise InputError(f'{path}: expected a list of namespace names, or ["*"]')
+    return [
+        naming(f"{path}[{index}]", check_namespace, string(name, f"{path}[{index}]"))
+        for index, name in enumerate(value)
+    ]
 
 
 def _tag_name(value: object, path: str) -> str:

@@ -10,6 +10,7 @@ from aksfw_core.retry import RetrySettings
 from aksfw_core.rules.messages import PANORAMA_TARGET
 from aksfw_core.rules.resource_ids import managed_cluster_id
 from aksfw_core.rules.selectors import NamedSelector
+from aksfw_core.rules.tag_options import TagOptions
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 
@@ -50,6 +51,15 @@ class ClusterConfig:
     node_subnets: bool | None = None
     """`nodeSubnets`: register its node pools' subnet CIDRs under `aks.<cluster>.node_subnet`
     (needs PAN-OS 10.0+); None = the top-level `nodeSubnets`."""
+    namespace_tags: bool | None = None
+    """`namespaceTags`: its Services' IPs also carry `aks.<cluster>.ns.<namespace>`; None =
+    the top-level `namespaceTags`."""
+    annotation_namespaces: frozenset[str] | None = None
+    """`annotationTags.namespaces`: where `aksfw.io/tags` adds tags (`*`: everywhere; empty:
+    nowhere); None = the top-level `annotationTags`."""
+    egress_tags: bool | None = None
+    """`egressTags`: register its outbound addresses and Static Egress Gateway prefixes
+    (`aks.<cluster>.egress…`); None = the top-level `egressTags`."""
 
     @property
     def name(self) -> str:
@@ -111,6 +121,9 @@ class PanoramaSettings:
     """IP entries per uid-message at most."""
     tag_timeout_s: int = 0
     """Seconds a registered tag lives on PAN-OS; 0 = never expires."""
+    capacity_warning_ips: int | None = None
+    """Registered IPs on one target (from all sources) at which aksfw warns, before the
+    device model's limit refuses registrations (`capacityWarningIps`); None = no warning."""
     limits: Limits = field(default_factory=Limits)
     """Timeouts, the total deadline per request, and caps on answers and pages."""
     retry: RetrySettings = field(default_factory=RetrySettings)
@@ -151,6 +164,51 @@ class Settings:
     `aks.<cluster>.node_subnet` (PAN-OS 10.0+ takes networks; the app's identity needs
     `Microsoft.Network/virtualNetworks/read` and `.../subnets/read` on the VNets);
     `clusters[].nodeSubnets` overrides it per cluster. Off by default."""
+    namespace_tags: bool = False
+    """`namespaceTags`: every monitored cluster's LoadBalancer Service IPs also carry
+    `aks.<cluster>.ns.<namespace>`; `clusters[].namespaceTags` overrides it. Off by default."""
+    annotation_namespaces: frozenset[str] = frozenset()
+    """`annotationTags.namespaces`: the namespaces whose Services' `aksfw.io/tags` annotation
+    adds `aks.<cluster>.tag.<value>` tags (`*`: every namespace); `clusters[].annotationTags`
+    overrides it. Empty by default: annotation tags off (`aksfw.io/ignore` always works)."""
+
+    def tag_options_for(self, cluster: ClusterConfig | None) -> TagOptions:
+        """The opt-in tags of a cluster (its explicit definition, or None for one found by
+        tag): its own `namespaceTags` and `annotationTags`, else the top-level ones."""
+        if cluster is None:
+            return TagOptions(self.namespace_tags, self.annotation_namespaces)
+        namespace_tags = cluster.namespace_tags
+        namespaces = cluster.annotation_namespaces
+        return TagOptions(
+            self.namespace_tags if namespace_tags is None else namespace_tags,
+            self.annotation_namespaces if namespaces is None else namespaces,
+        )
+
+    def listed(self, cluster_id: str) -> ClusterConfig | None:
+        """The entry of `clusters[]` for a managed cluster's resource ID (compared as
+        Azure compares them, whatever the letter case), or None.
+
+        Raises:
+            InputError: `cluster_id` is not a managed cluster's resource ID.
+        """
+        wanted = managed_cluster_id(cluster_id).top_level_id()
+        return next(
+            (c for c in self.clusters if managed_cluster_id(c.id).top_level_id() == wanted),
+            None,
+        )
+
+    egress_tags: bool = False
+    """`egressTags`: register every monitored cluster's outbound addresses and prefixes under
+    `aks.<cluster>.egress`, and each Static Egress Gateway's prefix under
+    `aks.<cluster>.egress.<namespace>.<gateway>` (docs/egress.md: the reads and roles it
+    needs); `clusters[].egressTags` overrides it per cluster. Off by default."""
+
+    def egress_tags_for(self, cluster: ClusterConfig | None) -> bool:
+        """Whether a cluster (its explicit definition, or None for one found by tag) has its
+        egress addresses registered."""
+        if cluster is not None and cluster.egress_tags is not None:
+            return cluster.egress_tags
+        return self.egress_tags
 
     def node_subnets_for(self, cluster: ClusterConfig | None) -> bool:
         """Whether a cluster (its explicit definition, or None for one found by tag) has

@@ -44,6 +44,7 @@ def panorama_section(value: object, path: str, environ_ca: str | None = None) ->
         "verify_tls": fields.optional("verifyTls", boolean),
         "tag_timeout_s": fields.optional("tagTimeoutSeconds", tag_timeout_s),
         "batch_size": fields.optional("batchSize", batch_size),
+        "capacity_warning_ips": fields.optional("capacityWarningIps", capacity_warning_ips),
     }
     if "caBundle" in fields.value:
         raise InputError(
@@ -107,6 +108,9 @@ batch_size = integer(1, 5000)
 tag_timeout_s = integer(0, MAX_TAG_TIMEOUT_S)
 """`panorama.tagTimeoutSeconds`, `--tag-timeout`: seconds a registered tag lives (PAN-OS
 takes up to 30 days; 0 = never expires)."""
+capacity_warning_ips = integer(1, 100_000_000)
+"""`panorama.capacityWarningIps`: registered IPs on one target at which aksfw warns (a log
+line and the `aksfw.panorama.capacity_warning` metric)."""
 
 
 def ca_certificates(value: object, where: str) -> str:

@@ -1,5 +1,6 @@
-"""The HTTP client for the PAN-OS / Panorama XML API: keygen, reading registered IPs, and
-applying a `TagPlan` in batches, with the one retry policy.
+"""The HTTP client for the PAN-OS / Panorama XML API: keygen, reading registered IPs (and
+reporting how many a target holds), applying a `TagPlan` in batches, and checking and
+writing the canary (`panorama.canary`), with the one retry policy.
 
 The API key travels only in the `X-PAN-KEY` header of POST requests; it never appears in
 a URL, a log line or an exception.
@@ -27,6 +28,8 @@ from aksfw_core.endpoints import panorama_url
 from aksfw_core.errors import InputError, NonRetryable, Retryable, retry_after_seconds
 from aksfw_core.logs import log_event
 from aksfw_core.panorama import xmlapi
+from aksfw_core.panorama.canary import Canary
+from aksfw_core.panorama.registered_read import PAGE_SIZE, RegisteredRead
 from aksfw_core.panorama.trust import TRUST_HINT, TrustingAdapter, trust_of
 from aksfw_core.retry import retrying, time_left
 from aksfw_core.rules.plan import TagPlan
@@ -35,8 +38,11 @@ from aksfw_core.transport import connection_failure, deadline, read_capped, watc
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = xmlapi.REGISTERED_MAX_LIMIT
-"""Entries per `show object registered-ip` page (the PAN-OS maximum)."""
+__all__ = ["PAGE_SIZE", "ApplyResult", "PanoramaClient", "RegisteredCount", "api_key"]
+
+RegisteredCount = Callable[[str, int, int | None], None]
+"""Told each count of registered IPs a read finds: the target (`panorama` or a serial), the
+count, and `panorama.capacityWarningIps` (None when unset)."""
 
 
 def api_key(value: str) -> Secret:
@@ -75,10 +81,13 @@ class PanoramaClient:
         settings: PanoramaSettings,
         key: Secret,
         tracer: trace.Tracer | None = None,
+        on_count: RegisteredCount | None = None,
     ) -> None:
-        """`tracer` makes a client span of each request (default: the global tracer's)."""
+        """`tracer` makes a client span of each request (default: the global tracer's);
+        `on_count` is told how many IPs each read of the table finds (a metric)."""
         self.settings = settings
         self._transport = _Transport(settings, key, tracer)
+        self._on_count = on_count
 
     @property
     def requests_sent(self) -> int:
@@ -135,8 +144,10 @@ class PanoramaClient:
         """
         started = time.monotonic()
         limits = self.settings.limits
-        read = _RegisteredRead(self._call, limits.panorama_max_pages, self.settings.target)
+        read = RegisteredRead(self._call, limits.panorama_max_pages, self.settings.target)
         result = read.run()
+        if read.count is not None:
+            self._note_count(read.count)
         log_event(
             log,
             "panorama.read",
@@ -147,6 +158,57 @@ class PanoramaClient:
             duration_ms=round((time.monotonic() - started) * 1000),
         )
         return result
+
+    def _note_count(self, count: int) -> None:
+        """Report a target's count of registered IPs, and warn when it reaches
+        `panorama.capacityWarningIps`: the device refuses registrations past its model's
+        limit, and the DAGs stop following the clusters."""
+        target = self.settings.target or "panorama"
+        warning = self.settings.capacity_warning_ips
+        if self._on_count is not None:
+            self._on_count(target, count, warning)
+        if warning is not None and count >= warning:
+            log_event(
+                log,
+                "panorama.capacity_warning",
+                logging.WARNING,
+                target=target,
+                ips=count,
+                warning_ips=warning,
+                message=(
+                    f"{target} holds {count:,} registered IPs, at or above "
+                    f"panorama.capacityWarningIps ({warning:,}): its model refuses "
+                    "registrations past its limit"
+                ),
+            )
+
+    def canary_present(self, canary: Canary) -> bool:
+        """Whether the target holds the canary: one `show object registered-ip ip` request
+        for its address.
+
+        Raises:
+            AuthError, NonRetryable, Retryable: as `registered`.
+        """
+        address = ipaddress.ip_network(canary.ip)
+        command = xmlapi.registered_ip_command(1, 1, address)
+        root = self._call({"type": "op", "cmd": command}, "show registered-ip canary")
+        return any(
+            ip == canary.ip and canary.tag in tags for ip, tags in xmlapi.registered_page(root)
+        )
+
+    def write_canary(self, canary: Canary, action: xmlapi.Action, timeout_s: int = 0) -> None:
+        """Register the canary (not persistent, expiring after `timeout_s`) or unregister it:
+        one uid-message.
+
+        Raises:
+            NonRetryable: the target refused the entry (the message says why).
+            AuthError, Retryable: as `apply`.
+        """
+        command = xmlapi.canary_command(action, canary.ip, canary.tag, timeout_s)
+        root = self._call({"type": "user-id", "cmd": command}, f"{action} canary")
+        for message in xmlapi.entry_messages(root):
+            if not message.benign:
+                raise NonRetryable(f"the canary's {action} was refused: {message.message}")
 
     def connected_firewalls(self, device_groups: Iterable[str]) -> dict[str, list[str]]:
         """Serials of the connected firewalls of each device group (Panorama only).
@@ -194,146 +256,6 @@ class PanoramaClient:
     def _call(self, fields: dict[str, str], what: str) -> ET.Element:
         target = {"target": self.settings.target, "vsys": self.settings.vsys}
         return self._transport.post(fields | xmlapi.form_fields(target), what)
-
-
-class _RegisteredRead:
-    """One read of the registered-IP table within what a device accepts (`limit` at most
-    500, `start-point` at most 100,000) and within a number of requests."""
-
-    def __init__(
-        self,
-        call: Callable[[dict[str, str], str], ET.Element],
-        max_requests: int,
-        target: str | None = None,
-    ):
-        self._call = call
-        self._max_requests = max_requests
-        self._target = target
-        """The managed firewall read through Panorama; None: Panorama itself."""
-        self.requests = 0
-        """Requests sent so far (retries not counted: the retry policy bounds those)."""
-        self.networks = 0
-        """Networks read one by one (0 when `all` was paged)."""
-
-    def run(self) -> dict[str, frozenset[str]]:
-        count = self._count()
-        if count is None or count < xmlapi.REGISTERED_MAX_START_POINT:
-            # The count is a moment's, and may be missing: a table that is (or grows)
-            # past what paging reaches is read by networks after all.
-            whole = self._read(None)
-            if whole is not None:
-                return whole
-        result: dict[str, frozenset[str]] = {}
-        pending = [*_split(_IPV6_ALL), *_split(_IPV4_ALL)]
-        while pending:
-            network = pending.pop()
-            self.networks += 1
-            found = self._read(network)
-            if found is None:
-                pending.extend(_split(network))
-                continue
-            # The networks are disjoint; merging anyway keeps a device's stray entry from
-            # replacing what another network's answer said of the same IP.
-            for ip, tags in found.items():
-                result[ip] = result.get(ip, frozenset()) | tags
-        return result
-
-    def _count(self) -> int | None:
-        """How many IPs the target says it holds; None, after a warning, when it gives no
-        readable count (an answer without one, or a refusal of `option count`): the read
-        never depends on it."""
-        try:
-            answer = self._send(xmlapi.registered_count_command(), "count")
-        except xmlapi.PanosError as error:
-            if error.code != xmlapi.CODE_SYNTAX:
-                raise
-            why = f"it refused `all option count`: {error}"
-        else:
-            count = xmlapi.registered_count(answer)
-            if count is not None:
-                return count
-            why = "its answer holds no number"
-        who = f"Firewall {self._target}" if self._target else "Panorama"
-        log_event(
-            log,
-            "panorama.registered_count_unreadable",
-            logging.WARNING,
-            target=self._target or "panorama",
-            message=(
-                f"{who} did not say how many IPs are registered ({why}); reading "
-                f"them all in pages of {PAGE_SIZE} instead, and network by network only "
-                f"if there are more than {xmlapi.REGISTERED_MAX_START_POINT:,}"
-            ),
-        )
-        return None
-
-    def _read(self, within: xmlapi.Network | None) -> dict[str, frozenset[str]] | None:
-        """The entries of `all` or of one network, page by page; None when paging cannot
-        reach them all (a network of 100,000 or more, or more than 100,000 in `all`)."""
-        found: dict[str, frozenset[str]] = {}
-        start = 1
-        while True:
-            page = self._page(within, start, PAGE_SIZE)
-            known = len(found)
-            for ip, tags in page:
-                found[ip] = found.get(ip, frozenset()) | tags
-            if len(page) < PAGE_SIZE:
-                return found
-            if len(found) == known:
-                where = f" in {within}" if within else ""
-                raise Retryable(
-                    f"registered-ip paging did not advance at start-point {start}{where}"
-                )
-            # A network that fills its first page may overflow: one entry at the last
-            # start-point a device accepts tells. (`all` is paged as far as it reaches.)
-            probe = start == 1 and within is not None
-            if probe and self._page(within, xmlapi.REGISTERED_MAX_START_POINT, 1):
-                return None
-            start += len(page)
-            if start > xmlapi.REGISTERED_MAX_START_POINT:
-                # The next page is out of reach: asking from the last entry read (or the
-                # last start-point) to one past it tells whether there is more.
-                last = min(start - 1, xmlapi.REGISTERED_MAX_START_POINT)
-                wanted = start - last + 1
-                return None if len(self._page(within, last, wanted)) >= wanted else found
-
-    def _page(
-        self, within: xmlapi.Network | None, start: int, limit: int
-    ) -> list[tuple[str, frozenset[str]]]:
-        command = xmlapi.registered_ip_command(limit, start, within)
-        return xmlapi.registered_page(self._send(command, "page"))
-
-    def _send(self, command: str, what: str) -> ET.Element:
-        if self.requests >= self._max_requests:
-            raise NonRetryable(
-                f"registered-ip: the read needs more than {self._max_requests} requests "
-                "(limits.panoramaMaxPages); nothing was changed"
-            )
-        self.requests += 1
-        return self._call({"type": "op", "cmd": command}, f"show registered-ip {what}")
-
-
-_IPV4_ALL = ipaddress.IPv4Network("0.0.0.0/0")
-_IPV6_ALL = ipaddress.IPv6Network("::/0")
-
-_SPLIT_BITS = 4
-"""Prefix bits a network gains when it is split: 16 parts."""
-
-
-def _split(network: xmlapi.Network) -> list[xmlapi.Network]:
-    """`network` in 16 parts (fewer near a host address).
-
-    Raises:
-        NonRetryable: `network` is a single address, which cannot hold 100,000 IPs: the
-            device's answers contradict themselves.
-    """
-    bits = min(_SPLIT_BITS, network.max_prefixlen - network.prefixlen)
-    if bits == 0:
-        raise NonRetryable(
-            f"registered-ip: the single address {network} answered as holding 100,000 "
-            "entries or more; nothing was changed"
-        )
-    return list(network.subnets(prefixlen_diff=bits))
 
 
 _gates: dict[str, threading.BoundedSemaphore] = {}

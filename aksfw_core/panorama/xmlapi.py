@@ -71,7 +71,8 @@ def uid_batches(
     `max_request_bytes` once form-encoded.
 
     Unregisters come before registers (in earlier batches, or first within a batch) so a
-    changed IP frees room under the 32-tags limit before it gains new tags.
+    changed IP frees room under the 32-tags limit before it gains new tags. Every register
+    entry says `persistent="1"`: it survives a reboot of the device.
     """
     if batch_entries < 1:
         raise ValueError("batch_entries must be at least 1")
@@ -120,8 +121,14 @@ class _BatchBuilder:
         )
 
 
-def _entry(action: Action, ip: str, tags: frozenset[str], tag_timeout_s: int) -> ET.Element:
+def _entry(
+    action: Action, ip: str, tags: frozenset[str], tag_timeout_s: int, persistent: bool = True
+) -> ET.Element:
     entry = ET.Element("entry", ip=ip)
+    if action == "register":
+        # Said, not left to the release's default: a persistent registration survives a
+        # reboot of the device (only aksfw's canary is registered otherwise).
+        entry.set("persistent", "1" if persistent else "0")
     tag_element = ET.SubElement(entry, "tag")
     for tag in sorted(tags):
         member = ET.SubElement(tag_element, "member")
@@ -129,6 +136,16 @@ def _entry(action: Action, ip: str, tags: frozenset[str], tag_timeout_s: int) ->
         if action == "register" and tag_timeout_s > 0:
             member.set("timeout", str(tag_timeout_s))
     return entry
+
+
+def canary_command(action: Action, ip: str, tag: str, timeout_s: int) -> str:
+    """The uid-message that registers a canary (`persistent="0"`, its tag with a timeout of
+    `timeout_s`, so that a reboot or a clear removes it and it expires by itself) or
+    unregisters it."""
+    batch = _BatchBuilder()
+    entry = _entry(action, ip, frozenset({tag}), timeout_s, persistent=False)
+    batch.add(action, entry, 1, 0)
+    return batch.build().command
 
 
 REGISTERED_MAX_LIMIT = 500

@@ -1,8 +1,8 @@
 """The pipeline's decisions, as pure functions of plain data: which targets need a
 snapshot, whether a resync is a mass removal and whether it is held back or goes ahead,
-and whether a snapshot is stale. No Storage, no queue, no clock: the resyncer and the
-applier read what these need, call them, and carry out the answer (tests/pipeline/
-test_decisions.py tests them as tables).
+whether a snapshot is stale, and what a target's canary says. No Storage, no queue, no
+clock: the resyncer, the applier and the canary check read what these need, call them,
+and carry out the answer (tests/pipeline/test_decisions.py tests them as tables).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aksfw_core.rules.plan import (
     mass_removal,
     pair_count,
     removal_of,
-    without_node_subnets,
+    without_arm_entries,
 )
 
 # -- which targets need the snapshot ------------------------------------------------------
@@ -110,13 +110,14 @@ def counted_removal(
     `targets` is by the applied summaries' counts alone, or None when they do not show one
     (then only the applied states can tell: `worst_removal`). No state is read.
 
-    The rule leaves the cluster's node-subnet entries out, and a summary does not say how
-    many it holds; each is a network with one pair, so a target holds at least `tags - ips`
+    The rule leaves the cluster's Resource Manager entries out (node subnets, outbound
+    addresses), and a summary does not say how many it holds; each key holds at most one
+    such pair (`without_arm_entries`), so a target holds at least `tags - ips`
     other pairs and loses at least that many less the wanted ones: a mass removal by these
     bounds is one whatever the entries are. The counts it reports assume the target holds
     as many node-subnet entries as are wanted (exact unless those changed too), and count
     every wanted pair as kept (so the removal is at least that)."""
-    services = pair_count(without_node_subnets(cluster, wanted))
+    services = pair_count(without_arm_entries(cluster, wanted))
     networks = pair_count(wanted) - services
     worst: Removal | None = None
     for target in changed(targets, applied, wanted_fingerprint):
@@ -238,3 +239,47 @@ def stale(
     if version == state.version and fingerprint == state.fingerprint and not state.dirty:
         return Outcome.DUPLICATE
     return None
+
+
+# -- canaries -----------------------------------------------------------------------------
+
+
+class CanaryStep(Enum):
+    """What one check of a target's canary found (`canary_step`)."""
+
+    FIRST = "first"
+    """Gone, and this environment never registered it there (a first run, a new target):
+    register it; nothing is declared."""
+    PRESENT = "present"
+    """The target holds it: register it again, so its timeout starts over."""
+    FORGOT = "forgot"
+    """Gone within its timeout: the target lost its runtime state (a reboot, a failover, a
+    clear). Audit and repair the target, then register it again."""
+    LAPSED = "lapsed"
+    """Gone, but its timeout may have run out since it was last registered (no check ran in
+    time): whether the target forgot cannot be told, so it is audited as if it had."""
+
+    @property
+    def repairs(self) -> bool:
+        """Whether the target is audited and repaired now."""
+        return self in (CanaryStep.FORGOT, CanaryStep.LAPSED)
+
+
+def canary_step(
+    *, present: bool, registered_at: float | None, now: float, timeout_s: float
+) -> CanaryStep:
+    """What a check that found the canary `present` (or not) means. `registered_at` is
+    when this environment last registered this very canary on the target (None: never);
+    `timeout_s` the timeout it was registered with.
+
+    The device counts the timeout from the registration's arrival, aksfw from its answer,
+    on another clock: a canary counts as forgotten only when it should still have had a
+    margin (a quarter of the timeout, at most a minute) of its life left."""
+    if present:
+        return CanaryStep.PRESENT
+    if registered_at is None:
+        return CanaryStep.FIRST
+    margin = min(60.0, timeout_s / 4)
+    if now - registered_at < timeout_s - margin:
+        return CanaryStep.FORGOT
+    return CanaryStep.LAPSED

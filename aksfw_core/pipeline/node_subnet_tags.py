@@ -2,13 +2,10 @@
 subnet CIDRs under `aks.<cluster>.node_subnet`, read from Resource Manager at each resync.
 
 When that read fails, the resync still goes ahead with the Service tags it did read, and
-carries the node-subnet entries last applied for the cluster, so nothing is unregistered
-because a read failed (DESIGN section 6). The other way, failing the whole resync as
-transient, would hold back every Service change for as long as the subnets cannot be read,
-and a missing role (a 403) would hold them back for good. The entries are taken from the
-newest applied state of the cluster (one state read, only after a failed read): all targets
-get the same ones, so the snapshot's fingerprint stays one per cluster, and they are the
-last subnets a successful read found.
+carries the node-subnet entries last applied for the cluster (`kept_entries`), so nothing is
+unregistered because a read failed (DESIGN section 6). The other way, failing the whole
+resync as transient, would hold back every Service change for as long as the subnets cannot
+be read, and a missing role (a 403) would hold them back for good.
 
 A read that refused a node pool's every prefix (shorter than the bound, or in a reserved
 range: `azure.node_subnets.prefix_problem`), or found no managed VNet for it, leaves that
@@ -25,8 +22,7 @@ from collections.abc import Callable
 
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.azure.node_subnets import SubnetRead, prefix_problem
-from aksfw_core.errors import AksfwError
-from aksfw_core.logs import log_event
+from aksfw_core.pipeline.kept_entries import EntryKind, LastApplied, read_or_kept
 from aksfw_core.pipeline.state_store import StateStore
 from aksfw_core.rules.model import IpTags
 from aksfw_core.rules.tags import node_subnet_prefixes, node_subnet_tags
@@ -44,7 +40,7 @@ class NodeSubnetTags:
         self._read = read
         self._store = store
 
-    def wanted(self, cluster: MonitoredCluster) -> dict[str, frozenset[str]]:
+    def wanted(self, cluster: MonitoredCluster) -> IpTags:
         """The node-subnet entries of `cluster` (none unless it opted in): read now, or
         the ones last applied when the read fails; both when it left a node pool without
         an acceptable prefix.
@@ -56,48 +52,12 @@ class NodeSubnetTags:
         """
         if not cluster.node_subnets:
             return {}
-        try:
-            read = self._read(cluster)
-        except AksfwError as error:
-            kept = self._last_applied(cluster)
-            log_event(
-                log,
-                "node_subnets.read_failed",
-                logging.WARNING,
-                cluster=cluster.id,
-                error=f"{type(error).__name__}: {error}",
-                status=error.status,
-                kept=sorted(kept),
-            )
-            return kept
-        wanted = node_subnet_tags(cluster.tag_name, read.prefixes)
-        if not read.pools_without_prefix:
-            return wanted
-        kept = self._last_applied(cluster)
-        log_event(
-            log,
-            "node_subnets.pool_kept",
-            logging.WARNING,
-            cluster=cluster.id,
-            pools=list(read.pools_without_prefix),
-            kept=sorted(kept),
-            message=(
-                f"cluster {cluster.id}: node pools {', '.join(read.pools_without_prefix)} have "
-                "no acceptable subnet prefix; the node subnets registered last are kept: "
-                f"{', '.join(sorted(kept)) or 'none'}"
-            ),
-        )
-        return {**kept, **wanted}
 
-    def _last_applied(self, cluster: MonitoredCluster) -> dict[str, frozenset[str]]:
-        listed = self._store.summaries(cluster.id)
-        if not listed:
-            return {}
-        newest = max(listed, key=lambda item: item.summary.version).summary
-        state, _ = self._store.load_applied(cluster.id, newest.target)
-        if state is None:
-            return {}
-        return carried(cluster.tag_name, state.tag_name, state.tags)
+        def read() -> tuple[IpTags, tuple[str, ...]]:
+            found = self._read(cluster)
+            return node_subnet_tags(cluster.tag_name, found.prefixes), found.pools_without_prefix
+
+        return read_or_kept(NODE_SUBNETS, cluster, LastApplied(self._store, cluster), read)
 
 
 def carried(tag_name: str, applied_tag_name: str, applied: IpTags) -> dict[str, frozenset[str]]:
@@ -105,3 +65,14 @@ def carried(tag_name: str, applied_tag_name: str, applied: IpTags) -> dict[str, 
     the cluster's current tag name, without any `prefix_problem` refuses. Pure."""
     prefixes = node_subnet_prefixes(applied_tag_name, applied)
     return node_subnet_tags(tag_name, [p for p in prefixes if prefix_problem(p) is None])
+
+
+def _pools_text(cluster: MonitoredCluster, pools: tuple[str, ...], kept: IpTags) -> str:
+    return (
+        f"cluster {cluster.id}: node pools {', '.join(pools)} have no acceptable subnet "
+        f"prefix; the node subnets registered last are kept: {', '.join(sorted(kept)) or 'none'}"
+    )
+
+
+NODE_SUBNETS = EntryKind(log, "node_subnets", carried, "pool_kept", "pools", _pools_text)
+"""Node-subnet entries: a read that failed, or left a pool without a prefix, keeps them."""

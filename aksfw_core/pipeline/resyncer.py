@@ -18,11 +18,11 @@ then the cluster stays held until a resync after the hold's window starts over. 
 do is decided by `decisions.hold_step`; this module carries it out.
 
 What counts is what would actually be unregistered (`rules.plan.removal_of`, the command
-line's rule too): the applied pairs that are not wanted, the cluster's node-subnet entries
-left out. Read cost: nothing for a target whose summary has the wanted fingerprint or
-none; when the summaries' counts alone show a mass removal, nothing either; otherwise one
-applied-state download per target whose summary has another fingerprint (a change, so the
-read is justified).
+line's rule too): the applied pairs that are not wanted, the cluster's Resource Manager
+entries (node subnets, outbound addresses) left out. Read cost: nothing for a target
+whose summary has the wanted fingerprint or none; when the summaries' counts alone show a
+mass removal, nothing either; otherwise one applied-state download per target whose
+summary has another fingerprint (a change, so the read is justified).
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from aksfw_core.azure.access import ClusterAccess
 from aksfw_core.azure.discovery import ClusterDiscovery
 from aksfw_core.azure.inventory import MonitoredCluster
 from aksfw_core.errors import AuthError
+from aksfw_core.kube import KubernetesServices
+from aksfw_core.kube_egress import StaticGateways
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.panorama.targets import TargetResolver
@@ -50,16 +52,22 @@ from aksfw_core.pipeline.decisions import (
     unapplied,
     worst_removal,
 )
+from aksfw_core.pipeline.egress_tags import EgressTags
 from aksfw_core.pipeline.node_subnet_tags import NodeSubnetTags
 from aksfw_core.pipeline.queues import MessageQueues
 from aksfw_core.pipeline.state import AppliedState, EnqueuedMark, HeldBack, StateSummary
 from aksfw_core.pipeline.state_store import ListedHold, StateStore
+from aksfw_core.rules.egress import merged
 from aksfw_core.rules.messages import ResyncRequest, Snapshot, fingerprint
-from aksfw_core.rules.model import IpTags, WarningKind
+from aksfw_core.rules.model import IpTags, TagWarning, WarningKind
 from aksfw_core.rules.services import parse_service_items
+from aksfw_core.rules.tag_options import TagOptions
 from aksfw_core.rules.tags import compute_tags
 
 log = logging.getLogger(__name__)
+
+TagOptionsFor = Callable[[MonitoredCluster], TagOptions]
+"""A cluster's opt-in tags (`Settings.tag_options_for` its entry of `clusters[]`)."""
 
 
 class Resyncer:
@@ -76,8 +84,12 @@ class Resyncer:
         clock: Callable[[], float] = time.time,
         node_subnets: NodeSubnetTags | None = None,
         limits: Limits | None = None,
+        tag_options: TagOptionsFor | None = None,
+        egress: EgressTags | None = None,
     ) -> None:
         self._discovery = discovery
+        self._egress = egress
+        self._tag_options = tag_options or (lambda cluster: TagOptions())
         self._node_subnets = node_subnets
         self._access = access
         self._queues = queues
@@ -164,37 +176,33 @@ class Resyncer:
     def _wanted(self, cluster: MonitoredCluster) -> dict[str, frozenset[str]]:
         services = self._access.services(cluster)
         try:
-            items = services.list_items()
-        except AuthError:
-            self._access.forget(cluster.id)  # fetch a fresh credential next time
-            raise
+            try:
+                items = services.list_items()
+            except AuthError:
+                self._access.forget(cluster.id)  # fetch a fresh credential next time
+                raise
+            entries = self._entries(cluster, services)
         finally:
             services.close()
         listed = parse_service_items(items)
-        result = compute_tags(cluster.tag_name, listed.services, cluster.selectors)
-        for warning in (*listed.warnings, *result.warnings):
-            if warning.kind is WarningKind.SELECTOR_UNMATCHED:
-                log_event(
-                    log,
-                    "selector.unmatched",
-                    logging.WARNING,
-                    cluster=cluster.id,
-                    selector=warning.selector,
-                    detail=warning.message,
-                )
-                continue
-            log_event(
-                log,
-                "tags.warning",
-                logging.WARNING,
-                cluster=cluster.id,
-                kind=warning.kind.value,
-                detail=warning.message,
-            )
-        wanted = dict(result.tags)
-        if self._node_subnets is not None:  # networks: never the same keys as Service IPs
-            wanted.update(self._node_subnets.wanted(cluster))
-        return wanted
+        options = self._tag_options(cluster)
+        result = compute_tags(
+            cluster.tag_name, listed.services, cluster.selectors, options, entries
+        )
+        log_tag_warnings(cluster.id, (*listed.warnings, *result.warnings))
+        return dict(result.tags)
+
+    def _entries(self, cluster: MonitoredCluster, services: KubernetesServices) -> IpTags:
+        """The cluster's entries that no Service decides: its node subnets and egress
+        addresses, each read now or kept (`kept_entries`); its gateways are listed on the
+        Services' API client."""
+        found: list[IpTags] = []
+        if self._node_subnets is not None:
+            found.append(self._node_subnets.wanted(cluster))
+        if self._egress is not None:
+            gateways = StaticGateways(services.api_client, self._limits)
+            found.append(self._egress.wanted(cluster, gateways.gateways))
+        return merged(*found)
 
     def _not_there(
         self,
@@ -342,3 +350,27 @@ def removal_to_hold(
         if state is not None:  # None: removed since the listing
             states.append(state)
     return worst_removal(cluster.tag_name, states, wanted, fraction, min_pairs)
+
+
+def log_tag_warnings(cluster_id: str, warnings: Iterable[TagWarning]) -> None:
+    """One log event per warning of a cluster's tags: `selector.unmatched` for a selector
+    that selects nothing, `tags.warning` (with its kind) for the rest."""
+    for warning in warnings:
+        if warning.kind is WarningKind.SELECTOR_UNMATCHED:
+            log_event(
+                log,
+                "selector.unmatched",
+                logging.WARNING,
+                cluster=cluster_id,
+                selector=warning.selector,
+                detail=warning.message,
+            )
+            continue
+        log_event(
+            log,
+            "tags.warning",
+            logging.WARNING,
+            cluster=cluster_id,
+            kind=warning.kind.value,
+            detail=warning.message,
+        )

@@ -14,9 +14,11 @@ as none.
   resyncer read from listings (one request per 5,000 blobs, no downloads). The applier
   writes both in one upload, If-None-Match `*` when it read no state and If-Match the ETag
   it read otherwise, and deletes the blob after a tombstone, If-Match that ETag (either
-  mismatch: `StateConflict`). The timer notes an unmonitored cluster (`missing_since`) in
-  the metadata only, If-Match the listed ETag; a listing that finds a blob saved before
-  summaries existed reads it once and writes its summary, If-Match the ETag read.
+  mismatch: `StateConflict`). The timer notes an unmonitored cluster (`missing_since`), and
+  a target that lost its registrations (`dirty`, so the next apply compares with the
+  target), in the metadata only, If-Match the listed ETag; a reader of the state takes
+  both from the metadata. A listing that finds a blob saved before summaries existed
+  reads it once and writes its summary, If-Match the ETag read.
 - `enqueued/<key>/<target>.json`: the last snapshot queued for the target. Metadata: its
   `EnqueuedMark` (body: the same as JSON, never read). The resyncer overwrites it, with no
   condition, after queueing; it lists a cluster's marks so an unchanged resync queues
@@ -30,6 +32,11 @@ as none.
   its `LastWatcherEvent`; no body. Beside the cluster's folder so the status endpoint's one
   listing finds it. The app overwrites it, with no condition, at most once per window (a
   `pipeline.coordination` claim decides).
+
+- `canaries/<target>`: the target's canary as the timer last left it (`pipeline.canaries`).
+  Metadata: its `CanaryRecord`; no body. Written with no condition by the timer (one
+  instance at a time: a timer trigger is a singleton), listed by the timer and the status
+  endpoint, deleted by an uninstall.
 
 The container also holds `payloads/` (`pipeline.queues`), `claims/` and `locks/`
 (`pipeline.coordination`).
@@ -146,6 +153,26 @@ class LastWatcherEvent:
     """Seconds since the epoch."""
 
 
+@dataclass(frozen=True)
+class CanaryRecord:
+    """A target's canary as the timer last left it (`pipeline.canaries`)."""
+
+    target: str
+    ip: str
+    """The canary's address, as registered (the environment's identity chooses it)."""
+    tag: str
+    """The canary's tag, as registered."""
+    registered_at: float | None = None
+    """When aksfw last registered it on the target (seconds since the epoch)."""
+    checked_at: float | None = None
+    """When a check last got the target's answer."""
+    forgot_at: float | None = None
+    """When a check last found the target had lost its registrations."""
+    error: str | None = None
+    """Why the last check failed; None after a good one."""
+    error_at: float | None = None
+
+
 def cut_error(error: str | None) -> str | None:
     """The part of an error a summary keeps (`MAX_ERROR_CHARS` characters)."""
     return error[:MAX_ERROR_CHARS] if error is not None else None
@@ -215,6 +242,14 @@ def held_blob(cluster_id: str) -> str:
 def watcher_blob(cluster_id: str) -> str:
     """Raises InputError: `cluster_id` is not a managed cluster's resource ID."""
     return f"{_APPLIED}{cluster_key(cluster_id)}{_WATCHER_SUFFIX}"
+
+
+CANARIES_PREFIX = "canaries/"
+"""Where the canaries' records are: `canaries/<target>`."""
+
+
+def canary_blob(target: str) -> str:
+    return f"{CANARIES_PREFIX}{target.lower()}"
 
 
 def applied_prefix(cluster_id: str | None = None) -> str:

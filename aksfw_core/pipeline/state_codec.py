@@ -20,6 +20,7 @@ from aksfw_core.errors import InputError, NonRetryable
 from aksfw_core.jsondoc import load_json
 from aksfw_core.pipeline.state import (
     AppliedState,
+    CanaryRecord,
     EnqueuedMark,
     HeldBack,
     LastWatcherEvent,
@@ -28,7 +29,9 @@ from aksfw_core.pipeline.state import (
 )
 from aksfw_core.rules.model import ip_tags_json
 
-MetadataRecord = TypeVar("MetadataRecord", StateSummary, EnqueuedMark, HeldBack, LastWatcherEvent)
+MetadataRecord = TypeVar(
+    "MetadataRecord", StateSummary, EnqueuedMark, HeldBack, LastWatcherEvent, CanaryRecord
+)
 
 _SCHEMA = "1"
 """The value of a record's marker; a blob whose marker is missing or other predates it."""
@@ -36,7 +39,7 @@ _MAX_ERROR_METADATA = 1200  # percent-encoded: the whole metadata stays far unde
 
 
 def to_metadata(
-    record: StateSummary | EnqueuedMark | HeldBack | LastWatcherEvent,
+    record: StateSummary | EnqueuedMark | HeldBack | LastWatcherEvent | CanaryRecord,
 ) -> dict[str, str]:
     """The record as blob metadata (names lower-case identifiers, values ASCII)."""
     schema = _SCHEMAS[type(record)]
@@ -256,4 +259,17 @@ _SCHEMAS: dict[type[Any], _Schema] = {
         ),
     ),
     LastWatcherEvent: _Schema(None, (_Field("at", "at", _TIME),)),
+    CanaryRecord: _Schema(
+        "canary",
+        (
+            _Field("target", "target", _TEXT),
+            _Field("ip", "ip", _TEXT),
+            _Field("tag", "tag", _TEXT),
+            _Field("registeredat", "registered_at", _OPTIONAL_TIME),
+            _Field("checkedat", "checked_at", _OPTIONAL_TIME),
+            _Field("forgotat", "forgot_at", _OPTIONAL_TIME),
+            _Field("error", "error", _ERROR),
+            _Field("errorat", "error_at", _OPTIONAL_TIME),
+        ),
+    ),
 }

@@ -1,6 +1,7 @@
 """Reads and writes what aksfw remembers in the state container: applied states with their
-summaries, enqueued marks, held-back mass removals and watcher events, laid out, named and
-conditioned as `pipeline.state` describes, stored in the form of `pipeline.state_codec`.
+summaries, enqueued marks, held-back mass removals, watcher events and the targets'
+canaries, laid out, named and conditioned as `pipeline.state` describes, stored in the form
+of `pipeline.state_codec`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from azure.core.exceptions import (
 from aksfw_core.errors import AksfwError, Retryable
 from aksfw_core.logs import log_event
 from aksfw_core.pipeline.state import (
+    CANARIES_PREFIX,
     AppliedFolderBlob,
     AppliedState,
+    CanaryRecord,
     EnqueuedMark,
     HeldBack,
     LastWatcherEvent,
     StateSummary,
     applied_blob,
     applied_prefix,
+    canary_blob,
     cluster_key,
     enqueued_blob,
     enqueued_prefix,
@@ -96,8 +100,9 @@ class StateStore:
             return None, None
         state = applied_from_body(data)
         summary = from_metadata(StateSummary, metadata)
-        if summary is not None:  # the timer notes an unmonitored cluster in metadata only
-            state = replace(state, missing_since=summary.missing_since)
+        if summary is not None:  # the timer notes these in the metadata only
+            dirty = state.dirty or summary.dirty
+            state = replace(state, missing_since=summary.missing_since, dirty=dirty)
         return state, etag
 
     def save_applied(self, state: AppliedState, etag: str | None) -> None:
@@ -169,6 +174,17 @@ class StateStore:
         metadata = to_metadata(replace(listed.summary, missing_since=since))
         return self._blobs.set_metadata(listed.blob, metadata, listed.etag) is not None
 
+    def mark_dirty(self, listed: ListedSummary) -> bool:
+        """Note in the summary (metadata only) that the target no longer holds what the
+        state says (it lost its registrations), so that the next apply compares with the
+        target itself; False when the state changed or went since it was listed.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        metadata = to_metadata(replace(listed.summary, dirty=True))
+        return self._blobs.set_metadata(listed.blob, metadata, listed.etag) is not None
+
     # ------------------------------------------------------------------ enqueued marks
 
     def enqueued_marks(self, cluster_id: str) -> dict[str, EnqueuedMark]:
@@ -237,6 +253,37 @@ class StateStore:
             AuthError, Retryable, NonRetryable: Storage failed.
         """
         self._blobs.overwrite(watcher_blob(cluster_id), b"", to_metadata(LastWatcherEvent(at)))
+
+    # ------------------------------------------------------------------ canaries
+
+    def canaries(self) -> dict[str, CanaryRecord]:
+        """Every target's canary record, by lower-cased target, from one listing.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        found = {}
+        for blob in self._blobs.list(CANARIES_PREFIX):
+            record = from_metadata(CanaryRecord, blob.metadata)
+            if record is not None:
+                found[record.target.lower()] = record
+        return found
+
+    def save_canary(self, record: CanaryRecord) -> None:
+        """Write a target's canary record, whatever was there.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        self._blobs.overwrite(canary_blob(record.target), b"", to_metadata(record))
+
+    def delete_canary(self, target: str) -> None:
+        """Forget a target's canary record (gone already: nothing to do).
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        self._blobs.delete(canary_blob(target))
 
     # ------------------------------------------------------------------ blobs
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -106,6 +107,14 @@ class StorageAccount:
             QueueServiceClient(queue_uri, credential, **timeouts),
             BlobServiceClient(blob_uri, credential, **timeouts),
         )
+
+    @property
+    def identity(self) -> str:
+        """A stable name of this environment: the state container's address (scheme, host,
+        path), never a key or a SAS token. The same for every instance and deployment that
+        share the storage, another for another environment (its canary's seed)."""
+        address = urlsplit(self.container.url)
+        return f"{address.scheme}://{address.netloc}{address.path}".casefold()
 
     def ensure(self) -> None:
         """Create the queues and the state container if missing (once per process)."""

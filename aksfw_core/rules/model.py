@@ -21,6 +21,9 @@ class Service:
     labels: Mapping[str, str] = field(default_factory=dict)
     ips: tuple[str, ...] = ()
     """Load-balancer ingress IPs, normalised (IPv6 compressed), in the order Kubernetes gave."""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    """aksfw's own annotations only (`aksfw.io/ignore`, `aksfw.io/tags`; `rules.annotations`),
+    each at most `annotations.MAX_VALUE_LENGTH` characters; every other annotation is dropped."""
 
 
 class WarningKind(enum.Enum):
@@ -33,6 +36,10 @@ class WarningKind(enum.Enum):
     INVALID_IP = "invalid-ip"
     SELECTOR_UNMATCHED = "selector-unmatched"
     """A label selector (or its namespace) selects none of the cluster's Services."""
+    ANNOTATION_INVALID = "annotation-invalid"
+    """An `aksfw.io/` annotation value that is too long or not a tag: skipped."""
+    ANNOTATION_NOT_ALLOWED = "annotation-not-allowed"
+    """`aksfw.io/tags` on a Service in a namespace `annotationTags` does not open: no tag."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aksfw_core.rules.model import IpTags
-from aksfw_core.rules.tags import is_network, node_subnet_tag
+from aksfw_core.rules.tags import egress_tag, is_network, node_subnet_tag
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,9 @@ class MassRemoval:
     back until it is confirmed (a flag on the command line, a second list in the app)."""
 
     removing: int
-    """IP-tag pairs the change unregisters (node-subnet entries left out)."""
+    """IP-tag pairs the change unregisters (`without_arm_entries`)."""
     registered: int
-    """The cluster's IP-tag pairs on the target before it (node-subnet entries left out)."""
+    """The cluster's IP-tag pairs on the target before it (`without_arm_entries`)."""
 
 
 def mass_removal(
@@ -101,17 +101,20 @@ def pair_count(tags: IpTags) -> int:
     return sum(len(members) for members in tags.values())
 
 
-def without_node_subnets(cluster: str, tags: IpTags) -> IpTags:
-    """`tags` without `cluster`'s node-subnet entries (networks under
-    `aks.<cluster>.node_subnet`), and without keys left empty.
+def without_arm_entries(cluster: str, tags: IpTags) -> IpTags:
+    """`tags` without the pairs of `cluster` that Resource Manager decides (its node-subnet
+    entries, networks under `aks.<cluster>.node_subnet`, and its outbound addresses under
+    `aks.<cluster>.egress`), and without keys left empty. At most one such pair sits on a
+    key. A Static Egress Gateway's tag comes from the cluster's own API, as Service tags
+    do, and counts as they do.
 
     Raises:
         InputError: the cluster name cannot be used in a tag.
     """
-    reserved = node_subnet_tag(cluster)
+    reserved, egress = node_subnet_tag(cluster), egress_tag(cluster)
     result: dict[str, frozenset[str]] = {}
     for key, members in tags.items():
-        kept = members - {reserved} if is_network(key) else members
+        kept = (members - {reserved} if is_network(key) else members) - {egress}
         if kept:
             result[key] = kept
     return result
@@ -127,14 +130,15 @@ def removal_of(
 
     It counts what would actually be unregistered: the registered pairs that are not
     wanted, so that replacing every pair with as many others is a removal of all of them.
-    The cluster's node-subnet entries are left out of every count (removed, registered and
-    wanted): they come from Resource Manager, not from the Service list, so they neither
-    hide an emptied Service list nor count as removed.
+    The cluster's node-subnet and outbound-address entries are left out of every count
+    (removed, registered and wanted; `without_arm_entries`): they come from Resource
+    Manager, not from the cluster's lists, so they neither hide an emptied Service list nor
+    count as removed.
 
     Raises:
         InputError: the cluster name cannot be used in a tag.
     """
-    before = without_node_subnets(cluster, registered)
-    after = without_node_subnets(cluster, wanted)
+    before = without_arm_entries(cluster, registered)
+    after = without_arm_entries(cluster, wanted)
     removing = sum(len(members - after.get(key, frozenset())) for key, members in before.items())
     return mass_removal(removing, pair_count(before), pair_count(after), fraction, min_pairs)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aksfw_core.errors import InputError
+from aksfw_core.rules.annotations import read_annotations
 from aksfw_core.rules.model import Service, TagWarning, WarningKind
 
 _LIST_KINDS = {"ServiceList", "List"}
@@ -84,6 +85,7 @@ def _parse_item(index: int, item: object, warnings: list[TagWarning]) -> Service
     if spec.get("type") != "LoadBalancer":
         return None
     labels = _labels(metadata.get("labels"), where)
+    annotations = read_annotations(metadata.get("annotations"), where, warnings)
     status = _mapping(item.get("status"), f"{where} status")
     load_balancer = _mapping(status.get("loadBalancer"), f"{where} status.loadBalancer")
     ingress = load_balancer.get("ingress") or []
@@ -103,7 +105,9 @@ def _parse_item(index: int, item: object, warnings: list[TagWarning]) -> Service
             )
         elif ip not in ips:
             ips.append(ip)
-    return Service(namespace=namespace, name=name, labels=labels, ips=tuple(ips))
+    return Service(
+        namespace=namespace, name=name, labels=labels, ips=tuple(ips), annotations=annotations
+    )
 
 
 def tag_fields(item: object) -> object:

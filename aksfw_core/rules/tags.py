@@ -1,6 +1,7 @@
-"""The tag rules (DESIGN section 2): which IP-tags a cluster's Services call for, the
-patterns its tags follow (`tag_patterns`), and which tags a cluster owns; and the one tag
-of its node subnets (section 11), the only tag registered on networks. Pure code: no I/O.
+"""The tag rules (DESIGN section 2): which IP-tags a cluster's Services call for (with the
+cluster's opt-in namespace and annotation tags, `tag_options.TagOptions`), the patterns its
+tags follow (`tag_patterns`), and which tags a cluster owns; and the one tag of its node
+subnets (section 11), the only tag registered on networks. Pure code: no I/O.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aksfw_core.errors import InputError
+from aksfw_core.rules.annotations import ignored, tag_values
 from aksfw_core.rules.model import Service, TagWarning, WarningKind
 from aksfw_core.rules.selectors import NamedSelector, as_label
+from aksfw_core.rules.tag_options import TagOptions
 
 MAX_TAG_LENGTH = 127
 """PAN-OS rejects longer tags; the Azure plugin drops them rather than truncating."""
@@ -29,18 +32,31 @@ NODE_SUBNET_TAG_NAME = "node_subnet"
 """`aks.<cluster>.node_subnet`: the tag of a cluster's node subnets (DESIGN section 11).
 Service names are DNS-1035 labels (lowercase letters, digits, `-`), so no Service tag can
 spell it; it lies under the cluster's `aks.<cluster>.` prefix, so ownership covers it."""
+EGRESS_WORD = "egress"
+"""`aks.<cluster>.egress`: the cluster's outbound addresses; `…egress.<namespace>.<gateway>`:
+a Static Egress Gateway's (DESIGN section 11). A Service named `egress` would spell the
+first and put its IP in the egress DAG, so it is reserved as the node-subnet tag is."""
 
 _CLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _PRINTABLE_ASCII_RE = re.compile(r"[\x21-\x7e]+")  # no whitespace, controls or non-ASCII
 _FORBIDDEN_RE = re.compile(r"[\"{}<>&']")  # characters PAN-OS tags cannot carry
 
 
+NAMESPACE_WORD = "ns"
+"""`aks.<cluster>.ns.<namespace>`: a word no Service tag holds past the cluster (a
+Service's tag has one segment there), as `svc` is for label tags."""
+ANNOTATION_WORD = "tag"
+"""`aks.<cluster>.tag.<value>`: the tags a Service's `aksfw.io/tags` annotation adds."""
+
+
 class TagKind(enum.IntEnum):
-    """The three tag families, in the order they survive the per-IP cap."""
+    """The tag families of a Service, in the order they survive the per-IP cap."""
 
     SERVICE = 0
     SELECTOR = 1
-    LABEL = 2
+    NAMESPACE = 2
+    ANNOTATION = 3
+    LABEL = 4
 
 
 @dataclass(frozen=True)
@@ -79,21 +95,45 @@ def selector_tag(selector: str, cluster: str, service: str) -> str:
     return f"aks_{selector}.{cluster}.{service}"
 
 
+def namespace_tag(cluster: str, namespace: str) -> str:
+    """`aks.<cluster>.ns.<namespace>`: with `namespaceTags`, on each LoadBalancer Service."""
+    return f"aks.{cluster}.{NAMESPACE_WORD}.{namespace}"
+
+
+def annotation_tag(cluster: str, value: str) -> str:
+    """`aks.<cluster>.tag.<value>`: one per value of an allowed `aksfw.io/tags` annotation."""
+    return f"aks.{cluster}.{ANNOTATION_WORD}.{value}"
+
+
 def tag_patterns(
-    cluster: str, selectors: Iterable[str] = (), node_subnets: bool = False
+    cluster: str,
+    selectors: Iterable[str] = (),
+    node_subnets: bool = False,
+    options: TagOptions | None = None,
+    egress: bool = False,
 ) -> list[str]:
     """The tags a cluster can produce, as patterns, in this order: the Service tag, the
-    label tag, one selector tag per selector (by name), and the node-subnet tag when
-    `node_subnets` is on. `<service>` stands for a Service's name, `<label>` and `<value>`
-    for one of its labels; `cluster` may itself be a placeholder (`<name>`, for a cluster
-    not known yet). What DAG filters are written against."""
+    label tag, one selector tag per selector (by name), the namespace tag and the
+    annotation tag when `options` turn them on, the node-subnet tag when `node_subnets` is
+    on, and the two egress tags when `egress` is. `<service>` stands for a Service's name,
+    `<label>` and `<value>` for one of its labels, `<namespace>` for its namespace, `<tag>`
+    for a value of its `aksfw.io/tags` annotation, `<gateway>` for a gateway's name;
+    `cluster` may itself be a placeholder (`<name>`, for a cluster not known yet). What DAG
+    filters are written against."""
+    options = options or TagOptions()
     patterns = [
         service_tag(cluster, "<service>"),
         label_tag(cluster, "<label>", "<value>"),
         *(selector_tag(name, cluster, "<service>") for name in selectors),
     ]
+    if options.namespace_tags:
+        patterns.append(namespace_tag(cluster, "<namespace>"))
+    if options.annotation_namespaces:
+        patterns.append(annotation_tag(cluster, "<tag>"))
     if node_subnets:
         patterns.append(_node_subnet_tag(cluster))
+    if egress:
+        patterns += [egress_tag(cluster), egress_tag(cluster, "<namespace>", "<gateway>")]
     return patterns
 
 
@@ -105,9 +145,9 @@ def ownership(cluster: str) -> re.Pattern[str]:
 
 
 def service_ownership(cluster: str) -> re.Pattern[str]:
-    """`ownership` without the node-subnet tag: the tags a cluster's Services alone decide,
-    for a sync that reads Services but not Resource Manager (the command line)."""
-    return _ownership(cluster, rf"(?!{re.escape(NODE_SUBNET_TAG_NAME)}\Z)")
+    """`ownership` without the node-subnet and egress tags: the tags a cluster's Services
+    alone decide, for a sync that reads only Services (the command line)."""
+    return _ownership(cluster, rf"(?!(?:{NODE_SUBNET_TAG_NAME}|{EGRESS_WORD})\Z|{EGRESS_WORD}\.)")
 
 
 def _ownership(cluster: str, after_name: str) -> re.Pattern[str]:
@@ -131,6 +171,19 @@ def node_subnet_tag(cluster: str) -> str:
 
 def _node_subnet_tag(cluster: str) -> str:
     return f"aks.{cluster}.{NODE_SUBNET_TAG_NAME}"
+
+
+def egress_tag(cluster: str, namespace: str | None = None, gateway: str | None = None) -> str:
+    """`aks.<cluster>.egress` (the cluster's outbound addresses), or with a gateway
+    `aks.<cluster>.egress.<namespace>.<gateway>` (a Static Egress Gateway's prefix)."""
+    tag = f"aks.{cluster}.{EGRESS_WORD}"
+    return tag if namespace is None or gateway is None else f"{tag}.{namespace}.{gateway}"
+
+
+def is_network_tag(cluster: str, tag: str) -> bool:
+    """True for the tags that may sit on a network: the node-subnet and egress tags."""
+    egress = egress_tag(cluster)
+    return tag in (node_subnet_tag(cluster), egress) or tag.startswith(f"{egress}.")
 
 
 def node_subnet_tags(cluster: str, prefixes: Iterable[str]) -> dict[str, frozenset[str]]:
@@ -174,9 +227,10 @@ def is_network(key: str) -> bool:
 def entry_problem(cluster: str, key: str, tags: Collection[str]) -> str | None:
     """Why `cluster` may not register `tags` on `key` as far as addresses go, or None.
 
-    A key is an IP address or, for the node-subnet tag only, a network: a network under a
-    Service, label or selector tag would put a whole subnet in a DAG meant for one load
-    balancer, and the node-subnet tag on a single address is nothing aksfw sends.
+    A key is an IP address or, for the node-subnet and egress tags only
+    (`is_network_tag`), a network: a network under a Service, label or selector tag would
+    put a whole subnet in a DAG meant for one load balancer, and the node-subnet tag on a
+    single address is nothing aksfw sends.
     """
     reserved = node_subnet_tag(cluster)
     if is_network(key):
@@ -186,7 +240,13 @@ def entry_problem(cluster: str, key: str, tags: Collection[str]) -> str | None:
             return str(error)
         if not normal:
             return f"network {key[:80]!r} is not in normal form"
-        return None if set(tags) == {reserved} else f"network {key} may carry only {reserved}"
+        if tags and all(is_network_tag(cluster, tag) for tag in tags):
+            return None
+        return f"network {key} may carry only {reserved} or {egress_tag(cluster)}…"
+    return _address_problem(key, reserved, tags)
+
+
+def _address_problem(key: str, reserved: str, tags: Collection[str]) -> str | None:
     try:
         ipaddress.ip_address(key)
     except ValueError:
@@ -197,45 +257,58 @@ def entry_problem(cluster: str, key: str, tags: Collection[str]) -> str | None:
 
 
 def compute_tags(
-    cluster: str, services: Iterable[Service], selectors: Sequence[NamedSelector] = ()
+    cluster: str,
+    services: Iterable[Service],
+    selectors: Sequence[NamedSelector] = (),
+    options: TagOptions | None = None,
+    entries: Mapping[str, Iterable[str]] | None = None,
 ) -> ClusterTags:
-    """Apply the tag rules to the Services of one cluster.
+    """Apply the tag rules to the Services of one cluster, with its opt-in namespace and
+    annotation tags (`options`; default: neither). A Service annotated `aksfw.io/ignore:
+    "true"` is left out as if it did not exist: no tag, and no warning counts it.
+    `entries` are the cluster's tags that come from elsewhere (node subnets, egress
+    addresses; `egress_tag`), by IP or network: they join the Services' under the same
+    length, character and 32-per-IP rules, ranked with the Service tags.
 
     Raises:
         InputError: the cluster name cannot be used in a tag.
     """
     check_cluster_name(cluster)
+    options = options or TagOptions()
     warnings: list[TagWarning] = []
     wanted: dict[str, dict[str, TagKind]] = defaultdict(dict)
     rejected: set[str] = set()
     # A Kubernetes object is data: a Service named like the node-subnet tag (which the API
     # server refuses: not a DNS-1035 label) must not make its IP carry that tag.
-    reserved = node_subnet_tag(cluster)
+    reserved = {node_subnet_tag(cluster): "node-subnet", egress_tag(cluster): "egress"}
     namespaces_by_name: dict[str, set[str]] = defaultdict(set)
-    services = tuple(services)
+    services = tuple(s for s in services if not ignored(cluster, s, warnings))
 
     for service in services:
         if not service.ips:
             continue
         namespaces_by_name[service.name].add(service.namespace)
-        candidates = _service_tags(cluster, service, selectors)
+        candidates = _service_tags(cluster, service, selectors, options, warnings)
         accepted = [
             (tag, kind)
             for tag, kind in candidates
-            if tag != reserved and _acceptable(tag, rejected)
+            if tag not in reserved and _acceptable(tag, rejected)
         ]
-        if any(tag == reserved for tag, _ in candidates):
-            warnings.append(
-                TagWarning(
-                    WarningKind.TAG_INVALID,
-                    f"cluster {cluster}: Service {service.namespace}/{service.name} would "
-                    f"tag as {reserved}, the node-subnet tag; not registered",
-                )
+        warnings.extend(
+            TagWarning(
+                WarningKind.TAG_INVALID,
+                f"cluster {cluster}: Service {service.namespace}/{service.name} would "
+                f"tag as {tag}, the {reserved[tag]} tag; not registered",
             )
+            for tag, _ in candidates
+            if tag in reserved
+        )
         for ip in service.ips:
             on_ip = wanted[ip]
             for tag, kind in accepted:
                 on_ip[tag] = min(kind, on_ip.get(tag, kind))
+    for key, tags in (entries or {}).items():
+        wanted[key].update((tag, TagKind.SERVICE) for tag in tags if _acceptable(tag, rejected))
 
     warnings.extend(_rejection_warnings(cluster, rejected))
     warnings.extend(_duplicate_name_warnings(cluster, namespaces_by_name))
@@ -297,13 +370,37 @@ def _label_meant(selector: NamedSelector, services: Collection[Service]) -> str:
 
 
 def _service_tags(
-    cluster: str, service: Service, selectors: Sequence[NamedSelector]
+    cluster: str,
+    service: Service,
+    selectors: Sequence[NamedSelector],
+    options: TagOptions,
+    warnings: list[TagWarning],
 ) -> list[tuple[str, TagKind]]:
-    tags = [(service_tag(cluster, service.name), TagKind.SERVICE)]
+    tags: list[tuple[str, TagKind]] = []
+    if "." in service.name:
+        # A Kubernetes object is data: a name of two segments (which the API server refuses:
+        # not a DNS-1035 label) would spell another family's tag (`ns.prod`, `svc.k.v`).
+        warnings.append(
+            TagWarning(
+                WarningKind.TAG_INVALID,
+                f"cluster {cluster}: Service {service.namespace}/{service.name}: a name "
+                "holding '.' could pass for another kind of tag; "
+                f"{service_tag(cluster, service.name)!r} not registered",
+            )
+        )
+    else:
+        tags.append((service_tag(cluster, service.name), TagKind.SERVICE))
     tags.extend(
         (selector_tag(selector.name, cluster, service.name), TagKind.SELECTOR)
         for selector in selectors
         if selector.matches(service.namespace, service.labels)
+    )
+    if options.namespace_tags:
+        tags.append((namespace_tag(cluster, service.namespace), TagKind.NAMESPACE))
+    room = MAX_TAG_LENGTH - len(annotation_tag(cluster, ""))
+    tags.extend(
+        (annotation_tag(cluster, value), TagKind.ANNOTATION)
+        for value in tag_values(cluster, service, options, room, warnings)
     )
     tags.extend(
         (label_tag(cluster, key, value), TagKind.LABEL) for key, value in service.labels.items()

@@ -4,8 +4,9 @@ A Service's tag view is what the engine computes tags from: its `Service` record
 a LoadBalancer (namespace, name, labels, ingress IPs, as `rules.services` reads them),
 nothing for any other type, or the reason it cannot be read. A change is a change of some
 Service's tag view, so status conditions, ports, annotations the engine does not read and
-version-only updates change nothing, and whatever the engine learns to read (annotations)
-counts here without a second list of fields.
+version-only updates change nothing, and whatever the engine reads (aksfw's own
+annotations, `aksfw.io/ignore` and `aksfw.io/tags`, as labels) counts here without a
+second list of fields.
 """
 
 from __future__ import annotations

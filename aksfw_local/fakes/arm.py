@@ -19,6 +19,19 @@ and the Microsoft.Network reads of node subnets, with the REST API's paths:
   (paged, each VNet with its ``subnets`` inline),
 * ``GET  .../virtualNetworks/{vnet}`` and ``GET .../virtualNetworks/{vnet}/subnets/{subnet}``.
 
+and the reads of a cluster's outbound addresses (``egressTags``), one resource each:
+
+* ``GET  .../providers/Microsoft.Network/publicIPAddresses/{name}`` (``properties.ipAddress``),
+* ``GET  .../providers/Microsoft.Network/publicIPPrefixes/{name}`` (``properties.ipPrefix``),
+* ``GET  .../providers/Microsoft.Network/natGateways/{name}`` (``properties.publicIpAddresses``
+  and ``publicIpPrefixes``, lists of ``{"id": ...}``).
+
+``add_cluster`` makes the cluster's managed outbound public IP in the node resource group
+(its load balancer's ``effectiveOutboundIPs``), with an address derived from the cluster's
+ID (``outbound_ip``); ``set_outbound`` gives it another outbound type and other outbound
+resources (``add_public_ip``, ``add_public_ip_prefix``, ``add_nat_gateway``), and
+``attach_nat_gateway`` puts a NAT gateway on a subnet.
+
 A cluster's node pools (``agentPoolProfiles``) carry a ``vnetSubnetID`` once
 ``set_agent_pools`` gives them one; without it they use the AKS-managed VNet that
 ``add_cluster`` creates in the node resource group (``aks-vnet-…``/``aks-subnet``), as
@@ -88,6 +101,19 @@ _SUBNET = re.compile(
 CLUSTER_READ = "Microsoft.ContainerService/managedClusters/read"
 VNET_READ = "Microsoft.Network/virtualNetworks/read"
 SUBNET_READ = "Microsoft.Network/virtualNetworks/subnets/read"
+PUBLIC_IP_READ = "Microsoft.Network/publicIPAddresses/read"
+PREFIX_READ = "Microsoft.Network/publicIPPrefixes/read"
+NAT_GATEWAY_READ = "Microsoft.Network/natGateways/read"
+_OUTBOUND_TYPES = {
+    "publicipaddresses": ("publicIPAddresses", PUBLIC_IP_READ),
+    "publicipprefixes": ("publicIPPrefixes", PREFIX_READ),
+    "natgateways": ("natGateways", NAT_GATEWAY_READ),
+}
+_OUTBOUND = re.compile(
+    rf"^{_SUB}{_RG}/providers/microsoft\.network/"
+    r"(?P<type>publicipaddresses|publicipprefixes|natgateways)/(?P<name>[^/]+)/?$",
+    re.IGNORECASE,
+)
 USER_CREDENTIAL = "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
 MANAGED_VNET_PREFIX = "10.224.0.0/16"
 """The node subnet AKS gives a cluster without a VNet of its own (``aks-subnet``)."""
@@ -128,6 +154,13 @@ def _key(*parts: str) -> tuple[str, ...]:
     return tuple(part.lower() for part in parts)
 
 
+def derived_outbound_ip(cluster_id: str) -> str:
+    """The address ``add_cluster`` gives a cluster's managed outbound public IP by default:
+    a public-looking IPv4 address that stays the same for the same cluster ID."""
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, f"outbound:{cluster_id.lower()}").bytes
+    return f"20.{digest[0]}.{digest[1]}.{max(digest[2], 1)}"
+
+
 class FakeArm(AzureFake):
     """In-process HTTPS Azure Resource Manager for managed clusters (see module docstring).
 
@@ -159,6 +192,7 @@ class FakeArm(AzureFake):
         self._resource_groups: set[tuple[str, ...]] = set()
         self._vnets: dict[tuple[str, ...], dict[str, Any]] = {}
         self._denied: set[str] = set()
+        self._outbound: dict[tuple[str, ...], dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ test helpers
 
@@ -176,6 +210,7 @@ class FakeArm(AzureFake):
         kubernetes_version: str = _KUBERNETES_VERSION,
         power_state: str = "Running",
         managed_vnet_prefix: str | None = MANAGED_VNET_PREFIX,
+        outbound_ip: str | None = None,
     ) -> dict[str, Any]:
         """Store (or replace) a managed cluster and return a copy of its JSON.
 
@@ -183,7 +218,9 @@ class FakeArm(AzureFake):
         ``kubeconfig`` is what ``listClusterUserCredential`` returns (serialized as
         JSON); without it a plausible one is generated per request. Its one node pool has
         no ``vnetSubnetID``: it uses the managed VNet made in the node resource group with
-        one subnet of ``managed_vnet_prefix`` (None: no managed VNet).
+        one subnet of ``managed_vnet_prefix`` (None: no managed VNet). Its load balancer's
+        one managed outbound public IP is made in the node resource group with the address
+        ``outbound_ip`` (default: ``derived_outbound_ip`` of the cluster's ID).
         """
         node_rg = node_resource_group or f"MC_{resource_group}_{name}_{location}"
         resource_id = (
@@ -192,7 +229,7 @@ class FakeArm(AzureFake):
         )
         dns_prefix = f"{name}-dns"
         fqdn = f"{dns_prefix}-{secrets.token_hex(4)}.hcp.{location}.azmk8s.io"
-        outbound_ip = (
+        outbound_ip_id = (
             f"/subscriptions/{subscription_id}/resourceGroups/{node_rg}"
             f"/providers/Microsoft.Network/publicIPAddresses/{uuid.uuid4()}"
         )
@@ -241,7 +278,7 @@ class FakeArm(AzureFake):
                 "loadBalancerSku": "standard",
                 "loadBalancerProfile": {
                     "managedOutboundIPs": {"count": 1},
-                    "effectiveOutboundIPs": [{"id": outbound_ip}],
+                    "effectiveOutboundIPs": [{"id": outbound_ip_id}],
                     "backendPoolType": "nodeIPConfiguration",
                 },
                 "podCidr": "10.244.0.0/16",
@@ -294,12 +331,137 @@ class FakeArm(AzureFake):
         with self._lock:
             self._clusters[_key(subscription_id, resource_group, name)] = stored
             self._resource_groups.add(_key(subscription_id, resource_group))
+        address = outbound_ip or derived_outbound_ip(resource_id)
+        self.add_public_ip(subscription_id, node_rg, outbound_ip_id.rsplit("/", 1)[1], address)
         if managed_vnet_prefix is not None:
             digits = f"{uuid.uuid5(uuid.NAMESPACE_URL, resource_id.lower()).int % 10**8:08d}"
             self.add_virtual_network(
                 subscription_id, node_rg, f"aks-vnet-{digits}", {"aks-subnet": managed_vnet_prefix}
             )
         return copy.deepcopy(body)
+
+    def add_public_ip(
+        self, subscription_id: str, resource_group: str, name: str, address: str | None
+    ) -> str:
+        """Store (or replace) a Standard static public IP with ``address`` (None: none
+        allocated yet); returns its resource ID."""
+        version = "IPv6" if address and ":" in address else "IPv4"
+        properties: dict[str, Any] = {
+            "provisioningState": "Succeeded",
+            "publicIPAllocationMethod": "Static",
+            "publicIPAddressVersion": version,
+            "idleTimeoutInMinutes": 4,
+        }
+        if address is not None:
+            properties["ipAddress"] = address
+        return self._store_outbound(
+            subscription_id, resource_group, "publicIPAddresses", name, properties
+        )
+
+    def add_public_ip_prefix(
+        self, subscription_id: str, resource_group: str, name: str, prefix: str
+    ) -> str:
+        """Store (or replace) a public IP prefix of ``prefix``; returns its resource ID."""
+        properties = {
+            "provisioningState": "Succeeded",
+            "publicIPAddressVersion": "IPv6" if ":" in prefix else "IPv4",
+            "prefixLength": int(prefix.rsplit("/", 1)[1]),
+            "ipPrefix": prefix,
+        }
+        return self._store_outbound(
+            subscription_id, resource_group, "publicIPPrefixes", name, properties
+        )
+
+    def add_nat_gateway(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        public_ips: Sequence[str] = (),
+        prefixes: Sequence[str] = (),
+    ) -> str:
+        """Store (or replace) a NAT gateway with these public IP and prefix IDs; returns
+        its resource ID."""
+        properties = {
+            "provisioningState": "Succeeded",
+            "idleTimeoutInMinutes": 4,
+            "publicIpAddresses": [{"id": ip} for ip in public_ips],
+            "publicIpPrefixes": [{"id": prefix} for prefix in prefixes],
+        }
+        return self._store_outbound(
+            subscription_id, resource_group, "natGateways", name, properties
+        )
+
+    def remove_outbound(self, resource_id: str) -> None:
+        """Delete a public IP, prefix or NAT gateway (KeyError if absent)."""
+        match = _OUTBOUND.match(resource_id)
+        if match is None:
+            raise KeyError(resource_id)
+        with self._lock:
+            del self._outbound[_key(*match.group("sub", "rg", "type", "name"))]
+
+    def set_outbound(
+        self,
+        subscription_id: str,
+        resource_group: str,
+        name: str,
+        outbound_type: str = "loadBalancer",
+        ips: Sequence[str] = (),
+        prefixes: Sequence[str] = (),
+    ) -> None:
+        """Give a cluster this outbound type: for ``loadBalancer`` and ``managedNATGateway``
+        its load balancer's or NAT gateway profile's ``effectiveOutboundIPs`` (``ips``) and
+        ``outboundIPPrefixes`` (``prefixes``); for the others no profile (KeyError if absent)."""
+        with self._lock:
+            body = self._clusters[_key(subscription_id, resource_group, name)].body
+            network = body["properties"]["networkProfile"]
+            network["outboundType"] = outbound_type
+            network.pop("loadBalancerProfile", None)
+            network.pop("natGatewayProfile", None)
+            profile: dict[str, Any] = {"effectiveOutboundIPs": [{"id": ip} for ip in ips]}
+            if outbound_type == "loadBalancer":
+                profile["outboundIPPrefixes"] = {"publicIPPrefixes": [{"id": p} for p in prefixes]}
+                profile["backendPoolType"] = "nodeIPConfiguration"
+                network["loadBalancerProfile"] = profile
+            elif outbound_type == "managedNATGateway":
+                profile["outboundIPPrefixes"] = {"publicIPPrefixes": list(prefixes)}
+                profile["managedOutboundIPProfile"] = {"count": max(len(ips), 1)}
+                network["natGatewayProfile"] = profile
+
+    def attach_nat_gateway(self, subnet_id: str, nat_gateway_id: str | None) -> None:
+        """Put a NAT gateway on a subnet (None: take it away); KeyError if absent."""
+        match = _SUBNET.match(subnet_id)
+        if match is None:
+            raise KeyError(subnet_id)
+        sub, rg, vnet, name = match.group("sub", "rg", "vnet", "subnet")
+        with self._lock:
+            for subnet in self._vnets[_key(sub, rg, vnet)]["properties"]["subnets"]:
+                if str(subnet["name"]).lower() == name.lower():
+                    subnet["properties"].pop("natGateway", None)
+                    if nat_gateway_id is not None:
+                        subnet["properties"]["natGateway"] = {"id": nat_gateway_id}
+                    return
+        raise KeyError(subnet_id)
+
+    def _store_outbound(
+        self, sub: str, rg: str, kind: str, name: str, properties: dict[str, Any]
+    ) -> str:
+        resource_id = (
+            f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/{kind}/{name}"
+        )
+        body = {
+            "id": resource_id,
+            "name": name,
+            "type": f"Microsoft.Network/{kind}",
+            "location": "westeurope",
+            "etag": f'W/"{uuid.uuid4()}"',
+            "sku": {"name": "Standard", "tier": "Regional"},
+            "properties": properties,
+        }
+        with self._lock:
+            self._outbound[_key(sub, rg, kind, name)] = body
+            self._resource_groups.add(_key(sub, rg))
+        return resource_id
 
     def remove_cluster(self, subscription_id: str, resource_group: str, name: str) -> None:
         """Delete a cluster (KeyError if absent) and, as AKS does, its node resource group's
@@ -309,6 +471,8 @@ class FakeArm(AzureFake):
             node_rg = str(cluster.body["properties"]["nodeResourceGroup"])
             for key in [k for k in self._vnets if k[:2] == _key(subscription_id, node_rg)]:
                 del self._vnets[key]
+            for key in [k for k in self._outbound if k[:2] == _key(subscription_id, node_rg)]:
+                del self._outbound[key]
             self._resource_groups.discard(_key(subscription_id, node_rg))
 
     def set_agent_pools(
@@ -472,6 +636,7 @@ class FakeArm(AzureFake):
             (_VNETS, "GET"),
             (_VNET, "GET"),
             (_SUBNET, "GET"),
+            (_OUTBOUND, "GET"),
         ]
         for pattern, allowed in routes:
             match = pattern.match(path)
@@ -484,7 +649,8 @@ class FakeArm(AzureFake):
                     f"The requested resource does not support http method '{method}'.",
                 )
             groups = match.groupdict()
-            needed = {_VNETS: VNET_READ, _VNET: VNET_READ, _SUBNET: SUBNET_READ}.get(
+            # An outbound resource's permission depends on its type (`_get_outbound`).
+            needed = {_VNETS: VNET_READ, _VNET: VNET_READ, _SUBNET: SUBNET_READ, _OUTBOUND: ""}.get(
                 pattern, USER_CREDENTIAL if pattern is _USER_CREDENTIAL else CLUSTER_READ
             )
             if needed and needed.lower() in self._denied:
@@ -493,6 +659,8 @@ class FakeArm(AzureFake):
                 return self._list_vnets(path, query, groups["sub"], groups["rg"])
             if pattern is _VNET:
                 return self._get_vnet(groups["sub"], groups["rg"], groups["vnet"])
+            if pattern is _OUTBOUND:
+                return self._get_outbound(groups)
             if pattern is _SUBNET:
                 return self._get_subnet(groups)
             if pattern is _LIST_SUB:
@@ -544,6 +712,18 @@ class FakeArm(AzureFake):
                 if str(subnet["name"]).lower() == name.lower():
                     return json_response(200, copy.deepcopy(subnet))
         return error_response(404, "NotFound", f"Resource {body['id']}/subnets/{name} not found.")
+
+    def _get_outbound(self, groups: Mapping[str, str]) -> HttpResponse:
+        kind, permission = _OUTBOUND_TYPES[groups["type"].lower()]
+        sub, rg, name = groups["sub"], groups["rg"], groups["name"]
+        path = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/{kind}"
+        if permission.lower() in self._denied:
+            return self._forbidden(permission, f"{path}/{name}")
+        with self._lock:
+            body = self._outbound.get(_key(sub, rg, kind, name))
+            if body is not None:
+                return json_response(200, copy.deepcopy(body))
+            return self._missing(sub, rg, name, f"Microsoft.Network/{kind}")
 
     def _missing(
         self, sub: str, rg: str, name: str, kind: str = f"{_PROVIDER}/managedClusters"

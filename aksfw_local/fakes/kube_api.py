@@ -1,4 +1,5 @@
-"""A fake Kubernetes API server (Services only) that the real ``kubernetes`` client accepts.
+"""A fake Kubernetes API server (Services, and Static Egress Gateways) that the real
+``kubernetes`` client accepts.
 
 Serves HTTPS on 127.0.0.1 with a throw-away CA (``tls.py``) and bearer-token auth:
 
@@ -9,6 +10,10 @@ Serves HTTPS on 127.0.0.1 with a throw-away CA (``tls.py``) and bearer-token aut
   ``labelSelector`` (equality forms) and ``fieldSelector`` (``metadata.name``,
   ``metadata.namespace``) are honoured.
 * ``GET /api/v1/namespaces/{ns}/services/{name}`` returns one Service.
+* ``GET /apis/egressgateway.kubernetes.azure.com/v1alpha1/staticgatewayconfigurations`` (and
+  its ``namespaces/{ns}/`` form) returns a ``StaticGatewayConfigurationList`` of
+  ``gateways``, paged as Services are (no watch); while ``gateways`` is None the resource
+  is not served (Static Egress Gateway not enabled) and the answer is ``404 NotFound``.
 * ``watch=true`` on either list path streams chunked JSON lines (``{"type": ...,
   "object": ...}``) from ``resourceVersion`` on, like the real API server: ``ADDED``,
   ``MODIFIED``, ``DELETED`` for each change, ``BOOKMARK`` (with ``allowWatchBookmarks``)
@@ -21,7 +26,8 @@ Serves HTTPS on 127.0.0.1 with a throw-away CA (``tls.py``) and bearer-token aut
 Every change bumps ``resource_version`` (a counter) and stamps it on the object. Tests
 set ``services`` (see ``service()`` for a realistic Service dict; an assignment is
 diffed against the previous one into watch events) or call ``update_service`` /
-``delete_service``, queue HTTP errors with ``inject`` and read the request log in
+``delete_service``, set ``gateways`` (see ``gateway()``), queue HTTP errors with ``inject``
+(for one kind of list with ``resource``) and read the request log in
 ``requests``.
 ``write_kubeconfig`` writes a kubeconfig (as JSON, which is valid YAML) for
 ``kubernetes.config.new_client_from_config``. The server lifecycle comes from
@@ -53,6 +59,11 @@ _JSON = "application/json"
 _MAX_SNAPSHOTS = 64
 _LIST_PATH = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?services/?$")
 _GET_PATH = re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<name>[^/]+)$")
+GATEWAY_API = "egressgateway.kubernetes.azure.com/v1alpha1"
+_GATEWAY_LIST_PATH = re.compile(
+    r"^/apis/egressgateway\.kubernetes\.azure\.com/v1alpha1/"
+    r"(?:namespaces/(?P<ns>[^/]+)/)?staticgatewayconfigurations/?$"
+)
 _REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -151,16 +162,56 @@ def service(
     return {"metadata": metadata, "spec": spec, "status": {"loadBalancer": load_balancer}}
 
 
+def gateway(
+    name: str, namespace: str = "default", prefix: str | None = None, nodepool: str = "gwpool"
+) -> dict[str, Any]:
+    """A StaticGatewayConfiguration as the API server returns it in a list: ``prefix`` is
+    its ``status.egressIpPrefix`` (None: not provisioned yet, no such field), as the
+    controller writes it with the gateway server's profile beside it."""
+    metadata = {
+        "name": name,
+        "namespace": namespace,
+        "uid": str(uuid.uuid4()),
+        "resourceVersion": str(next(_resource_versions)),
+        "generation": 1,
+        "finalizers": ["static-gateway-configuration-controller.microsoft.com"],
+        "creationTimestamp": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    status: dict[str, Any] = {}
+    if prefix is not None:
+        status = {
+            "egressIpPrefix": prefix,
+            "gatewayServerProfile": {
+                "ip": "10.224.0.250",
+                "port": 6000,
+                "publicKey": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "privateKeySecretRef": {"apiVersion": "v1", "kind": "Secret", "name": name},
+            },
+        }
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "StaticGatewayConfiguration",
+        "metadata": metadata,
+        "spec": {
+            "gatewayNodepoolName": nodepool,
+            "excludeCidrs": ["10.0.0.0/8", "172.16.0.0/12", "169.254.169.254/32"],
+            "provisionPublicIps": True,
+        },
+        "status": status,
+    }
+
+
 @dataclass
 class _Fault:
     status: int
     remaining: int
     on_page: int | None
+    resource: str | None = None
 
 
 @dataclass(frozen=True)
 class _Snapshot:
-    scope: tuple[str | None, str, str]  # namespace, labelSelector, fieldSelector
+    scope: tuple[str, str | None, str, str]  # list kind, namespace, label, field selector
     items: list[dict[str, Any]]
 
 
@@ -303,6 +354,15 @@ def _event_line(kind: str, obj: Mapping[str, Any]) -> bytes:
     return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
 
 
+class _ListKind(NamedTuple):
+    resource: str
+    list_kind: str
+    api_version: str
+
+
+_SERVICES = _ListKind("services", "ServiceList", "v1")
+_GATEWAYS = _ListKind("staticgatewayconfigurations", "StaticGatewayConfigurationList", GATEWAY_API)
+
 _pending_stream = threading.local()
 
 
@@ -346,6 +406,8 @@ class FakeKubeApi(TlsFakeServer):
         self.bookmark_interval_s: float | None = None
         """Seconds between bookmarks on a watch that allows them (None: only at its end)."""
         self._faults: list[_Fault] = []
+        self.gateways: list[dict[str, Any]] | None = None
+        """The cluster's StaticGatewayConfigurations; None: the resource is not served."""
         self.delay_s = 0.0
         """Seconds every list request waits before answering (a slow API server)."""
         self.drip_s = 0.0
@@ -469,11 +531,18 @@ class FakeKubeApi(TlsFakeServer):
 
     # ------------------------------------------------------------------ test helpers
 
-    def inject(self, status_code: int, count: int = 1, on_page: int | None = None) -> None:
+    def inject(
+        self,
+        status_code: int,
+        count: int = 1,
+        on_page: int | None = None,
+        resource: str | None = None,
+    ) -> None:
         """Answer the next ``count`` list requests (only page ``on_page``, 0-based, if
-        given) with ``status_code`` and a Status body; the state is left unchanged."""
+        given; only lists of ``resource``, ``services`` or ``staticgatewayconfigurations``,
+        if given) with ``status_code`` and a Status body; the state is left unchanged."""
         with self._lock:
-            self._faults.append(_Fault(status_code, count, on_page))
+            self._faults.append(_Fault(status_code, count, on_page, resource))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -541,6 +610,11 @@ class FakeKubeApi(TlsFakeServer):
         match = _GET_PATH.match(split.path)
         if match is not None:
             return self._get(match.group("ns"), match.group("name"))
+        match = _GATEWAY_LIST_PATH.match(split.path)
+        if match is not None and self.gateways is not None:
+            if query.get("watch", "").lower() in ("true", "1"):
+                return _status(400, "watches of gateways are not supported by this fake")
+            return self._list(match.group("ns"), query, _GATEWAYS)
         return _status(404, "the server could not find the requested resource")
 
     def _get(self, namespace: str, name: str) -> HttpResponse:
@@ -568,8 +642,10 @@ class FakeKubeApi(TlsFakeServer):
             return None
         return snapshot_id, snapshot, offset, page
 
-    def _take_fault(self, page: int) -> int | None:
+    def _take_fault(self, page: int, resource: str) -> int | None:
         for fault in self._faults:
+            if fault.resource not in (None, resource):
+                continue
             if fault.on_page is None or fault.on_page == page:
                 fault.remaining -= 1
                 if fault.remaining <= 0:
@@ -577,7 +653,11 @@ class FakeKubeApi(TlsFakeServer):
                 return fault.status
         return None
 
-    def _list(self, namespace: str | None, query: dict[str, str]) -> HttpResponse:
+    def _list(
+        self, namespace: str | None, query: dict[str, str], kind: _ListKind | None = None
+    ) -> HttpResponse:
+        kind = kind or _SERVICES
+        source = self.services if kind is _SERVICES else list(self.gateways or [])
         if self.delay_s:
             time.sleep(min(self.delay_s, 5.0))
         if query.get("watch", "").lower() in ("true", "1"):
@@ -593,15 +673,15 @@ class FakeKubeApi(TlsFakeServer):
             field_terms = _field_matcher(field_selector)
         except (_SelectorError, ValueError) as exc:
             return _status(400, f"unable to parse requested selector: {exc}")
-        scope = (namespace, label_selector, field_selector)
+        scope = (kind.list_kind, namespace, label_selector, field_selector)
         token = query.get("continue")
         if self.continue_mode is not None:
             with self._lock:
                 self._broken_pages += 1
                 following = "same" if self.continue_mode == "same" else str(self._broken_pages)
-            items = self.services[:limit] if limit > 0 else self.services
+            items = source[:limit] if limit > 0 else source
             metadata = {"resourceVersion": self.resource_version, "continue": following}
-            return self._answer({"kind": "ServiceList", "apiVersion": "v1", "metadata": metadata, "items": items})  # fmt: skip
+            return self._answer({"kind": kind.list_kind, "apiVersion": kind.api_version, "metadata": metadata, "items": items})  # fmt: skip
 
         with self._lock:
             if token:
@@ -615,7 +695,7 @@ class FakeKubeApi(TlsFakeServer):
                 snapshot_id, offset, page = secrets.token_hex(8), 0, 0
                 selected = [
                     item
-                    for item in self.services
+                    for item in source
                     if (namespace is None or item.get("metadata", {}).get("namespace") == namespace)
                     and _labels_match(item.get("metadata", {}).get("labels") or {}, label_terms)
                     and _fields_match(item, field_terms)
@@ -627,7 +707,7 @@ class FakeKubeApi(TlsFakeServer):
                     )
                 )
                 snapshot = _Snapshot(scope, json.loads(json.dumps(selected)))
-            fault = self._take_fault(page)
+            fault = self._take_fault(page, kind.resource)
             if fault is not None:
                 return _status(fault, f"injected failure ({fault})")
             if not token:
@@ -640,7 +720,12 @@ class FakeKubeApi(TlsFakeServer):
             if end < len(snapshot.items):
                 metadata["continue"] = self._token(snapshot_id, end, page + 1)
                 metadata["remainingItemCount"] = len(snapshot.items) - end
-        body = {"kind": "ServiceList", "apiVersion": "v1", "metadata": metadata, "items": items}
+        body = {
+            "kind": kind.list_kind,
+            "apiVersion": kind.api_version,
+            "metadata": metadata,
+            "items": items,
+        }
         return self._answer(body)
 
     # ------------------------------------------------------------------ watch streams

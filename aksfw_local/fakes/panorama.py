@@ -4,8 +4,10 @@ It covers the parts of the XML API that aksfw uses:
 
 * ``type=keygen`` (``user``/``password`` -> API key),
 * ``type=user-id`` with a ``uid-message`` that registers / unregisters IP tags
-  (per-entry messages, optional ``timeout`` per tag, 32-tag limit, strict duplicate
-  reporting), optionally for a managed firewall (``target``) and a ``vsys``; an entry may
+  (per-entry messages, optional ``timeout`` per tag up to 30 days, ``persistent`` "0" or
+  "1" per entry, 32-tag limit, strict duplicate reporting; a timeout or a ``persistent``
+  out of range refuses the request), optionally for a managed firewall (``target``) and a
+  ``vsys``; an entry may
   be a network (``a.b.c.d/nn``, IPv6 too) as PAN-OS 10.0 and later accept, unless
   ``sw_version`` is older (then a network entry is refused as an invalid address),
 * ``type=op`` ``<show><object><registered-ip>`` within the op schema of PAN-OS
@@ -20,6 +22,8 @@ from, so tests can assert the key never travels in a URL or a body.
 
 Faults (HTTP 5xx/429, session timeout, 403, slow answers, truncated or non-XML
 bodies, dropped connections) are queued with ``inject`` and consumed one per request.
+A device's runtime state is lost with ``reboot`` (what is not persistent goes) or
+``clear`` (everything goes, as ``debug object registered-ip clear all``).
 
 The server lifecycle (``start``/``stop``, ``url``, ``ca_file``, ``errors``) comes from
 ``FakeServer`` (``server.py``): plain HTTP, or HTTPS with a ``tls_dir``.
@@ -60,6 +64,8 @@ from .server import FakeServer, HttpRequest, HttpResponse, listen_failure, liste
 
 MAX_TAGS_PER_IP = 32
 MAX_TAG_LENGTH = 127
+MAX_TAG_TIMEOUT_S = 2_592_000
+"""A tag's ``timeout`` is 0 (never expires) to 2592000 seconds (30 days)."""
 MAX_PAGE = 500
 """``show object registered-ip``: ``limit`` is 1..500 (500 when absent)."""
 MAX_START_POINT = 100_000
@@ -345,6 +351,25 @@ class PanoramaSimulator(FakeServer):
         """The recorded ``type=user-id`` calls."""
         return [call for call in list(self.calls) if call.type == "user-id"]
 
+    def reboot(self, target: str | None = None) -> None:
+        """Restart a device: Panorama itself (None) or a managed firewall. It keeps the
+        persistent registrations (``persistent="1"``, the default) with their timeouts and
+        loses the others, in every vsys."""
+        with self._lock:
+            for (device, _vsys), namespace in self._namespaces.items():
+                if device != target:
+                    continue
+                for ip in [ip for ip, flag in namespace.persistent.items() if flag == "0"]:
+                    namespace.remove_ip(ip)
+
+    def clear(self, target: str | None = None) -> None:
+        """``debug object registered-ip clear all`` on a device (Panorama itself, None, or a
+        managed firewall): every registration goes, persistent or not, in every vsys."""
+        with self._lock:
+            for device, vsys in list(self._namespaces):
+                if device == target:
+                    self._namespaces[(device, vsys)] = _Namespace()
+
     def reset_calls(self) -> None:
         with self._lock:
             self.calls.clear()
@@ -598,12 +623,16 @@ class PanoramaSimulator(FakeServer):
                     if member.tag != "member":
                         raise _BadRequest(f"unexpected element <{member.tag}> in <tag>")
                     timeout_text = member.get("timeout", "0").strip() or "0"
-                    if not timeout_text.isdigit():
+                    digits = timeout_text.isascii() and timeout_text.isdigit()
+                    if not digits or int(timeout_text) > MAX_TAG_TIMEOUT_S:
                         raise _BadRequest(f"invalid timeout {timeout_text!r} for ip {ip}")
                     tags.append(((member.text or "").strip(), int(timeout_text)))
                 if not tags:
                     raise _BadRequest(f"entry for ip {ip} has no tag <member>")
-                entries.append(_EntryOp(ip, entry.get("persistent"), tuple(tags)))
+                persistent = entry.get("persistent")
+                if persistent is not None and persistent.strip() not in ("0", "1"):
+                    raise _BadRequest(f"invalid persistent {persistent!r} for ip {ip}")
+                entries.append(_EntryOp(ip, persistent, tuple(tags)))
             sections.append((section.tag, entries))
         return sections
 

@@ -51,6 +51,7 @@ FULL = {
         "vsys": "vsys1",
         "tagTimeoutSeconds": 3600,
         "batchSize": 500,
+        "capacityWarningIps": 80_000,
     },
     "resync": {"schedule": "0 */10 * * * *", "followUpDelaySeconds": 30},
     "keyVault": "https://kv-aksfw.vault.azure.net/",
@@ -69,6 +70,7 @@ def test_full_document():
     assert settings.panorama.targets.panorama is False
     assert settings.panorama.targets.device_groups == ("dg-east",)
     assert (settings.panorama.tag_timeout_s, settings.panorama.batch_size) == (3600, 500)
+    assert settings.panorama.capacity_warning_ips == 80_000
     assert settings.resync.follow_up_delay_s == 30
     assert settings.key_vault_url == "https://kv-aksfw.vault.azure.net"
     assert settings.arm_endpoint == PUBLIC_ARM_ENDPOINT
@@ -152,6 +154,9 @@ def with_(path, value):
         (with_(["limits"], {"panoramaDeadlineSeconds": "5"}), "config.limits.panoramaDeadline"),
         (with_(["panorama", "tagTimeoutSeconds"], -1), "config.panorama.tagTimeoutSeconds"),
         (with_(["panorama", "batchSize"], True), "config.panorama.batchSize"),
+        (with_(["panorama", "capacityWarningIps"], 0), "config.panorama.capacityWarningIps"),
+        (with_(["panorama", "capacityWarningIps"], 1.5), "config.panorama.capacityWarningIps"),
+        (with_(["limits"], {"canaryTimeoutSeconds": 0}), "config.limits.canaryTimeoutSeconds"),
         (with_(["panorama", "targets"], {}), "config.panorama.targets: names no target"),
         (
             with_(["panorama", "targets", "serials"], ["bad serial"]),
@@ -259,3 +264,4 @@ def test_a_panorama_field_is_named_once_in_its_error(panorama, message):
 def test_panorama_fields_not_given_keep_the_settings_defaults():
     settings = parse_settings({"panorama": {"host": "p", "tagTimeoutSeconds": 0}})
     assert settings.panorama == config.PanoramaSettings("https://p")
+    assert settings.panorama.capacity_warning_ips is None  # no capacity warning

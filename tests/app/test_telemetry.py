@@ -34,6 +34,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from aksfw_core import functions, telemetry
 from aksfw_core.app import App
+from aksfw_core.panorama.client import PanoramaClient, api_key
 from aksfw_core.rules.messages import (
     MAX_TRACESTATE,
     ResyncRequest,
@@ -50,7 +51,7 @@ from aksfw_local.fakes.panorama import Fault
 from aksfw_local.functions_host import enqueue, poison_messages
 from aksfw_local.stack import EVENTS
 from tests.support.flow import CLUSTER, HANDLERS
-from tests.support.panorama import API_KEY
+from tests.support.panorama import API_KEY, settings_for
 
 HOST_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 HOST_TRACEPARENT = f"00-{HOST_TRACE_ID}-00f067aa0ba902b7-01"
@@ -523,3 +524,28 @@ def test_stamping_adds_the_current_trace_and_an_origin_time_but_keeps_a_given_or
     assert given.origin_time == 1.7e9
     assert delayed.trace is not None
     assert delayed.trace.traceparent.split("-")[2] == f"{span.get_span_context().span_id:016x}"
+
+
+def test_a_forgetful_target_and_a_full_one_show_in_the_metrics(world, otel):
+    world.kube.services = [service(**WEB)]
+    HANDLERS["resync_timer"](TimerRequest())  # the first run: the canary is registered
+    world.drain()  # the audit reads the table: its count is recorded
+    target = {"target": "panorama"}
+    assert otel.value("aksfw.panorama.canary_checks", outcome="first", **target) == 1
+    assert otel.value("aksfw.panorama.registered_ips", **target) == 1  # the canary, before
+    assert otel.points("aksfw.panorama.capacity_warning") == []  # no threshold set
+
+    world.panorama.clear()
+    HANDLERS["resync_timer"](TimerRequest())
+    world.drain()
+    assert otel.value("aksfw.panorama.canary_checks", outcome="forgot", **target) == 1
+    assert otel.value("aksfw.panorama.target_forgot", **target) == 1
+    assert otel.value("aksfw.panorama.registered_ips", **target) == 1  # the canary again
+
+    # With a threshold the same reads say whether it is reached (and log a warning).
+    settings = settings_for(world.panorama, capacity_warning_ips=2)
+    telemetry = otel.app.engine.telemetry
+    with PanoramaClient(settings, api_key(API_KEY), on_count=telemetry.registered_ips) as client:
+        client.registered()
+    assert otel.value("aksfw.panorama.registered_ips", **target) == 2  # 20.0.0.1 is back
+    assert otel.value("aksfw.panorama.capacity_warning", **target) == 1

@@ -14,12 +14,10 @@ import json
 import logging
 import re
 import time
-import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from azure.core.pipeline.policies import RetryPolicy
 
 from aksfw_core.azure.events import ChangeKind, read_event, resolve
 from aksfw_core.azure.identity import StaticToken
@@ -52,7 +50,8 @@ from aksfw_local.fakes import panorama as fake_panorama
 from aksfw_local.fakes.arm import SUBNET_READ, VNET_READ, FakeArm
 from aksfw_local.fakes.kube_api import service
 from aksfw_local.functions_host import enqueue, poison_messages
-from tests.support.arm import ARM_TOKEN
+from tests.support.arm import ARM_TOKEN, cluster_arm, resource_event
+from tests.support.arm import no_sdk_backoff as sdk_without_waits
 from tests.support.flow import CLUSTER, NODE_GROUP, SUB, configure
 from tests.support.panorama import API_KEY, settings_for
 
@@ -64,7 +63,7 @@ WEB = {"name": "web", "namespace": "shop", "ips": ["20.0.0.1"]}
 @pytest.fixture
 def no_sdk_backoff(monkeypatch):
     """azure-core's own retries of 429/5xx do not sleep in tests."""
-    monkeypatch.setattr(RetryPolicy, "get_backoff_time", lambda self, settings: 0.0)
+    sdk_without_waits(monkeypatch)
 
 
 # ----------------------------------------------------------------------------- tag rules
@@ -209,15 +208,7 @@ def test_the_inventory_document_carries_the_opt_in_only_when_on():
 # ----------------------------------------------------------------------------- events
 
 
-def _event(kind: str, subject: str, operation: str) -> dict[str, object]:
-    return {
-        "id": str(uuid.uuid4()),
-        "subject": subject,
-        "eventType": f"Microsoft.Resources.Resource{kind}Success",
-        "topic": f"/subscriptions/{SUB}",
-        "data": {"operationName": operation},
-        "dataVersion": "2",
-    }
+_event = resource_event
 
 
 AGENT_POOL = f"{CLUSTER}/agentPools/np2"
@@ -359,14 +350,9 @@ def test_a_device_before_10_0_refuses_networks_and_aksfw_says_why(client, panora
 
 
 @pytest.fixture
-def arm(monkeypatch, tmp_path, no_sdk_backoff):
-    with FakeArm(token=ARM_TOKEN, page_size=1) as fake:
-        bundle = tmp_path / "ca.pem"
-        bundle.write_bytes(fake.ca_pem)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-        fake.add_cluster(SUB, "rg-prod", "aks-prod1", node_resource_group=NODE_GROUP)
+def arm(monkeypatch, tmp_path):
+    with cluster_arm(monkeypatch, tmp_path) as fake:
         yield fake
-    assert fake.errors == []
 
 
 def read_all(arm: FakeArm, **limits: int) -> SubnetRead:

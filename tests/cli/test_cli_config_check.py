@@ -127,6 +127,9 @@ def test_a_full_document_as_json_gives_each_clusters_tag_name_and_tags(capsys, t
         "subscriptions": [SUB],
         "tagName": "<name>",
         "nodeSubnets": False,
+        "egressTags": False,
+        "namespaceTags": False,
+        "annotationTags": {"namespaces": []},
         "tags": ["aks.<name>.<service>", "aks.<name>.svc.<label>.<value>"],
     }
     prod, edge = summary["clusters"]

@@ -9,6 +9,7 @@ import socket
 from functools import partial
 
 import pytest
+from azure.functions.timer import TimerRequest
 
 from aksfw_core.cli.program import main
 from aksfw_core.endpoints import app_url
@@ -18,6 +19,7 @@ from aksfw_local.fakes.server import HttpResponse, LoopbackHTTPServer
 from aksfw_local.functions_host import enqueue, poison_messages
 from aksfw_local.functions_http import FunctionsHttpHost
 from tests.support import cli
+from tests.support.flow import HANDLERS
 from tests.support.panorama import API_KEY
 
 FUNCTION_KEY = "fn-key-7f3a9c1e5b"
@@ -54,6 +56,22 @@ def test_status_prints_a_table_of_clusters_targets_and_queues(world, host, capsy
     assert "panorama-updates-poison  0" in out
     assert host.requests[0].headers["x-functions-key"] == FUNCTION_KEY
     no_key_in_urls(host)
+
+
+def test_status_shows_each_targets_canary_and_when_it_last_forgot(world, host, capsys):
+    HANDLERS["resync_timer"](TimerRequest())  # the canary is registered
+    world.panorama.clear()
+    HANDLERS["resync_timer"](TimerRequest())  # ... found gone: the target forgot
+    (canary,) = json.loads(world.http("GET", "status").get_body())["canaries"]
+    assert canary["lastAmnesia"] and canary["lastError"] is None
+    code, out, _ = run(capsys, "status", "--app", host.url, "--key", FUNCTION_KEY)
+    assert code == 0
+    lines = out.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("TARGET")))
+    assert lines[header].split() == ["TARGET", "CANARY", "CHECKED", "LAST", "AMNESIA", "CANARY",
+                                     "ERROR"]  # fmt: skip
+    assert lines[header + 1].split() == ["panorama", canary["lastCheck"], canary["lastAmnesia"],
+                                         "-"]  # fmt: skip
 
 
 def test_status_shows_an_uninstalls_hold_since_when_and_by_whom(world, host, capsys):

@@ -204,6 +204,56 @@ def test_timeouts_expire_against_the_clock(sim: PanoramaSimulator) -> None:
     assert [e.get("ip") for e in show_registered(sim, 1, 500).iter("entry")] == ["10.0.0.2"]
 
 
+def test_a_reboot_keeps_persistent_registrations_and_a_clear_keeps_nothing(
+    sim: PanoramaSimulator,
+) -> None:
+    now = [1000.0]
+    sim.clock = lambda: now[0]
+
+    def register(ip: str, persistent: str | None, timeout: int = 0, **params: str) -> None:
+        attribute = "" if persistent is None else f' persistent="{persistent}"'
+        cmd = (
+            f"<uid-message><version>2.0</version><type>update</type><payload><register><entry "
+            f'ip="{ip}"{attribute}><tag><member timeout="{timeout}">t</member></tag></entry>'
+            "</register></payload></uid-message>"
+        )
+        assert xml(api(sim, type="user-id", cmd=cmd, **params)).get("status") == "success"
+
+    for target in ({}, {"target": "0070000001"}):
+        register("10.0.0.1", "1", **target)
+        register("10.0.0.2", None, **target)  # persistent unless said otherwise
+        register("10.0.0.3", "0", **target)
+        register("10.0.0.4", "1", timeout=600, **target)
+    sim.reboot()  # Panorama itself
+    assert sim.registered() == {"10.0.0.1": {"t"}, "10.0.0.2": {"t"}, "10.0.0.4": {"t"}}
+    assert len(sim.registered(target="0070000001")) == 4  # another device: untouched
+    now[0] += 601
+    assert "10.0.0.4" not in sim.registered()  # a timeout runs on through a reboot
+    sim.clear("0070000001")
+    assert sim.registered(target="0070000001") == {}
+    assert len(sim.registered()) == 2
+    sim.clear()
+    assert sim.registered() == {}
+
+
+def test_what_pan_os_refuses_in_a_registration_is_refused(sim: PanoramaSimulator) -> None:
+    for entry in (
+        '<entry ip="10.0.0.1"><tag><member timeout="2592001">t</member></tag></entry>',
+        '<entry ip="10.0.0.1"><tag><member timeout="-1">t</member></tag></entry>',
+        '<entry ip="10.0.0.1" persistent="2"><tag><member>t</member></tag></entry>',
+        '<entry ip="10.0.0.1" persistent="yes"><tag><member>t</member></tag></entry>',
+    ):
+        cmd = (
+            "<uid-message><version>2.0</version><type>update</type><payload><register>"
+            f"{entry}</register></payload></uid-message>"
+        )
+        root = xml(api(sim, type="user-id", cmd=cmd))
+        assert (root.get("status"), root.get("code")) == ("error", "400"), entry
+    assert sim.registered() == {}
+    longest = uid_message(register={"10.0.0.1": ["t"]}, timeout=2_592_000)  # 30 days
+    assert xml(api(sim, type="user-id", cmd=longest)).get("status") == "success"
+
+
 def test_registered_ip_pages_1203_ips(sim: PanoramaSimulator) -> None:
     ips = [str(ipaddress.IPv4Address("10.1.0.0") + i) for i in range(1203)]
     for batch in range(0, len(ips), 500):

@@ -364,6 +364,18 @@ def _other_annotation(obj: dict[str, Any]) -> None:
     obj["metadata"]["annotations"] = {"example.com/owner": "team-a"}
 
 
+def _aksfw_tags(obj: dict[str, Any]) -> None:
+    obj["metadata"]["annotations"] = {"aksfw.io/tags": "pci"}
+
+
+def _aksfw_ignore(obj: dict[str, Any]) -> None:
+    obj["metadata"]["annotations"] = {"aksfw.io/ignore": "true"}
+
+
+def _another_aksfw_annotation(obj: dict[str, Any]) -> None:
+    obj["metadata"]["annotations"] = {"aksfw.io/owner": "team-a"}
+
+
 def _conditions(obj: dict[str, Any]) -> None:
     obj["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
 
@@ -391,6 +403,9 @@ def _no_name(obj: dict[str, Any]) -> None:
         ("MODIFIED", _no_name, "unreadable"),
         ("MODIFIED", _new_version, None),
         ("MODIFIED", _other_annotation, None),
+        ("MODIFIED", _aksfw_tags, "modified"),
+        ("MODIFIED", _aksfw_ignore, "modified"),
+        ("MODIFIED", _another_aksfw_annotation, None),
         ("MODIFIED", _conditions, None),
         ("MODIFIED", _ports, None),
         ("ADDED", _new_version, None),  # a watch's initial ADDED of a Service already listed

@@ -75,6 +75,26 @@ def test_register_carries_the_timeout_unregister_does_not():
     assert "timeout" not in no_timeout.command
 
 
+def test_registrations_say_they_are_persistent_unregistrations_say_nothing():
+    plan = TagPlan(register={"1.1.1.1": frozenset({"t"})}, unregister={"2.2.2.2": frozenset({"u"})})
+    (batch,) = xmlapi.uid_batches(plan)
+    root = ET.fromstring(batch.command)
+    assert root.find("payload/register/entry").get("persistent") == "1"
+    assert root.find("payload/unregister/entry").get("persistent") is None
+
+
+def test_the_canary_registers_not_persistent_with_its_timeout_and_unregisters_plainly():
+    register = ET.fromstring(xmlapi.canary_command("register", "100::1", "aksfw.canary.ab", 3600))
+    (entry,) = register.findall("payload/register/entry")
+    assert (entry.get("ip"), entry.get("persistent")) == ("100::1", "0")
+    (member,) = entry.findall("tag/member")
+    assert (member.text, member.get("timeout")) == ("aksfw.canary.ab", "3600")
+    assert register.find("payload/unregister") is None
+    unregister = ET.fromstring(xmlapi.canary_command("unregister", "100::1", "aksfw.canary.ab", 0))
+    (entry,) = unregister.findall("payload/unregister/entry")
+    assert entry.get("persistent") is None and entry.find("tag/member").get("timeout") is None
+
+
 def test_markup_in_tags_and_ips_cannot_inject_xml():
     hostile = '</member></tag></entry><entry ip="6.6.6.6"><tag><member>evil'
     plan = TagPlan(register={'1.1.1.1"><x a="': frozenset({hostile, "a&b<c>"})})

@@ -11,8 +11,10 @@ from aksfw_core.app.triggers import coalescing_window_s
 from aksfw_core.app.uninstall_gate import Work, proceeds_while_uninstalling
 from aksfw_core.limits import Limits
 from aksfw_core.pipeline.decisions import (
+    CanaryStep,
     HoldStep,
     Removal,
+    canary_step,
     changed,
     counted_removal,
     hold_step,
@@ -260,3 +262,33 @@ def test_events_coalesce_only_while_a_follow_up_will_read_the_cluster_again(
     event_window, follow_up, window
 ):
     assert coalescing_window_s(event_window, follow_up) == window
+
+
+@pytest.mark.parametrize(
+    ("present", "registered_at", "now", "step"),
+    [
+        (True, None, 1000.0, CanaryStep.PRESENT),  # someone else's registration: fine
+        (True, 1000.0 - 7200, 1000.0, CanaryStep.PRESENT),
+        (False, None, 1000.0, CanaryStep.FIRST),  # never registered here: nothing to tell
+        (False, 1000.0 - 300, 1000.0, CanaryStep.FORGOT),  # one timer period ago
+        (False, 1000.0 + 5, 1000.0, CanaryStep.FORGOT),  # the clock stepped back
+        (False, 1000.0 - 3539, 1000.0, CanaryStep.FORGOT),  # a minute of its life left
+        (False, 1000.0 - 3540, 1000.0, CanaryStep.LAPSED),  # it may just have expired
+        (False, 1000.0 - 86_400, 1000.0, CanaryStep.LAPSED),  # no check ran for a day
+    ],
+)
+def test_a_canary_gone_within_its_timeout_means_the_target_forgot(
+    present, registered_at, now, step
+):
+    found = canary_step(present=present, registered_at=registered_at, now=now, timeout_s=3600)
+    assert found is step
+    assert found.repairs is (step in (CanaryStep.FORGOT, CanaryStep.LAPSED))
+
+
+def test_a_short_canary_timeout_keeps_a_quarter_of_it_as_the_margin():
+    assert canary_step(present=False, registered_at=0.0, now=89.0, timeout_s=120) is (
+        CanaryStep.FORGOT
+    )
+    assert canary_step(present=False, registered_at=0.0, now=90.0, timeout_s=120) is (
+        CanaryStep.LAPSED
+    )

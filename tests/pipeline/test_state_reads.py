@@ -96,7 +96,7 @@ def test_status_timer_and_a_tombstone_download_no_applied_state(world, blob_requ
 
     shown = status(world)
     assert blob_requests["download"] == 0
-    assert blob_requests["list"] == 1
+    assert blob_requests["list"] == 2  # applied summaries, and the targets' canaries
     clusters = {c["id"]: c for c in shown["clusters"]}
     assert len(clusters) == 21
     (prod,) = clusters[CLUSTER]["targets"]
@@ -117,7 +117,7 @@ def test_status_timer_and_a_tombstone_download_no_applied_state(world, blob_requ
     blob_requests.clear()
     HANDLERS["resync_timer"](TimerRequest())
     assert blob_requests["download"] == 0
-    assert blob_requests["list"] == 2  # applied summaries, and payloads to clean
+    assert blob_requests["list"] == 3  # applied summaries, payloads to clean, canaries
     assert all(t["missingSince"] for t in status(world)["clusters"][1]["targets"])
 
     blob_requests.clear()

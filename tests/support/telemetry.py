@@ -16,6 +16,10 @@ METRICS = {
     "aksfw.failures": {"kind", "stage", "cluster", "target"},
     "aksfw.messages.poisoned": {"queue", "reason"},
     "aksfw.queue.depth": {"queue"},
+    "aksfw.panorama.registered_ips": {"target"},
+    "aksfw.panorama.capacity_warning": {"target"},
+    "aksfw.panorama.canary_checks": {"target", "outcome"},
+    "aksfw.panorama.target_forgot": {"target"},
 }
 TABLES = {"AppMetrics", "AppTraces", "AppRequests", "AppExceptions"}
 
