@@ -8,13 +8,16 @@
 // an output).
 // In every monitored subscription, and every subscription holding a listed or discovered
 // cluster: aksfw's custom roles (custom-roles.bicep: managed clusters read, Kubernetes
-// Services read, subnets read with registerNodeSubnets). In every monitored subscription:
-// the cluster reader on the subscription (discovery by tag) and rg-<env>-events with the
-// Event Grid system topic (or the subscription's existing topic); the event subscription
-// follows once the code is deployed (deployEventSubscriptions, turned on by the postdeploy
-// hook). On each cluster, the explicit ones and the tagged ones the preprovision hook
-// found: the cluster reader, the credential role (not on local-account clusters unless
-// allowed) and the service reader. No secret is stored in plain text anywhere.
+// Services read, subnets read with registerNodeSubnets, network and custom-resource reads
+// with registerEgress). In every monitored subscription: the cluster reader on the
+// subscription (discovery by tag), the subnet and egress readers when asked for, and
+// rg-<env>-events with the Event Grid system topic (or the subscription's existing topic);
+// the event subscription follows once the code is deployed (deployEventSubscriptions,
+// turned on by the postdeploy hook). On each cluster, the explicit ones and the tagged ones
+// the preprovision hook found: the cluster reader, the credential role (not on
+// local-account clusters unless allowed), the service reader and, with registerEgress, the
+// gateway reader (conditioned to the Static Egress Gateway's objects). No secret is stored
+// in plain text anywhere.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -127,6 +130,21 @@ param watcherEnabled bool = false
 
 @description('Register each node pool\'s subnet CIDR on Panorama (config nodeSubnets, PAN-OS 10.0+): the identity may then read virtual networks and subnets in the monitored subscriptions.')
 param registerNodeSubnets bool = false
+
+@description('Register each monitored cluster\'s outbound IPs and prefixes under aks.<cluster>.egress and its Static Egress Gateways\' prefixes under aks.<cluster>.egress.<namespace>.<gateway> (config egressTags, AKSFW_REGISTER_EGRESS; networks need PAN-OS 10.0+; docs/egress.md): the identity may then read public IPs, public IP prefixes, NAT gateways and subnets in the monitored subscriptions and, on clusters with Azure RBAC for Kubernetes, the StaticGatewayConfiguration objects only.')
+param registerEgress bool = false
+
+@description('Tag every LoadBalancer Service\'s IPs with its namespace too, aks.<cluster>.ns.<namespace> (config namespaceTags, AKSFW_NAMESPACE_TAGS; docs/tags.md).')
+param namespaceTags bool = false
+
+@description('Namespaces whose Services\' aksfw.io/tags annotation adds aks.<cluster>.tag.<value> tags (config annotationTags.namespaces, AKSFW_ANNOTATION_TAG_NAMESPACES as a JSON array, azd 1.23.4 or later): ["*"] = every namespace; empty = none, annotation tags off. Open a namespace only to teams trusted with those DAGs (docs/tags.md).')
+param annotationTagNamespaces array = []
+
+// The same upper bound as the configuration's (aksfw_core/config/panorama.py).
+@minValue(0)
+@maxValue(100000000)
+@description('Registered IPs on one target, from all sources, at which aksfw warns and the capacity alert fires (config panorama.capacityWarningIps, AKSFW_CAPACITY_WARNING_IPS), e.g. 80 % of the smallest model\'s limit in its data sheet; 0 = no warning (docs/operations.md, *Capacity*).')
+param capacityWarningIps int = 0
 
 @description('Email address that receives the alerts (AKSFW_ALERT_EMAIL); empty = the action group has no receiver (the alert rules still exist).')
 param alertEmail string = ''
@@ -324,18 +342,34 @@ var builtConfigBase = {
   }
   clusters: clusters
   keyVault: keyVault.outputs.url
-  panorama: {
+  // capacityWarningIps only when set.
+  panorama: union({
     host: panoramaHost
     targets: (toLower(trim(panoramaTargets)) == 'panorama') ? 'panorama' : json(panoramaTargets)
     vsys: empty(panoramaVsys) ? null : panoramaVsys
     certificateSha256: empty(panoramaCertificateSha256) ? null : panoramaCertificateSha256
     tagTimeoutSeconds: tagTimeoutSeconds
+  }, (capacityWarningIps == 0) ? {} : {
+    capacityWarningIps: capacityWarningIps
+  })
+}
+// The opt-ins, each only when asked for: registerNodeSubnets and registerEgress also grant
+// the reads they need.
+var nodeSubnetsOption = registerNodeSubnets ? {
+  nodeSubnets: true
+} : {}
+var egressOption = registerEgress ? {
+  egressTags: true
+} : {}
+var namespaceTagsOption = namespaceTags ? {
+  namespaceTags: true
+} : {}
+var annotationTagsOption = empty(annotationTagNamespaces) ? {} : {
+  annotationTags: {
+    namespaces: annotationTagNamespaces
   }
 }
-// nodeSubnets only when asked for (registerNodeSubnets also grants the subnet reads).
-var builtConfig = union(builtConfigBase, registerNodeSubnets ? {
-  nodeSubnets: true
-} : {})
+var builtConfig = union(builtConfigBase, nodeSubnetsOption, egressOption, namespaceTagsOption, annotationTagsOption)
 var configDocument = empty(aksfwConfig) ? builtConfig : union({
   keyVault: keyVault.outputs.url
 }, aksfwConfig)
@@ -370,7 +404,8 @@ module api 'app/api.bicep' = {
 
 // aksfw's custom roles, defined once per subscription (before anything assigns them): the
 // cluster reader wherever it is assigned, the service reader where clusters are (with Azure
-// RBAC for Kubernetes), the subnet reader in the monitored subscriptions (registerNodeSubnets).
+// RBAC for Kubernetes), the subnet reader in the monitored subscriptions (registerNodeSubnets),
+// the egress reader there and the gateway reader where clusters are (registerEgress).
 module customRoles 'app/custom-roles.bicep' = [for subscriptionId in roleSubscriptionIds: {
   name: take('aksfw-roles-${resourceToken}-${subscriptionId}', 64)
   scope: subscription(subscriptionId)
@@ -379,6 +414,8 @@ module customRoles 'app/custom-roles.bicep' = [for subscriptionId in roleSubscri
     defineClusterReader: subscriptionWideAccess || contains(clusterSubscriptionIds, subscriptionId)
     defineServiceReader: clustersUseAzureRbac && contains(clusterSubscriptionIds, subscriptionId)
     defineSubnetReader: registerNodeSubnets && contains(monitoredSubscriptionIdsLower, subscriptionId)
+    defineEgressReader: registerEgress && contains(monitoredSubscriptionIdsLower, subscriptionId)
+    defineGatewayReader: registerEgress && clustersUseAzureRbac && contains(clusterSubscriptionIds, subscriptionId)
   }
 }]
 
@@ -397,6 +434,7 @@ module monitoredSubscriptions 'app/monitored-subscription.bicep' = [for subscrip
     principalId: identity.outputs.principalId
     grantSubscriptionRoles: subscriptionWideAccess
     grantSubnetRead: registerNodeSubnets
+    grantEgressRead: registerEgress
     roleNameSuffix: roleNameSuffix
     deployEventSubscription: deployEventSubscriptions
     functionId: '${api.outputs.id}/functions/resource_event'
@@ -430,6 +468,7 @@ module clusterAccess 'app/cluster-access.bicep' = [for cluster in clusters: {
     clustersUseAzureRbac: clustersUseAzureRbac
     roleNameSuffix: roleNameSuffix
     grantClusterUser: allowLocalAccountClusters || !contains(localAccountClusterIdList, toLower(cluster.id))
+    grantGatewayRead: registerEgress
   }
   dependsOn: [
     customRoles
@@ -450,6 +489,7 @@ module discoveredClusterAccess 'app/cluster-access.bicep' = [for clusterId in di
     roleNameSuffix: roleNameSuffix
     grant: !contains(explicitClusterIds, toLower(clusterId))
     grantClusterUser: allowLocalAccountClusters || !contains(localAccountClusterIdList, toLower(clusterId))
+    grantGatewayRead: registerEgress
   }
   dependsOn: [
     customRoles

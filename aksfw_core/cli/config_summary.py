@@ -1,7 +1,8 @@
 """What a valid configuration will do, as `aksfw config check` shows it: the Panorama, its
-targets and how its certificate is trusted; discovery by tag; and per listed cluster its
-tag name and the tags it will produce (the patterns of `rules.tags.tag_patterns`). As JSON
-(`--json`) or as text for a person, with the warnings a valid document may still earn.
+targets, how its certificate is trusted and when it warns of capacity; discovery by tag;
+and per listed cluster its tag name and the tags it will produce (the patterns of
+`rules.tags.tag_patterns`). As JSON (`--json`) or as text for a person, with the warnings
+a valid document may still earn.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class ConfigSummary:
                 "trust": self._trust_json(),
                 "batchSize": self.panorama.batch_size,
                 "tagTimeoutSeconds": self.panorama.tag_timeout_s,
+                "capacityWarningIps": self.panorama.capacity_warning_ips,
                 "apiKeySet": self.api_key_set,
             },
             "discovery": {
@@ -160,13 +162,19 @@ class ConfigSummary:
             if panorama.tag_timeout_s
             else "registered tags never expire"
         )
-        return [
+        lines = [
             f"Panorama   {panorama.url}{vsys}",
             f"  targets  {_targets_text(panorama.targets)}",
             f"  trust    {self._trust_text()}",
             f"  API key  {key}",
             f"  writes   {panorama.batch_size} IPs per request; {expiry}",
         ]
+        if panorama.capacity_warning_ips is not None:
+            lines.append(
+                f"  capacity warns when a target holds {panorama.capacity_warning_ips:,} "
+                "registered IPs or more, from all sources (capacityWarningIps)"
+            )
+        return lines
 
     def _discovery_lines(self) -> list[str]:
         settings, discovery = self.settings, self.settings.discovery

@@ -1,8 +1,10 @@
 // What pages an operator: the action group (email from AKSFW_ALERT_EMAIL; none = the group
 // exists without a receiver, add one later) and log alert rules over the telemetry the app
 // sends to the workspace-based Application Insights (AppMetrics, AppRequests; the metric
-// names are aksfw's OpenTelemetry contract, meter `aksfw`). Event Grid dead-letters are
-// metric alerts on each system topic (eventgrid.bicep), sent to the same group.
+// names are aksfw's OpenTelemetry contract, meter `aksfw`): poison queues, failing applies,
+// failing functions, a target near its registered-IP limit, a target that forgot. Event Grid
+// dead-letters are metric alerts on each system topic (eventgrid.bicep), sent to the same
+// group.
 
 @description('Region of the alert rules.')
 param location string
@@ -61,6 +63,28 @@ var functionFailuresQuery = '''
 AppRequests
 | where Success == false
 | summarize Failures = sum(ItemCount) by Function = Name
+'''
+
+// Targets whose registered-IP count reached panorama.capacityWarningIps (the
+// aksfw.panorama.capacity_warning gauge, 1 while at or above it, 0 below; set only when the
+// setting is). The count is read at least once an hour (the audit): the 2-hour window holds
+// a reading whatever the hour.
+var capacityQuery = '''
+AppMetrics
+| where Name == 'aksfw.panorama.capacity_warning'
+| extend target = tostring(Properties['target'])
+| summarize Over = max(Sum) by target
+| where Over > 0
+'''
+
+// Targets the timer's canary check found to have lost their registrations (the
+// aksfw.panorama.target_forgot counter, exported as deltas); aksfw has repaired them.
+var targetForgotQuery = '''
+AppMetrics
+| where Name == 'aksfw.panorama.target_forgot'
+| extend target = tostring(Properties['target'])
+| summarize Forgot = sum(Sum) by target
+| where Forgot > 0
 '''
 
 var rules = [
@@ -132,6 +156,48 @@ var rules = [
     ]
     threshold: functionFailureThreshold
     frequency: 'PT5M'
+    window: 'PT15M'
+  }
+  {
+    name: 'target-capacity'
+    displayName: 'aksfw: a target nears its registered-IP limit'
+    description: 'A target holds panorama.capacityWarningIps registered IPs or more, from all sources (never fires without that setting, AKSFW_CAPACITY_WARNING_IPS). Past its model\'s limit it refuses registrations and the Dynamic Address Groups stop following the clusters. Look at the workbook\'s registered IPs per target and the panorama.capacity_warning log line (docs/operations.md, *Capacity*).'
+    severity: 2
+    query: capacityQuery
+    aggregation: 'Maximum'
+    measure: 'Over'
+    dimensions: [
+      {
+        name: 'target'
+        operator: 'Include'
+        values: [
+          '*'
+        ]
+      }
+    ]
+    threshold: 0
+    frequency: 'PT15M'
+    window: 'PT2H'
+  }
+  {
+    name: 'target-forgot'
+    displayName: 'aksfw: a target lost its registered IP-tags'
+    description: 'The canary check found that this target forgot its registrations (a reboot without them, a failover to a peer that never had them, a clear); aksfw audited and repaired it. Find out why it happened: aksfw status shows the target\'s lastAmnesia (docs/operations.md, *A target that forgets*).'
+    severity: 3
+    query: targetForgotQuery
+    aggregation: 'Total'
+    measure: 'Forgot'
+    dimensions: [
+      {
+        name: 'target'
+        operator: 'Include'
+        values: [
+          '*'
+        ]
+      }
+    ]
+    threshold: 0
+    frequency: 'PT15M'
     window: 'PT15M'
   }
 ]

@@ -16,6 +16,12 @@
 //   of the cluster (pods, config maps, events...).
 // - subnet reader: virtual networks and subnets (registerNodeSubnets); assigned on the
 //   monitored subscriptions.
+// - egress reader: public IPs, public IP prefixes, NAT gateways and subnets (registerEgress:
+//   a cluster's outbound addresses); assigned on the monitored subscriptions.
+// - gateway reader: the data action `managedClusters/customresources/read` (registerEgress:
+//   the Static Egress Gateways' StaticGatewayConfiguration objects); assigned on each
+//   cluster using Azure RBAC with the `azure` credential, always with the condition that
+//   limits it to those objects (cluster-access.bicep). It reads no other custom resource.
 targetScope = 'subscription'
 
 @description('Makes the custom role names unique in the tenant (environment and resource token).')
@@ -30,6 +36,12 @@ param defineServiceReader bool
 @description('Define the subnet reader role (registerNodeSubnets, in a monitored subscription).')
 param defineSubnetReader bool
 
+@description('Define the egress reader role (registerEgress, in a monitored subscription).')
+param defineEgressReader bool
+
+@description('Define the gateway reader role (registerEgress, the subscription holds a monitored cluster, and clusters use Azure RBAC for Kubernetes).')
+param defineGatewayReader bool
+
 // Role names are unique per tenant: environment, token and subscription in each.
 var clusterReaderActions = [
   'Microsoft.ContainerService/managedClusters/read'
@@ -40,6 +52,17 @@ var serviceReaderDataActions = [
 var subnetReaderActions = [
   'Microsoft.Network/virtualNetworks/read'
   'Microsoft.Network/virtualNetworks/subnets/read'
+]
+// docs/egress.md: the outbound IPs and prefixes of the load balancer or NAT gateway, and for
+// userAssignedNATGateway the node subnets' NAT gateway.
+var egressReaderActions = [
+  'Microsoft.Network/publicIPAddresses/read'
+  'Microsoft.Network/publicIPPrefixes/read'
+  'Microsoft.Network/natGateways/read'
+  'Microsoft.Network/virtualNetworks/subnets/read'
+]
+var gatewayReaderDataActions = [
+  'Microsoft.ContainerService/managedClusters/customresources/read'
 ]
 
 // List and read managed clusters: nothing else, and no credential action.
@@ -98,6 +121,53 @@ resource subnetReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' =
         actions: subnetReaderActions
         notActions: []
         dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+// registerEgress: the outbound public IPs, prefixes and NAT gateways (AKS-managed ones in the
+// node resource group, your own anywhere in the subscription) and the node subnets that name
+// a user-assigned NAT gateway.
+resource egressReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (defineEgressReader) {
+  name: guid(subscription().id, roleNameSuffix, 'aksfw-egress-reader')
+  properties: {
+    roleName: 'aksfw egress reader ${roleNameSuffix} ${subscription().subscriptionId}'
+    description: 'aksfw (${roleNameSuffix}): read public IPs, public IP prefixes, NAT gateways and subnets to register AKS clusters\' outbound addresses.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: egressReaderActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      subscription().id
+    ]
+  }
+}
+
+// registerEgress on clusters with Azure RBAC for Kubernetes: Azure RBAC has no data action
+// for one kind of custom resource, so this one reads them all, and cluster-access.bicep
+// assigns it only with an ABAC condition that lets through the Static Egress Gateway's
+// staticgatewayconfigurations.egressgateway.kubernetes.azure.com and nothing else.
+resource gatewayReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = if (defineGatewayReader) {
+  name: guid(subscription().id, roleNameSuffix, 'aksfw-gateway-reader')
+  properties: {
+    roleName: 'aksfw gateway reader ${roleNameSuffix} ${subscription().subscriptionId}'
+    description: 'aksfw (${roleNameSuffix}): read Kubernetes custom resources of a cluster with Azure RBAC for Kubernetes authorization; assigned only with a condition that limits it to the Static Egress Gateway\'s staticgatewayconfigurations.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: []
+        notActions: []
+        dataActions: gatewayReaderDataActions
         notDataActions: []
       }
     ]

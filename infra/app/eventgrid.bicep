@@ -45,7 +45,14 @@ var includedEventTypes = [
   'Microsoft.Resources.ResourceActionSuccess'
 ]
 
-// data.operationName values (compared case-insensitively by Event Grid).
+// data.operationName values (compared case-insensitively by Event Grid). Event Grid takes at
+// most 25 values across all the advanced filters of an event subscription, 512 characters
+// each (Microsoft Learn, "Understand event filtering for Event Grid subscriptions",
+// *Limitations*); tests/deploy/test_infra.py holds the list to that. The Microsoft.Network
+// ones resolve only inside a monitored cluster's node resource group (aksfw_core/azure/
+// events.py): load balancers and their frontends, the public IPs and prefixes and the NAT
+// gateway of its outbound traffic (egress tags), and the managed virtual network (node
+// subnets).
 var resourceOperations = [
   'Microsoft.ContainerService/managedClusters/write'
   'Microsoft.ContainerService/managedClusters/delete'
@@ -59,6 +66,11 @@ var resourceOperations = [
   'Microsoft.Network/loadBalancers/delete'
   'Microsoft.Network/publicIPAddresses/write'
   'Microsoft.Network/publicIPAddresses/delete'
+  'Microsoft.Network/publicIPPrefixes/write'
+  'Microsoft.Network/publicIPPrefixes/delete'
+  'Microsoft.Network/natGateways/write'
+  'Microsoft.Network/natGateways/delete'
+  'Microsoft.Network/virtualNetworks/write'
 ]
 
 resource topic 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (createSystemTopic) {

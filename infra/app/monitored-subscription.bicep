@@ -4,9 +4,10 @@
 // subscription's existing topic, wherever it is).
 //
 // Least privilege: on the subscription the identity may only read managed clusters (the
-// custom cluster reader role, to discover the tagged ones) and, with registerNodeSubnets,
-// virtual networks and subnets. The roles are defined by custom-roles.bicep (deployed first
-// in the same subscription); their names are deterministic, computed here as there.
+// custom cluster reader role, to discover the tagged ones), with registerNodeSubnets virtual
+// networks and subnets, and with registerEgress public IPs, public IP prefixes, NAT gateways
+// and subnets. The roles are defined by custom-roles.bicep (deployed first in the same
+// subscription); their names are deterministic, computed here as there.
 // Credentials (Azure Kubernetes Service Cluster User Role, which on a local-account cluster
 // hands out admin credentials) and the Kubernetes Service reads are granted per cluster
 // (cluster-access.bicep), for the explicit clusters and the tagged ones the preprovision
@@ -33,6 +34,9 @@ param grantSubscriptionRoles bool
 
 @description('Let the identity read virtual networks and subnets in the subscription (registerNodeSubnets: node-pool subnet CIDRs).')
 param grantSubnetRead bool = false
+
+@description('Let the identity read public IPs, public IP prefixes, NAT gateways and subnets in the subscription (registerEgress: the clusters\' outbound addresses).')
+param grantEgressRead bool = false
 
 @description('The suffix of the custom role names (custom-roles.bicep): their definitions\' names derive from it.')
 param roleNameSuffix string
@@ -64,6 +68,7 @@ param deadLetterContainerName string
 // The custom roles of custom-roles.bicep, by their deterministic names.
 var clusterReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', guid(subscription().id, roleNameSuffix, 'aksfw-cluster-reader'))
 var subnetReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', guid(subscription().id, roleNameSuffix, 'aksfw-subnet-reader'))
+var egressReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', guid(subscription().id, roleNameSuffix, 'aksfw-egress-reader'))
 
 // List and read managed clusters (tags, node resource group, node pools): nothing else, and
 // no credential action.
@@ -82,6 +87,21 @@ resource subnetReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if 
   name: guid(subscription().id, principalId, 'aksfw-subnet-reader')
   properties: {
     roleDefinitionId: subnetReaderRoleId
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// registerEgress: the subscription, not the node resource groups. AKS puts its managed
+// outbound IPs and NAT gateway in a cluster's node resource group, but the outbound IPs and
+// prefixes you bring, a user-assigned NAT gateway and the subnets naming it can sit in any
+// group of the subscription; and a node resource group's name is the cluster's, read at
+// run time (a deployment cannot scope a module by it), for clusters the hook may not know
+// yet. Reads of network configuration only: no secret, no write, no traffic.
+resource egressReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantEgressRead) {
+  name: guid(subscription().id, principalId, 'aksfw-egress-reader')
+  properties: {
+    roleDefinitionId: egressReaderRoleId
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -11,18 +11,8 @@
 # Whatever cannot be deleted is named, and the hook fails: `azd down` again retries.
 $ErrorActionPreference = 'Stop'
 
-function Get-EnvValue([string]$Name, [string]$Default = '') {
-    $value = (& azd env get-value $Name 2>$null)
-    if ($LASTEXITCODE -ne 0) { return $Default }
-    return "$value".Trim()
-}
+. (Join-Path $PSScriptRoot 'common.ps1')  # Get-EnvValue, Invoke-AzTsv
 
-# az ARGS --output tsv: the lines (CR and blanks removed); $null when az fails.
-function Invoke-AzTsv {
-    $out = & az @args --output tsv
-    if ($LASTEXITCODE -ne 0) { return $null }
-    return , @($out | ForEach-Object { "$_".TrimEnd("`r") } | Where-Object { $_ })
-}
 
 $script:left = @()
 function Add-LeftBehind([string]$What) {

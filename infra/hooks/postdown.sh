@@ -21,21 +21,7 @@
 # is gone, so predown has nothing to uninstall).
 set -eu
 
-env_value() {
-    if value=$(azd env get-value "$1" 2>/dev/null); then
-        printf '%s' "$value" | tr -d '\r'
-    else
-        printf '%s' "${2-}"
-    fi
-}
-
-lower() { tr '[:upper:]' '[:lower:]'; }
-
-# az ARGS... --output tsv, without Windows line ends; fails when az fails.
-az_tsv() {
-    az_out=$(az "$@" --output tsv) || return
-    printf '%s\n' "$az_out" | tr -d '\r'
-}
+. "$(dirname "$0")/common.sh"  # env_value, lower, az_tsv
 
 left=""
 # left_behind WHAT: note something that could not be deleted.

@@ -43,12 +43,7 @@ function Stop-Uninstall([string]$reason) {
     exit 1
 }
 
-# az ARGS --output tsv: the lines (CR and blanks removed); $null when az fails.
-function Invoke-AzTsv {
-    $out = & az @args --output tsv
-    if ($LASTEXITCODE -ne 0) { return $null }
-    return , @($out | ForEach-Object { "$_".TrimEnd("`r") } | Where-Object { $_ })
-}
+. (Join-Path $PSScriptRoot 'common.ps1')  # Get-EnvValue, Invoke-AzTsv
 
 $subscription = Get-Setting 'AZURE_SUBSCRIPTION_ID'
 $envName = Get-Setting 'AZURE_ENV_NAME'

@@ -40,15 +40,10 @@ setting() {
     fi
 }
 
-lower() { tr '[:upper:]' '[:lower:]'; }
+. "$(dirname "$0")/common.sh"  # env_value, lower, az_tsv
 
 is_true() { [ "$(printf '%s' "$1" | tr -d '\r ' | lower)" = "true" ]; }
 
-# az ARGS... --output tsv, without Windows line ends; fails when az fails.
-az_tsv() {
-    az_out=$(az "$@" --output tsv) || return
-    printf '%s\n' "$az_out" | tr -d '\r'
-}
 
 fail() {
     echo "aksfw: $1" >&2

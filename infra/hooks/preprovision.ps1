@@ -22,15 +22,10 @@
 # Needs the Azure CLI signed in (az login) with read access to those subscriptions.
 $ErrorActionPreference = 'Stop'
 
-# An azd environment value, or $Default when it is not set at all (an empty value stays empty).
-function Get-EnvValue([string]$Name, [string]$Default = '') {
-    $value = (& azd env get-value $Name 2>$null)
-    if ($LASTEXITCODE -ne 0) { return $Default }
-    return "$value".Trim()
-}
+. (Join-Path $PSScriptRoot 'common.ps1')  # Get-EnvValue, Invoke-AzTsvOrStop
 
 # az ARGS --output tsv: the lines (CR and blanks removed); stops the hook when az fails.
-function Invoke-AzTsv {
+function Invoke-AzTsvOrStop {
     $out = & az @args --output tsv
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
     return @($out | ForEach-Object { "$_".TrimEnd("`r") } | Where-Object { $_ })
@@ -48,7 +43,7 @@ function Get-IdPart([string]$Id, [int]$Index) { return ($Id -split '/')[$Index] 
 
 $subscription = Get-EnvValue 'AZURE_SUBSCRIPTION_ID'
 if (-not $subscription) {
-    $subscription = @(Invoke-AzTsv account show --query id)[0]
+    $subscription = @(Invoke-AzTsvOrStop account show --query id)[0]
 }
 $envName = Get-EnvValue 'AZURE_ENV_NAME'
 $location = (Get-EnvValue 'AZURE_LOCATION').ToLowerInvariant() -replace ' ', ''
@@ -56,7 +51,7 @@ $eventsGroup = "rg-$envName-events"
 
 # --- 1. the region ------------------------------------------------------------------------
 if ($location) {
-    $regions = @(Invoke-AzTsv functionapp list-flexconsumption-locations --subscription $subscription --query '[].name' |
+    $regions = @(Invoke-AzTsvOrStop functionapp list-flexconsumption-locations --subscription $subscription --query '[].name' |
         ForEach-Object { $_.ToLowerInvariant() -replace ' ', '' } | Sort-Object -Unique)
     if ($regions.Count -eq 0) {
         Write-Warn 'az functionapp list-flexconsumption-locations listed no region: the region check is skipped.'
@@ -149,7 +144,7 @@ if (-not $tag) {
     foreach ($sub in $subscriptions) {
         # The tag filter runs in Resource Manager (key=value, or a key alone); --tag cannot be
         # combined with --resource-type, hence the query. A failed listing stops the hook.
-        $ids = Invoke-AzTsv resource list --subscription $sub --tag $tag `
+        $ids = Invoke-AzTsvOrStop resource list --subscription $sub --tag $tag `
             --query "[?type=='Microsoft.ContainerService/managedClusters'].id"
         foreach ($id in $ids) {
             if ($discovered -notcontains $id) {
@@ -172,7 +167,7 @@ $properties = @{}
 foreach ($sub in @($clusters | ForEach-Object { Get-IdPart $_ 2 } | Select-Object -Unique)) {
     # One row per cluster: id, Entra ID authentication, local accounts disabled, OIDC issuer,
     # workload identity.
-    $rows = Invoke-AzTsv aks list --subscription $sub `
+    $rows = Invoke-AzTsvOrStop aks list --subscription $sub `
         --query '[].[id, to_string(aadProfile != `null`), to_string(disableLocalAccounts), to_string(oidcIssuerProfile.enabled), to_string(securityProfile.workloadIdentity.enabled)]'
     foreach ($row in $rows) {
         $fields = $row -split "`t"
@@ -241,7 +236,7 @@ $existing = @()
 $withoutIdentity = @()
 foreach ($sub in $subscriptions) {
     $topic = $null
-    foreach ($row in (Invoke-AzTsv eventgrid system-topic list --subscription $sub `
+    foreach ($row in (Invoke-AzTsvOrStop eventgrid system-topic list --subscription $sub `
                 --query '[].[id, topicType, to_string(identity.type)]')) {
         $fields = $row -split "`t"
         if ($fields[1].ToLowerInvariant() -eq 'microsoft.resources.subscriptions') { $topic = $fields; break }

@@ -333,6 +333,53 @@ MUTATIONS = (
         "${AKSFW_PYTHON_VERSION=3.11}",
         "${AKSFW_PYTHON_VERSION=3.12}",
     ),
+    # Issue 23's opt-ins: egress roles, the gateway reader's condition, the capacity warning.
+    _m(SCALAR, "app/cluster-access.bicep", "conditionVersion: '2.0'", "conditionVersion: 2"),
+    _m(
+        SYMBOL,
+        "app/cluster-access.bicep",
+        "condition: gatewayCondition",
+        "condition: gatewayConditon",
+    ),
+    _m(
+        PARAM,
+        "main.bicep",
+        "    grantEgressRead: registerEgress\n",
+        "    grantEgresRead: registerEgress\n",
+    ),
+    _m(
+        PARAM,
+        "main.bicep",
+        "    grantGatewayRead: registerEgress\n",
+        "    grantGatewayRead: 'true'\n",
+    ),
+    _m(
+        MISSING,
+        "main.bicep",
+        "    defineEgressReader: registerEgress && contains(monitoredSubscriptionIdsLower, "
+        "subscriptionId)\n",
+        "",
+    ),
+    _m(
+        SCOPE,
+        "app/monitored-subscription.bicep",
+        "resource egressReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = "
+        "if (grantEgressRead) {\n",
+        "resource egressReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = "
+        "if (grantEgressRead) {\n  scope: eventsGroup\n",
+    ),
+    _m(
+        BOUNDS,
+        "main.bicep",
+        "param capacityWarningIps int = 0",
+        "param capacityWarningIps int = -1",
+    ),
+    _m(
+        BOUNDS,
+        "main.parameters.json",
+        "${AKSFW_CAPACITY_WARNING_IPS=0}",
+        "${AKSFW_CAPACITY_WARNING_IPS=-1}",
+    ),
 )
 
 

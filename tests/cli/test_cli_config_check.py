@@ -120,6 +120,7 @@ def test_a_full_document_as_json_gives_each_clusters_tag_name_and_tags(capsys, t
         "trust": {"by": "certificateSha256", "sha256": PIN},
         "batchSize": 500,
         "tagTimeoutSeconds": 3600,
+        "capacityWarningIps": None,
         "apiKeySet": False,
     }
     assert summary["discovery"] == {
@@ -170,6 +171,21 @@ def test_a_full_document_as_text_names_targets_trust_discovery_and_selectors(cap
     )
     assert "read with the token in Key Vault secret edge at https://edge.example" in out
     assert "    aks.aks-edge.node_subnet          each node pool subnet (nodeSubnets)" in out
+
+
+def test_the_capacity_warning_is_shown_only_when_set(capsys, tmp_path):
+    document = {**MINIMAL, "panorama": {"host": "panorama.example.com",
+                                        "capacityWarningIps": 80000}}  # fmt: skip
+    code, out, _ = check(capsys, write(tmp_path, document), "--json")
+    assert code == 0 and json.loads(out)["panorama"]["capacityWarningIps"] == 80000
+    code, out, _ = check(capsys, write(tmp_path, document))
+    assert code == 0
+    assert (
+        "  capacity warns when a target holds 80,000 registered IPs or more, from all "
+        "sources (capacityWarningIps)" in out
+    )
+    code, out, _ = check(capsys, write(tmp_path, MINIMAL))
+    assert code == 0 and "  capacity " not in out and "capacityWarningIps" not in out
 
 
 def test_without_file_it_reads_the_apps_environment(capsys, tmp_path, monkeypatch):

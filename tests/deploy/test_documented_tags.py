@@ -10,7 +10,8 @@ parameters, azd 1.23.4 and later), the Bicep builds the app's configuration docu
 them, and the app's own discovery reads the tagged clusters from the fake Resource
 Manager. Each example tag must then be one aksfw's tag rules give one of the clusters it
 found: its tag name (alias or AKS name), a selector configured for it, a Service name or
-label that `compute_tags` turns into exactly that tag.
+label that `compute_tags` turns into exactly that tag; and an opt-in tag (node subnet,
+egress, namespace, annotation) only where the documented deploy turns its option on.
 """
 
 from __future__ import annotations
@@ -27,12 +28,18 @@ import pytest
 from aksfw_core.azure.discovery import ClusterDiscovery
 from aksfw_core.azure.identity import StaticToken
 from aksfw_core.azure.inventory import DiscoveryReport, Inventory, MonitoredCluster
-from aksfw_core.config import parse_settings
+from aksfw_core.config import Settings, parse_settings
+from aksfw_core.rules import annotations
 from aksfw_core.rules.model import Service
 from aksfw_core.rules.selectors import named_selector
+from aksfw_core.rules.tag_options import ALL_NAMESPACES, TagOptions
 from aksfw_core.rules.tags import (
+    ANNOTATION_WORD,
+    EGRESS_WORD,
+    NAMESPACE_WORD,
     NODE_SUBNET_TAG_NAME,
     compute_tags,
+    egress_tag,
     node_subnet_tag,
     owns,
     registrable,
@@ -47,6 +54,7 @@ from tests.support.arm import ARM_TOKEN
 DAG_TAG = re.compile(r"'(aks(?:_[^.'\s]*)?\.[^'\s]*)'")
 TAG_PARTS = re.compile(r"aks(?:_(?P<selector>[^.]+))?\.(?P<cluster>[^.]+)\.(?P<rest>.+)")
 DNS_1035 = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")  # a Service's metadata.name
+DNS_1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a namespace's
 PLACEHOLDERS = {"<subscription-id>": SUB}
 """What the docs leave to the reader to fill in, filled in."""
 DECIDING = {
@@ -54,9 +62,13 @@ DECIDING = {
     "AKSFW_DISCOVERY_TAG",
     "AKSFW_MONITORED_SUBSCRIPTION_IDS",
     "AKSFW_REGISTER_NODE_SUBNETS",
+    "AKSFW_REGISTER_EGRESS",
+    "AKSFW_NAMESPACE_TAGS",
+    "AKSFW_ANNOTATION_TAG_NAMESPACES",
 }
-"""The azd values that decide which clusters are monitored and what their tags are
-called; the others (Panorama, network, alerts) stay at their defaults here."""
+"""The azd values that decide which clusters are monitored, what their tags are called and
+which opt-in tags they get; the others (Panorama, network, alerts) stay at their defaults
+here."""
 
 FOREIGN = {
     ("docs/troubleshooting.md", "aks.aks-prod1.web"): (
@@ -161,13 +173,24 @@ def azd_parameters(environment: Mapping[str, str]) -> dict[str, Any]:
     return parameters
 
 
+def documented_document(deploy: DocumentedDeploy) -> dict[str, Any]:
+    """AKSFW_CONFIG as the Bicep builds it for the documented deploy."""
+    parameters = azd_parameters(deploy.environment)
+    return config_document(**{"panoramaHost": "panorama.example.com", **parameters})
+
+
+@pytest.fixture(scope="module")
+def deployed_settings() -> Settings:
+    """The settings the app starts with after the documented deploy (its opt-in tags)."""
+    return parse_settings(documented_document(documented_deploy()))
+
+
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory) -> DiscoveryReport:
     """What the app's discovery finds once the documented deploy runs: the tagged clusters
     of the docs in the fake Resource Manager, the configuration the Bicep builds."""
     deploy = documented_deploy()
-    parameters = azd_parameters(deploy.environment)
-    document = config_document(**{"panoramaHost": "panorama.example.com", **parameters})
+    document = documented_document(deploy)
     bundle = tmp_path_factory.mktemp("arm") / "ca.pem"
     with FakeArm(token=ARM_TOKEN) as arm, pytest.MonkeyPatch.context() as patch:
         bundle.write_bytes(arm.ca_pem)
@@ -180,8 +203,9 @@ def deployed(tmp_path_factory) -> DiscoveryReport:
     return report
 
 
-def problem(tag: str, inventory: Inventory) -> str | None:
-    """Why no cluster of `inventory` gets `tag` by aksfw's tag rules; None when one does."""
+def problem(tag: str, inventory: Inventory, settings: Settings | None = None) -> str | None:
+    """Why no cluster of `inventory` gets `tag` by aksfw's tag rules, with the opt-in tags
+    `settings` turn on; None when one does."""
     parts = TAG_PARTS.fullmatch(tag)
     if parts is None or not registrable(tag):
         return "not a tag aksfw writes"
@@ -197,6 +221,27 @@ def problem(tag: str, inventory: Inventory) -> str | None:
         if cluster.node_subnets and tag == node_subnet_tag(cluster.tag_name):
             return None
         return "node subnets are not turned on for it in the documented deploy"
+    if parts["rest"].split(".")[0] == EGRESS_WORD:
+        return _egress_problem(tag, cluster, parts["rest"])
+    options = _options(cluster, settings or Settings())
+    if parts["rest"].startswith(f"{NAMESPACE_WORD}."):
+        namespace = parts["rest"].removeprefix(f"{NAMESPACE_WORD}.")
+        if not options.namespace_tags:
+            return "namespace tags are not turned on for it in the documented deploy"
+        if not DNS_1123.fullmatch(namespace):
+            return f"{namespace!r} cannot be a namespace"
+        found = _tags(cluster, Service(namespace, "svc", {}, ("10.0.0.1",)), options)
+        return None if tag in found else "no namespace gives it"
+    if parts["rest"].startswith(f"{ANNOTATION_WORD}."):
+        value = parts["rest"].removeprefix(f"{ANNOTATION_WORD}.")
+        opened = sorted(options.annotation_namespaces)
+        if not opened:
+            return "annotation tags are open to no namespace of it in the documented deploy"
+        namespace = "default" if ALL_NAMESPACES in opened else opened[0]
+        service = Service(
+            namespace, "svc", {}, ("10.0.0.1",), annotations={annotations.TAGS: value}
+        )
+        return None if tag in _tags(cluster, service, options) else "no annotation gives it"
     if parts["rest"].startswith("svc."):
         label = parts["rest"].removeprefix("svc.")
         for at in [i for i, c in enumerate(label) if c == "."]:  # keys and values hold dots
@@ -209,6 +254,27 @@ def problem(tag: str, inventory: Inventory) -> str | None:
     if tag in _tags(cluster, Service("default", parts["rest"], {}, ("10.0.0.1",))):
         return None
     return "no Service gives it"
+
+
+def _egress_problem(tag: str, cluster: MonitoredCluster, rest: str) -> str | None:
+    """`aks.<cluster>.egress`, or a gateway's `aks.<cluster>.egress.<namespace>.<gateway>`."""
+    if not cluster.egress_tags:
+        return "egress tags are not turned on for it in the documented deploy"
+    if rest == EGRESS_WORD:
+        wanted = egress_tag(cluster.tag_name)
+    else:
+        namespace, _, gateway = rest.removeprefix(f"{EGRESS_WORD}.").partition(".")
+        if not DNS_1123.fullmatch(namespace) or not gateway:
+            return f"{rest!r} is not egress.<namespace>.<gateway>"
+        wanted = egress_tag(cluster.tag_name, namespace, gateway)
+    # The egress entries join the Services' tags under the same rules.
+    found = compute_tags(cluster.tag_name, [], entries={"20.0.0.1": [wanted]})
+    return None if tag in found.tags.get("20.0.0.1", ()) else "no outbound address gives it"
+
+
+def _options(cluster: MonitoredCluster, settings: Settings) -> TagOptions:
+    """The cluster's namespace and annotation tag options, as the app resolves them."""
+    return settings.tag_options_for(settings.listed(cluster.id))
 
 
 def _selector_problem(tag: str, cluster: MonitoredCluster, name: str, service: str) -> str | None:
@@ -227,8 +293,10 @@ def _selector_problem(tag: str, cluster: MonitoredCluster, name: str, service: s
     return None if tag in tags.tags.get("10.0.0.1", ()) else "no matching Service gives it"
 
 
-def _tags(cluster: MonitoredCluster, service: Service) -> frozenset[str]:
-    return compute_tags(cluster.tag_name, [service], cluster.selectors).tags.get(
+def _tags(
+    cluster: MonitoredCluster, service: Service, options: TagOptions | None = None
+) -> frozenset[str]:
+    return compute_tags(cluster.tag_name, [service], cluster.selectors, options).tags.get(
         "10.0.0.1", frozenset()
     )
 
@@ -247,13 +315,29 @@ def test_the_documented_deploy_monitors_every_cluster_the_docs_tag(deployed):
 
 
 @pytest.mark.parametrize("example", OWN_EXAMPLES, ids=lambda e: f"{e.path}:{e.line}:{e.tag}")
-def test_every_dag_example_uses_a_tag_the_documented_deploy_produces(example, deployed):
-    assert problem(example.tag, deployed.inventory) is None
+def test_every_dag_example_uses_a_tag_the_documented_deploy_produces(
+    example, deployed, deployed_settings
+):
+    assert problem(example.tag, deployed.inventory, deployed_settings) is None
 
 
-def test_the_foreign_examples_are_not_aksfw_s(deployed):
+def test_the_foreign_examples_are_not_aksfw_s(deployed, deployed_settings):
     for path, tag in FOREIGN:
-        assert problem(tag, deployed.inventory) is not None, (path, tag)
+        assert problem(tag, deployed.inventory, deployed_settings) is not None, (path, tag)
+
+
+def test_the_docs_turn_on_the_opt_in_tags_their_examples_use(deployed, deployed_settings):
+    # The pages on egress, namespace and annotation tags say how to turn them on in azd,
+    # and their quoted examples are checked against that.
+    environment = documented_deploy().environment
+    assert environment["AKSFW_REGISTER_EGRESS"] == "true"
+    assert environment["AKSFW_NAMESPACE_TAGS"] == "true"
+    assert json.loads(environment["AKSFW_ANNOTATION_TAG_NAMESPACES"]) == ["shop", "payments"]
+    assert all(cluster.egress_tags for cluster in deployed.inventory.clusters)
+    assert deployed_settings.namespace_tags is True
+    assert deployed_settings.annotation_namespaces == frozenset({"shop", "payments"})
+    for family in (".egress", ".ns.", ".tag."):
+        assert any(family in e.tag for e in OWN_EXAMPLES), family
 
 
 @pytest.mark.parametrize(
@@ -267,10 +351,36 @@ def test_the_foreign_examples_are_not_aksfw_s(deployed):
         ("aks.prod1", "not a tag aksfw writes"),
         ("aks.prod1.svc.tier", "no label gives it"),
         ("aksfw.prod1.web", "not a tag aksfw writes"),
+        ("aks.prod1.egress.Shop.gw", "is not egress.<namespace>.<gateway>"),
+        ("aks.prod1.egress.shop", "is not egress.<namespace>.<gateway>"),
+        ("aks.prod1.ns.Payments", "cannot be a namespace"),
+        ("aks.prod1.tag.pci.dss", "no annotation gives it"),  # a value is one segment
+        ("aks.prod1.ns." + "n" * 63 + ".x", "cannot be a namespace"),
     ],
 )
-def test_a_tag_the_deploy_would_not_produce_is_caught(tag, why, deployed):
-    found = problem(tag, deployed.inventory)
+def test_a_tag_the_deploy_would_not_produce_is_caught(tag, why, deployed, deployed_settings):
+    found = problem(tag, deployed.inventory, deployed_settings)
+    assert found is not None and why in found
+
+
+@pytest.mark.parametrize(
+    ("tag", "why"),
+    [
+        ("aks.prod1.egress", "egress tags are not turned on"),
+        ("aks.prod1.egress.shop.gw", "egress tags are not turned on"),
+        ("aks.prod1.ns.payments", "namespace tags are not turned on"),
+        ("aks.prod1.tag.pci", "annotation tags are open to no namespace"),
+    ],
+)
+def test_an_opt_in_tag_without_its_option_is_caught(tag, why, deployed):
+    # The documented deploy without its opt-ins: the same clusters, none turned on.
+    plain = Inventory(
+        tuple(
+            MonitoredCluster(c.id, c.name, c.tag_name, c.node_resource_group, c.selectors)
+            for c in deployed.inventory.clusters
+        )
+    )
+    found = problem(tag, plain, Settings())
     assert found is not None and why in found
 
 

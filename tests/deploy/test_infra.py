@@ -24,6 +24,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 from pycep import BicepParser
 
+from aksfw_core import kube_egress
 from aksfw_core.azure import events
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.config import load_settings, parse_settings
@@ -570,6 +571,22 @@ CUSTOM_ROLE_PERMISSIONS = {
         ],
         "dataActions": [],
     },
+    # docs/egress.md, *Roles*: what the outbound addresses are read from.
+    "aksfw-egress-reader": {
+        "actions": [
+            "Microsoft.Network/publicIPAddresses/read",
+            "Microsoft.Network/publicIPPrefixes/read",
+            "Microsoft.Network/natGateways/read",
+            "Microsoft.Network/virtualNetworks/subnets/read",
+        ],
+        "dataActions": [],
+    },
+    # Microsoft Learn, "Use Microsoft Entra ID authorization for the Kubernetes API": custom
+    # resources take this one data action, narrowed by an ABAC condition on the assignment.
+    "aksfw-gateway-reader": {
+        "actions": [],
+        "dataActions": ["Microsoft.ContainerService/managedClusters/customresources/read"],
+    },
 }
 
 
@@ -710,6 +727,7 @@ def test_cluster_roles_go_to_the_app_identity_only():
         "aksfw-cluster-reader",
         "aksClusterUser",
         "aksfw-service-reader",
+        "aksfw-gateway-reader",
     }
     assert {principal for _, principal in roles} == {"principalId"}  # the module's parameter
     assert conjuncts(roles["aksfw-service-reader", "principalId"]) == {
@@ -721,6 +739,7 @@ def test_cluster_roles_go_to_the_app_identity_only():
     assert subscription_roles == {
         ("aksfw-cluster-reader", "principalId"): "grantSubscriptionRoles",
         ("aksfw-subnet-reader", "principalId"): "grantSubnetRead",
+        ("aksfw-egress-reader", "principalId"): "grantEgressRead",
     }
     # The modules are given the identity, nothing else.
     for name in ("monitoredSubscriptions", "clusterAccess", "discoveredClusterAccess"):
@@ -734,7 +753,7 @@ def test_no_credential_or_kubernetes_role_is_granted_on_a_subscription_or_group(
     # every assignment to the cluster).
     for path, name, config, _ in role_assignments():
         key = role_key(path, config["properties"]["roleDefinitionId"])
-        if key in ("aksClusterUser", "aksfw-service-reader"):
+        if key in ("aksClusterUser", "aksfw-service-reader", "aksfw-gateway-reader"):
             assert path == APP / "cluster-access.bicep", f"{path.name}: {name}"
             assert config["scope"] == "managedCluster", f"{path.name}: {name}"
 
@@ -785,12 +804,16 @@ def cluster_id(subscription_id: str, name: str) -> str:
     )
 
 
-def defines(cluster: bool, service: bool, subnet: bool) -> dict[str, bool]:
+def defines(
+    cluster: bool, service: bool, subnet: bool, egress: bool = False, gateway: bool = False
+) -> dict[str, bool]:
     """custom-roles.bicep's switches."""
     return {
         "defineClusterReader": cluster,
         "defineServiceReader": service,
         "defineSubnetReader": subnet,
+        "defineEgressReader": egress,
+        "defineGatewayReader": gateway,
     }
 
 
@@ -816,12 +839,34 @@ def test_custom_roles_are_defined_in_every_subscription_that_assigns_them():
         SUB: defines(cluster=False, service=False, subnet=False),
         SUB2: defines(cluster=True, service=False, subnet=False),
     }
+    # registerEgress: the egress reader where it is assigned (the monitored subscriptions),
+    # the gateway reader where clusters are, and only with Azure RBAC for Kubernetes.
+    modules = custom_role_modules(
+        clusters=[{"id": cluster_id(SUB2, "aks-b")}],
+        discoveredClusterIds=cluster_id(SUB, "aks-a"),
+        registerEgress=True,
+    )
+    assert modules == {
+        SUB: defines(cluster=True, service=True, subnet=False, egress=True, gateway=True),
+        SUB2: defines(cluster=True, service=True, subnet=False, egress=False, gateway=True),
+    }
+    modules = custom_role_modules(
+        clusters=[{"id": cluster_id(SUB2, "aks-b")}],
+        registerEgress=True,
+        clustersUseAzureRbac=False,
+    )
+    assert modules == {
+        SUB: defines(cluster=True, service=False, subnet=False, egress=True, gateway=False),
+        SUB2: defines(cluster=True, service=False, subnet=False, egress=False, gateway=False),
+    }
     # Each definition has its own switch.
     definitions = resources_of(CUSTOM_ROLES, "Microsoft.Authorization/roleDefinitions").values()
     assert {custom_role_seed(body(r)["name"]): condition(r) for r in definitions} == {
         "aksfw-cluster-reader": "defineClusterReader",
         "aksfw-service-reader": "defineServiceReader",
         "aksfw-subnet-reader": "defineSubnetReader",
+        "aksfw-egress-reader": "defineEgressReader",
+        "aksfw-gateway-reader": "defineGatewayReader",
     }
 
 
@@ -1152,8 +1197,30 @@ def test_operation_filter_covers_cluster_and_network_writes_and_deletes():
         "microsoft.containerservice/managedclusters/agentpools",
         "microsoft.network/loadbalancers",
         "microsoft.network/publicipaddresses",
+        # Egress tags (docs/egress.md, *Kept in step*): outbound prefixes and NAT gateways.
+        "microsoft.network/publicipprefixes",
+        "microsoft.network/natgateways",
     ):
         assert {f"{resource}/write", f"{resource}/delete"} <= operations, resource
+    # Node subnets (docs/node-subnets.md, *Kept in step*): the managed VNet's writes.
+    assert "microsoft.network/virtualnetworks/write" in operations
+
+
+def test_operation_filter_stays_within_event_grids_advanced_filter_limits():
+    # Microsoft Learn, "Understand event filtering for Event Grid subscriptions",
+    # *Limitations*: 25 advanced filters and 25 filter values across all the filters per
+    # event subscription, 512 characters per string value.
+    config, _ = event_subscription()
+    filters = config["properties"]["filter"]["advancedFilters"]
+    values = [
+        value
+        for advanced in filters
+        for value in resolve_name(APP / "eventgrid.bicep", advanced["values"])
+    ]
+    assert len(filters) <= 25 and len(values) <= 25, len(values)
+    assert all(len(value) <= 512 for value in values)
+    # Each once (Event Grid compares them without regard to case).
+    assert len({value.lower() for value in values}) == len(values)
 
 
 CLUSTER_ID = f"/subscriptions/{SUB}/resourceGroups/rg-prod/providers/Microsoft.ContainerService/managedClusters/aks-prod1"
@@ -1434,6 +1501,149 @@ def test_node_subnets_are_opt_in_and_come_with_the_subnet_reads():
     assert parse_settings(document).node_subnets is True
     params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
     assert params["grantSubnetRead"] == "registerNodeSubnets"
+
+
+# --- egress, namespace and annotation tags, capacity (issue 23) -----------------------
+
+
+def test_egress_is_opt_in_and_comes_with_the_network_and_gateway_reads():
+    assert bicep(MAIN)["parameters"]["registerEgress"]["default"] is False
+    assert main_parameters()["registerEgress"] == {"value": "${AKSFW_REGISTER_EGRESS=false}"}
+    assert "egressTags" not in config_document(panoramaHost="p")
+    document = config_document(panoramaHost="p", registerEgress=True)
+    assert document["egressTags"] is True
+    assert parse_settings(document).egress_tags is True
+    # The flag reaches every module that grants a role for it.
+    params = body(bicep(MAIN)["modules"]["monitoredSubscriptions"])["params"]
+    assert params["grantEgressRead"] == "registerEgress"
+    for name in ("clusterAccess", "discoveredClusterAccess"):
+        params = body(bicep(MAIN)["modules"][name])["params"]
+        assert params["grantGatewayRead"] == "registerEgress", name
+    # Both switches stay off unless main.bicep sets them.
+    for path, name in (
+        (APP / "monitored-subscription.bicep", "grantEgressRead"),
+        (APP / "cluster-access.bicep", "grantGatewayRead"),
+    ):
+        assert bicep(path)["parameters"][name]["default"] is False, name
+
+
+def test_the_egress_reader_is_granted_on_each_monitored_subscription():
+    # Not the node resource groups: your own outbound IPs, prefixes and NAT gateways (and the
+    # subnets naming a user-assigned one) can sit in any group of the subscription, and a
+    # node resource group's name is read from the cluster at run time, which a module's
+    # scope cannot use (docs/permissions.md).
+    (assignment,) = [
+        resource
+        for name, resource in resources_of(
+            APP / "monitored-subscription.bicep", "Microsoft.Authorization/roleAssignments"
+        ).items()
+        if name == "egressReader"
+    ]
+    assert "scope" not in body(assignment)  # the module's own: subscription(subscriptionId)
+    assert condition(assignment) == "grantEgressRead"
+    assert "condition" not in body(assignment)["properties"]
+
+
+def permissions_condition() -> str:
+    """The ABAC condition docs/permissions.md gives for the gateway reader."""
+    text = (REPO_ROOT / "docs" / "permissions.md").read_text()
+    found = re.search(r"```text\n(\(\n.*?\n\))\n```", text, re.DOTALL)
+    assert found, "docs/permissions.md has no condition block"
+    return found[1]
+
+
+def test_the_gateway_reader_is_assigned_per_cluster_with_its_condition_only():
+    path = APP / "cluster-access.bicep"
+    (assignment,) = [
+        resource
+        for resource in resources_of(path, "Microsoft.Authorization/roleAssignments").values()
+        if role_key(path, body(resource)["properties"]["roleDefinitionId"])
+        == "aksfw-gateway-reader"
+    ]
+    config = body(assignment)
+    assert config["scope"] == "managedCluster"
+    assert conjuncts(condition(assignment)) == {
+        "grant",
+        "usesAzureCredential",
+        "clustersUseAzureRbac",
+        "grantGatewayRead",
+    }
+    properties = config["properties"]
+    # Microsoft Learn, "Use Microsoft Entra ID authorization for the Kubernetes API",
+    # *Restrict custom resource access using ABAC conditions (preview)*: condition version
+    # 2.0, the customResources:group and :kind request attributes (kind: the plural resource).
+    assert properties["conditionVersion"] == "2.0"
+    text = resolve_name(path, properties["condition"])
+    assert text == permissions_condition()
+    action = "!(ActionMatches{'Microsoft.ContainerService/managedClusters/customresources/read'})"
+    assert action in text
+    prefix = "@Request[Microsoft.ContainerService/managedClusters/customResources"
+    assert f"{prefix}:group] StringEqualsIgnoreCase '{kube_egress.GROUP}'" in text
+    assert f"{prefix}:kind] StringEqualsIgnoreCase '{kube_egress.PLURAL}'" in text
+    # The role's data action is the one the condition names, and nothing assigns it bare.
+    data_actions = CUSTOM_ROLE_PERMISSIONS["aksfw-gateway-reader"]["dataActions"]
+    assert data_actions == ["Microsoft.ContainerService/managedClusters/customresources/read"]
+    for file, name, other, _ in role_assignments():
+        if role_key(file, other["properties"]["roleDefinitionId"]) == "aksfw-gateway-reader":
+            assert other["properties"].get("condition") == "gatewayCondition", name
+
+
+def test_namespace_and_annotation_tags_come_from_the_azd_environment():
+    assert bicep(MAIN)["parameters"]["namespaceTags"]["default"] is False
+    assert main_parameters()["namespaceTags"] == {"value": "${AKSFW_NAMESPACE_TAGS=false}"}
+    # JSON, as AKSFW_CLUSTERS: no default, so that an unset value leaves the Bicep's [].
+    assert bicep(MAIN)["parameters"]["annotationTagNamespaces"]["type"] == "array"
+    assert bicep(MAIN)["parameters"]["annotationTagNamespaces"]["default"] == []
+    assert main_parameters()["annotationTagNamespaces"] == {
+        "value": "${AKSFW_ANNOTATION_TAG_NAMESPACES}"
+    }
+    document = config_document(panoramaHost="p")
+    assert "namespaceTags" not in document and "annotationTags" not in document
+    document = config_document(
+        panoramaHost="p", namespaceTags=True, annotationTagNamespaces=["shop", "payments"]
+    )
+    assert document["namespaceTags"] is True
+    assert document["annotationTags"] == {"namespaces": ["shop", "payments"]}
+    settings = parse_settings(document)
+    assert settings.namespace_tags is True
+    assert settings.annotation_namespaces == frozenset({"shop", "payments"})
+    every = parse_settings(config_document(panoramaHost="p", annotationTagNamespaces=["*"]))
+    assert every.tag_options_for(None).allows_annotation_tags("anywhere")
+
+
+def test_capacity_warning_reaches_the_panorama_settings_only_when_set():
+    parameter = bicep(MAIN)["parameters"]["capacityWarningIps"]
+    assert parameter["default"] == 0
+    assert main_parameters()["capacityWarningIps"] == {"value": "${AKSFW_CAPACITY_WARNING_IPS=0}"}
+    low, high = bounds(parameter)
+    assert low == 0
+    # The Bicep's highest value is one the configuration takes, and the next is not.
+    highest = config_document(panoramaHost="p", capacityWarningIps=high)
+    assert parse_settings(highest).panorama.capacity_warning_ips == high
+    with pytest.raises(InputError, match="capacityWarningIps"):
+        parse_settings({**highest, "panorama": {"host": "p", "capacityWarningIps": high + 1}})
+    assert "capacityWarningIps" not in config_document(panoramaHost="p")["panorama"]
+    document = config_document(panoramaHost="p", capacityWarningIps=80000)
+    assert document["panorama"]["capacityWarningIps"] == 80000
+    assert parse_settings(document).panorama.capacity_warning_ips == 80000
+
+
+def test_built_configuration_with_every_opt_in_is_valid():
+    document = config_document(
+        panoramaHost="p",
+        registerNodeSubnets=True,
+        registerEgress=True,
+        namespaceTags=True,
+        annotationTagNamespaces=["*"],
+        capacityWarningIps=1,
+    )
+    settings = parse_settings(document)
+    assert (settings.node_subnets, settings.egress_tags, settings.namespace_tags) == (
+        True,
+        True,
+        True,
+    )
+    assert settings.panorama is not None and settings.panorama.capacity_warning_ips == 1
 
 
 # --- the VNet option: outbound address and address space ------------------------------
@@ -1718,7 +1928,13 @@ def alert_rules() -> dict[str, dict[str, Any]]:
 
 def test_alert_rules_cover_poison_queues_failing_applies_and_function_failures():
     rules = alert_rules()
-    assert set(rules) == {"poison-queue", "apply-failing", "function-failures"}
+    assert set(rules) == {
+        "poison-queue",
+        "apply-failing",
+        "function-failures",
+        "target-capacity",
+        "target-forgot",
+    }
     for name, rule in rules.items():
         query = rule["query"]
         assert kql_problems(query) == [], name
@@ -1740,6 +1956,59 @@ def test_alert_rules_cover_poison_queues_failing_applies_and_function_failures()
     assert properties["scopes"] == ["workspaceId"]
     assert dotted(properties["actions"]["actionGroups"][0]) == "actionGroup.id"
     assert properties["autoMitigate"] is True
+
+
+def summarized(query: str) -> tuple[str, str, list[str]]:
+    """`| summarize <column> = <aggregate> by <columns>` of a query: column, aggregate, by."""
+    found = re.search(r"\| summarize (\w+) = ([^\n]+?) by ([^\n]+)", query)
+    assert found, query
+    return found[1], found[2], [name.strip() for name in found[3].split(",")]
+
+
+def test_a_target_near_its_capacity_pages_from_the_gauge_over_two_hours():
+    # docs/operations.md, *Capacity*: the count is read at least once an hour (the audit),
+    # so a 2-hour window, every 15 minutes, severity 2, on max(Sum) > 0 by target.
+    rule = alert_rules()["target-capacity"]
+    assert "'aksfw.panorama.capacity_warning'" in rule["query"]
+    assert summarized(rule["query"]) == ("Over", "max(Sum)", ["target"])
+    assert (rule["aggregation"], rule["measure"], rule["threshold"]) == ("Maximum", "Over", 0)
+    assert [d["name"] for d in rule["dimensions"]] == ["target"]
+    assert (rule["frequency"], rule["window"], rule["severity"]) == ("PT15M", "PT2H", 2)
+    assert "capacityWarningIps" in rule["description"]
+
+
+def test_a_target_that_forgot_pages_once_repaired_from_the_counter():
+    # docs/operations.md, *A target that forgets*: sum(Sum) > 0 by target over 15 minutes,
+    # severity 3 (aksfw repairs it by itself; the question is why the device restarted).
+    rule = alert_rules()["target-forgot"]
+    assert "'aksfw.panorama.target_forgot'" in rule["query"]
+    assert summarized(rule["query"]) == ("Forgot", "sum(Sum)", ["target"])
+    assert (rule["aggregation"], rule["measure"], rule["threshold"]) == ("Total", "Forgot", 0)
+    assert [d["name"] for d in rule["dimensions"]] == ["target"]
+    assert (rule["frequency"], rule["window"], rule["severity"]) == ("PT15M", "PT15M", 3)
+
+
+def alert_table() -> list[list[str]]:
+    """The cells of docs/operations.md's table of alerts, row by row."""
+    lines = (REPO_ROOT / "docs" / "operations.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| alert | severity |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def test_every_alert_rule_has_a_row_in_the_operations_page():
+    # The log rules in their order, each with its severity and the metric it reads, then
+    # Event Grid's metric alerts (one row).
+    rows, rules = alert_table(), list(alert_rules().values())
+    assert len(rows) == len(rules) + 1
+    for (_, severity, fires, *_), rule in zip(rows, rules, strict=False):
+        assert int(severity) == rule["severity"], rule["name"]
+        for metric in re.findall(r"'(aksfw\.[a-z._]+)'", rule["query"]):
+            assert metric in fires, (rule["name"], metric)
 
 
 def test_alert_email_and_failing_time_come_from_the_azd_environment():
@@ -1819,6 +2088,8 @@ def test_workbook_shows_lag_counts_failures_and_queues_per_cluster_and_target():
         "aksfw.pairs.registered",
         "aksfw.failures",
         "aksfw.queue.depth",
+        "aksfw.panorama.registered_ips",
+        "aksfw.panorama.canary_checks",
     } <= used
     for name, query in queries.items():
         assert kql_problems(query) == [], name
@@ -1829,6 +2100,20 @@ def test_workbook_shows_lag_counts_failures_and_queues_per_cluster_and_target():
         if item["type"] == 3:
             assert item["content"]["timeContextFromParameter"] == "TimeRange"
             assert item["content"]["resourceType"] == "microsoft.operationalinsights/workspaces"
+
+
+def test_workbook_shows_each_targets_registered_ips_and_canary_by_target():
+    queries = {item["name"]: item["content"] for item in workbook()["items"] if item["type"] == 3}
+    registered, canary = queries["registered-ips"], queries["canary"]
+    assert "'aksfw.panorama.registered_ips'" in registered["query"]
+    assert registered["visualization"] == "timechart"
+    assert "'aksfw.panorama.canary_checks'" in canary["query"]
+    # Every outcome the code counts that needs an eye has a column.
+    for outcome in ("forgot", "lapsed", "failed"):
+        assert f"outcome == '{outcome}'" in canary["query"], outcome
+    for content in (registered, canary):  # per target, and the Target picker applies
+        assert "{Target}" in content["query"]
+        assert re.search(r"\| summarize .* by (bin\([^)]*\), )?target\n", content["query"])
 
 
 def test_alerts_and_workbook_use_names_the_code_emits():
