@@ -86,10 +86,22 @@ class Limits:
     """Seconds an event's own time may lie in the past (Event Grid retries a delivery for
     24 hours); an older time, or one more than `max_version_skew_s` ahead, is not believed:
     the lag is measured from the event's arrival instead."""
-    event_resync_window_s: float = 5.0
-    """Seconds after an event's immediate resync of a cluster during which further events
-    for it (on any instance) only count towards its follow-up resync: a burst of events
-    costs a few Kubernetes lists, the first event of a quiet cluster none of its speed."""
+    resync_burst_lists: int = 3
+    """Kubernetes lists of one cluster that its changes may cause in a row (on any
+    instance) before they wait for `resync_refill_s`: the burst of its list budget. A
+    change for a cluster with no list queued or in flight is listed at once whatever the
+    budget holds (it takes a list from it if there is one); a change during a list asks
+    for one more list after it, at once while the budget lasts."""
+    resync_refill_s: float = 2.0
+    """Seconds the list budget of a cluster takes to earn one list back (its steady rate
+    once the burst is spent): a storm of events costs the burst and then one list per this
+    many seconds, however many events and instances. Formerly `eventResyncWindowSeconds`,
+    still accepted in the configuration document."""
+    timer_max_concurrent_messages: int = 8
+    """Resync messages the timer sends at the same time at most when it fans out one per
+    monitored cluster (2,000 clusters one after the other took about 40 s). The Storage
+    client keeps 10 connections per host: more at once would open connections and throw
+    them away."""
     apply_lock_wait_s: float = 15.0
     """Seconds an applier waits for another one working on the same (cluster, target)
     before the message goes back to the queue."""
@@ -111,6 +123,22 @@ class Limits:
     """Seconds at least between two early reads of that list for a serial it lacks."""
     audit_interval_s: float = 3600.0
     """Seconds between timer runs that compare with Panorama itself."""
+    shared_table_max_age_s: float = 60.0
+    """Seconds a target's stored table (read once by one applier for every cluster on that
+    target) serves a comparison that is not part of an audit or a repair: a first apply,
+    one after a failed or refused write, a race's settlement. An audit uses a table read
+    since it began, a repair one read since the target was found to have forgotten."""
+    shared_table_wait_s: float = 120.0
+    """Seconds an apply waits for another applier's read of the same target's table before
+    its message goes back to the queue (a 5,000-IP table takes 11 requests)."""
+    shared_table_clock_skew_s: float = 5.0
+    """Seconds the app's instances' clocks may disagree at most: a stored table serves a
+    cluster only if its read began this long after the cluster's last write on the target
+    (else it might not show that write), so a cluster that wrote just before reads again."""
+    shared_table_max_bytes: int = 32 * MIB
+    """Bytes (as JSON) of aksfw's tags a stored table may hold (every aksfw cluster's tags on
+    the target, no other owner's; about 500,000 IP-tag pairs): a larger table is not stored,
+    and every apply that compares with that target reads it itself."""
     canary_timeout_s: int = 3600
     """Seconds each target's canary registration lives (PAN-OS takes up to 2,592,000); the
     timer registers it again at each run, so it must be longer than the timer's period. A

@@ -8,6 +8,10 @@ Azurite's blob service behind a counting proxy. It measures:
 - a storm of 1,000 load-balancer events for one cluster, sent by 8 concurrent
   invocations while two queue consumers run: Resource Manager requests, Kubernetes lists,
   Panorama writes, and how long until the first firewall holds the change;
+- one hourly audit cycle of every (cluster, firewall) through the timer and both queue
+  functions (`bench.audit_cycle`; each cluster has an API server of its own): the
+  registered-ip reads the simulator's call log counts, its time, and that every
+  cluster's tags end exact;
 - an audit of one cluster against a target holding 300,000 registered IPs (most of them
   not aksfw's): time and peak memory of the process beyond what it held before.
 """
@@ -30,7 +34,6 @@ import azure.functions as func
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
 
-import function_app
 from aksfw_core import functions
 from aksfw_core.config import load_settings
 from aksfw_core.panorama.audit import sync_cluster
@@ -47,6 +50,8 @@ from aksfw_local.fakes.kube_api import FakeKubeApi, service
 from aksfw_local.fakes.panorama import PanoramaSimulator
 from aksfw_local.functions_host import QueueTriggerHost
 from aksfw_local.stack import EVENTS
+from aksfw_local.stack import handlers as app_handlers
+from bench.audit_cycle import audit_cycle
 from bench.storage_proxy import CountingProxy
 
 SUBSCRIPTION = "11111111-1111-1111-1111-111111111111"
@@ -71,11 +76,15 @@ def serial(index: int) -> str:
     return f"0079{index:08d}"
 
 
-def services(generation: int) -> list[dict[str, Any]]:
-    """The Services every cluster lists: 20 LoadBalancers with a label or two."""
+def services(generation: int, index: int = 0) -> list[dict[str, Any]]:
+    """The Services cluster `index` lists: 20 LoadBalancers with a label or two, on
+    addresses of its own (`20.<index>.<i>.1`)."""
     return [
         service(
-            f"svc{i}", "shop", ips=[f"20.0.{i}.1"], labels={"app": f"a{i}", "gen": str(generation)}
+            f"svc{i}",
+            "shop",
+            ips=[f"20.{index}.{i}.1"],
+            labels={"app": f"a{i}", "gen": str(generation)},
         )
         for i in range(20)
     ]
@@ -130,24 +139,25 @@ def installation(clusters: int, firewalls: int) -> Iterator[dict[str, Any]]:
             }
         )
         functions.application.cache_clear()
-        kubeconfig = kube.kubeconfig()
+        # An API server per cluster, each serving Services on addresses of its own.
+        kubes = [kube] + [
+            stack.enter_context(FakeKubeApi(token=KUBE_TOKEN)) for _ in range(1, clusters)
+        ]
         for index in range(clusters):
+            kubes[index].services = services(0, index)
             arm.add_cluster(
                 SUBSCRIPTION,
                 "rg-prod",
                 cluster_name(index),
                 tags={"aksfw": "on"},
-                kubeconfig=kubeconfig,
+                kubeconfig=kubes[index].kubeconfig(),
             )
-        kube.services = services(0)
-        handlers = {
-            fn.get_function_name(): fn.get_user_function()
-            for fn in function_app.app.get_functions()
-        }
+        handlers = app_handlers()  # indexed once per process: the library refuses twice
         try:
             yield {
                 "azurite": azurite, "proxy": proxy, "arm": arm, "kube": kube,
                 "panorama": panorama, "handlers": handlers, "connection": connection,
+                "kubes": kubes,
             }  # fmt: skip
         finally:
             functions.application.cache_clear()
@@ -162,7 +172,8 @@ def seed_states(connection: str, clusters: int, firewalls: int, generation: int)
 
     def seed(index: int) -> None:
         name = cluster_name(index)
-        wanted = compute_tags(name, parse_service_items(services(generation)).services).tags
+        listed = parse_service_items(services(generation, index)).services
+        wanted = compute_tags(name, listed).tags
         version = time.time_ns()
         for fw in range(firewalls):
             snapshot = Snapshot(cluster_id(index), name, serial(fw), version, dict(wanted))
@@ -301,6 +312,12 @@ def audit(panorama: PanoramaSimulator, ips: int) -> dict[str, Any]:
     }
 
 
+def measured_audit_cycle(world: dict[str, Any], clusters: int, firewalls: int) -> dict[str, Any]:
+    """One hourly audit of every (cluster, firewall) (`bench.audit_cycle`)."""
+    listed = [(cluster_name(i), world["kubes"][i].services) for i in range(clusters)]
+    return audit_cycle(world, [serial(fw) for fw in range(firewalls)], listed)
+
+
 def run(
     clusters: int = 200, firewalls: int = 30, events: int = 1000, ips: int = 300_000
 ) -> dict[str, Any]:
@@ -330,6 +347,7 @@ def run(
         proxy.reset()
         figures.update(storm(world, events, firewalls))
         figures["storm_blob_downloads"] = proxy.counts["download"]
+        figures.update(measured_audit_cycle(world, clusters, firewalls))
         figures.update(audit(world["panorama"], ips))
     return figures
 
@@ -352,6 +370,13 @@ def table(figures: dict[str, Any]) -> str:
             f"first firewall {figures['storm_first_applied_ms']} ms",
             f"{figures['storm_arm_requests']} ARM, {figures['storm_kube_lists']} Kubernetes lists, "
             f"{figures['storm_panorama_writes']} Panorama writes",
+        ),
+        (
+            f"audit cycle, {figures['firewalls']} firewalls",
+            f"{figures['audit_cycle_s']} s",
+            f"{figures['audit_cycle_registered_reads']} registered-ip reads (at most "
+            f"{figures['audit_cycle_read_bound']}), {figures['audit_cycle_table_reads']} tables, "
+            f"exact: {figures['audit_cycle_exact']}",
         ),
         (
             f"audit, {figures['audit_ips']:,} IPs on the target",

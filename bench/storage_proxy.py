@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -36,13 +37,18 @@ def request_kind(method: str, path: str) -> str:
 class CountingProxy:
     """Forwards HTTP to `upstream_port` on 127.0.0.1 and counts requests by kind."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, latency_s: float = 0.0) -> None:
+        """`latency_s`: seconds each request waits before it is forwarded (a storage
+        account farther away than loopback)."""
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # An answer's headers and body are two writes: without this the body waits
+            # for the client's delayed ACK (40 ms a request) whenever it has a body.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -52,23 +58,49 @@ class CountingProxy:
                 body = self.rfile.read(length) if length else None
                 with proxy._lock:
                     proxy.counts[request_kind(self.command, self.path)] += 1
-                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                    headers["Host"] = f"127.0.0.1:{upstream_port}"
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    response = upstream.getresponse()
-                    data = response.read()
-                    self.send_response(response.status, response.reason)
-                    for name, value in response.getheaders():
-                        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
-                            self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
-                finally:
+                if latency_s:
+                    time.sleep(latency_s)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = f"127.0.0.1:{upstream_port}"
+                response, data = self._upstream_answer(body, headers)
+                self.send_response(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def _upstream_answer(
+                self, body: bytes | None, headers: dict[str, str]
+            ) -> tuple[http.client.HTTPResponse, bytes]:
+                """One request upstream on this client connection's own upstream connection
+                (kept open as the client keeps its own: a new connection per request slowed
+                long runs down); one that upstream closed while idle is opened again."""
+                for attempt in (1, 2):
+                    upstream: http.client.HTTPConnection | None = getattr(self, "upstream", None)
+                    if upstream is None:
+                        upstream = http.client.HTTPConnection(
+                            "127.0.0.1", upstream_port, timeout=60
+                        )
+                        self.upstream = upstream
+                    try:
+                        upstream.request(self.command, self.path, body=body, headers=headers)
+                        response = upstream.getresponse()
+                        return response, response.read()
+                    except (http.client.RemoteDisconnected, ConnectionError):
+                        upstream.close()
+                        self.upstream = None
+                        if attempt == 2:
+                            raise
+                raise AssertionError("unreachable")
+
+            def finish(self) -> None:
+                upstream = getattr(self, "upstream", None)
+                if upstream is not None:
                     upstream.close()
+                super().finish()
 
             def do_GET(self) -> None:
                 self._forward()

@@ -24,9 +24,11 @@ from aksfw_core.pipeline.applier import Applier
 from aksfw_core.pipeline.canaries import CanaryWatch
 from aksfw_core.pipeline.coordination import Coordination
 from aksfw_core.pipeline.egress_tags import EgressTags
+from aksfw_core.pipeline.list_budgets import ListBudgets
 from aksfw_core.pipeline.node_subnet_tags import NodeSubnetTags
 from aksfw_core.pipeline.queues import MessageQueues
 from aksfw_core.pipeline.resyncer import Resyncer
+from aksfw_core.pipeline.shared_tables import SharedTables
 from aksfw_core.pipeline.state_store import StateStore
 from aksfw_core.pipeline.storage import StorageAccount
 from aksfw_core.rules.messages import PANORAMA_TARGET
@@ -59,6 +61,8 @@ class Engine:
     clock: Clock
     telemetry: Telemetry
     canaries: CanaryWatch
+    budgets: ListBudgets
+    """Each cluster's list budget: when its changes make it listed."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str], telemetry: Telemetry | None = None) -> Engine:
@@ -81,6 +85,7 @@ class Engine:
         store = StateStore(account)
         discovery = ClusterDiscovery(settings, credential)
         coordination = Coordination(account, clock=clock, max_skew_s=limits.max_version_skew_s)
+        tables = SharedTables(account, coordination, clock=clock, limits=limits)
         telemetry = telemetry or Telemetry(clock=clock)
 
         def panorama_for(target: str) -> PanoramaClient:
@@ -117,6 +122,7 @@ class Engine:
             ),
             max_version_skew_s=limits.max_version_skew_s,
             clock=clock,
+            tables=tables,
         )
         gate = UninstallGate(coordination, clock, limits.uninstall_pause_s)
         canaries = CanaryWatch(
@@ -128,6 +134,7 @@ class Engine:
             clock=clock,
             limits=limits,
             counted=telemetry.canary_checked,
+            tables=tables,
         )
         return cls(
             settings,
@@ -141,6 +148,7 @@ class Engine:
             clock,
             telemetry,
             canaries,
+            ListBudgets(account, limits, clock),
         )
 
     def version(self) -> int:

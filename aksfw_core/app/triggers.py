@@ -6,6 +6,7 @@ these calls; every one asks the uninstall gate first.
 from __future__ import annotations
 
 import logging
+import math
 
 from aksfw_core.app.engine import Engine
 from aksfw_core.app.tombstones import Tombstones
@@ -14,6 +15,8 @@ from aksfw_core.azure.events import WATCHER_CHANGE, ChangeKind, Resolution, read
 from aksfw_core.azure.inventory import Inventory, MonitoredCluster
 from aksfw_core.errors import AksfwError, InputError
 from aksfw_core.logs import log_event
+from aksfw_core.pipeline.list_budget import Decision, Step
+from aksfw_core.pipeline.list_budgets import Begun
 from aksfw_core.pipeline.state import cluster_key
 from aksfw_core.rules.messages import MalformedMessage, ResyncRequest, Snapshot, TraceContext
 from aksfw_core.rules.outcome import ApplyOutcome, Outcome
@@ -25,11 +28,11 @@ class UnknownCluster(InputError):
     """A manual resync named a cluster that is not monitored."""
 
 
-def coalescing_window_s(event_window_s: float, follow_up_delay_s: float) -> float:
-    """How long an event's immediate resync stands for the cluster's later events (0: no
-    coalescing). Coalescing is safe only while a follow-up resync reads the cluster again
-    after the burst, so never longer than the follow-up's delay."""
-    return max(0.0, min(event_window_s, follow_up_delay_s))
+QUEUED = (Step.LIST_NOW, Step.LIST_AT)
+"""The steps of a list budget that queue a list."""
+
+WATCHER_NOTE_S = 5.0
+"""Seconds between two writes of when a cluster's last watcher event arrived (`status`)."""
 
 
 class Triggers:
@@ -53,9 +56,6 @@ class Triggers:
         if resolution.unknown_cluster:
             inventory = engine.discovery.inventory_knowing(resolution.unknown_cluster)
             resolution = resolve(event, inventory)
-        window_s = coalescing_window_s(
-            engine.settings.limits.event_resync_window_s, engine.settings.resync.follow_up_delay_s
-        )
         for change in resolution.clusters:
             if change.kind is ChangeKind.TOMBSTONE:
                 self._tombstones.cluster(change.id, change.reason)
@@ -63,19 +63,23 @@ class Triggers:
                 continue
             if not engine.gate.admits(Work.EVENT_RESYNC, cluster=change.id, event_id=event.id):
                 continue
-            key = cluster_key(change.id)
-            if window_s <= 0 or engine.coordination.claim(f"resync/{key}", window_s):
+            decision = engine.budgets.change(change.id)
+            if decision.step in QUEUED:
                 # Enqueue only: Event Grid waits 30 s for an answer, and a cold start plus a
                 # Kubernetes list could pass that and bring the event again. The list runs in
                 # the cluster-resync function, with the queue's retries.
-                request = ResyncRequest(
-                    change.id, f"event {event.type}: {change.reason}", origin_time=origin_time
-                )
-                engine.queues.send(request)
+                reason = f"event {event.type}: {change.reason}"
+                queue_list(engine, change.id, decision, reason, origin_time)
             else:
-                # Another event (on any instance) resynced this cluster a moment ago; the
-                # follow-up below reads it again after the burst.
-                log_event(log, "event.coalesced", cluster=change.id, event_id=event.id)
+                # A list queued, or one more after the list in flight (on any instance),
+                # covers this change.
+                log_event(
+                    log,
+                    "event.coalesced",
+                    cluster=change.id,
+                    event_id=event.id,
+                    step=decision.step.value,
+                )
             self._follow_up(change.id)
             if event.type == WATCHER_CHANGE:
                 self._note_watcher_event(change.id)
@@ -104,10 +108,18 @@ class Triggers:
             return
         inventory = engine.discovery.refresh()
         # Once per `limits.audit_interval_s`, across every instance.
-        audit = engine.coordination.claim("audit", engine.settings.limits.audit_interval_s)
-        for cluster in inventory.clusters:
-            request = ResyncRequest(cluster.id, "timer", audit=audit)
-            engine.queues.send(request)
+        limits = engine.settings.limits
+        audit = engine.coordination.claim("audit", limits.audit_interval_s)
+        started = engine.clock()
+        since = started if audit else None  # an audit's comparisons share reads made since
+        engine.queues.send_all(
+            [
+                ResyncRequest(cluster.id, "timer", audit=audit, compare_since=since)
+                for cluster in inventory.clusters
+            ],
+            limits.timer_max_concurrent_messages,
+        )
+        sent_ms = round((engine.clock() - started) * 1000)
         monitored = {cluster.id.casefold() for cluster in inventory.clusters}
         gone = [
             listed
@@ -120,6 +132,7 @@ class Triggers:
             log,
             "timer.fanned_out",
             clusters=len(inventory.clusters),
+            sent_ms=sent_ms,
             unmonitored=len(gone),
             tombstoned=tombstoned,
             payloads_deleted=payloads,
@@ -147,6 +160,12 @@ class Triggers:
                 Work.RESYNC, cluster=request.cluster_id, reason=request.reason
             ):
                 return []
+            follow_up_of = (request.origin_time or 0.0) if request.follow_up else None
+            begun = engine.budgets.begin(request.cluster_id, follow_up_of)
+        if not begun.lists:  # a follow-up that a list queued or in flight covers
+            step = None if begun.decision is None else begun.decision.step.value
+            log_event(log, "resync.coalesced", cluster=request.cluster_id, step=step)
+            return []
         with engine.telemetry.activity(
             "aksfw.resync",
             "resync",
@@ -154,7 +173,14 @@ class Triggers:
             invocation=invocation,
             cluster=request.cluster_id,
         ):
-            return engine.resyncer.resync(request)
+            try:
+                snapshots = engine.resyncer.resync(request)
+            except Exception:
+                end_list(engine, request.cluster_id, begun, listed=False)
+                raise
+            # A failure here fails the message: its next delivery lists once more.
+            end_list(engine, request.cluster_id, begun, listed=True)
+            return snapshots
 
     def on_update_message(
         self, body: str | bytes, invocation: TraceContext | None = None
@@ -198,8 +224,9 @@ class Triggers:
             if found is None:
                 raise UnknownCluster(f"no monitored cluster {cluster!r}")
             chosen = [found]
+        since = engine.clock() if audit else None  # one read per target for the audit
         for target in chosen:
-            request = ResyncRequest(target.id, "manual", audit=audit)
+            request = ResyncRequest(target.id, "manual", audit=audit, compare_since=since)
             engine.queues.send(request)
         return [target.id for target in chosen]
 
@@ -230,10 +257,58 @@ class Triggers:
         """Record for `status` when a watcher event arrived: one write per cluster and
         window across every instance, however many events a watcher sends."""
         engine = self._engine
-        window = max(engine.settings.limits.event_resync_window_s, 1.0)
         now = engine.clock()
-        if engine.coordination.claim(f"watcher/{cluster_key(cluster_id)}", window, now=now):
+        key = f"watcher/{cluster_key(cluster_id)}"
+        if engine.coordination.claim(key, WATCHER_NOTE_S, now=now):
             engine.store.note_watcher_event(cluster_id, now)
+
+
+def queue_list(
+    engine: Engine,
+    cluster_id: str,
+    decision: Decision,
+    reason: str,
+    origin_time: float | None = None,
+) -> None:
+    """Queue the resync a list budget's `decision` asks for: at once, or delayed until its
+    slot; nothing for any other step. A send that fails gives the list back to the budget.
+
+    Raises:
+        AuthError, Retryable, NonRetryable: Storage failed.
+    """
+    if decision.step not in QUEUED:
+        return
+    delay_s = 0
+    if decision.step is Step.LIST_AT and decision.due is not None:
+        delay_s = max(1, math.ceil(decision.due - engine.clock()))  # never before its slot
+    request = ResyncRequest(cluster_id, reason, origin_time=origin_time)
+    try:
+        engine.queues.send(request, delay_s=delay_s)
+    except AksfwError:
+        engine.budgets.withdraw(cluster_id, decision)
+        raise
+
+
+def end_list(engine: Engine, cluster_id: str, begun: Begun, *, listed: bool) -> None:
+    """A resync's list ended: queue the one more list that changes during it asked for.
+    After a failed list (`listed` False: the message is tried again, which lists once
+    more) only the record is cleared, and a failure to clear it is logged, not raised.
+
+    Raises:
+        AuthError, Retryable, NonRetryable: Storage failed after a list that succeeded.
+    """
+    try:
+        after = engine.budgets.end(cluster_id, begun, listed)
+    except AksfwError as error:
+        if listed:
+            raise
+        log_event(
+            log, "resync.budget_not_ended", logging.WARNING, cluster=cluster_id, error=str(error)
+        )
+        return
+    if after.step in QUEUED:
+        log_event(log, "resync.one_more", cluster=cluster_id, step=after.step.value, due=after.due)
+    queue_list(engine, cluster_id, after, "changes during the last list", after.origin)
 
 
 def find_cluster(inventory: Inventory, wanted: str) -> MonitoredCluster | None:

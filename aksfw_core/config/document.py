@@ -246,13 +246,19 @@ def _document_key(name: str) -> str:
 
 
 _LIMIT_FIELDS = {_document_key(limit.name): limit for limit in dataclasses.fields(Limits)}
+_FORMER_LIMIT_KEYS = {"eventResyncWindowSeconds": "resyncRefillSeconds"}
+"""Limits renamed since a release: the old key still sets the new one (0.1.0's documents
+keep working)."""
 
 
 def _limits(value: object, path: str) -> Limits:
     if not isinstance(value, Mapping):
         raise InputError(f"{path}: expected an object")
     chosen: dict[str, float | int] = {}
-    for key, number in value.items():
+    for given, number in value.items():
+        key: str = _FORMER_LIMIT_KEYS.get(given) or given
+        if key != given and key in value:
+            raise InputError(f"{path}.{given}: now called {key}: give only that")
         limit = _LIMIT_FIELDS.get(key)
         if limit is None:
             raise unknown_key(f"{path}.{key}", key, set(_LIMIT_FIELDS) - set(value), "limit")

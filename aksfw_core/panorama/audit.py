@@ -113,11 +113,23 @@ def audit(
         AuthError, NonRetryable, Retryable: from the Panorama client; nothing is planned
             when reading fails.
     """
-    registered = owned_only(panorama.registered(), owned)
-    for ip, tags in (also_owned or {}).items():
-        registered[ip] = registered.get(ip, frozenset()) | tags
     refresh = panorama.settings.tag_timeout_s > 0
-    return Audit(plan_changes(wanted, registered, owned, refresh), registered)
+    return compare(panorama.registered(), wanted, owned, also_owned, refresh)
+
+
+def compare(
+    registered: IpTags,
+    wanted: IpTags,
+    owned: re.Pattern[str],
+    also_owned: IpTags | None = None,
+    refresh: bool = False,
+) -> Audit:
+    """`audit` of a table read already (`registered`, whoever read it, e.g. a shared read of
+    the target: `pipeline.shared_tables`): pure."""
+    mine = owned_only(registered, owned)
+    for ip, tags in (also_owned or {}).items():
+        mine[ip] = mine.get(ip, frozenset()) | tags
+    return Audit(plan_changes(wanted, mine, owned, refresh), mine)
 
 
 def sync_cluster(

@@ -1,6 +1,7 @@
 """Apply a snapshot to its target: diff against the last applied state (or, for an audit,
 a first apply or after refused entries, against what Panorama really holds), register and
-unregister in batches, save the new state under an ETag condition.
+unregister in batches, save the new state under an ETag condition. What the target holds
+comes from one read of its table shared by every cluster on it (`pipeline.shared_tables`).
 
 Applying the same snapshot twice, or two snapshots in either order, ends in the newest
 state: an older snapshot than the applied one is skipped, and every write is idempotent.
@@ -21,10 +22,11 @@ from dataclasses import replace
 from aksfw_core.errors import AksfwError, Retryable
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
-from aksfw_core.panorama.audit import audit
+from aksfw_core.panorama.audit import compare
 from aksfw_core.panorama.client import ApplyResult, PanoramaClient
 from aksfw_core.panorama.targets import TargetResolver
-from aksfw_core.pipeline.decisions import stale
+from aksfw_core.pipeline.decisions import last_write, stale
+from aksfw_core.pipeline.shared_tables import SharedTables
 from aksfw_core.pipeline.snapshot_guard import (
     ClusterLookup,
     SnapshotGuard,
@@ -35,6 +37,7 @@ from aksfw_core.pipeline.state_store import StateConflict, StateStore
 from aksfw_core.rules.messages import (
     Snapshot,
 )
+from aksfw_core.rules.model import IpTags
 from aksfw_core.rules.outcome import ApplyOutcome, Outcome
 from aksfw_core.rules.plan import TagPlan, plan_changes
 from aksfw_core.rules.tags import ownership
@@ -60,8 +63,11 @@ class Applier:
         lock: ApplyLock | None = None,
         max_version_skew_s: float = Limits.max_version_skew_s,
         clock: Callable[[], float] = time.time,
+        tables: SharedTables | None = None,
     ) -> None:
+        """`tables`: the targets' shared reads (None: each comparison reads the target)."""
         self._lock = lock or (lambda cluster_id, target: nullcontext())
+        self._tables = tables
         self._store = store
         self._panorama_for = panorama_for
         self._guard = SnapshotGuard(
@@ -137,19 +143,46 @@ class Applier:
         base: AppliedState | None,
         state: AppliedState | None,
         panorama: PanoramaClient,
+        wrote_at: float | None = None,
     ) -> TagPlan:
         """Diff against `base` (the trusted applied state) when it can be trusted to
         match Panorama; otherwise against Panorama itself, counting the tags of `state`
-        (whatever its version) as this cluster's own."""
+        (whatever its version) as this cluster's own. `wrote_at`: this applier wrote to
+        the target (unsaved) until then."""
         refresh = panorama.settings.tag_timeout_s > 0
         if base is not None and not base.dirty and not snapshot.audit:
             return plan_changes(snapshot.tags, base.tags, _ANY_TAG, refresh)
         owned = ownership(snapshot.tag_name)
         if state is None or state.tag_name == snapshot.tag_name:
-            return audit(panorama, snapshot.tags, owned).plan
+            table = self._registered(snapshot, state, panorama, [snapshot.tag_name], wrote_at)
+            return compare(table, snapshot.tags, owned, refresh=refresh).plan
         # The alias changed: the old name's tags are still this cluster's to remove.
         either = re.compile(f"{owned.pattern}|{ownership(state.tag_name).pattern}")
-        return audit(panorama, snapshot.tags, either, also_owned=state.tags).plan
+        names = [snapshot.tag_name, state.tag_name]
+        table = self._registered(snapshot, state, panorama, names, wrote_at)
+        return compare(table, snapshot.tags, either, also_owned=state.tags, refresh=refresh).plan
+
+    def _registered(
+        self,
+        snapshot: Snapshot,
+        state: AppliedState | None,
+        panorama: PanoramaClient,
+        names: list[str],
+        wrote_at: float | None,
+    ) -> IpTags:
+        """What the target holds of the clusters of tag names `names`: from the target's
+        shared read when one serves (`decisions.table_since`: read after this cluster's
+        last write there, and since the snapshot's audit or repair began), else read."""
+        if self._tables is None:
+            return panorama.registered()
+        written = [at for at in (last_write(state), wrote_at) if at is not None]
+        table = self._tables.table(
+            snapshot.target,
+            panorama.registered,
+            compare_since=snapshot.compare_since,
+            wrote_at=max(written, default=None),
+        )
+        return table.of(names)
 
     def _save(
         self, snapshot: Snapshot, etag: str | None, plan: TagPlan, result: ApplyResult
@@ -197,7 +230,9 @@ class Applier:
             audit=True,
         )
         with self._panorama_for(snapshot.target) as panorama:
-            plan = self._plan(newer, latest, latest, panorama)
+            # This applier's own writes are not in `latest`: only a read that began after
+            # them shows what the target holds now.
+            plan = self._plan(newer, latest, latest, panorama, wrote_at=self._clock())
             result = panorama.apply(plan) if not plan.is_empty else ApplyResult()
         self._save(newer, etag, plan, result)
         log_event(

@@ -6,9 +6,11 @@ One run: the canary of every target is checked with one request per target, a fe
 at a time (`limits.panorama_max_concurrent_requests`), all within
 `limits.canary_deadline_s`. What a check means is `decisions.canary_step`'s. A target
 found to have forgotten (or whose canary's timeout ran out unchecked) is repaired through
-the path every failed apply takes: the applied state of each cluster on it is marked dirty
-(its summary, If-Match), so the next apply compares with the target itself and registers
-what is missing, and each of those clusters is resynced at once. Only once that is noted is
+the path every failed apply takes: the target's shared table is invalidated (a table read
+before it forgot must serve no repair: `pipeline.shared_tables`), the applied state of
+each cluster on it is marked dirty (its summary, If-Match), so the next apply compares with
+the target itself and registers what is missing, and each of those clusters is resynced at
+once, its comparisons sharing one read of the target made since. Only once that is noted is
 the canary registered again, on every target that answered, so a run that fails halfway
 finds the canary gone again next time. Each target's record (`pipeline.state.CanaryRecord`)
 keeps when it was checked, registered and found to have forgotten, for `status`.
@@ -35,6 +37,7 @@ from aksfw_core.panorama.client import PanoramaClient
 from aksfw_core.panorama.targets import TargetResolver
 from aksfw_core.pipeline.decisions import CanaryStep, canary_step
 from aksfw_core.pipeline.queues import MessageQueues
+from aksfw_core.pipeline.shared_tables import SharedTables
 from aksfw_core.pipeline.state import CanaryRecord, cut_error
 from aksfw_core.pipeline.state_store import ListedSummary, StateStore
 from aksfw_core.retry import current_deadline, overall_deadline
@@ -79,8 +82,10 @@ class CanaryWatch:
         clock: Callable[[], float] = time.time,
         limits: Limits | None = None,
         counted: CanaryCounter | None = None,
+        tables: SharedTables | None = None,
     ) -> None:
         self.canary = canary
+        self._tables = tables
         self._store = store
         self._queues = queues
         self._targets = targets
@@ -204,13 +209,17 @@ class CanaryWatch:
         for target in targets:
             listed = [s for s in summaries if s.summary.target.lower() == target.lower()]
             try:
+                since = self._clock()
+                if self._tables is not None:
+                    self._tables.invalidate(target)
                 for one in listed:
                     self._mark_dirty(one)
                 clusters = tuple(dict.fromkeys(one.summary.cluster_id for one in listed))
                 for cluster_id in clusters:
                     if cluster_id.casefold() not in queued:
                         reason = f"target {target} lost its registrations"
-                        self._queues.send(ResyncRequest(cluster_id, reason))
+                        request = ResyncRequest(cluster_id, reason, compare_since=since)
+                        self._queues.send(request)
                         queued.add(cluster_id.casefold())
             except AksfwError as error:
                 failed[target] = str(error)

@@ -17,6 +17,9 @@
   the other instead of racing. The lease lasts `LEASE_S` and is renewed while the apply
   runs, so a worker that dies frees it within `LEASE_S`; the ETag condition on the state
   write stays the guarantee should a lease ever lapse.
+- A *table read lock* (`locks/tables/<target>`, a blob lease of the same kind) lets one
+  applier at a time read a target's whole table for everyone (`pipeline.shared_tables`);
+  the others do not wait for the lock but for the table it brings.
 """
 
 from __future__ import annotations
@@ -242,45 +245,80 @@ class Coordination:
             AuthError, NonRetryable: Storage refused.
         """
         name = f"locks/{state_key(cluster_id, target)}"
-        blob = self._container.get_blob_client(name)
-
-        def create() -> None:
-            with suppress(ResourceExistsError):
-                blob.upload_blob(b"", overwrite=False)
-
-        lease = BlobLeaseClient(blob)
+        lease = BlobLeaseClient(self._container.get_blob_client(name))
         deadline = time.monotonic() + wait_s
         waited = False
-        while True:
-            with azure_errors(f"lease {name}", "storage"):
-                try:
-                    lease.acquire(lease_duration=LEASE_S)
-                    break
-                except ResourceNotFoundError:  # the first apply of this target
-                    self._account.recreating(f"create {name}", create)
-                    continue
-                except HttpResponseError as error:
-                    if error.status_code != 409:  # 409: another applier holds it
-                        raise
+        while not self._take_lease(name, lease):  # another applier holds it
             if time.monotonic() >= deadline:
                 raise Retryable(f"{name} stayed locked for {wait_s:g} s (another applier)")
             waited = True
             self._sleep(_POLL_S)
         if waited:
             log_event(log, "apply.lock_waited", cluster=cluster_id, target=target)
-        done = threading.Event()
-        renewer = threading.Thread(target=_renew, args=(lease, done), daemon=True)
-        renewer.start()
-        try:
+        with _holding(lease, name):
             yield
-        finally:
-            done.set()
-            renewer.join(timeout=5)
-            try:
-                with azure_errors(f"release {name}", "storage"):
-                    lease.release()
-            except AksfwError as error:  # it expires by itself within LEASE_S
-                log_event(log, "apply.lock_not_released", logging.WARNING, error=str(error))
+
+    @contextmanager
+    def table_read_lock(self, target: str) -> Iterator[bool]:
+        """Hold the lock on reading `target`'s whole table for the block if nobody holds it:
+        yields whether this caller holds it (False: another applier is reading; nothing is
+        held). A lease, renewed while the block runs, so a reader that dies frees it within
+        `LEASE_S` (`pipeline.shared_tables`).
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        name = f"locks/tables/{target.lower()}"
+        lease = BlobLeaseClient(self._container.get_blob_client(name))
+        if not self._take_lease(name, lease):
+            yield False
+            return
+        with _holding(lease, name):
+            yield True
+
+    def _take_lease(self, name: str, lease: BlobLeaseClient) -> bool:
+        """One try at the lease of blob `name` (created if missing): False when another
+        caller holds it.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed.
+        """
+        blob = self._container.get_blob_client(name)
+
+        def create() -> None:
+            with suppress(ResourceExistsError):
+                blob.upload_blob(b"", overwrite=False)
+
+        while True:
+            with azure_errors(f"lease {name}", "storage"):
+                try:
+                    lease.acquire(lease_duration=LEASE_S)
+                    return True
+                except ResourceNotFoundError:  # its first use
+                    self._account.recreating(f"create {name}", create)
+                    continue
+                except HttpResponseError as error:
+                    if error.status_code != 409:  # 409: another caller holds it
+                        raise
+                    return False
+
+
+@contextmanager
+def _holding(lease: BlobLeaseClient, name: str) -> Iterator[None]:
+    """Keep a lease taken for the block (renewed, `_renew`), then release it."""
+    done = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(lease, done), daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join(timeout=5)
+        try:
+            with azure_errors(f"release {name}", "storage"):
+                lease.release()
+        except AksfwError as error:  # it expires by itself within LEASE_S
+            log_event(log, "apply.lock_not_released", logging.WARNING, error=str(error))
 
 
 def _renew(lease: BlobLeaseClient, done: threading.Event) -> None:

@@ -1,8 +1,9 @@
 """The pipeline's decisions, as pure functions of plain data: which targets need a
 snapshot, whether a resync is a mass removal and whether it is held back or goes ahead,
-whether a snapshot is stale, and what a target's canary says. No Storage, no queue, no
-clock: the resyncer, the applier and the canary check read what these need, call them,
-and carry out the answer (tests/pipeline/test_decisions.py tests them as tables).
+whether a snapshot is stale, which stored table of a target may serve a comparison, and
+what a target's canary says. No Storage, no queue, no clock: the resyncer, the applier,
+the shared tables and the canary check read what these need, call them, and carry out the
+answer (tests/pipeline/test_decisions.py tests them as tables).
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from aksfw_core.limits import Limits
-from aksfw_core.pipeline.state import AppliedState, EnqueuedMark, HeldBack, StateSummary
+from aksfw_core.pipeline.state import (
+    AppliedState,
+    EnqueuedMark,
+    HeldBack,
+    StateSummary,
+    TableRecord,
+)
 from aksfw_core.rules.model import IpTags
 from aksfw_core.rules.outcome import Outcome
 from aksfw_core.rules.plan import (
@@ -239,6 +246,46 @@ def stale(
     if version == state.version and fingerprint == state.fingerprint and not state.dirty:
         return Outcome.DUPLICATE
     return None
+
+
+# -- shared tables ------------------------------------------------------------------------
+
+
+def last_write(state: AppliedState | None) -> float | None:
+    """When the cluster last wrote to the target, at the latest, by what its state records
+    (saved after every apply, and after a failed one with its error's time); None: never."""
+    if state is None:
+        return None
+    return max(state.applied_at, state.last_error_at or 0.0)
+
+
+def table_since(
+    *, compare_since: float | None, wrote_at: float | None, now: float, limits: Limits
+) -> float:
+    """The earliest start of a read of a target's table that may serve one cluster's
+    comparison with that target (`pipeline.shared_tables`), by `now` on this clock.
+
+    - Exact: the read began at least `limits.shared_table_clock_skew_s` after the cluster
+      last wrote there (`wrote_at`, another instance's clock perhaps), so it shows every
+      write of the cluster, whose writes take turns (the apply lock). Other clusters'
+      writes meanwhile do not matter: a cluster compares only its own tags.
+    - Fresh: read since `compare_since` when the comparison was asked for at a time (an
+      audit's start, a target found to have forgotten; one audit interval back at most,
+      and never after `now`), so one read serves a whole audit cycle or repair; otherwise
+      at most `limits.shared_table_max_age_s` old."""
+    if compare_since is not None and compare_since >= now - limits.audit_interval_s:
+        since = min(compare_since, now)
+    else:
+        since = now - limits.shared_table_max_age_s
+    if wrote_at is not None:
+        since = max(since, wrote_at + limits.shared_table_clock_skew_s)
+    return since
+
+
+def table_serves(record: TableRecord | None, since: float) -> bool:
+    """Whether a stored table (`record`, None: there is none) was read since `since`; one
+    that was too large to store then says so for as long (each apply reads itself)."""
+    return record is not None and record.read_at >= since
 
 
 # -- canaries -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -68,6 +69,24 @@ class MessageQueues:
         else:
             (request,) = stamped([message], delay_s)
             self._send_text(self.names.resync_queue, encode(request), delay_s)
+
+    def send_all(self, requests: Sequence[ResyncRequest], concurrency: int) -> None:
+        """Queue many resync requests (the timer's fan-out), `concurrency` at a time: each
+        is sent once, in the sender's trace; when some fail, the others are still sent and
+        the first failure is raised after them.
+
+        Raises:
+            AuthError, Retryable, NonRetryable: Storage failed for at least one of them.
+        """
+        ready = stamped(requests)  # here: the trace is the sending thread's
+        if not ready:
+            return
+        self._account.ensure()  # once, not from every thread at the start
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(ready)))) as pool:
+            sent = [pool.submit(self.send, request) for request in ready]
+        failures = [error for future in sent if (error := future.exception()) is not None]
+        if failures:
+            raise failures[0]
 
     def send_snapshots(self, snapshots: Sequence[Snapshot], delay_s: int = 0) -> None:
         """Queue the snapshots of one cluster for several targets (they differ only in

@@ -145,6 +145,7 @@ class Resyncer:
                 wanted,
                 audit=request.audit,
                 origin_time=request.origin_time,  # the lag runs from the change, not from here
+                compare_since=request.compare_since,
             )
             for target in targets
         ]

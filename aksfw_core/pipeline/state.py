@@ -38,6 +38,14 @@ as none.
   instance at a time: a timer trigger is a singleton), listed by the timer and the status
   endpoint, deleted by an uninstall.
 
+- `tables/<target>.json`: aksfw's part of the target's registered-IP table as the last
+  shared read found it (`pipeline.shared_tables`). Metadata: its `TableRecord`; body: every
+  aksfw cluster's tags there, by the cluster's tag name, as gzip-compressed JSON
+  (`state_codec.table_body`). Written by the applier that holds the target's read lock,
+  If-Match the ETag it saw before it began to read (If-None-Match `*` when there was no
+  blob); overwritten with no condition and no record when the target forgot (the canary),
+  so a read in flight then cannot store what it read.
+
 The container also holds `payloads/` (`pipeline.queues`), `claims/` and `locks/`
 (`pipeline.coordination`).
 """
@@ -173,6 +181,24 @@ class CanaryRecord:
     error_at: float | None = None
 
 
+@dataclass(frozen=True)
+class TableRecord:
+    """One read of a target's whole registered-IP table, stored for every cluster's apply
+    on that target (`pipeline.shared_tables`); the tags are the blob's body."""
+
+    target: str
+    read_at: float
+    """When the read began (seconds since the epoch, the reader's clock): it shows every
+    write that ended before then."""
+    ips: int
+    """IPs the target held, of every owner."""
+    pairs: int
+    """aksfw's IP-tag pairs among them (what the body holds)."""
+    stored: bool = True
+    """False: aksfw's part was larger than `limits.shared_table_max_bytes` and has no body;
+    every apply that compares with the target reads it itself."""
+
+
 def cut_error(error: str | None) -> str | None:
     """The part of an error a summary keeps (`MAX_ERROR_CHARS` characters)."""
     return error[:MAX_ERROR_CHARS] if error is not None else None
@@ -250,6 +276,11 @@ CANARIES_PREFIX = "canaries/"
 
 def canary_blob(target: str) -> str:
     return f"{CANARIES_PREFIX}{target.lower()}"
+
+
+def table_blob(target: str) -> str:
+    """Where a target's shared table is: `tables/<target>.json`."""
+    return f"tables/{target.lower()}{_JSON}"
 
 
 def applied_prefix(cluster_id: str | None = None) -> str:

@@ -11,7 +11,9 @@ as the record's empty value.
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, unquote
@@ -25,12 +27,19 @@ from aksfw_core.pipeline.state import (
     HeldBack,
     LastWatcherEvent,
     StateSummary,
+    TableRecord,
     cut_error,
 )
-from aksfw_core.rules.model import ip_tags_json
+from aksfw_core.rules.model import IpTags, ip_tags_json
 
 MetadataRecord = TypeVar(
-    "MetadataRecord", StateSummary, EnqueuedMark, HeldBack, LastWatcherEvent, CanaryRecord
+    "MetadataRecord",
+    StateSummary,
+    EnqueuedMark,
+    HeldBack,
+    LastWatcherEvent,
+    CanaryRecord,
+    TableRecord,
 )
 
 _SCHEMA = "1"
@@ -39,7 +48,7 @@ _MAX_ERROR_METADATA = 1200  # percent-encoded: the whole metadata stays far unde
 
 
 def to_metadata(
-    record: StateSummary | EnqueuedMark | HeldBack | LastWatcherEvent | CanaryRecord,
+    record: StateSummary | EnqueuedMark | HeldBack | LastWatcherEvent | CanaryRecord | TableRecord,
 ) -> dict[str, str]:
     """The record as blob metadata (names lower-case identifiers, values ASCII)."""
     schema = _SCHEMAS[type(record)]
@@ -128,6 +137,38 @@ def mark_body(mark: EnqueuedMark) -> bytes:
             "enqueuedAt": mark.enqueued_at,
         }
     )
+
+
+def table_json(owners: Mapping[str, IpTags]) -> bytes:
+    """A shared table's tags (by owner, `rules.plan.by_owner`) as JSON, before compression:
+    its length is what `limits.shared_table_max_bytes` bounds."""
+    return _to_bytes({"owners": {owner: ip_tags_json(tags) for owner, tags in owners.items()}})
+
+
+def table_body(text: bytes) -> bytes:
+    """`table_json`'s text as a blob's body (gzip: a table is mostly repeated tag names)."""
+    return gzip.compress(text, compresslevel=6, mtime=0)
+
+
+def table_from_body(data: bytes, max_bytes: int) -> dict[str, IpTags]:
+    """The tags by owner a shared table's body holds, unpacked to `max_bytes` at most.
+
+    Raises:
+        NonRetryable: the body is unreadable or larger (the table is read again instead).
+    """
+    try:
+        inflater = zlib.decompressobj(wbits=31)  # gzip framing
+        text = inflater.decompress(data, max_bytes)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise NonRetryable(f"stored table is truncated or over {max_bytes} bytes")
+        document = load_json(text, "stored table")
+        owners = dict(document["owners"])
+        return {
+            str(owner): {str(ip): frozenset(map(str, tags)) for ip, tags in dict(ips).items()}
+            for owner, ips in owners.items()
+        }
+    except (zlib.error, InputError, KeyError, TypeError, ValueError):
+        raise NonRetryable("stored table is malformed") from None
 
 
 # ---------------------------------------------------------------------- values
@@ -270,6 +311,16 @@ _SCHEMAS: dict[type[Any], _Schema] = {
             _Field("forgotat", "forgot_at", _OPTIONAL_TIME),
             _Field("error", "error", _ERROR),
             _Field("errorat", "error_at", _OPTIONAL_TIME),
+        ),
+    ),
+    TableRecord: _Schema(
+        "table",
+        (
+            _Field("target", "target", _TEXT),
+            _Field("readat", "read_at", _TIME),
+            _Field("ips", "ips", _INT),
+            _Field("pairs", "pairs", _INT),
+            _Field("stored", "stored", _FLAG),
         ),
     ),
 }

@@ -28,6 +28,13 @@ without it), never trusted and never a reason to poison the message.
 `confirm` (a resync request's; written only when true, so every other request reads as
 before) marks the delayed second list of a held-back mass removal. It needs no new version
 either: an older reader takes it for an ordinary resync.
+
+`compareSince` (a resync request's and a snapshot's; written only when set) is when the
+comparison with the targets it asks for was decided: an audit's start, or when a target
+was found to have forgotten. A target's table read since then serves it
+(`pipeline.shared_tables`). No new version either: an older reader reads the target
+itself, and an implausible value is dropped like an origin time (the applier's own
+freshness rule then decides), never a reason to poison the message.
 """
 
 from __future__ import annotations
@@ -108,6 +115,10 @@ class ResyncRequest:
     confirm: bool = False
     """The delayed second list of a held-back mass removal: the removal goes ahead only if
     it finds the same wanted tags (`pipeline.resyncer`)."""
+    compare_since: float | None = None
+    """When the comparison with the targets this request asks for was decided, in seconds
+    since the epoch (an audit's start, a target found to have forgotten): a target's table
+    read since then serves it. Its snapshots carry it on."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,8 @@ class Snapshot:
     """The trace of the resync that queued it (telemetry only)."""
     origin_time: float | None = None
     """When the change it carries began, in seconds since the epoch (telemetry only)."""
+    compare_since: float | None = None
+    """As its resync request's: a target's table read since then serves its comparison."""
 
     @cached_property
     def fingerprint(self) -> str:
@@ -252,6 +265,7 @@ def decode(text: str | bytes, max_bytes: int = Limits.max_message_bytes) -> Mess
             trace=_trace(document),
             origin_time=read_origin_time(document.get("originTime")),
             confirm=_field(document, "confirm", bool, False),
+            compare_since=read_origin_time(document.get("compareSince")),
         )
     if kind == "snapshot":
         return _snapshot(document, _field(document, "target", str))
@@ -296,6 +310,7 @@ def _snapshot(document: Mapping[str, Any], target: str) -> Snapshot:
         audit=_field(document, "audit", bool, False),
         trace=_trace(document),
         origin_time=read_origin_time(document.get("originTime")),
+        compare_since=read_origin_time(document.get("compareSince")),
     )
 
 
@@ -328,8 +343,8 @@ def _core_dict(message: Message) -> dict[str, Any]:
         }
         if message.confirm:  # only when set: the message is otherwise as before
             request["confirm"] = True
-        return request
-    return {
+        return request | _compare_since(message)
+    snapshot = {
         "v": SCHEMA_VERSION,
         "kind": "snapshot",
         "cluster": message.cluster_id,
@@ -340,6 +355,12 @@ def _core_dict(message: Message) -> dict[str, Any]:
         "audit": message.audit,
         "tags": ip_tags_json(message.tags),
     }
+    return snapshot | _compare_since(message)
+
+
+def _compare_since(message: Message) -> dict[str, Any]:
+    """`compareSince` when it is set (none: the message as before)."""
+    return {} if message.compare_since is None else {"compareSince": message.compare_since}
 
 
 def _telemetry_dict(message: Message) -> dict[str, Any]:

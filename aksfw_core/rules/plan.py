@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aksfw_core.rules.model import IpTags
-from aksfw_core.rules.tags import egress_tag, is_network, node_subnet_tag
+from aksfw_core.rules.tags import egress_tag, is_network, node_subnet_tag, owner_name
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,21 @@ def owned_only(registered: IpTags, owned: re.Pattern[str]) -> dict[str, frozense
         if mine:
             result[ip] = mine
     return result
+
+
+def by_owner(registered: IpTags) -> dict[str, dict[str, frozenset[str]]]:
+    """The tags of `registered` that an aksfw cluster can own, by that cluster's tag name
+    (`rules.tags.owner_name`): every cluster's part of a target's table, so that one read
+    serves them all (each still keeps only what its `ownership` matches)."""
+    found: dict[str, dict[str, set[str]]] = {}
+    for ip, tags in registered.items():
+        for tag in tags:
+            owner = owner_name(tag)
+            if owner is not None:
+                found.setdefault(owner, {}).setdefault(ip, set()).add(tag)
+    return {
+        owner: {ip: frozenset(tags) for ip, tags in ips.items()} for owner, ips in found.items()
+    }
 
 
 @dataclass(frozen=True)

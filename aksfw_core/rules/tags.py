@@ -160,6 +160,16 @@ def owns(cluster: str, tag: str) -> bool:
     return ownership(cluster).match(tag) is not None
 
 
+_OWNER_RE = re.compile(r"(?:aks|aks_[A-Za-z0-9_-]{1,31})\.([A-Za-z0-9_-]{1,63})\.")
+
+
+def owner_name(tag: str) -> str | None:
+    """The tag name of the one cluster whose `ownership` can match `tag` (`aks.<name>.…`,
+    `aks_<selector>.<name>.…`), or None when no aksfw cluster can own it."""
+    match = _OWNER_RE.match(tag)
+    return match[1] if match else None
+
+
 def node_subnet_tag(cluster: str) -> str:
     """`aks.<cluster>.node_subnet`, the one tag a cluster's node subnets carry.
 

@@ -192,7 +192,16 @@ def test_limits_are_read_with_their_units_and_default_otherwise():
     assert parse_settings({}).limits == Limits()
 
 
-UNITS = ("Seconds", "Bytes", "Pages", "Size", "Clusters", "Requests", "Blobs", "Messages")
+def test_a_limit_renamed_since_a_release_is_still_read_under_its_former_name():
+    former = parse_settings({"limits": {"eventResyncWindowSeconds": 4}})
+    assert former.limits == Limits(resync_refill_s=4)
+    with pytest.raises(InputError, match="now called resyncRefillSeconds"):
+        parse_settings({"limits": {"eventResyncWindowSeconds": 4, "resyncRefillSeconds": 3}})
+
+
+UNITS = (
+    "Seconds", "Bytes", "Pages", "Size", "Clusters", "Requests", "Blobs", "Messages", "Lists"
+)  # fmt: skip
 
 
 def test_every_limit_has_a_document_key_with_its_unit():

@@ -1,13 +1,12 @@
 """The pipeline's decisions as tables: no Storage, no queue, no clock
 (`aksfw_core.pipeline.decisions`, and the app's own: the uninstall gate, the grace period
-of an unmonitored cluster, event coalescing)."""
+of an unmonitored cluster). When changes make a cluster listed: test_list_budget.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from aksfw_core.app.tombstones import Unmonitored, unmonitored_step
-from aksfw_core.app.triggers import coalescing_window_s
 from aksfw_core.app.uninstall_gate import Work, proceeds_while_uninstalling
 from aksfw_core.limits import Limits
 from aksfw_core.pipeline.decisions import (
@@ -252,16 +251,6 @@ def test_only_tombstones_proceed_while_uninstalling(work):
 )
 def test_an_unmonitored_cluster_keeps_its_tags_for_the_grace_period(missing_since, now, step):
     assert unmonitored_step(missing_since, now, 900.0) is step
-
-
-@pytest.mark.parametrize(
-    ("event_window", "follow_up", "window"),
-    [(5.0, 60.0, 5.0), (5.0, 2.0, 2.0), (5.0, 0.0, 0.0), (0.0, 60.0, 0.0)],
-)
-def test_events_coalesce_only_while_a_follow_up_will_read_the_cluster_again(
-    event_window, follow_up, window
-):
-    assert coalescing_window_s(event_window, follow_up) == window
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,14 @@ def with_follow_up(monkeypatch, seconds: int) -> None:
     functions.application.cache_clear()
 
 
+def with_limits(monkeypatch, **limits: float) -> None:
+    """The app's `limits` (document keys, e.g. `resyncBurstLists=1`) for the rest of the test."""
+    config = json.loads(os.environ["AKSFW_CONFIG"])
+    config["limits"] = {**config.get("limits", {}), **limits}
+    monkeypatch.setenv("AKSFW_CONFIG", json.dumps(config))
+    functions.application.cache_clear()
+
+
 def visible_resyncs(world) -> list[ResyncRequest]:
     """The resync requests visible in `cluster-resync`, left in place."""
     with queue(world, RESYNCS) as client:
