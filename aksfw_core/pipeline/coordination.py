@@ -45,7 +45,7 @@ from aksfw_core.errors import AksfwError, Retryable
 from aksfw_core.limits import Limits
 from aksfw_core.logs import log_event
 from aksfw_core.pipeline.state import state_key
-from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.pipeline.storage import StorageAccount, write_marker
 from aksfw_core.transport import azure_errors
 
 log = logging.getLogger(__name__)
@@ -106,19 +106,7 @@ class Coordination:
                 if until > now:
                     self._taken_until[name] = until
                     return
-            metadata = {"until": repr(now + window_s)}
-            try:
-                if properties is None:
-                    blob.upload_blob(b"", overwrite=False, metadata=metadata)
-                else:
-                    blob.upload_blob(
-                        b"",
-                        overwrite=True,
-                        metadata=metadata,
-                        etag=properties.etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-            except (ResourceExistsError, ResourceModifiedError):
+            if not write_marker(blob, properties, {"until": repr(now + window_s)}):
                 return  # another caller won this window a moment ago
             won[0] = True
             self._taken_until[name] = now + window_s

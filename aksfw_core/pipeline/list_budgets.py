@@ -18,8 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 
 from aksfw_core.errors import AksfwError, InputError, Retryable
 from aksfw_core.limits import Limits
@@ -35,7 +34,7 @@ from aksfw_core.pipeline.list_budget import (
     withdrawn,
 )
 from aksfw_core.pipeline.state import cluster_key
-from aksfw_core.pipeline.storage import StorageAccount
+from aksfw_core.pipeline.storage import StorageAccount, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -172,21 +171,13 @@ class ListBudgets:
                 now = self._clock()
                 stored = None if properties is None else _read(properties.metadata or {})
                 decision = decide(stored, now)
-                if decision.budget is not None and decision.budget != stored:
-                    metadata = _written(decision.budget)
-                    try:
-                        if properties is None:
-                            blob.upload_blob(b"", overwrite=False, metadata=metadata)
-                        else:
-                            blob.upload_blob(
-                                b"",
-                                overwrite=True,
-                                metadata=metadata,
-                                etag=properties.etag,
-                                match_condition=MatchConditions.IfNotModified,
-                            )
-                    except (ResourceExistsError, ResourceModifiedError):
-                        continue  # another instance wrote it a moment ago: decide again
+                budget = decision.budget
+                if (
+                    budget is not None
+                    and budget != stored
+                    and not write_marker(blob, properties, _written(budget))
+                ):
+                    continue  # another instance wrote it a moment ago: decide again
                 self._remember(name, decision.budget or stored, now)
                 decided.append(decision)
                 return

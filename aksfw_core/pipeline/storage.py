@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import (
     QueueClient,
@@ -163,6 +164,25 @@ class StorageAccount:
         self.ensure()
         with azure_errors(what, "storage"):
             write()
+
+
+def write_marker(blob: Any, properties: Any, metadata: dict[str, str]) -> bool:
+    """Write an empty blob's metadata only if nobody changed it since `properties` were
+    read (None: only if it does not exist yet); False when another writer came first."""
+    try:
+        if properties is None:
+            blob.upload_blob(b"", overwrite=False, metadata=metadata)
+        else:
+            blob.upload_blob(
+                b"",
+                overwrite=True,
+                metadata=metadata,
+                etag=properties.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+    except (ResourceExistsError, ResourceModifiedError):
+        return False
+    return True
 
 
 def azurite_connection_string(host: str = "127.0.0.1") -> str:
